@@ -1,0 +1,3 @@
+module gort.dev/integration/pingpong
+
+go 1.21

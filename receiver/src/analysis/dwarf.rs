@@ -1,0 +1,132 @@
+//! Struct field offsets from a Go binary's DWARF (gimli).
+//!
+//! Go emits one `DW_TAG_structure_type` per runtime type, named with its
+//! package path (`runtime.g`), whose `DW_TAG_member` children carry
+//! `DW_AT_data_member_location` as a plain constant. We walk the DIE tree once
+//! and stop as soon as every requested field is found.
+
+use std::{borrow::Cow, collections::BTreeMap};
+
+use gimli::{AttributeValue, EndianSlice, LittleEndian, constants};
+use object::{Object, ObjectSection};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum DwarfError {
+    #[error("the binary has no DWARF (.debug_info is absent; built with -ldflags=-w or stripped)")]
+    Absent,
+    #[error("cannot decompress DWARF section {section}: {source}")]
+    Decompress { section: String, source: object::Error },
+    #[error("corrupt DWARF: {0}")]
+    Corrupt(#[from] gimli::Error),
+}
+
+/// A field gort reads from a Go runtime struct, e.g. `runtime.g` / `goid`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct FieldRef {
+    pub type_name: &'static str,
+    pub field: &'static str,
+}
+
+impl std::fmt::Display for FieldRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.type_name, self.field)
+    }
+}
+
+/// Returns whether the file carries a `.debug_info` (possibly compressed).
+pub fn has_dwarf(file: &object::File<'_>) -> bool {
+    file.section_by_name(".debug_info").is_some() || file.section_by_name(".zdebug_info").is_some()
+}
+
+fn load_section<'data>(
+    file: &object::File<'data>,
+    id: gimli::SectionId,
+) -> Result<Cow<'data, [u8]>, DwarfError> {
+    let name = id.name();
+    let section = file.section_by_name(name).or_else(|| {
+        name.strip_prefix(".debug_")
+            .and_then(|rest| file.section_by_name(&format!(".zdebug_{rest}")))
+    });
+    match section {
+        Some(section) => section
+            .uncompressed_data()
+            .map_err(|source| DwarfError::Decompress { section: name.to_owned(), source }),
+        None => Ok(Cow::Borrowed(&[])),
+    }
+}
+
+/// Finds the byte offset of each requested field. Fields not present in the
+/// DWARF are simply absent from the result; the caller decides which are
+/// required.
+pub fn field_offsets(
+    file: &object::File<'_>,
+    wanted: &[FieldRef],
+) -> Result<BTreeMap<FieldRef, u64>, DwarfError> {
+    if !has_dwarf(file) {
+        return Err(DwarfError::Absent);
+    }
+    let sections = gimli::DwarfSections::load(|id| load_section(file, id))?;
+    let dwarf = sections.borrow(|s| EndianSlice::new(s, LittleEndian));
+
+    let mut found = BTreeMap::new();
+    let mut units = dwarf.units();
+    while let Some(header) = units.next()? {
+        let unit = dwarf.unit(header)?;
+        let mut cursor = unit.entries();
+        // The struct whose members we are collecting, and its depth.
+        let mut current: Option<(&str, isize)> = None;
+        while let Some(entry) = cursor.next_dfs()? {
+            let depth = entry.depth();
+            if let Some((_, struct_depth)) = current
+                && depth <= struct_depth
+            {
+                current = None;
+            }
+            match entry.tag() {
+                constants::DW_TAG_structure_type => {
+                    let Some(name) = entry_name(&dwarf, &unit, entry)? else { continue };
+                    current = wanted
+                        .iter()
+                        .find(|f| f.type_name.as_bytes() == name)
+                        .map(|f| (f.type_name, depth));
+                }
+                constants::DW_TAG_member => {
+                    let Some((type_name, struct_depth)) = current else { continue };
+                    if depth != struct_depth + 1 {
+                        continue;
+                    }
+                    let Some(name) = entry_name(&dwarf, &unit, entry)? else { continue };
+                    let Some(field) = wanted
+                        .iter()
+                        .find(|f| f.type_name == type_name && f.field.as_bytes() == name)
+                    else {
+                        continue;
+                    };
+                    if let Some(offset) =
+                        entry.attr_value(constants::DW_AT_data_member_location).and_then(|v| v.udata_value())
+                    {
+                        found.insert(*field, offset);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if found.len() == wanted.len() {
+            break;
+        }
+    }
+    Ok(found)
+}
+
+fn entry_name<'a>(
+    dwarf: &gimli::Dwarf<EndianSlice<'a, LittleEndian>>,
+    unit: &gimli::Unit<EndianSlice<'a, LittleEndian>>,
+    entry: &gimli::DebuggingInformationEntry<EndianSlice<'a, LittleEndian>>,
+) -> Result<Option<&'a [u8]>, DwarfError> {
+    match entry.attr_value(constants::DW_AT_name) {
+        Some(AttributeValue::String(s)) => Ok(Some(s.slice())),
+        Some(value) => Ok(Some(dwarf.attr_string(unit, value)?.slice())),
+        None => Ok(None),
+    }
+}

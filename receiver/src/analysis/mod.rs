@@ -1,0 +1,261 @@
+//! Binary analysis of Go executables: bytes in, facts out. No BPF, no root,
+//! no I/O beyond the bytes handed in, so everything here is unit-testable
+//! against real Go binaries.
+//!
+//! It answers what gort needs before attaching: is this a Go program, which Go
+//! version, where each runtime function lives (address, file offset for the
+//! uprobe, the emulatable probe site, every RET), and where the struct fields
+//! the probes read sit.
+
+pub mod buildinfo;
+pub mod dwarf;
+pub mod sites;
+
+use std::collections::BTreeMap;
+
+use object::{Object, ObjectSection, ObjectSymbol, SectionKind};
+use thiserror::Error;
+
+pub use self::{
+    buildinfo::BuildInfo,
+    dwarf::FieldRef,
+    sites::{Arch, CodeFacts, ProbeSite, SiteKind},
+};
+
+/// The oldest Go release gort supports.
+pub const MIN_GO: GoVersion = GoVersion { major: 1, minor: 21, patch: 0 };
+
+#[derive(Debug, Error)]
+pub enum AnalysisError {
+    #[error("not an ELF executable ({0})")]
+    NotElf(String),
+    #[error("not a Go program: the ELF file has no .go.buildinfo section")]
+    NotGo,
+    #[error("unsupported architecture {0:?}: gort analyses amd64 and arm64 Go binaries")]
+    UnsupportedArch(object::Architecture),
+    #[error("cannot read the Go build info: {0}")]
+    BuildInfo(#[from] buildinfo::BuildInfoError),
+    #[error("cannot read the .go.buildinfo section: {0}")]
+    BuildInfoSection(object::Error),
+    #[error("Go version {found} is older than {MIN_GO}, the oldest gort supports")]
+    GoTooOld { found: String },
+    #[error("cannot read the code of {function}: {reason}")]
+    Code { function: String, reason: String },
+    #[error(transparent)]
+    Dwarf(#[from] dwarf::DwarfError),
+}
+
+/// A Go release number, comparable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct GoVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl GoVersion {
+    /// Parses `go1.22.12`, `go1.21rc2`, `go1.26.8 X:nocoverageredesign`; a
+    /// `devel` build parses as the release it names, if any.
+    pub fn parse(text: &str) -> Option<Self> {
+        let start = text.find("go1.")? + 2;
+        let digits = |s: &str| -> (u32, usize) {
+            let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+            (s[..end].parse().unwrap_or(0), end)
+        };
+        let rest = &text[start..];
+        let (major, n) = digits(rest);
+        let rest = rest.get(n + 1..)?;
+        let (minor, n) = digits(rest);
+        let patch = match rest[n..].strip_prefix('.') {
+            Some(p) => digits(p).0,
+            None => 0,
+        };
+        Some(Self { major, minor, patch })
+    }
+}
+
+impl std::fmt::Display for GoVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "go{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// Where a struct field offset came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OffsetSource {
+    Dwarf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FieldOffset {
+    pub offset: u64,
+    pub source: OffsetSource,
+}
+
+/// One runtime function as found in the binary.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Function {
+    pub name: String,
+    /// Virtual address of the entry.
+    pub address: u64,
+    pub size: u64,
+    /// File offset of the entry: what the kernel's uprobe API takes.
+    pub file_offset: u64,
+    #[serde(flatten)]
+    pub code: CodeFacts,
+}
+
+impl Function {
+    /// File offset of the probe site.
+    pub fn site_file_offset(&self) -> u64 {
+        self.file_offset + self.code.site.offset
+    }
+}
+
+/// Everything gort resolved from one binary.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Analysis {
+    pub arch: Arch,
+    pub go_version: GoVersion,
+    pub build: BuildInfo,
+    pub has_symbols: bool,
+    pub has_dwarf: bool,
+    pub functions: BTreeMap<String, Function>,
+    /// Requested functions the binary does not contain.
+    pub missing_functions: Vec<String>,
+    #[serde(serialize_with = "serialize_fields")]
+    pub fields: BTreeMap<FieldRef, FieldOffset>,
+    /// Requested fields not found.
+    pub missing_fields: Vec<FieldRef>,
+}
+
+fn serialize_fields<S: serde::Serializer>(
+    fields: &BTreeMap<FieldRef, FieldOffset>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(fields.iter().map(|(k, v)| (k.to_string(), v)))
+}
+
+/// What the caller wants resolved.
+pub struct Request<'a> {
+    pub functions: &'a [&'a str],
+    pub fields: &'a [FieldRef],
+}
+
+/// Analyses a Go ELF executable held in memory.
+pub fn analyse(data: &[u8], request: &Request<'_>) -> Result<Analysis, AnalysisError> {
+    let file = object::File::parse(data).map_err(|e| AnalysisError::NotElf(e.to_string()))?;
+    if file.format() != object::BinaryFormat::Elf {
+        return Err(AnalysisError::NotElf(format!("a {:?} file", file.format())));
+    }
+    let arch = match file.architecture() {
+        object::Architecture::X86_64 => Arch::Amd64,
+        object::Architecture::Aarch64 => Arch::Arm64,
+        other => return Err(AnalysisError::UnsupportedArch(other)),
+    };
+    let section = file.section_by_name(".go.buildinfo").ok_or(AnalysisError::NotGo)?;
+    let build = buildinfo::parse(&section.data().map_err(AnalysisError::BuildInfoSection)?)?;
+    let go_version = GoVersion::parse(&build.go_version)
+        .ok_or_else(|| AnalysisError::GoTooOld { found: build.go_version.clone() })?;
+    if go_version < MIN_GO {
+        return Err(AnalysisError::GoTooOld { found: build.go_version.clone() });
+    }
+
+    let symbols = symbol_table(&file, request.functions);
+    let mut functions = BTreeMap::new();
+    let mut missing_functions = Vec::new();
+    for &name in request.functions {
+        let Some(&(address, size)) = symbols.get(name) else {
+            missing_functions.push(name.to_owned());
+            continue;
+        };
+        functions.insert(name.to_owned(), function(&file, arch, name, address, size)?);
+    }
+
+    let has_dwarf = dwarf::has_dwarf(&file);
+    let fields: BTreeMap<FieldRef, FieldOffset> = if has_dwarf && !request.fields.is_empty() {
+        dwarf::field_offsets(&file, request.fields)?
+            .into_iter()
+            .map(|(k, offset)| (k, FieldOffset { offset, source: OffsetSource::Dwarf }))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
+    let missing_fields = request.fields.iter().filter(|f| !fields.contains_key(f)).copied().collect();
+
+    Ok(Analysis {
+        arch,
+        go_version,
+        build,
+        has_symbols: file.symbol_table().is_some(),
+        has_dwarf,
+        functions,
+        missing_functions,
+        fields,
+        missing_fields,
+    })
+}
+
+/// Address and size of the wanted functions from the ELF symbol table.
+fn symbol_table(file: &object::File<'_>, wanted: &[&str]) -> BTreeMap<String, (u64, u64)> {
+    let mut found = BTreeMap::new();
+    for symbol in file.symbols() {
+        if symbol.kind() != object::SymbolKind::Text {
+            continue;
+        }
+        let Ok(name) = symbol.name() else { continue };
+        if wanted.contains(&name) {
+            found.insert(name.to_owned(), (symbol.address(), symbol.size()));
+        }
+    }
+    found
+}
+
+fn function(
+    file: &object::File<'_>,
+    arch: Arch,
+    name: &str,
+    address: u64,
+    size: u64,
+) -> Result<Function, AnalysisError> {
+    let code_err = |reason: String| AnalysisError::Code { function: name.to_owned(), reason };
+    let section = file
+        .sections()
+        .find(|s| s.kind() == SectionKind::Text && s.address() <= address && address < s.address() + s.size())
+        .ok_or_else(|| code_err(format!("address {address:#x} is in no text section")))?;
+    let (section_offset, _) =
+        section.file_range().ok_or_else(|| code_err("its text section has no file data".into()))?;
+    let file_offset = address - section.address() + section_offset;
+    let code = section
+        .data_range(address, size)
+        .map_err(|e| code_err(e.to_string()))?
+        .ok_or_else(|| code_err(format!("{size} bytes at {address:#x} run past its section")))?;
+    let code = sites::analyse(arch, address, code).map_err(|e| code_err(e.to_string()))?;
+    Ok(Function { name: name.to_owned(), address, size, file_offset, code })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_versions_parse_and_order() {
+        let v = |s| GoVersion::parse(s).unwrap();
+        assert_eq!(v("go1.22.12"), GoVersion { major: 1, minor: 22, patch: 12 });
+        assert_eq!(v("go1.21rc2"), GoVersion { major: 1, minor: 21, patch: 0 });
+        assert_eq!(v("go1.26.8 X:nocoverageredesign"), GoVersion { major: 1, minor: 26, patch: 8 });
+        assert!(v("go1.20.14") < MIN_GO);
+        assert!(v("go1.21.0") >= MIN_GO);
+        assert_eq!(GoVersion::parse("devel +abc"), None);
+    }
+
+    #[test]
+    fn non_elf_input_is_a_clear_error() {
+        let request = Request { functions: &[], fields: &[] };
+        let err = analyse(b"#!/bin/sh\necho hi\n", &request).unwrap_err();
+        assert!(matches!(err, AnalysisError::NotElf(_)), "{err}");
+        let err = analyse(&[], &request).unwrap_err();
+        assert!(matches!(err, AnalysisError::NotElf(_)), "{err}");
+    }
+}

@@ -1,0 +1,167 @@
+//! The one userspace module that touches BPF: loads the embedded probes
+//! object, attaches uprobes, and reads the in-kernel aggregates. Everything
+//! `unsafe` on the userspace side lives here.
+
+use std::{num::NonZeroU32, path::Path};
+
+use aya::{
+    Ebpf, Pod,
+    maps::{HashMap, MapData, PerCpuArray},
+    programs::{
+        UProbe,
+        uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope},
+    },
+};
+use gort_common::{GoroutineKey, ProbeId, TargetConfig, names};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum BpfError {
+    #[error(
+        "this gort was built without its eBPF probes (AYA_BUILD_SKIP was set); rebuild without it to attach"
+    )]
+    NotEmbedded,
+    #[error("loading the eBPF probes failed ({0}); gort needs root, or CAP_BPF and CAP_PERFMON")]
+    Load(#[source] aya::EbpfError),
+    #[error("the probes object has no {kind} named {name}")]
+    Missing { kind: &'static str, name: &'static str },
+    #[error("eBPF program {program}: {source}")]
+    Program { program: &'static str, source: aya::programs::ProgramError },
+    #[error("eBPF map {map}: {source}")]
+    Map { map: &'static str, source: aya::maps::MapError },
+}
+
+/// Layout-identical wrappers so aya can copy the shared types in and out of
+/// maps; `Pod` is aya's trait and the types are gort-common's, so the impls
+/// must sit on local types.
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct TargetConfigPod(TargetConfig);
+// SAFETY: TargetConfig is #[repr(C)], Copy, made only of integers, with
+// explicit padding fields, so every bit pattern is valid and none is hidden.
+unsafe impl Pod for TargetConfigPod {}
+
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct GoroutineKeyPod(GoroutineKey);
+// SAFETY: as above: #[repr(C)] integers with explicit padding.
+unsafe impl Pod for GoroutineKeyPod {}
+
+#[cfg(gort_probes_embedded)]
+fn object() -> Result<&'static [u8], BpfError> {
+    Ok(aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/gort-probes")))
+}
+
+#[cfg(not(gort_probes_embedded))]
+fn object() -> Result<&'static [u8], BpfError> {
+    Err(BpfError::NotEmbedded)
+}
+
+/// Loaded probes. Dropping it detaches everything.
+pub struct Probes {
+    ebpf: Ebpf,
+}
+
+/// One attached uprobe, so it can be detached when its target goes away.
+#[derive(Debug)]
+pub struct Attachment {
+    program: &'static str,
+    link: UProbeLinkId,
+}
+
+impl Probes {
+    /// Loads the embedded object and verifies every program (no attach yet).
+    pub fn load() -> Result<Self, BpfError> {
+        let mut ebpf = Ebpf::load(object()?).map_err(BpfError::Load)?;
+        for program in [names::PROG_EXECUTE, names::PROG_READY] {
+            uprobe(&mut ebpf, program)?.load().map_err(|source| BpfError::Program { program, source })?;
+        }
+        Ok(Self { ebpf })
+    }
+
+    /// Tells the probes about a target process before attaching to it.
+    pub fn add_target(&mut self, pid: u32, config: TargetConfig) -> Result<(), BpfError> {
+        let map = names::MAP_TARGETS;
+        let mut targets: HashMap<_, u32, TargetConfigPod> = self.map_mut(map)?;
+        targets.insert(&pid, &TargetConfigPod(config), 0).map_err(|source| BpfError::Map { map, source })
+    }
+
+    /// Forgets a target: its per-goroutine entries and its configuration.
+    pub fn remove_target(&mut self, pid: u32) -> Result<(), BpfError> {
+        let map = names::MAP_TARGETS;
+        let mut targets: HashMap<_, u32, TargetConfigPod> = self.map_mut(map)?;
+        // Already gone is fine: removal is idempotent.
+        let _ = targets.remove(&pid);
+        let map = names::MAP_GOIDS_SEEN;
+        let mut goids: HashMap<_, GoroutineKeyPod, u64> = self.map_mut(map)?;
+        let stale: Vec<GoroutineKeyPod> =
+            goids.keys().filter_map(Result::ok).filter(|k| k.0.tgid == pid).collect();
+        for key in stale {
+            let _ = goids.remove(&key);
+        }
+        Ok(())
+    }
+
+    /// Attaches `program` at `file_offset` of `exe`, firing only for `pid`.
+    pub fn attach(
+        &mut self,
+        program: &'static str,
+        exe: &Path,
+        file_offset: u64,
+        pid: u32,
+    ) -> Result<Attachment, BpfError> {
+        let scope = NonZeroU32::new(pid).map_or(UProbeScope::AllProcesses, UProbeScope::OneProcess);
+        let link = uprobe(&mut self.ebpf, program)?
+            .attach([UProbeAttachLocation::AbsoluteOffset(file_offset)], exe, scope)
+            .map_err(|source| BpfError::Program { program, source })?;
+        Ok(Attachment { program, link })
+    }
+
+    pub fn detach(&mut self, attachment: Attachment) -> Result<(), BpfError> {
+        let Attachment { program, link } = attachment;
+        uprobe(&mut self.ebpf, program)?.detach(link).map_err(|source| BpfError::Program { program, source })
+    }
+
+    /// Hits per probe, summed over CPUs (all targets together).
+    pub fn probe_hits(&self, probe: ProbeId) -> Result<u64, BpfError> {
+        let map = names::MAP_PROBE_HITS;
+        let hits: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(
+            self.ebpf.map(map).ok_or(BpfError::Missing { kind: "map", name: map })?,
+        )
+        .map_err(|source| BpfError::Map { map, source })?;
+        let values = hits.get(&probe.index(), 0).map_err(|source| BpfError::Map { map, source })?;
+        Ok(values.iter().sum())
+    }
+
+    /// Goroutine ids the probes saw in `pid`, with how often each was seen.
+    pub fn goroutines_seen(&self, pid: u32) -> Result<Vec<(u64, u64)>, BpfError> {
+        let map = names::MAP_GOIDS_SEEN;
+        let goids: HashMap<&MapData, GoroutineKeyPod, u64> = HashMap::try_from(
+            self.ebpf.map(map).ok_or(BpfError::Missing { kind: "map", name: map })?,
+        )
+        .map_err(|source| BpfError::Map { map, source })?;
+        let mut seen: Vec<(u64, u64)> = goids
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(k, _)| k.0.tgid == pid)
+            .map(|(k, hits)| (k.0.goid, hits))
+            .collect();
+        seen.sort_unstable();
+        Ok(seen)
+    }
+
+    fn map_mut<K: Pod, V: Pod>(
+        &mut self,
+        map: &'static str,
+    ) -> Result<HashMap<&mut MapData, K, V>, BpfError> {
+        HashMap::try_from(self.ebpf.map_mut(map).ok_or(BpfError::Missing { kind: "map", name: map })?)
+            .map_err(|source| BpfError::Map { map, source })
+    }
+}
+
+fn uprobe<'a>(ebpf: &'a mut Ebpf, program: &'static str) -> Result<&'a mut UProbe, BpfError> {
+    ebpf.program_mut(program)
+        .ok_or(BpfError::Missing { kind: "program", name: program })?
+        .try_into()
+        .map_err(|source| BpfError::Program { program, source })
+}

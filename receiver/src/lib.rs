@@ -1,0 +1,7 @@
+//! gort's userspace: binary analysis, probe loading, the run loop, and export.
+pub mod analysis;
+pub mod bpf;
+pub mod export;
+pub mod probe_table;
+pub mod run;
+pub mod target;

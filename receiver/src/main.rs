@@ -1,0 +1,164 @@
+//! The `gort` command line. Errors end here as one sentence on stderr and a
+//! non-zero exit status; nothing below this file prints a backtrace.
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use gort::{
+    analysis::{self, Request},
+    probe_table,
+    run::{self, RunOptions, SiteMode, TargetSpec},
+};
+
+/// Default interval between live reports of `gort run`.
+const DEFAULT_INTERVAL: &str = "1s";
+
+#[derive(Parser)]
+#[command(name = "gort", version, about = "Go runtime telemetry from eBPF uprobes, for OpenTelemetry")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Attach to a running Go process and report what the probes see.
+    Run(RunArgs),
+    /// Print what gort resolves from a Go executable (no root needed).
+    Inspect {
+        /// The Go executable.
+        path: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["pid", "exe"])))]
+struct RunArgs {
+    /// Process id of the Go program to watch.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Watch every process running this executable, re-attaching after restarts.
+    #[arg(long)]
+    exe: Option<PathBuf>,
+    /// Stop after this long (e.g. 30s, 5m); default: until Ctrl-C or the pid exits.
+    #[arg(long = "for", value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Interval between live reports.
+    #[arg(long, value_parser = parse_duration, default_value = DEFAULT_INTERVAL)]
+    interval: Duration,
+    /// Also write everything gort exports as OTLP/JSON lines (Collector file-exporter format).
+    #[arg(long)]
+    otlp_json: Option<PathBuf>,
+    /// Write a JSON summary (probes, sites, hit counts, goroutine ids seen) at the end.
+    #[arg(long)]
+    summary_json: Option<PathBuf>,
+    /// service.name of the exported resource; default: the program's main module path.
+    #[arg(long)]
+    service_name: Option<String>,
+    /// Accepted for the documented interface; configuration files arrive with the OTLP pipeline.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Probe placement (benchmarks only): `entry` puts probes on the first
+    /// instruction, which the kernel single-steps, to measure what that costs.
+    #[arg(long, value_enum, default_value = "auto", hide = true)]
+    probe_site: ProbeSiteArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ProbeSiteArg {
+    Auto,
+    Entry,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len()));
+    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 500ms, 30s or 5m"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" | "" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
+fn inspect(path: &PathBuf, json: bool) -> anyhow::Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let symbols = probe_table::symbols();
+    let fields = probe_table::fields();
+    let analysis = analysis::analyse(&bytes, &Request { functions: &symbols, fields: &fields })
+        .with_context(|| path.display().to_string())?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&analysis)?);
+        return Ok(());
+    }
+    println!("{}: {} {:?}", path.display(), analysis.build.go_version, analysis.arch);
+    println!("  main module: {} {}", analysis.build.main.path, analysis.build.main.version);
+    println!("  symbols: {}  dwarf: {}", analysis.has_symbols, analysis.has_dwarf);
+    for f in analysis.functions.values() {
+        println!(
+            "  {:<24} {:#x} size {:<5} site +{:#x} {:?} ({}) returns {:?}",
+            f.name, f.address, f.size, f.code.site.offset, f.code.site.kind, f.code.site.instruction, f.code.returns
+        );
+    }
+    for name in &analysis.missing_functions {
+        println!("  {name:<24} not found");
+    }
+    for (field, offset) in &analysis.fields {
+        println!("  {field:<24} offset {} ({:?})", offset.offset, offset.source);
+    }
+    for field in &analysis.missing_fields {
+        println!("  {field:<24} offset unknown");
+    }
+    Ok(())
+}
+
+async fn run_command(args: RunArgs) -> anyhow::Result<()> {
+    if let Some(config) = &args.config {
+        anyhow::bail!("--config {}: configuration files are not supported yet", config.display());
+    }
+    let target = match (args.pid, args.exe) {
+        (Some(pid), _) => TargetSpec::Pid(pid),
+        (None, Some(exe)) => TargetSpec::Exe(exe),
+        (None, None) => anyhow::bail!("give --pid or --exe"),
+    };
+    let options = RunOptions {
+        target,
+        duration: args.duration,
+        interval: args.interval,
+        otlp_json: args.otlp_json,
+        summary_json: args.summary_json,
+        site_mode: match args.probe_site {
+            ProbeSiteArg::Auto => SiteMode::Auto,
+            ProbeSiteArg::Entry => SiteMode::Entry,
+        },
+        service_name: args.service_name,
+    };
+    let summary = run::run(options).await?;
+    println!("gort: stopped ({})", serde_json::to_string(&summary.ended)?.trim_matches('"'));
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect { path, json } => inspect(&path, json),
+        Command::Run(args) => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            Ok(rt) => rt.block_on(run_command(args)),
+            Err(e) => Err(e.into()),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gort: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

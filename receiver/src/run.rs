@@ -1,0 +1,416 @@
+//! `gort run`: attach the probes to a Go process, report what they count, and
+//! follow the process: detach when it exits and, when watching an executable,
+//! attach again to the next process that runs it.
+
+use std::{
+    fs,
+    io::{BufWriter, Write},
+    path::PathBuf,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use gort_common::{ProbeId, TargetConfig};
+use thiserror::Error;
+
+use crate::{
+    analysis::{self, Analysis, AnalysisError, Function, Request},
+    bpf::{Attachment, BpfError, Probes},
+    export,
+    probe_table::{self, Need, PROBES, ProbeSpec},
+    target::{self, Process, TargetError},
+};
+
+/// How often liveness of the target is checked.
+const LIVENESS_POLL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("{exe}: {source}")]
+    Analysis { exe: PathBuf, source: AnalysisError },
+    #[error("{exe}: cannot read the executable: {source}")]
+    Read { exe: PathBuf, source: std::io::Error },
+    #[error("{exe}: the Go runtime function {symbol} is not in its symbol table (stripped binary?); gort needs it")]
+    MissingFunction { exe: PathBuf, symbol: &'static str },
+    #[error("{exe}: the offset of {field} is unknown (no DWARF: built with -ldflags=-w or stripped?); gort needs it")]
+    MissingField { exe: PathBuf, field: analysis::FieldRef },
+    #[error(transparent)]
+    Bpf(#[from] BpfError),
+    #[error("{path}: {source}")]
+    Output { path: PathBuf, source: std::io::Error },
+}
+
+/// Which process to watch.
+#[derive(Clone, Debug)]
+pub enum TargetSpec {
+    Pid(u32),
+    /// Every process running this executable, one after another.
+    Exe(PathBuf),
+}
+
+/// Where probes go: the analysed emulatable site, or (for the probe-cost
+/// benchmark only) the function entry, which the kernel single-steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SiteMode {
+    Auto,
+    Entry,
+}
+
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub target: TargetSpec,
+    pub duration: Option<Duration>,
+    pub interval: Duration,
+    pub otlp_json: Option<PathBuf>,
+    pub summary_json: Option<PathBuf>,
+    pub site_mode: SiteMode,
+    pub service_name: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndReason {
+    TargetExited,
+    Duration,
+    Interrupted,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ProbeSummary {
+    pub name: &'static str,
+    pub symbol: &'static str,
+    pub address: u64,
+    pub file_offset: u64,
+    pub site_offset: u64,
+    pub site_kind: analysis::SiteKind,
+    pub instruction: String,
+    pub hits: u64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct GoroutineSeen {
+    pub goid: u64,
+    pub hits: u64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TargetSummary {
+    pub pid: u32,
+    pub exe: PathBuf,
+    pub go_version: String,
+    pub goid_offset: u64,
+    pub probes: Vec<ProbeSummary>,
+    pub goroutines: Vec<GoroutineSeen>,
+    pub exited: bool,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Summary {
+    pub targets: Vec<TargetSummary>,
+    pub ended: EndReason,
+}
+
+/// A process with gort's probes attached to it.
+struct Session {
+    process: Process,
+    analysis: Analysis,
+    goid_offset: u64,
+    attachments: Vec<(&'static ProbeSpec, Function, Attachment)>,
+    /// Counter values when this session attached: the counters are shared by
+    /// every target, so each session reports its own difference.
+    baseline: Vec<u64>,
+    started: SystemTime,
+}
+
+impl Session {
+    fn attach(probes: &mut Probes, process: Process, site_mode: SiteMode) -> Result<Self, RunError> {
+        let image = process.image_path();
+        let exe = process.exe.clone();
+        let bytes = fs::read(&image).map_err(|source| RunError::Read { exe: exe.clone(), source })?;
+        let symbols = probe_table::symbols();
+        let fields = probe_table::fields();
+        let analysis = analysis::analyse(&bytes, &Request { functions: &symbols, fields: &fields })
+            .map_err(|source| RunError::Analysis { exe: exe.clone(), source })?;
+        drop(bytes);
+        for spec in PROBES.iter().filter(|p| p.need == Need::Required) {
+            if !analysis.functions.contains_key(spec.symbol) {
+                return Err(RunError::MissingFunction { exe, symbol: spec.symbol });
+            }
+        }
+        for (field, need) in probe_table::FIELDS {
+            if *need == Need::Required && !analysis.fields.contains_key(field) {
+                return Err(RunError::MissingField { exe, field: *field });
+            }
+        }
+        let goid_offset = analysis.fields[&probe_table::GOID].offset;
+        let config = TargetConfig {
+            goid_offset: u32::try_from(goid_offset).unwrap_or(u32::MAX),
+            _pad: 0,
+        };
+        probes.add_target(process.pid, config)?;
+        let baseline = hit_counts(probes)?;
+        let mut attachments = Vec::new();
+        for spec in PROBES {
+            let Some(function) = analysis.functions.get(spec.symbol) else {
+                log::warn!("{}: {} not found; its probe is off", exe.display(), spec.symbol);
+                continue;
+            };
+            let offset = match site_mode {
+                SiteMode::Auto => function.site_file_offset(),
+                SiteMode::Entry => function.file_offset,
+            };
+            match probes.attach(spec.program, &image, offset, process.pid) {
+                Ok(a) => attachments.push((spec, function.clone(), a)),
+                Err(e) if spec.need == Need::Optional => log::warn!("{}: {e}; continuing without it", spec.symbol),
+                Err(e) => {
+                    for (_, _, a) in attachments {
+                        let _ = probes.detach(a);
+                    }
+                    let _ = probes.remove_target(process.pid);
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(Self { process, analysis, goid_offset, attachments, baseline, started: SystemTime::now() })
+    }
+
+    fn describe(&self, site_mode: SiteMode) -> String {
+        let mut out = format!(
+            "gort: attached to pid {} ({}, {}), runtime.g.goid at offset {}\n",
+            self.process.pid,
+            self.process.exe.display(),
+            self.analysis.build.go_version,
+            self.goid_offset
+        );
+        for (spec, f, _) in &self.attachments {
+            let (offset, kind, insn) = match site_mode {
+                SiteMode::Auto => (f.code.site.offset, format!("{:?}", f.code.site.kind), f.code.site.instruction.as_str()),
+                SiteMode::Entry => (0, "Entry (benchmark only)".to_owned(), "entry"),
+            };
+            out.push_str(&format!(
+                "gort:   probe {:<8} {}+{:#x} [{}: {}] file offset {:#x}\n",
+                spec.name,
+                spec.symbol,
+                offset,
+                kind,
+                insn,
+                f.file_offset + offset
+            ));
+        }
+        out
+    }
+
+    fn hits(&self, probes: &Probes) -> Result<Vec<u64>, RunError> {
+        let now = hit_counts(probes)?;
+        Ok(now.iter().zip(&self.baseline).map(|(n, b)| n.saturating_sub(*b)).collect())
+    }
+
+    fn summary(&self, probes: &Probes, exited: bool) -> Result<TargetSummary, RunError> {
+        let hits = self.hits(probes)?;
+        let site_offset = |f: &Function| f.code.site.offset;
+        Ok(TargetSummary {
+            pid: self.process.pid,
+            exe: self.process.exe.clone(),
+            go_version: self.analysis.build.go_version.clone(),
+            goid_offset: self.goid_offset,
+            probes: self
+                .attachments
+                .iter()
+                .map(|(spec, f, _)| ProbeSummary {
+                    name: spec.name,
+                    symbol: spec.symbol,
+                    address: f.address,
+                    file_offset: f.file_offset,
+                    site_offset: site_offset(f),
+                    site_kind: f.code.site.kind,
+                    instruction: f.code.site.instruction.clone(),
+                    hits: hits[spec.id.index() as usize],
+                })
+                .collect(),
+            goroutines: probes
+                .goroutines_seen(self.process.pid)?
+                .into_iter()
+                .map(|(goid, hits)| GoroutineSeen { goid, hits })
+                .collect(),
+            exited,
+        })
+    }
+
+    fn detach(self, probes: &mut Probes) {
+        for (spec, _, a) in self.attachments {
+            if let Err(e) = probes.detach(a) {
+                log::warn!("detaching {}: {e}", spec.symbol);
+            }
+        }
+        if let Err(e) = probes.remove_target(self.process.pid) {
+            log::warn!("forgetting pid {}: {e}", self.process.pid);
+        }
+    }
+}
+
+fn hit_counts(probes: &Probes) -> Result<Vec<u64>, RunError> {
+    ProbeId::ALL.iter().map(|p| probes.probe_hits(*p).map_err(RunError::from)).collect()
+}
+
+fn unix_nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+struct Outputs {
+    otlp: Option<(PathBuf, BufWriter<fs::File>)>,
+}
+
+impl Outputs {
+    fn open(options: &RunOptions) -> Result<Self, RunError> {
+        let otlp = match &options.otlp_json {
+            Some(path) => {
+                let file = fs::File::create(path).map_err(|source| RunError::Output { path: path.clone(), source })?;
+                Some((path.clone(), BufWriter::new(file)))
+            }
+            None => None,
+        };
+        Ok(Self { otlp })
+    }
+
+    fn write_metrics(&mut self, session: &Session, probes: &Probes, service: Option<&str>) -> Result<(), RunError> {
+        let Some((path, out)) = &mut self.otlp else { return Ok(()) };
+        let hits = session.hits(probes)?;
+        let counts: Vec<(&str, u64)> =
+            session.attachments.iter().map(|(spec, _, _)| (spec.name, hits[spec.id.index() as usize])).collect();
+        let request = export::probe_hits_request(
+            &export::ResourceFacts::new(&session.process, &session.analysis, service),
+            &counts,
+            unix_nanos(session.started),
+            unix_nanos(SystemTime::now()),
+        );
+        gort_proto::write_json_line(out, &request)
+            .and_then(|()| out.flush())
+            .map_err(|source| RunError::Output { path: path.clone(), source })
+    }
+}
+
+enum Wait {
+    Exited,
+    Deadline,
+    Interrupted,
+}
+
+/// Waits up to `timeout` for the target to exit, the deadline, or Ctrl-C.
+async fn wait(process: Option<&Process>, timeout: Duration, deadline: Option<Instant>) -> Option<Wait> {
+    let until = Instant::now() + timeout;
+    loop {
+        if process.is_some_and(|p| !p.is_alive()) {
+            return Some(Wait::Exited);
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return Some(Wait::Deadline);
+        }
+        if now >= until {
+            return None;
+        }
+        let step = LIVENESS_POLL.min(until - now);
+        tokio::select! {
+            () = tokio::time::sleep(step) => {}
+            _ = tokio::signal::ctrl_c() => return Some(Wait::Interrupted),
+        }
+    }
+}
+
+/// Finds the process to watch; in `Exe` mode waits for one to start.
+async fn find_process(
+    spec: &TargetSpec,
+    skip: &[Process],
+    deadline: Option<Instant>,
+) -> Result<Result<Process, Wait>, RunError> {
+    match spec {
+        TargetSpec::Pid(pid) => Ok(Ok(Process::from_pid(*pid)?)),
+        TargetSpec::Exe(path) => {
+            let mut announced = false;
+            loop {
+                let running = target::processes_running(path)?;
+                if let Some(p) = running.into_iter().find(|p| !skip.contains(p)) {
+                    return Ok(Ok(p));
+                }
+                if !announced {
+                    println!("gort: waiting for a process running {}", path.display());
+                    announced = true;
+                }
+                if let Some(w) = wait(None, Duration::from_millis(200), deadline).await {
+                    return Ok(Err(w));
+                }
+            }
+        }
+    }
+}
+
+/// Runs until the deadline, Ctrl-C, or (for a pid) the target's exit.
+pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
+    let mut probes = Probes::load()?;
+    let mut outputs = Outputs::open(&options)?;
+    let started = Instant::now();
+    let deadline = options.duration.map(|d| started + d);
+    let mut targets = Vec::new();
+    let mut seen: Vec<Process> = Vec::new();
+    let ended = loop {
+        let process = match find_process(&options.target, &seen, deadline).await? {
+            Ok(p) => p,
+            Err(Wait::Interrupted) => break EndReason::Interrupted,
+            Err(_) => break EndReason::Duration,
+        };
+        seen.push(process.clone());
+        let session = match Session::attach(&mut probes, process.clone(), options.site_mode) {
+            Ok(s) => s,
+            // The first target is checked at start-up: fail fast. A later one
+            // (a restart of a watched executable) must not stop gort.
+            Err(e) if seen.len() == 1 => return Err(e),
+            Err(e) => {
+                log::error!("pid {}: {e}; waiting for the next process", process.pid);
+                continue;
+            }
+        };
+        print!("{}", session.describe(options.site_mode));
+        let reason = loop {
+            match wait(Some(&session.process), options.interval, deadline).await {
+                None => {
+                    report_line(&session, &probes)?;
+                    outputs.write_metrics(&session, &probes, options.service_name.as_deref())?;
+                }
+                Some(w) => break w,
+            }
+        };
+        report_line(&session, &probes)?;
+        outputs.write_metrics(&session, &probes, options.service_name.as_deref())?;
+        let exited = matches!(reason, Wait::Exited);
+        targets.push(session.summary(&probes, exited)?);
+        if exited {
+            println!("gort: pid {} exited; probes detached", session.process.pid);
+        }
+        session.detach(&mut probes);
+        match (reason, &options.target) {
+            (Wait::Exited, TargetSpec::Exe(_)) => continue,
+            (Wait::Exited, TargetSpec::Pid(_)) => break EndReason::TargetExited,
+            (Wait::Deadline, _) => break EndReason::Duration,
+            (Wait::Interrupted, _) => break EndReason::Interrupted,
+        }
+    };
+    let summary = Summary { targets, ended };
+    if let Some(path) = &options.summary_json {
+        let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
+        fs::write(path, text).map_err(|source| RunError::Output { path: path.clone(), source })?;
+    }
+    Ok(summary)
+}
+
+fn report_line(session: &Session, probes: &Probes) -> Result<(), RunError> {
+    let hits = session.hits(probes)?;
+    let goroutines = probes.goroutines_seen(session.process.pid)?.len();
+    let mut line = format!("gort: pid {}:", session.process.pid);
+    for (spec, _, _) in &session.attachments {
+        line.push_str(&format!(" {}={}", spec.name, hits[spec.id.index() as usize]));
+    }
+    line.push_str(&format!(" goroutines_seen={goroutines}"));
+    println!("{line}");
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! Finding the Go process to watch and noticing when it goes away.
+//!
+//! A process is identified by pid plus its start time, so a recycled pid is
+//! never mistaken for the process gort attached to.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum TargetError {
+    #[error("no process with pid {0} exists")]
+    NoSuchPid(u32),
+    #[error("cannot read /proc/{pid}: {source}")]
+    Proc { pid: u32, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Exe { path: PathBuf, source: std::io::Error },
+}
+
+/// A running process gort watches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Process {
+    pub pid: u32,
+    /// Start time in clock ticks since boot (/proc/PID/stat field 22).
+    pub start_time: u64,
+    /// The executable as the process sees it (`/proc/PID/exe`'s target).
+    pub exe: PathBuf,
+}
+
+impl Process {
+    /// Path through which the exact executable image of the process can be
+    /// opened even if the file was replaced or deleted since it started.
+    pub fn image_path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/exe", self.pid))
+    }
+
+    pub fn from_pid(pid: u32) -> Result<Self, TargetError> {
+        let start_time = start_time(pid)?.ok_or(TargetError::NoSuchPid(pid))?;
+        let exe = fs::read_link(format!("/proc/{pid}/exe"))
+            .map_err(|source| TargetError::Proc { pid, source })?;
+        Ok(Self { pid, start_time, exe })
+    }
+
+    /// Whether the very process (not a later one with the same pid) still runs.
+    pub fn is_alive(&self) -> bool {
+        matches!(start_time(self.pid), Ok(Some(t)) if t == self.start_time) && !is_zombie(self.pid)
+    }
+}
+
+fn is_zombie(pid: u32) -> bool {
+    stat_fields(pid).ok().flatten().is_some_and(|f| f.first().is_some_and(|s| s == "Z"))
+}
+
+/// Fields of /proc/PID/stat after the command name, which may hold spaces
+/// and parentheses, so split after the last ')'.
+fn stat_fields(pid: u32) -> Result<Option<Vec<String>>, TargetError> {
+    let stat = match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(TargetError::Proc { pid, source }),
+    };
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    Ok(Some(rest.split_whitespace().map(str::to_owned).collect()))
+}
+
+fn start_time(pid: u32) -> Result<Option<u64>, TargetError> {
+    // Field 22 overall is index 19 after "pid (comm)".
+    Ok(stat_fields(pid)?.and_then(|f| f.get(19).and_then(|s| s.parse().ok())))
+}
+
+/// Live processes whose executable is `exe` (compared after resolving links).
+pub fn processes_running(exe: &Path) -> Result<Vec<Process>, TargetError> {
+    let wanted = fs::canonicalize(exe).map_err(|source| TargetError::Exe { path: exe.to_owned(), source })?;
+    let mut found = Vec::new();
+    let entries = fs::read_dir("/proc").map_err(|source| TargetError::Proc { pid: 0, source })?;
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Ok(target) = fs::read_link(entry.path().join("exe")) else { continue };
+        if target == wanted
+            && let Ok(p) = Process::from_pid(pid)
+            && !is_zombie(pid)
+        {
+            found.push(p);
+        }
+    }
+    found.sort_by_key(|p| p.start_time);
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_is_found_and_alive() {
+        let me = Process::from_pid(std::process::id()).unwrap();
+        assert!(me.is_alive());
+        let mut other = me.clone();
+        other.start_time += 1;
+        assert!(!other.is_alive(), "a different start time means a different process");
+    }
+
+    #[test]
+    fn missing_pid_is_a_clear_error() {
+        // pid_max is at most 2^22, so this pid cannot exist.
+        let err = Process::from_pid(u32::MAX - 1).unwrap_err();
+        assert_eq!(err.to_string(), format!("no process with pid {} exists", u32::MAX - 1));
+    }
+}
