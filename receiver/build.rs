@@ -21,7 +21,11 @@ fn main() -> anyhow::Result<()> {
         .with_context(|| format!("reading {}", toolchain_file.display()))?;
     let channel = toolchain_toml
         .lines()
-        .find_map(|l| l.trim().strip_prefix("channel").map(|v| v.trim_start_matches([' ', '=']).trim().trim_matches('"')))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("channel")
+                .map(|v| v.trim_start_matches([' ', '=']).trim().trim_matches('"'))
+        })
         .ok_or_else(|| anyhow!("no channel in {}", toolchain_file.display()))?
         .to_owned();
 

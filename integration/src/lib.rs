@@ -1,0 +1,210 @@
+//! Harness for gort's end-to-end tests: builds the `gort` binary and the Go
+//! test programs under `integration/go/`, runs them as child processes, and
+//! reads their line-oriented output with timeouts.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+    process::{Child, ChildStdin, Command, ExitStatus, Stdio},
+    sync::{
+        OnceLock,
+        mpsc::{self, Receiver, RecvTimeoutError},
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("integration/ has a parent").to_owned()
+}
+
+/// eBPF tests need root. A skipped eBPF test must not look like a pass, so
+/// without root this fails loudly; only an explicit opt-out skips.
+pub fn require_root(test: &str) -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("");
+    if euid == "0" {
+        return true;
+    }
+    if std::env::var_os("GORT_ALLOW_SKIP_EBPF").is_some() {
+        eprintln!("{test}: SKIPPED (not root, GORT_ALLOW_SKIP_EBPF set)");
+        return false;
+    }
+    panic!(
+        "{test} loads eBPF and needs root; run as root (or set GORT_ALLOW_SKIP_EBPF=1 to skip on purpose)"
+    );
+}
+
+/// Builds `gort` (with its probes) once per test process and returns its path.
+pub fn gort_binary() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let out = Command::new(env!("CARGO"))
+            .current_dir(workspace_root())
+            .args(["build", "-p", "gort", "--bin", "gort", "--message-format=json-render-diagnostics"])
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run cargo build");
+        assert!(out.status.success(), "cargo build -p gort failed");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["reason"] == "compiler-artifact" && v["target"]["name"] == "gort")
+            .find_map(|v| v["executable"].as_str().map(PathBuf::from))
+            .expect("cargo reported no gort executable")
+    })
+}
+
+/// Builds the Go program `integration/go/<name>` (with extra `go build`
+/// arguments and environment) into the target directory and returns its path.
+pub fn go_program(name: &str, variant: &str, args: &[&str], env: &[(&str, &str)]) -> PathBuf {
+    let src = workspace_root().join("integration/go").join(name);
+    let out_dir = workspace_root().join("target/go-programs");
+    std::fs::create_dir_all(&out_dir).expect("create target/go-programs");
+    let out = out_dir.join(format!("{name}-{variant}"));
+    let mut cmd = Command::new("go");
+    cmd.current_dir(&src).arg("build").arg("-o").arg(&out).args(args).arg(".");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let status = cmd.status().expect("run go build (is Go installed? run scripts/setup)");
+    assert!(status.success(), "go build of {name} ({variant}) failed");
+    out
+}
+
+/// A child process whose stdout is read line by line in the background.
+pub struct Proc {
+    pub child: Child,
+    lines: Receiver<String>,
+    stdin: Option<ChildStdin>,
+    pub seen: Vec<String>,
+    echo: &'static str,
+}
+
+impl Proc {
+    /// Starts `cmd` with piped stdin/stdout; `echo` prefixes its lines on our stderr.
+    pub fn spawn(mut cmd: Command, echo: &'static str) -> Self {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stdin = child.stdin.take();
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines, stdin, seen: Vec::new(), echo }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for a stdout line matching `pred`; panics with what was seen on timeout.
+    pub fn wait_line(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    eprintln!("{} {line}", self.echo);
+                    self.seen.push(line.clone());
+                    if pred(&line) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("{}: timed out; output so far: {:#?}", self.echo, self.seen)
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("{}: output ended; output so far: {:#?}", self.echo, self.seen)
+                }
+            }
+        }
+    }
+
+    /// Drains remaining output (echoing it) and waits for exit, up to `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            while let Ok(line) = self.lines.try_recv() {
+                eprintln!("{} {line}", self.echo);
+                self.seen.push(line);
+            }
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    eprintln!("{} {line}", self.echo);
+                    self.seen.push(line);
+                }
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!("{}: did not exit in {timeout:?}; output: {:#?}", self.echo, self.seen);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn send_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        writeln!(stdin, "{line}").expect("write to child stdin");
+        stdin.flush().expect("flush child stdin");
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The JSON lines the ping-pong program prints.
+#[derive(Debug, serde::Deserialize)]
+pub struct PingPongReport {
+    pub event: String,
+    pub pid: u32,
+    #[serde(default)]
+    pub round_trips: u64,
+    #[serde(default)]
+    pub goids: Vec<u64>,
+    #[serde(default)]
+    pub elapsed_ns: u64,
+}
+
+/// One ping-pong run: the program started with `-wait-start`, ready to go.
+pub fn start_pingpong(binary: &Path, pairs: u32, rounds: u32) -> Proc {
+    let mut cmd = Command::new(binary);
+    cmd.args(["-wait-start", "-pairs", &pairs.to_string(), "-rounds", &rounds.to_string()]);
+    let mut p = Proc::spawn(cmd, "[pingpong]");
+    p.wait_line(Duration::from_secs(30), |l| l.contains("\"ready\""));
+    p
+}
+
+/// Starts `gort run` against `pid` with extra arguments and waits until it
+/// reports its probes attached.
+pub fn start_gort(pid: u32, extra: &[&str]) -> Proc {
+    let mut cmd = Command::new(gort_binary());
+    cmd.args(["run", "--pid", &pid.to_string()]).args(extra);
+    let mut g = Proc::spawn(cmd, "[gort]");
+    g.wait_line(Duration::from_secs(60), |l| l.starts_with("gort: attached to pid"));
+    // The probe lines follow the attached line; make sure all are in.
+    g
+}
+
+pub fn parse_report(line: &str) -> PingPongReport {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("bad report line {line:?}: {e}"))
+}

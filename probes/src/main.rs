@@ -20,8 +20,7 @@ static TARGETS: HashMap<u32, TargetConfig> = HashMap::with_max_entries(MAX_TARGE
 static PROBE_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_PROBES, 0);
 
 #[map(name = "GORT_GOIDS_SEEN")]
-static GOIDS_SEEN: LruHashMap<GoroutineKey, u64> =
-    LruHashMap::with_max_entries(MAX_GOIDS_SEEN, 0);
+static GOIDS_SEEN: LruHashMap<GoroutineKey, u64> = LruHashMap::with_max_entries(MAX_GOIDS_SEEN, 0);
 
 /// First integer argument of a Go function under the register ABI (Go >= 1.17
 /// on amd64, >= 1.18 on arm64): RAX on amd64, X0 on arm64. Not the C ABI's

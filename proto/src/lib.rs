@@ -48,7 +48,10 @@ mod tests {
     fn json_line_uses_the_otlp_json_mapping() {
         let request = metrics_service::ExportMetricsServiceRequest {
             resource_metrics: vec![metrics::ResourceMetrics {
-                resource: Some(resource::Resource { attributes: vec![kv_int("process.pid", 42)], ..Default::default() }),
+                resource: Some(resource::Resource {
+                    attributes: vec![kv_int("process.pid", 42)],
+                    ..Default::default()
+                }),
                 scope_metrics: vec![metrics::ScopeMetrics {
                     metrics: vec![metrics::Metric {
                         name: "m".into(),

@@ -125,10 +125,9 @@ impl Probes {
     /// Hits per probe, summed over CPUs (all targets together).
     pub fn probe_hits(&self, probe: ProbeId) -> Result<u64, BpfError> {
         let map = names::MAP_PROBE_HITS;
-        let hits: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(
-            self.ebpf.map(map).ok_or(BpfError::Missing { kind: "map", name: map })?,
-        )
-        .map_err(|source| BpfError::Map { map, source })?;
+        let hits: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(self.ebpf.map(map).ok_or(BpfError::Missing { kind: "map", name: map })?)
+                .map_err(|source| BpfError::Map { map, source })?;
         let values = hits.get(&probe.index(), 0).map_err(|source| BpfError::Map { map, source })?;
         Ok(values.iter().sum())
     }
@@ -136,10 +135,9 @@ impl Probes {
     /// Goroutine ids the probes saw in `pid`, with how often each was seen.
     pub fn goroutines_seen(&self, pid: u32) -> Result<Vec<(u64, u64)>, BpfError> {
         let map = names::MAP_GOIDS_SEEN;
-        let goids: HashMap<&MapData, GoroutineKeyPod, u64> = HashMap::try_from(
-            self.ebpf.map(map).ok_or(BpfError::Missing { kind: "map", name: map })?,
-        )
-        .map_err(|source| BpfError::Map { map, source })?;
+        let goids: HashMap<&MapData, GoroutineKeyPod, u64> =
+            HashMap::try_from(self.ebpf.map(map).ok_or(BpfError::Missing { kind: "map", name: map })?)
+                .map_err(|source| BpfError::Map { map, source })?;
         let mut seen: Vec<(u64, u64)> = goids
             .iter()
             .filter_map(Result::ok)

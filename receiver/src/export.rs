@@ -113,8 +113,18 @@ mod tests {
         };
         let req = probe_hits_request(&facts, &[("execute", 10), ("ready", 4)], 100, 200);
         let rm = &req.resource_metrics[0];
-        let attrs: Vec<&str> = rm.resource.as_ref().unwrap().attributes.iter().map(|a| a.key.as_str()).collect();
-        assert_eq!(attrs, ["service.name", "process.pid", "process.executable.path", "process.runtime.name", "process.runtime.version"]);
+        let attrs: Vec<&str> =
+            rm.resource.as_ref().unwrap().attributes.iter().map(|a| a.key.as_str()).collect();
+        assert_eq!(
+            attrs,
+            [
+                "service.name",
+                "process.pid",
+                "process.executable.path",
+                "process.runtime.name",
+                "process.runtime.version"
+            ]
+        );
         let metric = &rm.scope_metrics[0].metrics[0];
         let Some(metrics::metric::Data::Sum(sum)) = &metric.data else { panic!("not a sum") };
         assert_eq!(sum.aggregation_temporality, AggregationTemporality::Cumulative as i32);

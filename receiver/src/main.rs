@@ -75,8 +75,10 @@ enum ProbeSiteArg {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len()));
-    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 500ms, 30s or 5m"))?;
+    let (number, unit) =
+        text.split_at(text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len()));
+    let value: f64 =
+        number.parse().map_err(|_| format!("{text:?} is not a duration like 500ms, 30s or 5m"))?;
     let seconds = match unit {
         "ms" => value / 1000.0,
         "s" | "" => value,
@@ -103,7 +105,13 @@ fn inspect(path: &PathBuf, json: bool) -> anyhow::Result<()> {
     for f in analysis.functions.values() {
         println!(
             "  {:<24} {:#x} size {:<5} site +{:#x} {:?} ({}) returns {:?}",
-            f.name, f.address, f.size, f.code.site.offset, f.code.site.kind, f.code.site.instruction, f.code.returns
+            f.name,
+            f.address,
+            f.size,
+            f.code.site.offset,
+            f.code.site.kind,
+            f.code.site.instruction,
+            f.code.returns
         );
     }
     for name in &analysis.missing_functions {

@@ -31,9 +31,13 @@ pub enum RunError {
     Analysis { exe: PathBuf, source: AnalysisError },
     #[error("{exe}: cannot read the executable: {source}")]
     Read { exe: PathBuf, source: std::io::Error },
-    #[error("{exe}: the Go runtime function {symbol} is not in its symbol table (stripped binary?); gort needs it")]
+    #[error(
+        "{exe}: the Go runtime function {symbol} is not in its symbol table (stripped binary?); gort needs it"
+    )]
     MissingFunction { exe: PathBuf, symbol: &'static str },
-    #[error("{exe}: the offset of {field} is unknown (no DWARF: built with -ldflags=-w or stripped?); gort needs it")]
+    #[error(
+        "{exe}: the offset of {field} is unknown (no DWARF: built with -ldflags=-w or stripped?); gort needs it"
+    )]
     MissingField { exe: PathBuf, field: analysis::FieldRef },
     #[error(transparent)]
     Bpf(#[from] BpfError),
@@ -144,10 +148,7 @@ impl Session {
             }
         }
         let goid_offset = analysis.fields[&probe_table::GOID].offset;
-        let config = TargetConfig {
-            goid_offset: u32::try_from(goid_offset).unwrap_or(u32::MAX),
-            _pad: 0,
-        };
+        let config = TargetConfig { goid_offset: u32::try_from(goid_offset).unwrap_or(u32::MAX), _pad: 0 };
         probes.add_target(process.pid, config)?;
         let baseline = hit_counts(probes)?;
         let mut attachments = Vec::new();
@@ -162,7 +163,9 @@ impl Session {
             };
             match probes.attach(spec.program, &image, offset, process.pid) {
                 Ok(a) => attachments.push((spec, function.clone(), a)),
-                Err(e) if spec.need == Need::Optional => log::warn!("{}: {e}; continuing without it", spec.symbol),
+                Err(e) if spec.need == Need::Optional => {
+                    log::warn!("{}: {e}; continuing without it", spec.symbol)
+                }
                 Err(e) => {
                     for (_, _, a) in attachments {
                         let _ = probes.detach(a);
@@ -185,7 +188,9 @@ impl Session {
         );
         for (spec, f, _) in &self.attachments {
             let (offset, kind, insn) = match site_mode {
-                SiteMode::Auto => (f.code.site.offset, format!("{:?}", f.code.site.kind), f.code.site.instruction.as_str()),
+                SiteMode::Auto => {
+                    (f.code.site.offset, format!("{:?}", f.code.site.kind), f.code.site.instruction.as_str())
+                }
                 SiteMode::Entry => (0, "Entry (benchmark only)".to_owned(), "entry"),
             };
             out.push_str(&format!(
@@ -265,7 +270,8 @@ impl Outputs {
     fn open(options: &RunOptions) -> Result<Self, RunError> {
         let otlp = match &options.otlp_json {
             Some(path) => {
-                let file = fs::File::create(path).map_err(|source| RunError::Output { path: path.clone(), source })?;
+                let file = fs::File::create(path)
+                    .map_err(|source| RunError::Output { path: path.clone(), source })?;
                 Some((path.clone(), BufWriter::new(file)))
             }
             None => None,
@@ -273,11 +279,19 @@ impl Outputs {
         Ok(Self { otlp })
     }
 
-    fn write_metrics(&mut self, session: &Session, probes: &Probes, service: Option<&str>) -> Result<(), RunError> {
+    fn write_metrics(
+        &mut self,
+        session: &Session,
+        probes: &Probes,
+        service: Option<&str>,
+    ) -> Result<(), RunError> {
         let Some((path, out)) = &mut self.otlp else { return Ok(()) };
         let hits = session.hits(probes)?;
-        let counts: Vec<(&str, u64)> =
-            session.attachments.iter().map(|(spec, _, _)| (spec.name, hits[spec.id.index() as usize])).collect();
+        let counts: Vec<(&str, u64)> = session
+            .attachments
+            .iter()
+            .map(|(spec, _, _)| (spec.name, hits[spec.id.index() as usize]))
+            .collect();
         let request = export::probe_hits_request(
             &export::ResourceFacts::new(&session.process, &session.analysis, service),
             &counts,

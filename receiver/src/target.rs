@@ -39,8 +39,8 @@ impl Process {
 
     pub fn from_pid(pid: u32) -> Result<Self, TargetError> {
         let start_time = start_time(pid)?.ok_or(TargetError::NoSuchPid(pid))?;
-        let exe = fs::read_link(format!("/proc/{pid}/exe"))
-            .map_err(|source| TargetError::Proc { pid, source })?;
+        let exe =
+            fs::read_link(format!("/proc/{pid}/exe")).map_err(|source| TargetError::Proc { pid, source })?;
         Ok(Self { pid, start_time, exe })
     }
 

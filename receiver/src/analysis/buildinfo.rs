@@ -18,9 +18,7 @@ pub enum BuildInfoError {
     BadMagic,
     #[error("the .go.buildinfo section is truncated")]
     Truncated,
-    #[error(
-        "the .go.buildinfo section uses the pre-Go-1.18 pointer layout; gort supports Go 1.21 and later"
-    )]
+    #[error("the .go.buildinfo section uses the pre-Go-1.18 pointer layout; gort supports Go 1.21 and later")]
     PointerLayout,
 }
 

@@ -45,8 +45,7 @@ fn load_section<'data>(
 ) -> Result<Cow<'data, [u8]>, DwarfError> {
     let name = id.name();
     let section = file.section_by_name(name).or_else(|| {
-        name.strip_prefix(".debug_")
-            .and_then(|rest| file.section_by_name(&format!(".zdebug_{rest}")))
+        name.strip_prefix(".debug_").and_then(|rest| file.section_by_name(&format!(".zdebug_{rest}")))
     });
     match section {
         Some(section) => section
@@ -86,10 +85,8 @@ pub fn field_offsets(
             match entry.tag() {
                 constants::DW_TAG_structure_type => {
                     let Some(name) = entry_name(&dwarf, &unit, entry)? else { continue };
-                    current = wanted
-                        .iter()
-                        .find(|f| f.type_name.as_bytes() == name)
-                        .map(|f| (f.type_name, depth));
+                    current =
+                        wanted.iter().find(|f| f.type_name.as_bytes() == name).map(|f| (f.type_name, depth));
                 }
                 constants::DW_TAG_member => {
                     let Some((type_name, struct_depth)) = current else { continue };
@@ -97,9 +94,8 @@ pub fn field_offsets(
                         continue;
                     }
                     let Some(name) = entry_name(&dwarf, &unit, entry)? else { continue };
-                    let Some(field) = wanted
-                        .iter()
-                        .find(|f| f.type_name == type_name && f.field.as_bytes() == name)
+                    let Some(field) =
+                        wanted.iter().find(|f| f.type_name == type_name && f.field.as_bytes() == name)
                     else {
                         continue;
                     };

@@ -155,7 +155,7 @@ pub fn analyse(data: &[u8], request: &Request<'_>) -> Result<Analysis, AnalysisE
         other => return Err(AnalysisError::UnsupportedArch(other)),
     };
     let section = file.section_by_name(".go.buildinfo").ok_or(AnalysisError::NotGo)?;
-    let build = buildinfo::parse(&section.data().map_err(AnalysisError::BuildInfoSection)?)?;
+    let build = buildinfo::parse(section.data().map_err(AnalysisError::BuildInfoSection)?)?;
     let go_version = GoVersion::parse(&build.go_version)
         .ok_or_else(|| AnalysisError::GoTooOld { found: build.go_version.clone() })?;
     if go_version < MIN_GO {

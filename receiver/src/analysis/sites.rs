@@ -148,8 +148,8 @@ fn analyse_arm64(address: u64, code: &[u8]) -> Result<CodeFacts, SiteError> {
     let mut fallback = None;
     let mut prologue_open = true;
     let mut returns = Vec::new();
-    for (i, chunk) in code.chunks_exact(4).enumerate() {
-        let word = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+    for (i, chunk) in code.as_chunks::<4>().0.iter().enumerate() {
+        let word = u32::from_le_bytes(*chunk);
         let offset = 4 * i as u64;
         if prologue_open && offset > 0 && site.is_none() {
             let text = format!(".word {word:#010x}");

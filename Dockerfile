@@ -1,0 +1,17 @@
+# gort as a sidecar image. Build: docker build -t gort .
+# Run next to a Go service, sharing its pid namespace, with the capabilities
+# uprobes need (see README, "Running as a sidecar"):
+#   docker run --pid=container:my-service --cap-add BPF --cap-add PERFMON \
+#     --cap-add SYS_PTRACE gort run --exe /proc/1/root/app/server
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+# scripts/setup installs the pinned toolchains and builds bpf-linker against
+# the probes' nightly libLLVM; the image does not need Go.
+RUN GORT_SETUP_GO=0 bash scripts/setup \
+ && cargo build --release -p gort \
+ && cp target/release/gort /usr/local/bin/gort
+
+FROM debian:bookworm-slim
+COPY --from=build /usr/local/bin/gort /usr/local/bin/gort
+ENTRYPOINT ["/usr/local/bin/gort"]

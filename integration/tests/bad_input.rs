@@ -1,0 +1,67 @@
+//! `gort` given something it cannot watch exits non-zero with one clear
+//! sentence, never a panic or a backtrace.
+
+use std::process::Command;
+
+use gort_integration::{Proc, go_program, gort_binary, require_root};
+
+fn gort(args: &[&str]) -> (bool, String) {
+    let out = Command::new(gort_binary()).args(args).env("RUST_BACKTRACE", "1").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "gort panicked: {stderr}");
+    (out.status.success(), stderr)
+}
+
+fn assert_one_sentence(stderr: &str, needle: &str) {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line, got {stderr:?}");
+    assert!(lines[0].starts_with("gort: ") && lines[0].contains(needle), "{stderr:?} lacks {needle:?}");
+}
+
+#[test]
+fn a_pid_that_does_not_exist() {
+    let (ok, stderr) = gort(&["run", "--pid", "4194303"]);
+    assert!(!ok);
+    assert_one_sentence(&stderr, "no process with pid 4194303 exists");
+}
+
+#[test]
+fn inspect_non_go_and_non_elf_files() {
+    let (ok, stderr) = gort(&["inspect", "/bin/sh"]);
+    assert!(!ok);
+    assert_one_sentence(&stderr, "not a Go program");
+    let script = std::env::temp_dir().join(format!("gort-not-elf-{}", std::process::id()));
+    std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+    let (ok, stderr) = gort(&["inspect", script.to_str().unwrap()]);
+    assert!(!ok);
+    assert_one_sentence(&stderr, "not an ELF executable");
+    let _ = std::fs::remove_file(script);
+}
+
+#[test]
+fn run_against_a_process_that_is_not_go() {
+    if !require_root("run_against_a_process_that_is_not_go") {
+        return;
+    }
+    let mut cmd = Command::new("sleep");
+    cmd.arg("30");
+    let sleeper = Proc::spawn(cmd, "[sleep]");
+    let (ok, stderr) = gort(&["run", "--pid", &sleeper.pid().to_string(), "--for", "2s"]);
+    assert!(!ok);
+    assert_one_sentence(&stderr, "not a Go program");
+}
+
+#[test]
+fn run_against_a_go_binary_without_symbols_or_dwarf() {
+    if !require_root("run_against_a_go_binary_without_symbols_or_dwarf") {
+        return;
+    }
+    let binary = go_program("pingpong", "stripped", &["-ldflags=-s -w"], &[]);
+    let mut cmd = Command::new(&binary);
+    cmd.args(["-wait-start"]);
+    let mut target = Proc::spawn(cmd, "[stripped]");
+    target.wait_line(std::time::Duration::from_secs(30), |l| l.contains("ready"));
+    let (ok, stderr) = gort(&["run", "--pid", &target.pid().to_string(), "--for", "2s"]);
+    assert!(!ok);
+    assert_one_sentence(&stderr, "runtime.execute is not in its symbol table");
+}

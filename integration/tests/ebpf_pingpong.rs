@@ -1,0 +1,109 @@
+//! gort attaches to a real Go program doing a known channel ping-pong and must
+//! count at least one `execute` and one `ready` per half round trip, and see
+//! exactly the goroutine ids the program says it created. Runs as root.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use gort_integration::{go_program, parse_report, require_root, start_gort, start_pingpong};
+
+const PAIRS: u32 = 4;
+const ROUNDS: u32 = 5_000;
+
+#[test]
+fn ebpf_counts_and_goroutine_ids_match_the_pingpong_workload() {
+    if !require_root("ebpf_counts_and_goroutine_ids_match_the_pingpong_workload") {
+        return;
+    }
+    let binary = go_program("pingpong", "default", &[], &[]);
+    let mut pingpong = start_pingpong(&binary, PAIRS, ROUNDS);
+    let dir = std::env::temp_dir().join(format!("gort-it-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let summary_path = dir.join("summary.json");
+    let otlp_path = dir.join("otlp.jsonl");
+    let mut gort = start_gort(
+        pingpong.pid(),
+        &[
+            "--interval",
+            "200ms",
+            "--summary-json",
+            summary_path.to_str().unwrap(),
+            "--otlp-json",
+            otlp_path.to_str().unwrap(),
+        ],
+    );
+    gort.wait_line(Duration::from_secs(10), |l| l.contains("probe ready"));
+
+    pingpong.send_line("go");
+    let done = pingpong.wait_line(Duration::from_secs(60), |l| l.contains("\"done\""));
+    let report = parse_report(&done);
+    assert!(pingpong.wait_exit(Duration::from_secs(10)).success());
+
+    // gort notices the exit by itself and stops.
+    let status = gort.wait_exit(Duration::from_secs(15));
+    assert!(status.success(), "gort exited with {status}");
+    assert!(gort.seen.iter().any(|l| l.contains("exited; probes detached")), "gort did not report the exit");
+
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary_path).unwrap()).unwrap();
+    eprintln!("summary: {}", serde_json::to_string(&summary["targets"][0]["probes"]).unwrap());
+    assert_eq!(summary["ended"], "target-exited");
+    let target = &summary["targets"][0];
+    assert_eq!(target["pid"], pingpong.pid());
+    let hits = |name: &str| {
+        target["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no probe {name} in {target}"))["hits"]
+            .as_u64()
+            .unwrap()
+    };
+    let round_trips = report.round_trips;
+    assert_eq!(round_trips, u64::from(PAIRS * ROUNDS));
+    // Each round trip parks and readies each side of the pair once, so at
+    // least two executes and two readies per round trip.
+    assert!(hits("execute") >= 2 * round_trips, "execute {} < 2 x {round_trips}", hits("execute"));
+    assert!(hits("ready") >= 2 * round_trips, "ready {} < 2 x {round_trips}", hits("ready"));
+    for probe in target["probes"].as_array().unwrap() {
+        assert_eq!(probe["site_kind"], "emulated", "probe not on an emulatable site: {probe}");
+        assert_ne!(probe["site_offset"], 0, "probe on the entry instruction: {probe}");
+    }
+
+    // Goroutine ids: every worker the program created was seen about once per
+    // round (it runs each round), and no other goroutine ran that often. A
+    // wrong goid offset would show up as unknown ids here.
+    let seen: BTreeMap<u64, u64> = target["goroutines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["goid"].as_u64().unwrap(), g["hits"].as_u64().unwrap()))
+        .collect();
+    eprintln!("goroutines created: {:?}\ngoroutines seen: {seen:?}", report.goids);
+    assert_eq!(report.goids.len(), 2 * PAIRS as usize);
+    for goid in &report.goids {
+        let n = seen.get(goid).copied().unwrap_or(0);
+        assert!(n >= u64::from(2 * ROUNDS), "goroutine {goid} seen {n} times, expected >= {}", 2 * ROUNDS);
+    }
+    let busy: Vec<u64> = seen.iter().filter(|(_, n)| **n >= u64::from(ROUNDS)).map(|(g, _)| *g).collect();
+    let mut created = report.goids.clone();
+    created.sort_unstable();
+    assert_eq!(busy, created, "the busy goroutines gort saw are not the ones the program created");
+
+    // The OTLP/JSON file holds cumulative gort.probe.hits for this process.
+    let otlp = std::fs::read_to_string(&otlp_path).unwrap();
+    let last: serde_json::Value = serde_json::from_str(otlp.lines().last().expect("no OTLP lines")).unwrap();
+    let rm = &last["resourceMetrics"][0];
+    let pid_attr =
+        rm["resource"]["attributes"].as_array().unwrap().iter().find(|a| a["key"] == "process.pid").unwrap();
+    assert_eq!(pid_attr["value"]["intValue"], pingpong.pid().to_string());
+    let metric = &rm["scopeMetrics"][0]["metrics"][0];
+    assert_eq!(metric["name"], "gort.probe.hits");
+    let execute_point = metric["sum"]["dataPoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["attributes"][0]["value"]["stringValue"] == "execute")
+        .unwrap();
+    assert_eq!(execute_point["asInt"], hits("execute").to_string());
+    let _ = std::fs::remove_dir_all(&dir);
+}
