@@ -91,10 +91,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 fn inspect(path: &PathBuf, json: bool) -> anyhow::Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let symbols = probe_table::symbols();
-    let fields = probe_table::fields();
-    let analysis = analysis::analyse(&bytes, &Request { functions: &symbols, fields: &fields })
-        .with_context(|| path.display().to_string())?;
+    let request =
+        Request { functions: probe_table::INSPECTED_FUNCTIONS, fields: probe_table::INSPECTED_FIELDS };
+    let analysis = analysis::analyse(&bytes, &request).with_context(|| path.display().to_string())?;
     if json {
         println!("{}", serde_json::to_string_pretty(&analysis)?);
         return Ok(());
@@ -115,7 +114,10 @@ fn inspect(path: &PathBuf, json: bool) -> anyhow::Result<()> {
         );
     }
     for name in &analysis.missing_functions {
-        println!("  {name:<24} not found");
+        match analysis.inlined_only.get(name) {
+            Some(callers) => println!("  {name:<24} only inlined, into: {}", callers.join(", ")),
+            None => println!("  {name:<24} not found"),
+        }
     }
     for (field, offset) in &analysis.fields {
         println!("  {field:<24} offset {} ({:?})", offset.offset, offset.source);
@@ -152,6 +154,23 @@ async fn run_command(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The error and its causes joined with ": ", leaving out a cause whose text
+/// the message already carries (errors that print their source inline).
+fn one_sentence(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
@@ -165,7 +184,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("gort: {e:#}");
+            eprintln!("gort: {}", one_sentence(&e));
             ExitCode::FAILURE
         }
     }

@@ -56,6 +56,59 @@ pub const GOID: FieldRef = FieldRef { type_name: "runtime.g", field: "goid" };
 /// Struct fields the probes read, with whether they are required.
 pub const FIELDS: &[(FieldRef, Need)] = &[(GOID, Need::Required)];
 
+/// Runtime functions `gort inspect` reports: those probed now and those the
+/// scheduler, GC and blocking telemetry attaches to. The stop/start-the-world
+/// entry points changed names across releases, so all spellings are listed;
+/// a binary has the ones of its version.
+pub const INSPECTED_FUNCTIONS: &[&str] = &[
+    "runtime.schedule",
+    "runtime.execute",
+    "runtime.gcBgMarkWorker",
+    "runtime.ready",
+    "runtime.goready",
+    "runtime.gopark",
+    "runtime.newproc1",
+    "runtime.goexit1",
+    "runtime.casgstatus",
+    "runtime.stopTheWorld",
+    "runtime.startTheWorld",
+    "runtime.stopTheWorldGC",
+    "runtime.startTheWorldGC",
+    "runtime.stopTheWorldWithSema",
+    "runtime.startTheWorldWithSema",
+];
+
+const fn field(type_name: &'static str, field: &'static str) -> FieldRef {
+    FieldRef { type_name, field }
+}
+
+/// Struct fields `gort inspect` reports and the offsets table covers: the
+/// goroutine's identity, state and wait reason, its M and start pc, the M's
+/// current goroutine, and the module-data fields the pclntab reader relies on.
+pub const INSPECTED_FIELDS: &[FieldRef] = &[
+    field("runtime.g", "goid"),
+    field("runtime.g", "atomicstatus"),
+    field("runtime.g", "m"),
+    field("runtime.g", "waitreason"),
+    field("runtime.g", "startpc"),
+    field("runtime.g", "gopc"),
+    field("runtime.g", "parentGoid"),
+    field("runtime.g", "waitsince"),
+    field("runtime.g", "sched"),
+    field("runtime.g", "labels"),
+    field("runtime.gobuf", "pc"),
+    field("runtime.gobuf", "sp"),
+    field("runtime.m", "curg"),
+    field("runtime.m", "p"),
+    field("runtime.m", "procid"),
+    field("runtime.p", "id"),
+    field("runtime.p", "status"),
+    field("runtime.moduledata", "ftab"),
+    field("runtime.moduledata", "minpc"),
+    field("runtime.moduledata", "text"),
+    field("runtime.moduledata", "gofunc"),
+];
+
 pub fn symbols() -> Vec<&'static str> {
     PROBES.iter().map(|p| p.symbol).collect()
 }

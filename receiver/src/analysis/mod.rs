@@ -9,6 +9,7 @@
 
 pub mod buildinfo;
 pub mod dwarf;
+pub mod pclntab;
 pub mod sites;
 
 use std::collections::BTreeMap;
@@ -43,6 +44,8 @@ pub enum AnalysisError {
     Code { function: String, reason: String },
     #[error(transparent)]
     Dwarf(#[from] dwarf::DwarfError),
+    #[error("the binary has no symbol table and its .gopclntab cannot be read: {0}")]
+    Pclntab(#[from] pclntab::PclntabError),
 }
 
 /// A Go release number, comparable.
@@ -93,10 +96,25 @@ pub struct FieldOffset {
     pub source: OffsetSource,
 }
 
+/// Where a function's address came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SymbolSource {
+    /// The ELF symbol table.
+    Symtab,
+    /// Go's own function table, which survives stripping.
+    Pclntab,
+}
+
 /// One runtime function as found in the binary.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Function {
     pub name: String,
+    pub source: SymbolSource,
+    /// Functions this one was inlined into: a probe on it does not fire for
+    /// those calls, so probe the caller instead. `None` when the inline
+    /// trees could not be read.
+    pub inlined_into: Option<Vec<String>>,
     /// Virtual address of the entry.
     pub address: u64,
     pub size: u64,
@@ -122,8 +140,11 @@ pub struct Analysis {
     pub has_symbols: bool,
     pub has_dwarf: bool,
     pub functions: BTreeMap<String, Function>,
-    /// Requested functions the binary does not contain.
+    /// Requested functions the binary does not contain as functions of their own.
     pub missing_functions: Vec<String>,
+    /// Of those, the ones that exist only inlined, with the functions they
+    /// were inlined into (the ones to probe instead).
+    pub inlined_only: BTreeMap<String, Vec<String>>,
     #[serde(serialize_with = "serialize_fields")]
     pub fields: BTreeMap<FieldRef, FieldOffset>,
     /// Requested fields not found.
@@ -162,15 +183,35 @@ pub fn analyse(data: &[u8], request: &Request<'_>) -> Result<Analysis, AnalysisE
         return Err(AnalysisError::GoTooOld { found: build.go_version.clone() });
     }
 
-    let symbols = symbol_table(&file, request.functions);
+    let has_symbols = file.symbol_table().is_some();
+    // The pclntab is needed for stripped binaries and for inline trees; a
+    // binary with symbols but an unreadable pclntab still gets its functions.
+    let pcln = pclntab::Pclntab::parse(&file);
+    let (symbols, source) = if has_symbols {
+        (symbol_table(&file, request.functions), SymbolSource::Symtab)
+    } else {
+        let pcln = pcln.as_ref().map_err(Clone::clone)?;
+        let found = pcln.functions(request.functions)?;
+        (found.into_iter().map(|(k, f)| (k, (f.entry, f.size))).collect(), SymbolSource::Pclntab)
+    };
+    let inlined = pcln.as_ref().ok().map(|p| p.inlined(&file, request.functions));
     let mut functions = BTreeMap::new();
     let mut missing_functions = Vec::new();
+    let mut inlined_only = BTreeMap::new();
     for &name in request.functions {
         let Some(&(address, size)) = symbols.get(name) else {
             missing_functions.push(name.to_owned());
+            if let Some(sites) = inlined.as_ref().and_then(|m| m.get(name)) {
+                inlined_only.insert(name.to_owned(), sites.callers.iter().cloned().collect());
+            }
             continue;
         };
-        functions.insert(name.to_owned(), function(&file, arch, name, address, size)?);
+        let mut f = function(&file, arch, name, address, size)?;
+        f.source = source;
+        f.inlined_into = inlined
+            .as_ref()
+            .map(|m| m.get(name).map(|s| s.callers.iter().cloned().collect()).unwrap_or_default());
+        functions.insert(name.to_owned(), f);
     }
 
     let has_dwarf = dwarf::has_dwarf(&file);
@@ -188,10 +229,11 @@ pub fn analyse(data: &[u8], request: &Request<'_>) -> Result<Analysis, AnalysisE
         arch,
         go_version,
         build,
-        has_symbols: file.symbol_table().is_some(),
+        has_symbols,
         has_dwarf,
         functions,
         missing_functions,
+        inlined_only,
         fields,
         missing_fields,
     })
@@ -232,7 +274,15 @@ fn function(
         .map_err(|e| code_err(e.to_string()))?
         .ok_or_else(|| code_err(format!("{size} bytes at {address:#x} run past its section")))?;
     let code = sites::analyse(arch, address, code).map_err(|e| code_err(e.to_string()))?;
-    Ok(Function { name: name.to_owned(), address, size, file_offset, code })
+    Ok(Function {
+        name: name.to_owned(),
+        source: SymbolSource::Symtab,
+        inlined_into: None,
+        address,
+        size,
+        file_offset,
+        code,
+    })
 }
 
 #[cfg(test)]

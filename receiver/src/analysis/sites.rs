@@ -11,7 +11,9 @@
 //! Exit probes go on every RET instruction: a uretprobe rewrites the return
 //! address on the goroutine stack, which Go may move, and crashes the program.
 
-use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction};
+use iced_x86::{
+    Decoder, DecoderOptions, FlowControl, Instruction, InstructionInfoFactory, OpAccess, Register,
+};
 use thiserror::Error;
 
 /// Instruction sets gort can analyse.
@@ -48,6 +50,10 @@ pub struct ProbeSite {
     pub kind: SiteKind,
     /// The instruction at the site, for humans (`jbe 0x44cc4b`).
     pub instruction: String,
+    /// Whether the argument registers and the g register still hold their
+    /// entry values at the site (nothing before it writes
+    /// them), so a probe there reads the arguments the function was called with.
+    pub args_intact: bool,
 }
 
 /// What decoding one function yields.
@@ -78,12 +84,37 @@ fn amd64_emulated(bytes: &[u8]) -> bool {
     }
 }
 
+/// Registers whose entry values a probe reads: the Go register ABI's integer
+/// arguments and R14 (the current g). RSP is left out: a frame push moves it,
+/// but probes read register arguments, not stack slots.
+const AMD64_ENTRY_STATE: &[Register] = &[
+    Register::RAX,
+    Register::RBX,
+    Register::RCX,
+    Register::RDI,
+    Register::RSI,
+    Register::R8,
+    Register::R9,
+    Register::R10,
+    Register::R11,
+    Register::R14,
+];
+
+fn writes_entry_state(factory: &mut InstructionInfoFactory, insn: &Instruction) -> bool {
+    factory.info(insn).used_registers().iter().any(|r| {
+        !matches!(r.access(), OpAccess::Read | OpAccess::CondRead | OpAccess::None | OpAccess::NoMemAccess)
+            && AMD64_ENTRY_STATE.contains(&r.register().full_register())
+    })
+}
+
 fn analyse_amd64(address: u64, code: &[u8]) -> Result<CodeFacts, SiteError> {
     let mut decoder = Decoder::with_ip(64, code, address, DecoderOptions::NONE);
+    let mut factory = InstructionInfoFactory::new();
     let mut insn = Instruction::default();
     let mut site = None;
     let mut fallback = None;
     let mut prologue_open = true;
+    let mut intact = true;
     let mut returns = Vec::new();
     while decoder.can_decode() {
         decoder.decode_out(&mut insn);
@@ -97,12 +128,16 @@ fn analyse_amd64(address: u64, code: &[u8]) -> Result<CodeFacts, SiteError> {
             continue;
         }
         if prologue_open && offset > 0 && site.is_none() {
-            if amd64_emulated(bytes) {
-                site = Some(ProbeSite { offset, kind: SiteKind::Emulated, instruction: insn.to_string() });
+            let candidate =
+                |kind| ProbeSite { offset, kind, instruction: insn.to_string(), args_intact: intact };
+            if amd64_emulated(bytes) && intact {
+                site = Some(candidate(SiteKind::Emulated));
             } else if fallback.is_none() {
-                fallback =
-                    Some(ProbeSite { offset, kind: SiteKind::SingleStepped, instruction: insn.to_string() });
+                fallback = Some(candidate(SiteKind::SingleStepped));
             }
+        }
+        if prologue_open && writes_entry_state(&mut factory, &insn) {
+            intact = false;
         }
         match insn.flow_control() {
             FlowControl::Return => {
@@ -153,10 +188,23 @@ fn analyse_arm64(address: u64, code: &[u8]) -> Result<CodeFacts, SiteError> {
         let offset = 4 * i as u64;
         if prologue_open && offset > 0 && site.is_none() {
             let text = format!(".word {word:#010x}");
+            // The arm64 prologue before the B.LS only loads the stack guard
+            // into R16 and compares it (R16/R17 are scratch, not arguments).
+            let intact = i <= 2;
             if arm64_emulated(word) {
-                site = Some(ProbeSite { offset, kind: SiteKind::Emulated, instruction: text });
+                site = Some(ProbeSite {
+                    offset,
+                    kind: SiteKind::Emulated,
+                    instruction: text,
+                    args_intact: intact,
+                });
             } else if fallback.is_none() {
-                fallback = Some(ProbeSite { offset, kind: SiteKind::SingleStepped, instruction: text });
+                fallback = Some(ProbeSite {
+                    offset,
+                    kind: SiteKind::SingleStepped,
+                    instruction: text,
+                    args_intact: intact,
+                });
             }
         }
         if arm64_is_ret(word) {
@@ -190,7 +238,18 @@ mod tests {
         assert_eq!(facts.site.offset, 4);
         assert_eq!(facts.site.kind, SiteKind::Emulated);
         assert!(facts.site.instruction.starts_with("jbe"), "{}", facts.site.instruction);
+        assert!(facts.site.args_intact);
         assert_eq!(facts.returns, vec![14]);
+    }
+
+    #[test]
+    fn amd64_branch_after_an_argument_write_is_not_taken() {
+        // MOVQ $1, AX; JMP: the JMP is emulatable but AX no longer holds arg 0.
+        let code = [0x48, 0xc7, 0xc0, 0x01, 0x00, 0x00, 0x00, 0xeb, 0x00, 0xc3];
+        let facts = analyse(Arch::Amd64, 0x1000, &code).unwrap();
+        assert_eq!(facts.site.kind, SiteKind::SingleStepped);
+        assert_eq!(facts.site.offset, 7);
+        assert!(!facts.site.args_intact);
     }
 
     #[test]
