@@ -1,8 +1,10 @@
 //! gort attaches to a real Go program doing a known channel ping-pong and must
 //! count at least one `execute` and one `ready` per half round trip, and see
-//! exactly the goroutine ids the program says it created. Runs as root.
+//! exactly the goroutine ids the program says it created. Runs as root, on
+//! several Go releases and build modes (stripped binaries use .gopclntab and
+//! the offsets table instead of the symbol table and DWARF).
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use gort_integration::{go_program, parse_report, require_root, start_gort, start_pingpong};
 
@@ -10,13 +12,45 @@ const PAIRS: u32 = 4;
 const ROUNDS: u32 = 5_000;
 
 #[test]
-fn ebpf_counts_and_goroutine_ids_match_the_pingpong_workload() {
-    if !require_root("ebpf_counts_and_goroutine_ids_match_the_pingpong_workload") {
-        return;
+fn ebpf_pingpong_default_build() {
+    if require_root("ebpf_pingpong_default_build") {
+        check_pingpong(&go_program("pingpong", "default", &[], &[]));
     }
-    let binary = go_program("pingpong", "default", &[], &[]);
-    let mut pingpong = start_pingpong(&binary, PAIRS, ROUNDS);
-    let dir = std::env::temp_dir().join(format!("gort-it-{}", std::process::id()));
+}
+
+#[test]
+fn ebpf_pingpong_stripped_pie() {
+    if require_root("ebpf_pingpong_stripped_pie") {
+        check_pingpong(&go_program("pingpong", "pie-stripped", &["-buildmode=pie", "-ldflags=-s -w"], &[]));
+    }
+}
+
+#[test]
+fn ebpf_pingpong_cgo_external_link_stripped() {
+    if require_root("ebpf_pingpong_cgo_external_link_stripped") {
+        let flags = ["-ldflags=-linkmode=external -s -w"];
+        check_pingpong(&go_program("pingpong", "cgo-stripped", &flags, &[("CGO_ENABLED", "1")]));
+    }
+}
+
+#[test]
+fn ebpf_pingpong_go1_21_stripped() {
+    if require_root("ebpf_pingpong_go1_21_stripped") {
+        let env = [("GOTOOLCHAIN", "go1.21.13")];
+        check_pingpong(&go_program("pingpong", "go1.21.13-stripped", &["-ldflags=-s -w"], &env));
+    }
+}
+
+#[test]
+fn ebpf_pingpong_go1_23() {
+    if require_root("ebpf_pingpong_go1_23") {
+        check_pingpong(&go_program("pingpong", "go1.23.12", &[], &[("GOTOOLCHAIN", "go1.23.12")]));
+    }
+}
+
+fn check_pingpong(binary: &Path) {
+    let mut pingpong = start_pingpong(binary, PAIRS, ROUNDS);
+    let dir = std::env::temp_dir().join(format!("gort-it-{}", pingpong.pid()));
     std::fs::create_dir_all(&dir).unwrap();
     let summary_path = dir.join("summary.json");
     let otlp_path = dir.join("otlp.jsonl");

@@ -119,11 +119,17 @@ fn inspect(path: &PathBuf, json: bool) -> anyhow::Result<()> {
             None => println!("  {name:<24} not found"),
         }
     }
+    for (name, reason) in &analysis.unprobeable {
+        println!("  {name:<30} no probe site: {reason}");
+    }
     for (field, offset) in &analysis.fields {
         println!("  {field:<24} offset {} ({:?})", offset.offset, offset.source);
     }
     for field in &analysis.missing_fields {
         println!("  {field:<24} offset unknown");
+    }
+    for warning in &analysis.warnings {
+        println!("  warning: {warning}");
     }
     Ok(())
 }

@@ -32,13 +32,13 @@ pub enum RunError {
     #[error("{exe}: cannot read the executable: {source}")]
     Read { exe: PathBuf, source: std::io::Error },
     #[error(
-        "{exe}: the Go runtime function {symbol} is not in its symbol table (stripped binary?); gort needs it"
+        "{exe}: the Go runtime function {symbol} is in neither its symbol table nor its .gopclntab; gort needs it"
     )]
     MissingFunction { exe: PathBuf, symbol: &'static str },
-    #[error(
-        "{exe}: the offset of {field} is unknown (no DWARF: built with -ldflags=-w or stripped?); gort needs it"
-    )]
-    MissingField { exe: PathBuf, field: analysis::FieldRef },
+    #[error("{exe}: the offset of {field} is unknown: {reason}; gort needs it")]
+    MissingField { exe: PathBuf, field: analysis::FieldRef, reason: String },
+    #[error("{exe}: no probe site in {symbol}: {reason}")]
+    NoSite { exe: PathBuf, symbol: &'static str, reason: String },
     #[error(transparent)]
     Bpf(#[from] BpfError),
     #[error("{path}: {source}")]
@@ -138,14 +138,25 @@ impl Session {
             .map_err(|source| RunError::Analysis { exe: exe.clone(), source })?;
         drop(bytes);
         for spec in PROBES.iter().filter(|p| p.need == Need::Required) {
+            if let Some(reason) = analysis.unprobeable.get(spec.symbol) {
+                return Err(RunError::NoSite { exe, symbol: spec.symbol, reason: reason.clone() });
+            }
             if !analysis.functions.contains_key(spec.symbol) {
                 return Err(RunError::MissingFunction { exe, symbol: spec.symbol });
             }
         }
         for (field, need) in probe_table::FIELDS {
             if *need == Need::Required && !analysis.fields.contains_key(field) {
-                return Err(RunError::MissingField { exe, field: *field });
+                let reason = if analysis.warnings.is_empty() {
+                    "the binary has no DWARF and the offsets table has no layout for it".to_owned()
+                } else {
+                    analysis.warnings.join("; ")
+                };
+                return Err(RunError::MissingField { exe, field: *field, reason });
             }
+        }
+        for warning in &analysis.warnings {
+            log::warn!("{}: {warning}", exe.display());
         }
         let goid_offset = analysis.fields[&probe_table::GOID].offset;
         let config = TargetConfig { goid_offset: u32::try_from(goid_offset).unwrap_or(u32::MAX), _pad: 0 };

@@ -87,7 +87,10 @@ impl std::fmt::Display for GoVersion {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OffsetSource {
+    /// The binary's own DWARF.
     Dwarf,
+    /// The generated version-keyed table (`offsets_table.json`).
+    Table,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -145,10 +148,15 @@ pub struct Analysis {
     /// Of those, the ones that exist only inlined, with the functions they
     /// were inlined into (the ones to probe instead).
     pub inlined_only: BTreeMap<String, Vec<String>>,
+    /// Functions found but offering no probe site (with the reason).
+    pub unprobeable: BTreeMap<String, String>,
     #[serde(serialize_with = "serialize_fields")]
     pub fields: BTreeMap<FieldRef, FieldOffset>,
     /// Requested fields not found.
     pub missing_fields: Vec<FieldRef>,
+    /// Things the user should know (an extrapolated offsets table, a table
+    /// that cannot serve this release).
+    pub warnings: Vec<String>,
 }
 
 fn serialize_fields<S: serde::Serializer>(
@@ -198,6 +206,7 @@ pub fn analyse(data: &[u8], request: &Request<'_>) -> Result<Analysis, AnalysisE
     let mut functions = BTreeMap::new();
     let mut missing_functions = Vec::new();
     let mut inlined_only = BTreeMap::new();
+    let mut unprobeable = BTreeMap::new();
     for &name in request.functions {
         let Some(&(address, size)) = symbols.get(name) else {
             missing_functions.push(name.to_owned());
@@ -206,7 +215,13 @@ pub fn analyse(data: &[u8], request: &Request<'_>) -> Result<Analysis, AnalysisE
             }
             continue;
         };
-        let mut f = function(&file, arch, name, address, size)?;
+        let mut f = match function(&file, arch, name, address, size) {
+            Ok(f) => f,
+            Err(e) => {
+                unprobeable.insert(name.to_owned(), e.to_string());
+                continue;
+            }
+        };
         f.source = source;
         f.inlined_into = inlined
             .as_ref()
@@ -223,6 +238,21 @@ pub fn analyse(data: &[u8], request: &Request<'_>) -> Result<Analysis, AnalysisE
     } else {
         BTreeMap::new()
     };
+    let mut fields = fields;
+    let mut warnings = Vec::new();
+    if request.fields.iter().any(|f| !fields.contains_key(f)) {
+        match crate::offsets::embedded().lookup(go_version, arch) {
+            Ok(m) => {
+                warnings.extend(m.warning);
+                for f in request.fields {
+                    if let (None, Some(&offset)) = (fields.get(f), m.layout.offsets.get(&f.to_string())) {
+                        fields.insert(*f, FieldOffset { offset, source: OffsetSource::Table });
+                    }
+                }
+            }
+            Err(e) => warnings.push(format!("struct offsets: {e}")),
+        }
+    }
     let missing_fields = request.fields.iter().filter(|f| !fields.contains_key(f)).copied().collect();
 
     Ok(Analysis {
@@ -234,8 +264,10 @@ pub fn analyse(data: &[u8], request: &Request<'_>) -> Result<Analysis, AnalysisE
         functions,
         missing_functions,
         inlined_only,
+        unprobeable,
         fields,
         missing_fields,
+        warnings,
     })
 }
 

@@ -19,6 +19,7 @@ const MAGIC_GO118: u32 = 0xffff_fff0;
 /// `_func` fixed part: entryOff..nfuncdata.
 const FUNC_FIXED_LEN: usize = 44;
 const FUNC_NPCDATA: usize = 28;
+const FUNC_FUNCID: usize = 40;
 const FUNC_NFUNCDATA: usize = 43;
 const PCDATA_INL_TREE_INDEX: usize = 2;
 const FUNCDATA_INL_TREE: usize = 3;
@@ -161,25 +162,32 @@ impl<'data> Pclntab<'data> {
     }
 
     /// Finds the named functions (one pass over the table).
+    ///
+    /// A name can appear twice: a function and its ABI0 wrapper (the symbol
+    /// table calls the latter `NAME.abi0`). The wrapper's funcID is
+    /// `FuncIDWrapper`, the last of the funcID enum (its number moves between
+    /// releases), so of two entries the one with the lower funcID is the body.
     pub fn functions(&self, wanted: &[&str]) -> Result<BTreeMap<String, PclnFunc>, PclntabError> {
-        let mut found = BTreeMap::new();
+        let mut found: BTreeMap<String, (u8, PclnFunc)> = BTreeMap::new();
         for i in 0..self.nfunc {
             let rec = self.func_record(i).ok_or(PclntabError::Corrupt("funcoff"))?;
             let name_off = u32_at(rec, 4).ok_or(PclntabError::Corrupt("_func"))?;
             let Some(name) = self.name_at(name_off) else { continue };
             let Some(w) = wanted.iter().find(|w| w.as_bytes() == name) else { continue };
+            let func_id = *rec.get(FUNC_FUNCID).ok_or(PclntabError::Corrupt("_func"))?;
+            if found.get(*w).is_some_and(|(id, _)| *id <= func_id) {
+                continue;
+            }
             let (entry_off, _) = self.functab(i).ok_or(PclntabError::Corrupt("functab"))?;
             let (next_off, _) = self.functab(i + 1).ok_or(PclntabError::Corrupt("functab"))?;
-            found.insert(
-                (*w).to_owned(),
-                PclnFunc {
-                    name: (*w).to_owned(),
-                    entry: self.module.text + u64::from(entry_off),
-                    size: u64::from(next_off.saturating_sub(entry_off)),
-                },
-            );
+            let func = PclnFunc {
+                name: (*w).to_owned(),
+                entry: self.module.text + u64::from(entry_off),
+                size: u64::from(next_off.saturating_sub(entry_off)),
+            };
+            found.insert((*w).to_owned(), (func_id, func));
         }
-        Ok(found)
+        Ok(found.into_iter().map(|(k, (_, f))| (k, f)).collect())
     }
 
     /// For each wanted function, the functions it was inlined into.

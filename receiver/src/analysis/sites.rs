@@ -17,7 +17,7 @@ use iced_x86::{
 use thiserror::Error;
 
 /// Instruction sets gort can analyse.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {
     Amd64,
@@ -171,6 +171,16 @@ fn arm64_is_branch(word: u32) -> bool {
     arm64_emulated(word) || indirect
 }
 
+/// Conservatively, whether an instruction may write an argument register
+/// (R0-R15 under Go's register ABI) or g (R28): the low five bits are the
+/// destination of loads and data-processing instructions (and the source of
+/// stores, which then count as writes: a false alarm only costs the cheap
+/// site). Go's prologue writes only R16/R17 (scratch) and ZR (compare).
+fn arm64_may_write_entry_state(word: u32) -> bool {
+    let rd = word & 0x1f;
+    !arm64_is_branch(word) && (rd <= 15 || rd == 28)
+}
+
 fn arm64_is_ret(word: u32) -> bool {
     word & 0xffff_fc1f == 0xd65f_0000
 }
@@ -182,16 +192,14 @@ fn analyse_arm64(address: u64, code: &[u8]) -> Result<CodeFacts, SiteError> {
     let mut site = None;
     let mut fallback = None;
     let mut prologue_open = true;
+    let mut intact = true;
     let mut returns = Vec::new();
     for (i, chunk) in code.as_chunks::<4>().0.iter().enumerate() {
         let word = u32::from_le_bytes(*chunk);
         let offset = 4 * i as u64;
         if prologue_open && offset > 0 && site.is_none() {
             let text = format!(".word {word:#010x}");
-            // The arm64 prologue before the B.LS only loads the stack guard
-            // into R16 and compares it (R16/R17 are scratch, not arguments).
-            let intact = i <= 2;
-            if arm64_emulated(word) {
+            if arm64_emulated(word) && intact {
                 site = Some(ProbeSite {
                     offset,
                     kind: SiteKind::Emulated,
@@ -206,6 +214,9 @@ fn analyse_arm64(address: u64, code: &[u8]) -> Result<CodeFacts, SiteError> {
                     args_intact: intact,
                 });
             }
+        }
+        if prologue_open && arm64_may_write_entry_state(word) {
+            intact = false;
         }
         if arm64_is_ret(word) {
             returns.push(offset);

@@ -1,0 +1,179 @@
+//! `gort inspect` on real Go builds, checked against the Go toolchain's own
+//! view of the same binary: `go tool nm -size` for addresses and sizes,
+//! `go tool objdump` for RET instructions and the probe-site instruction, and
+//! the DWARF of the unstripped twin for struct offsets. Covers three Go minor
+//! releases, normal / stripped / PIE / cgo builds, and arm64 cross-builds.
+
+use std::{collections::BTreeMap, path::Path, process::Command};
+
+use gort_integration::{go_program, gort_binary};
+
+const VERSIONS: &[&str] = &["go1.21.13", "go1.23.12", "go1.26.11"];
+
+/// Functions every supported release has as functions of their own.
+const ALWAYS_PRESENT: &[&str] = &[
+    "runtime.schedule",
+    "runtime.execute",
+    "runtime.gcBgMarkWorker",
+    "runtime.ready",
+    "runtime.gopark",
+    "runtime.newproc1",
+    "runtime.goexit1",
+    "runtime.stopTheWorldWithSema",
+    "runtime.startTheWorldWithSema",
+];
+
+fn inspect(binary: &Path) -> serde_json::Value {
+    let out = Command::new(gort_binary()).args(["inspect", "--json"]).arg(binary).output().unwrap();
+    assert!(out.status.success(), "inspect {}: {}", binary.display(), String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn go_tool(version: &str, args: &[&str]) -> String {
+    let out = Command::new("go").env("GOTOOLCHAIN", version).arg("tool").args(args).output().unwrap();
+    assert!(out.status.success(), "go tool {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `go tool nm -size`: name -> (address, size) of text symbols.
+fn nm(version: &str, binary: &Path) -> BTreeMap<String, (u64, u64)> {
+    go_tool(version, &["nm", "-size", binary.to_str().unwrap()])
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            match f.as_slice() {
+                [addr, size, "T" | "t", name] => {
+                    Some((name.to_string(), (u64::from_str_radix(addr, 16).ok()?, size.parse().ok()?)))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// `go tool objdump` of one function: (address, mnemonic) per instruction.
+fn objdump(version: &str, binary: &Path, function: &str) -> Vec<(u64, String)> {
+    let pattern = format!("^{}$", function.replace('.', "\\."));
+    go_tool(version, &["objdump", "-s", &pattern, binary.to_str().unwrap()])
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').map(str::trim).filter(|s| !s.is_empty()).collect();
+            // file:line, address, encoding, instruction
+            let addr = u64::from_str_radix(f.get(1)?.trim_start_matches("0x"), 16).ok()?;
+            Some((addr, f.get(3)?.split_whitespace().next()?.to_owned()))
+        })
+        .collect()
+}
+
+fn check(version: &str, goarch: &str, variant: &str, flags: &[&str], env: &[(&str, &str)]) {
+    let mut env: Vec<(&str, &str)> = env.to_vec();
+    env.extend([("GOTOOLCHAIN", version), ("GOARCH", goarch)]);
+    let tag = format!("{version}-{goarch}-{variant}");
+    let stripped_flags = with_strip(flags);
+    let stripped_flags: Vec<&str> = stripped_flags.iter().map(String::as_str).collect();
+    let binary = go_program("pingpong", &format!("{tag}-stripped"), &stripped_flags, &env);
+    let twin = go_program("pingpong", &tag, flags, &env);
+    let (got, reference) = (inspect(&binary), inspect(&twin));
+    eprintln!("{tag}: checking stripped build against its unstripped twin");
+    assert_eq!(got["has_symbols"], false, "{tag}");
+    assert_eq!(got["has_dwarf"], false, "{tag}");
+    assert_eq!(reference["has_dwarf"], true, "{tag}");
+    assert_eq!(got["build"]["go_version"], version, "{tag}");
+    assert_eq!(got["arch"], if goarch == "amd64" { "amd64" } else { "arm64" });
+    let settings = got["build"]["settings"].as_array().unwrap();
+    assert!(settings.iter().any(|s| s[0] == "GOARCH" && s[1] == goarch), "{tag}: {settings:?}");
+
+    let symbols = nm(version, &twin);
+    for name in ALWAYS_PRESENT {
+        let f = &got["functions"][name];
+        let r = &reference["functions"][name];
+        assert!(f.is_object(), "{tag}: {name} not resolved from .gopclntab");
+        assert_eq!(f["source"], "pclntab");
+        assert_eq!(r["source"], "symtab");
+        let (addr, size) = symbols[*name];
+        assert_eq!(f["address"], addr, "{tag}: {name} address differs from go tool nm");
+        assert_eq!(r["address"], addr);
+        assert_eq!(r["size"], size, "{tag}: {name} symtab size differs from go tool nm");
+        let pcln_size = f["size"].as_u64().unwrap();
+        assert!(
+            pcln_size >= size && pcln_size < size + 64,
+            "{tag}: {name} pclntab size {pcln_size} vs {size}"
+        );
+        assert_eq!(f["file_offset"], r["file_offset"], "{tag}: {name}");
+        assert_eq!(f["site"], r["site"], "{tag}: {name}");
+        assert_eq!(f["returns"], r["returns"], "{tag}: {name}");
+
+        // The Go disassembler agrees about the site and every RET.
+        let code = objdump(version, &twin, name);
+        let site = addr + f["site"]["offset"].as_u64().unwrap();
+        assert_ne!(site, addr, "{tag}: {name}: probe on the entry instruction");
+        let site_insn = code.iter().find(|(a, _)| *a == site).map(|(_, m)| m.as_str());
+        assert!(
+            matches!(site_insn, Some(m) if m.starts_with('J') || m.starts_with("BLS") || m.starts_with("B")),
+            "{tag}: {name}: site {site:#x} is {site_insn:?}, not a branch"
+        );
+        assert_eq!(f["site"]["kind"], "emulated", "{tag}: {name}");
+        assert_eq!(f["site"]["args_intact"], true, "{tag}: {name}");
+        let rets: Vec<u64> = code.iter().filter(|(_, m)| m == "RET").map(|(a, _)| a - addr).collect();
+        let got_rets: Vec<u64> =
+            f["returns"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        assert_eq!(got_rets, rets, "{tag}: {name}: RETs differ from go tool objdump");
+    }
+
+    // runtime.goready has no body of its own in these releases: inlined only.
+    assert!(!symbols.contains_key("runtime.goready"), "{tag}: goready is a function here; update the test");
+    let callers = got["inlined_only"]["runtime.goready"].as_array().unwrap_or_else(|| panic!("{tag}: {got}"));
+    assert!(
+        callers.iter().any(|c| c == "runtime.send"),
+        "{tag}: goready not found inlined into runtime.send"
+    );
+    assert_eq!(got["inlined_only"], reference["inlined_only"], "{tag}");
+
+    // Offsets: stripped from the generated table, equal to the twin's DWARF.
+    let fields = got["fields"].as_object().unwrap();
+    assert_eq!(fields.len(), reference["fields"].as_object().unwrap().len(), "{tag}");
+    for (field, value) in fields {
+        assert_eq!(value["source"], "table", "{tag}: {field}");
+        let dwarf = &reference["fields"][field];
+        assert_eq!(dwarf["source"], "dwarf", "{tag}: {field}");
+        assert_eq!(value["offset"], dwarf["offset"], "{tag}: {field}: table and DWARF disagree");
+    }
+}
+
+/// The same build flags with `-s -w` added to the linker flags.
+fn with_strip(flags: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> =
+        flags.iter().filter(|f| !f.starts_with("-ldflags")).map(|f| (*f).to_owned()).collect();
+    let ld = flags.iter().find_map(|f| f.strip_prefix("-ldflags=")).unwrap_or("");
+    out.push(format!("-ldflags={ld} -s -w"));
+    out
+}
+
+#[test]
+fn amd64_normal_builds() {
+    for v in VERSIONS {
+        check(v, "amd64", "normal", &[], &[("CGO_ENABLED", "0")]);
+    }
+}
+
+#[test]
+fn amd64_pie_builds() {
+    for v in VERSIONS {
+        check(v, "amd64", "pie", &["-buildmode=pie"], &[]);
+    }
+}
+
+#[test]
+fn amd64_cgo_external_link_builds() {
+    for v in VERSIONS {
+        check(v, "amd64", "cgo", &["-ldflags=-linkmode=external"], &[("CGO_ENABLED", "1")]);
+    }
+}
+
+#[test]
+fn arm64_cross_builds() {
+    for v in VERSIONS {
+        check(v, "arm64", "normal", &[], &[("CGO_ENABLED", "0")]);
+        check(v, "arm64", "pie", &["-buildmode=pie"], &[("CGO_ENABLED", "0")]);
+    }
+}
