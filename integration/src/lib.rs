@@ -208,3 +208,20 @@ pub fn start_gort(pid: u32, extra: &[&str]) -> Proc {
 pub fn parse_report(line: &str) -> PingPongReport {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("bad report line {line:?}: {e}"))
 }
+
+/// The large real-world Go program scripts/setup builds (Hugo, ~70 MB), and a
+/// copy stripped with objcopy beside it.
+pub fn large_go_binary() -> (PathBuf, PathBuf) {
+    let cache = std::env::var_os("GORT_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/gort"));
+    let binary = cache.join("large-go/hugo-v0.152.2/hugo");
+    assert!(binary.exists(), "{} is missing: run scripts/setup", binary.display());
+    let stripped = workspace_root().join("target/large-go/hugo-stripped");
+    if !stripped.exists() {
+        std::fs::create_dir_all(stripped.parent().unwrap()).unwrap();
+        let status = Command::new("objcopy").arg("--strip-all").arg(&binary).arg(&stripped).status().unwrap();
+        assert!(status.success(), "objcopy --strip-all failed");
+    }
+    (binary, stripped)
+}

@@ -22,7 +22,7 @@ fn main() -> anyhow::Result<()> {
     for path in args {
         let bytes = std::fs::read(&path)?;
         let request = Request { functions: &[], fields: probe_table::INSPECTED_FIELDS };
-        let a = analysis::analyse(&bytes, &request).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+        let a = analysis::analyse(&bytes[..], &request).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
         anyhow::ensure!(a.has_dwarf, "{path}: built without DWARF");
         let offsets: BTreeMap<String, u64> =
             a.fields.iter().map(|(f, o)| (f.to_string(), o.offset)).collect();

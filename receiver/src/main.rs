@@ -90,10 +90,11 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn inspect(path: &PathBuf, json: bool) -> anyhow::Result<()> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let cache = object::ReadCache::new(file);
     let request =
         Request { functions: probe_table::INSPECTED_FUNCTIONS, fields: probe_table::INSPECTED_FIELDS };
-    let analysis = analysis::analyse(&bytes, &request).with_context(|| path.display().to_string())?;
+    let analysis = analysis::analyse(&cache, &request).with_context(|| path.display().to_string())?;
     if json {
         println!("{}", serde_json::to_string_pretty(&analysis)?);
         return Ok(());

@@ -131,12 +131,12 @@ impl Session {
     fn attach(probes: &mut Probes, process: Process, site_mode: SiteMode) -> Result<Self, RunError> {
         let image = process.image_path();
         let exe = process.exe.clone();
-        let bytes = fs::read(&image).map_err(|source| RunError::Read { exe: exe.clone(), source })?;
+        let file = fs::File::open(&image).map_err(|source| RunError::Read { exe: exe.clone(), source })?;
+        let cache = object::ReadCache::new(file);
         let symbols = probe_table::symbols();
         let fields = probe_table::fields();
-        let analysis = analysis::analyse(&bytes, &Request { functions: &symbols, fields: &fields })
+        let analysis = analysis::analyse(&cache, &Request { functions: &symbols, fields: &fields })
             .map_err(|source| RunError::Analysis { exe: exe.clone(), source })?;
-        drop(bytes);
         for spec in PROBES.iter().filter(|p| p.need == Need::Required) {
             if let Some(reason) = analysis.unprobeable.get(spec.symbol) {
                 return Err(RunError::NoSite { exe, symbol: spec.symbol, reason: reason.clone() });

@@ -102,11 +102,11 @@ fn parse_modinfo_line(info: &mut BuildInfo, line: &str) {
         sum: fields.next().unwrap_or_default().to_owned(),
     };
     match kind {
-        "path" => info.path = line["path\t".len()..].to_owned(),
+        "path" => info.path = line.strip_prefix("path\t").unwrap_or_default().to_owned(),
         "mod" => info.main = module(),
         "dep" => info.deps.push(module()),
         "build" => {
-            let setting = &line["build\t".len()..];
+            let setting = line.strip_prefix("build\t").unwrap_or_default();
             let (k, v) = setting.split_once('=').unwrap_or((setting, ""));
             info.settings.push((k.to_owned(), v.trim_matches('"').to_owned()));
         }
@@ -184,6 +184,8 @@ mod tests {
         let mut old = good.clone();
         old[15] = 0;
         assert_eq!(parse(&old), Err(BuildInfoError::PointerLayout));
+        let bare = section("go1.26.0", "path\nbuild\nmod\n");
+        assert_eq!(parse(&bare).unwrap().path, "");
         let mut huge = good[..HEADER_LEN].to_vec();
         huge.extend([0xff; 12]);
         assert_eq!(parse(&huge), Err(BuildInfoError::Truncated));

@@ -8,7 +8,7 @@
 use std::{borrow::Cow, collections::BTreeMap};
 
 use gimli::{AttributeValue, EndianSlice, LittleEndian, constants};
-use object::{Object, ObjectSection};
+use object::{Object, ObjectSection, ReadRef};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -35,14 +35,28 @@ impl std::fmt::Display for FieldRef {
 }
 
 /// Returns whether the file carries a `.debug_info` (possibly compressed).
-pub fn has_dwarf(file: &object::File<'_>) -> bool {
+pub fn has_dwarf<'data, R: ReadRef<'data>>(file: &object::File<'data, R>) -> bool {
     file.section_by_name(".debug_info").is_some() || file.section_by_name(".zdebug_info").is_some()
 }
 
-fn load_section<'data>(
-    file: &object::File<'data>,
+/// Sections a walk over type DIEs reads. Line tables, location and range
+/// lists and frame info are the bulk of Go's DWARF and are left unloaded
+/// (and undecompressed).
+const NEEDED: &[gimli::SectionId] = &[
+    gimli::SectionId::DebugInfo,
+    gimli::SectionId::DebugAbbrev,
+    gimli::SectionId::DebugStr,
+    gimli::SectionId::DebugStrOffsets,
+    gimli::SectionId::DebugLineStr,
+];
+
+fn load_section<'data, R: ReadRef<'data>>(
+    file: &object::File<'data, R>,
     id: gimli::SectionId,
 ) -> Result<Cow<'data, [u8]>, DwarfError> {
+    if !NEEDED.contains(&id) {
+        return Ok(Cow::Borrowed(&[]));
+    }
     let name = id.name();
     let section = file.section_by_name(name).or_else(|| {
         name.strip_prefix(".debug_").and_then(|rest| file.section_by_name(&format!(".zdebug_{rest}")))
@@ -58,8 +72,8 @@ fn load_section<'data>(
 /// Finds the byte offset of each requested field. Fields not present in the
 /// DWARF are simply absent from the result; the caller decides which are
 /// required.
-pub fn field_offsets(
-    file: &object::File<'_>,
+pub fn field_offsets<'data, R: ReadRef<'data>>(
+    file: &object::File<'data, R>,
     wanted: &[FieldRef],
 ) -> Result<BTreeMap<FieldRef, u64>, DwarfError> {
     if !has_dwarf(file) {
@@ -71,8 +85,10 @@ pub fn field_offsets(
     let mut found = BTreeMap::new();
     let mut units = dwarf.units();
     while let Some(header) = units.next()? {
-        let unit = dwarf.unit(header)?;
-        let mut cursor = unit.entries();
+        // Entries straight from the header: `Dwarf::unit` would also parse
+        // the unit's line program, which needs the unloaded .debug_line.
+        let abbrevs = dwarf.abbreviations(&header)?;
+        let mut cursor = header.entries(&abbrevs);
         // The struct whose members we are collecting, and its depth.
         let mut current: Option<(&str, isize)> = None;
         while let Some(entry) = cursor.next_dfs()? {
@@ -84,7 +100,7 @@ pub fn field_offsets(
             }
             match entry.tag() {
                 constants::DW_TAG_structure_type => {
-                    let Some(name) = entry_name(&dwarf, &unit, entry)? else { continue };
+                    let Some(name) = entry_name(&dwarf, entry)? else { continue };
                     current =
                         wanted.iter().find(|f| f.type_name.as_bytes() == name).map(|f| (f.type_name, depth));
                 }
@@ -93,7 +109,7 @@ pub fn field_offsets(
                     if depth != struct_depth + 1 {
                         continue;
                     }
-                    let Some(name) = entry_name(&dwarf, &unit, entry)? else { continue };
+                    let Some(name) = entry_name(&dwarf, entry)? else { continue };
                     let Some(field) =
                         wanted.iter().find(|f| f.type_name == type_name && f.field.as_bytes() == name)
                     else {
@@ -115,14 +131,16 @@ pub fn field_offsets(
     Ok(found)
 }
 
+/// A DIE's name: Go writes names inline (DW_FORM_string); a .debug_str
+/// reference is followed too. Other forms need unit context we do not load
+/// and count as unnamed.
 fn entry_name<'a>(
     dwarf: &gimli::Dwarf<EndianSlice<'a, LittleEndian>>,
-    unit: &gimli::Unit<EndianSlice<'a, LittleEndian>>,
     entry: &gimli::DebuggingInformationEntry<EndianSlice<'a, LittleEndian>>,
 ) -> Result<Option<&'a [u8]>, DwarfError> {
     match entry.attr_value(constants::DW_AT_name) {
         Some(AttributeValue::String(s)) => Ok(Some(s.slice())),
-        Some(value) => Ok(Some(dwarf.attr_string(unit, value)?.slice())),
-        None => Ok(None),
+        Some(AttributeValue::DebugStrRef(offset)) => Ok(Some(dwarf.debug_str.get_str(offset)?.slice())),
+        _ => Ok(None),
     }
 }

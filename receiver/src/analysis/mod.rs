@@ -14,7 +14,7 @@ pub mod sites;
 
 use std::collections::BTreeMap;
 
-use object::{Object, ObjectSection, ObjectSymbol, SectionKind};
+use object::{Object, ObjectSection, ObjectSymbol, ReadRef, SectionKind};
 use thiserror::Error;
 
 pub use self::{
@@ -172,8 +172,10 @@ pub struct Request<'a> {
     pub fields: &'a [FieldRef],
 }
 
-/// Analyses a Go ELF executable held in memory.
-pub fn analyse(data: &[u8], request: &Request<'_>) -> Result<Analysis, AnalysisError> {
+/// Analyses a Go ELF executable: `data` is its bytes in memory, or an
+/// `object::ReadCache` over the open file, which reads only the sections
+/// the analysis touches (a fraction of a large binary).
+pub fn analyse<'data, R: ReadRef<'data>>(data: R, request: &Request<'_>) -> Result<Analysis, AnalysisError> {
     let file = object::File::parse(data).map_err(|e| AnalysisError::NotElf(e.to_string()))?;
     if file.format() != object::BinaryFormat::Elf {
         return Err(AnalysisError::NotElf(format!("a {:?} file", file.format())));
@@ -194,7 +196,7 @@ pub fn analyse(data: &[u8], request: &Request<'_>) -> Result<Analysis, AnalysisE
     let has_symbols = file.symbol_table().is_some();
     // The pclntab is needed for stripped binaries and for inline trees; a
     // binary with symbols but an unreadable pclntab still gets its functions.
-    let pcln = pclntab::Pclntab::parse(&file);
+    let pcln = pclntab::Pclntab::parse(data, &file);
     let (symbols, source) = if has_symbols {
         (symbol_table(&file, request.functions), SymbolSource::Symtab)
     } else {
@@ -202,7 +204,7 @@ pub fn analyse(data: &[u8], request: &Request<'_>) -> Result<Analysis, AnalysisE
         let found = pcln.functions(request.functions)?;
         (found.into_iter().map(|(k, f)| (k, (f.entry, f.size))).collect(), SymbolSource::Pclntab)
     };
-    let inlined = pcln.as_ref().ok().map(|p| p.inlined(&file, request.functions));
+    let inlined = pcln.as_ref().ok().map(|p| p.inlined(data, &file, request.functions));
     let mut functions = BTreeMap::new();
     let mut missing_functions = Vec::new();
     let mut inlined_only = BTreeMap::new();
@@ -215,7 +217,7 @@ pub fn analyse(data: &[u8], request: &Request<'_>) -> Result<Analysis, AnalysisE
             }
             continue;
         };
-        let mut f = match function(&file, arch, name, address, size) {
+        let mut f = match function(data, &file, arch, name, address, size) {
             Ok(f) => f,
             Err(e) => {
                 unprobeable.insert(name.to_owned(), e.to_string());
@@ -272,7 +274,10 @@ pub fn analyse(data: &[u8], request: &Request<'_>) -> Result<Analysis, AnalysisE
 }
 
 /// Address and size of the wanted functions from the ELF symbol table.
-fn symbol_table(file: &object::File<'_>, wanted: &[&str]) -> BTreeMap<String, (u64, u64)> {
+fn symbol_table<'data, R: ReadRef<'data>>(
+    file: &object::File<'data, R>,
+    wanted: &[&str],
+) -> BTreeMap<String, (u64, u64)> {
     let mut found = BTreeMap::new();
     for symbol in file.symbols() {
         if symbol.kind() != object::SymbolKind::Text {
@@ -286,8 +291,9 @@ fn symbol_table(file: &object::File<'_>, wanted: &[&str]) -> BTreeMap<String, (u
     found
 }
 
-fn function(
-    file: &object::File<'_>,
+fn function<'data, R: ReadRef<'data>>(
+    data: R,
+    file: &object::File<'data, R>,
     arch: Arch,
     name: &str,
     address: u64,
@@ -296,15 +302,19 @@ fn function(
     let code_err = |reason: String| AnalysisError::Code { function: name.to_owned(), reason };
     let section = file
         .sections()
-        .find(|s| s.kind() == SectionKind::Text && s.address() <= address && address < s.address() + s.size())
+        .find(|s| {
+            s.kind() == SectionKind::Text && address.checked_sub(s.address()).is_some_and(|d| d < s.size())
+        })
         .ok_or_else(|| code_err(format!("address {address:#x} is in no text section")))?;
     let (section_offset, _) =
         section.file_range().ok_or_else(|| code_err("its text section has no file data".into()))?;
     let file_offset = address - section.address() + section_offset;
-    let code = section
-        .data_range(address, size)
-        .map_err(|e| code_err(e.to_string()))?
-        .ok_or_else(|| code_err(format!("{size} bytes at {address:#x} run past its section")))?;
+    if address - section.address() + size > section.size() {
+        return Err(code_err(format!("{size} bytes at {address:#x} run past its section")));
+    }
+    // A ranged read: Section::data_range would load the whole text section.
+    let code =
+        data.read_bytes_at(file_offset, size).map_err(|()| code_err("cannot read its bytes".into()))?;
     let code = sites::analyse(arch, address, code).map_err(|e| code_err(e.to_string()))?;
     Ok(Function {
         name: name.to_owned(),
@@ -335,9 +345,9 @@ mod tests {
     #[test]
     fn non_elf_input_is_a_clear_error() {
         let request = Request { functions: &[], fields: &[] };
-        let err = analyse(b"#!/bin/sh\necho hi\n", &request).unwrap_err();
+        let err = analyse(&b"#!/bin/sh\necho hi\n"[..], &request).unwrap_err();
         assert!(matches!(err, AnalysisError::NotElf(_)), "{err}");
-        let err = analyse(&[], &request).unwrap_err();
+        let err = analyse(&[][..], &request).unwrap_err();
         assert!(matches!(err, AnalysisError::NotElf(_)), "{err}");
     }
 }

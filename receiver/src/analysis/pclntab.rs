@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use object::{Object, ObjectSection, RelocationTarget};
+use object::{Object, ObjectSection, ReadRef, RelocationTarget};
 use thiserror::Error;
 
 const MAGIC_GO120: u32 = 0xffff_fff1;
@@ -25,6 +25,9 @@ const PCDATA_INL_TREE_INDEX: usize = 2;
 const FUNCDATA_INL_TREE: usize = 3;
 /// `runtime.inlinedCall`: funcID u8, pad [3]u8, nameOff i32, parentPc i32, startLine i32.
 const INLINED_CALL_LEN: u64 = 16;
+/// Bound on pc-value steps decoded for inline trees in one binary: real
+/// binaries need a few million at most; a crafted one must not loop for long.
+const INLINE_STEP_BUDGET: usize = 50_000_000;
 
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum PclntabError {
@@ -98,15 +101,16 @@ fn sub<'a>(b: &'a [u8], start: u64, what: &'static str) -> Result<&'a [u8], Pcln
 }
 
 /// Finds the pclntab section of an ELF Go binary.
-pub fn section<'data, 'file>(
-    file: &'file object::File<'data>,
-) -> Option<object::Section<'data, 'file, &'data [u8]>> {
+pub fn section<'data, 'file, R: ReadRef<'data>>(
+    file: &'file object::File<'data, R>,
+) -> Option<object::Section<'data, 'file, R>> {
     file.section_by_name(".gopclntab").or_else(|| file.section_by_name(".data.rel.ro.gopclntab"))
 }
 
 impl<'data> Pclntab<'data> {
-    pub fn parse(file: &object::File<'data>) -> Result<Self, PclntabError> {
+    pub fn parse<R: ReadRef<'data>>(data: R, file: &object::File<'data, R>) -> Result<Self, PclntabError> {
         let section = section(file).ok_or(PclntabError::Missing)?;
+        let raw = data;
         let data = section.data().map_err(|_| PclntabError::Corrupt("section data"))?;
         let magic = u32_at(data, 0).ok_or(PclntabError::Corrupt("header"))?;
         if magic != MAGIC_GO120 && magic != MAGIC_GO118 {
@@ -128,7 +132,7 @@ impl<'data> Pclntab<'data> {
             return Err(PclntabError::Corrupt("nfunc larger than the table"));
         }
         let address = section.address();
-        let module = find_moduledata(file, address + pcln_off, nfunc as u64 + 1, ptr_size)?;
+        let module = find_moduledata(raw, file, address.wrapping_add(pcln_off), nfunc as u64 + 1, ptr_size)?;
         Ok(Self {
             nfunc,
             funcnametab: sub(data, funcname_off, "funcnametab")?,
@@ -182,7 +186,7 @@ impl<'data> Pclntab<'data> {
             let (next_off, _) = self.functab(i + 1).ok_or(PclntabError::Corrupt("functab"))?;
             let func = PclnFunc {
                 name: (*w).to_owned(),
-                entry: self.module.text + u64::from(entry_off),
+                entry: self.module.text.wrapping_add(u64::from(entry_off)),
                 size: u64::from(next_off.saturating_sub(entry_off)),
             };
             found.insert((*w).to_owned(), (func_id, func));
@@ -191,7 +195,12 @@ impl<'data> Pclntab<'data> {
     }
 
     /// For each wanted function, the functions it was inlined into.
-    pub fn inlined(&self, file: &object::File<'data>, wanted: &[&str]) -> HashMap<String, InlineSites> {
+    pub fn inlined<R: ReadRef<'data>>(
+        &self,
+        data: R,
+        file: &object::File<'data, R>,
+        wanted: &[&str],
+    ) -> HashMap<String, InlineSites> {
         let mut result: HashMap<String, InlineSites> = HashMap::new();
         // Names are stored once in funcnametab, NUL-terminated, so an inlined
         // call's nameOff is the offset of that string: find each wanted name's
@@ -215,7 +224,8 @@ impl<'data> Pclntab<'data> {
         if wanted_offs.is_empty() {
             return result;
         }
-        let reader = DataReader::new(file);
+        let reader = DataReader::new(data, file);
+        let mut budget = INLINE_STEP_BUDGET;
         for i in 0..self.nfunc {
             let Some(rec) = self.func_record(i) else { continue };
             let (Some(npcdata), Some(&nfuncdata)) = (u32_at(rec, FUNC_NPCDATA), rec.get(FUNC_NFUNCDATA))
@@ -235,10 +245,18 @@ impl<'data> Pclntab<'data> {
             else {
                 continue;
             };
-            let indices = self.pcvalue_values(inl_index_table);
+            let indices = self.pcvalue_values(inl_index_table, &mut budget);
+            if budget == 0 {
+                break;
+            }
             for idx in indices {
                 let Ok(idx) = u64::try_from(idx) else { continue };
-                let at = self.module.gofunc + u64::from(tree_off) + idx * INLINED_CALL_LEN + 4;
+                let at = self
+                    .module
+                    .gofunc
+                    .wrapping_add(u64::from(tree_off))
+                    .wrapping_add(idx.wrapping_mul(INLINED_CALL_LEN))
+                    .wrapping_add(4);
                 let Some(name_off) = reader.u32(at) else { continue };
                 if let Some(w) = wanted_offs.get(&name_off) {
                     let outer = self.name_at(u32_at(rec, 4).unwrap_or(0)).unwrap_or_default();
@@ -255,15 +273,16 @@ impl<'data> Pclntab<'data> {
 
     /// The distinct values of a pc-value table (zig-zag value deltas and pc
     /// deltas, both uvarints, ending at a zero value delta after the first).
-    fn pcvalue_values(&self, off: u32) -> BTreeSet<i64> {
+    fn pcvalue_values(&self, off: u32, budget: &mut usize) -> BTreeSet<i64> {
         let mut values = BTreeSet::new();
         let Some(mut p) = self.pctab.get(off as usize..) else { return values };
         let mut value: i64 = -1;
         let mut first = true;
         while let Some(uv) = read_uvarint(&mut p) {
-            if uv == 0 && !first {
+            if uv == 0 && !first || *budget == 0 {
                 break;
             }
+            *budget -= 1;
             let delta = if uv & 1 != 0 { !(uv >> 1) as i64 } else { (uv >> 1) as i64 };
             value = value.wrapping_add(delta);
             // The pc delta only matters to lookups by pc; skip it.
@@ -273,9 +292,6 @@ impl<'data> Pclntab<'data> {
             first = false;
             if value >= 0 {
                 values.insert(value);
-            }
-            if values.len() > 100_000 {
-                break;
             }
         }
         values
@@ -301,18 +317,26 @@ fn read_uvarint(p: &mut &[u8]) -> Option<u64> {
 
 /// Reads pointer-sized words at virtual addresses of the file's data
 /// sections, taking a PIE's RELATIVE relocation addend where the file holds 0.
-struct DataReader<'data, 'file> {
-    file: &'file object::File<'data>,
+struct DataReader<'data, 'file, R: ReadRef<'data>> {
+    data: R,
+    file: &'file object::File<'data, R>,
     relative: Option<HashMap<u64, u64>>,
 }
 
-impl<'data, 'file> DataReader<'data, 'file> {
-    fn new(file: &'file object::File<'data>) -> Self {
-        Self { file, relative: None }
+impl<'data, 'file, R: ReadRef<'data>> DataReader<'data, 'file, R> {
+    fn new(data: R, file: &'file object::File<'data, R>) -> Self {
+        Self { data, file, relative: None }
     }
 
+    /// A ranged read at the file offset backing `address` (never the whole
+    /// section, which for .rodata or .text would be megabytes).
     fn bytes_at(&self, address: u64, len: u64) -> Option<&'data [u8]> {
-        self.file.sections().find_map(|s| s.data_range(address, len).ok().flatten())
+        let section = self.file.sections().find(|s| {
+            address.checked_sub(s.address()).is_some_and(|d| d.saturating_add(len) <= s.size())
+                && s.kind() != object::SectionKind::UninitializedData
+        })?;
+        let (offset, _) = section.file_range()?;
+        self.data.read_bytes_at(offset + (address - section.address()), len).ok()
     }
 
     fn u32(&self, address: u64) -> Option<u32> {
@@ -345,13 +369,14 @@ impl<'data, 'file> DataReader<'data, 'file> {
 /// Locates `runtime.firstmoduledata` through its `ftab` slice: a pointer to
 /// the functab followed by len = cap = nfunc+1 (integers, never relocated),
 /// then reads `text` and `gofunc`, checking `minpc == text + ftab[0].entryoff`.
-fn find_moduledata(
-    file: &object::File<'_>,
+fn find_moduledata<'data, R: ReadRef<'data>>(
+    data: R,
+    file: &object::File<'data, R>,
     ftab_address: u64,
     ftab_len: u64,
     ptr_size: u64,
 ) -> Result<ModuleData, PclntabError> {
-    let mut reader = DataReader::new(file);
+    let mut reader = DataReader::new(data, file);
     let ps = ptr_size as usize;
     // Go 1.26 gives the module data a section of its own; before, it sits
     // in .noptrdata (.data.rel.ro in some PIE builds). Look there first.
@@ -377,21 +402,18 @@ fn find_moduledata(
         while off + 2 * ps <= bytes.len() {
             let len = word_at(bytes, off, ptr_size);
             if len == Some(ftab_len) && word_at(bytes, off + ps, ptr_size) == Some(ftab_len) {
-                let slice_at = base + off as u64 - ptr_size;
+                let slice_at = (base + off as u64).wrapping_sub(ptr_size);
                 if reader.word(slice_at, ptr_size) == Some(ftab_address) {
-                    let field = |k: u64| slice_at + k * ptr_size;
+                    let field = |k: u64| slice_at.wrapping_add(k * ptr_size);
                     let text = reader.word(field(MD_TEXT_FROM_FTAB), ptr_size);
                     let minpc = reader.word(field(MD_MINPC_FROM_FTAB), ptr_size);
-                    let first_entry = file
-                        .sections()
-                        .find_map(|s| s.data_range(ftab_address, 4).ok().flatten())
-                        .and_then(|b| u32_at(b, 0));
+                    let first_entry = reader.u32(ftab_address);
                     if let (Some(text), Some(minpc), Some(first)) = (text, minpc, first_entry)
                         && text != 0
-                        && minpc == text + u64::from(first)
+                        && minpc == text.wrapping_add(u64::from(first))
                     {
                         let gofunc = reader.word(field(MD_GOFUNC_FROM_FTAB), ptr_size).unwrap_or(0);
-                        let md_start = slice_at - 16 * ptr_size;
+                        let md_start = slice_at.wrapping_sub(16 * ptr_size);
                         return Ok(ModuleData { address: md_start, text, gofunc });
                     }
                 }
