@@ -11,6 +11,7 @@ use std::{
 
 use gort_common::{ProbeId, TargetConfig};
 use thiserror::Error;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::{
     analysis::{self, Analysis, AnalysisError, Function, Request},
@@ -43,6 +44,8 @@ pub enum RunError {
     Bpf(#[from] BpfError),
     #[error("{path}: {source}")]
     Output { path: PathBuf, source: std::io::Error },
+    #[error("cannot install the signal handlers: {0}")]
+    Signals(std::io::Error),
 }
 
 /// Which process to watch.
@@ -321,8 +324,29 @@ enum Wait {
     Interrupted,
 }
 
-/// Waits up to `timeout` for the target to exit, the deadline, or Ctrl-C.
-async fn wait(process: Option<&Process>, timeout: Duration, deadline: Option<Instant>) -> Option<Wait> {
+/// SIGINT (Ctrl-C) and SIGTERM (how a container runtime stops a sidecar),
+/// listened to for the whole run so that none arriving between polls is lost.
+struct StopSignals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl StopSignals {
+    fn install() -> Result<Self, RunError> {
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt()).map_err(RunError::Signals)?,
+            terminate: signal(SignalKind::terminate()).map_err(RunError::Signals)?,
+        })
+    }
+}
+
+/// Waits up to `timeout` for the target to exit, the deadline, or a stop signal.
+async fn wait(
+    signals: &mut StopSignals,
+    process: Option<&Process>,
+    timeout: Duration,
+    deadline: Option<Instant>,
+) -> Option<Wait> {
     let until = Instant::now() + timeout;
     loop {
         if process.is_some_and(|p| !p.is_alive()) {
@@ -338,13 +362,15 @@ async fn wait(process: Option<&Process>, timeout: Duration, deadline: Option<Ins
         let step = LIVENESS_POLL.min(until - now);
         tokio::select! {
             () = tokio::time::sleep(step) => {}
-            _ = tokio::signal::ctrl_c() => return Some(Wait::Interrupted),
+            _ = signals.interrupt.recv() => return Some(Wait::Interrupted),
+            _ = signals.terminate.recv() => return Some(Wait::Interrupted),
         }
     }
 }
 
 /// Finds the process to watch; in `Exe` mode waits for one to start.
 async fn find_process(
+    signals: &mut StopSignals,
     spec: &TargetSpec,
     skip: &[Process],
     deadline: Option<Instant>,
@@ -362,7 +388,7 @@ async fn find_process(
                     println!("gort: waiting for a process running {}", path.display());
                     announced = true;
                 }
-                if let Some(w) = wait(None, Duration::from_millis(200), deadline).await {
+                if let Some(w) = wait(signals, None, Duration::from_millis(200), deadline).await {
                     return Ok(Err(w));
                 }
             }
@@ -372,6 +398,7 @@ async fn find_process(
 
 /// Runs until the deadline, Ctrl-C, or (for a pid) the target's exit.
 pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
+    let mut signals = StopSignals::install()?;
     let mut probes = Probes::load()?;
     let mut outputs = Outputs::open(&options)?;
     let started = Instant::now();
@@ -379,7 +406,7 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
     let mut targets = Vec::new();
     let mut seen: Vec<Process> = Vec::new();
     let ended = loop {
-        let process = match find_process(&options.target, &seen, deadline).await? {
+        let process = match find_process(&mut signals, &options.target, &seen, deadline).await? {
             Ok(p) => p,
             Err(Wait::Interrupted) => break EndReason::Interrupted,
             Err(_) => break EndReason::Duration,
@@ -397,7 +424,7 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
         };
         print!("{}", session.describe(options.site_mode));
         let reason = loop {
-            match wait(Some(&session.process), options.interval, deadline).await {
+            match wait(&mut signals, Some(&session.process), options.interval, deadline).await {
                 None => {
                     report_line(&session, &probes)?;
                     outputs.write_metrics(&session, &probes, options.service_name.as_deref())?;

@@ -1,0 +1,75 @@
+//! `gort run --exe PATH` follows an executable across restarts: it attaches
+//! to the running process, notices its exit, detaches, and attaches again to
+//! the next process started from the same file. Runs as root.
+
+use std::{process::Command, time::Duration};
+
+use gort_integration::{Proc, go_program, gort_binary, parse_report, require_root};
+
+#[test]
+fn ebpf_follows_the_executable_across_a_restart() {
+    if !require_root("ebpf_follows_the_executable_across_a_restart") {
+        return;
+    }
+    let binary = go_program("pingpong", "follow", &[], &[]);
+    let start = || {
+        let mut cmd = Command::new(&binary);
+        cmd.args(["-wait-start", "-pairs", "2", "-rounds", "2000"]);
+        let mut p = Proc::spawn(cmd, "[pingpong]");
+        p.wait_line(Duration::from_secs(30), |l| l.contains("\"ready\""));
+        p
+    };
+    let summary = std::env::temp_dir().join(format!("gort-follow-{}.json", std::process::id()));
+    let mut first = start();
+    let mut cmd = Command::new(gort_binary());
+    cmd.args(["run", "--exe", binary.to_str().unwrap(), "--for", "60s", "--interval", "200ms"])
+        .args(["--summary-json", summary.to_str().unwrap()]);
+    let mut gort = Proc::spawn(cmd, "[gort]");
+    let attached = |pid: u32| move |l: &str| l.starts_with(&format!("gort: attached to pid {pid} "));
+    gort.wait_line(Duration::from_secs(60), attached(first.pid()));
+    gort.wait_line(Duration::from_secs(10), |l| l.contains("probe ready"));
+    first.send_line("go");
+    let first_report = parse_report(&first.wait_line(Duration::from_secs(60), |l| l.contains("\"done\"")));
+    first.wait_exit(Duration::from_secs(10));
+    let first_pid = first.pid();
+    gort.wait_line(Duration::from_secs(10), |l| {
+        l == format!("gort: pid {first_pid} exited; probes detached")
+    });
+
+    // The restart: a new process from the same file.
+    let mut second = start();
+    gort.wait_line(Duration::from_secs(10), attached(second.pid()));
+    gort.wait_line(Duration::from_secs(10), |l| l.contains("probe ready"));
+    second.send_line("go");
+    let second_report = parse_report(&second.wait_line(Duration::from_secs(60), |l| l.contains("\"done\"")));
+    second.wait_exit(Duration::from_secs(10));
+    let second_pid = second.pid();
+    gort.wait_line(Duration::from_secs(10), |l| {
+        l == format!("gort: pid {second_pid} exited; probes detached")
+    });
+
+    // Stop gort before its --for deadline with SIGTERM, as a container
+    // runtime stops a sidecar (SIGINT, Ctrl-C, takes the same path).
+    let status = Command::new("kill").args(["-TERM", &gort.pid().to_string()]).status().unwrap();
+    assert!(status.success());
+    assert!(gort.wait_exit(Duration::from_secs(15)).success());
+
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&summary);
+    assert_eq!(s["ended"], "interrupted");
+    let targets = s["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 2, "{s}");
+    for (target, (pid, report)) in
+        targets.iter().zip([(first_pid, &first_report), (second_pid, &second_report)])
+    {
+        assert_eq!(target["pid"], pid);
+        assert_eq!(target["exited"], true);
+        let execute = target["probes"].as_array().unwrap().iter().find(|p| p["name"] == "execute").unwrap();
+        assert!(execute["hits"].as_u64().unwrap() >= 2 * report.round_trips, "{target}");
+        let seen: Vec<u64> =
+            target["goroutines"].as_array().unwrap().iter().map(|g| g["goid"].as_u64().unwrap()).collect();
+        for goid in &report.goids {
+            assert!(seen.contains(goid), "pid {pid}: goroutine {goid} not seen: {seen:?}");
+        }
+    }
+}
