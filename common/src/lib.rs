@@ -12,8 +12,16 @@ pub mod names {
     pub const MAP_TARGETS: &str = "GORT_TARGETS";
     pub const MAP_PROBE_HITS: &str = "GORT_PROBE_HITS";
     pub const MAP_GOIDS_SEEN: &str = "GORT_GOIDS_SEEN";
+    pub const MAP_HISTOGRAMS: &str = "GORT_HISTOGRAMS";
+    pub const MAP_COUNTERS: &str = "GORT_COUNTERS";
+    pub const MAP_RUNNABLE_SINCE: &str = "GORT_RUNNABLE_SINCE";
+    pub const MAP_STW: &str = "GORT_STW";
     pub const PROG_EXECUTE: &str = "gort_execute";
     pub const PROG_READY: &str = "gort_ready";
+    pub const PROG_CASGSTATUS: &str = "gort_casgstatus";
+    pub const PROG_STW_START: &str = "gort_stw_start";
+    pub const PROG_STW_END: &str = "gort_stw_end";
+    pub const PROG_STW_ARGS: &str = "gort_stw_args";
 }
 
 /// Identifies a probe site in the per-probe hit counters. The discriminant is
@@ -25,10 +33,28 @@ pub enum ProbeId {
     Execute = 0,
     /// `runtime.ready(gp *g, ...)`: a parked goroutine becomes runnable.
     Ready = 1,
+    /// `runtime.casgstatus(gp *g, oldval, newval uint32)`: every goroutine
+    /// state transition (runnable, running, waiting, dead).
+    Casgstatus = 2,
+    /// `runtime.stopTheWorldWithSema(reason)`: a stop-the-world begins.
+    StopTheWorld = 3,
+    /// RET of `runtime.startTheWorldWithSema`, which returns `nanotime()`
+    /// (CLOCK_MONOTONIC): the stop-the-world ended.
+    StartTheWorldReturn = 4,
+    /// Entry of `runtime.startTheWorldWithSema(now, w worldStop)` (Go 1.22+):
+    /// `w` carries the runtime's own stop start time and reason.
+    StartTheWorldArgs = 5,
 }
 
 impl ProbeId {
-    pub const ALL: [Self; 2] = [Self::Execute, Self::Ready];
+    pub const ALL: [Self; 6] = [
+        Self::Execute,
+        Self::Ready,
+        Self::Casgstatus,
+        Self::StopTheWorld,
+        Self::StartTheWorldReturn,
+        Self::StartTheWorldArgs,
+    ];
 
     pub const fn index(self) -> u32 {
         self as u32
@@ -59,6 +85,111 @@ pub struct TargetConfig {
 }
 const _: () = assert!(core::mem::size_of::<TargetConfig>() == 8);
 
+/// Go's `runtime.g.atomicstatus` values (runtime2.go), stable since Go 1.x.
+pub mod gstatus {
+    pub const RUNNABLE: u32 = 1;
+    pub const RUNNING: u32 = 2;
+    pub const WAITING: u32 = 4;
+    pub const DEAD: u32 = 6;
+    /// Set on top of a status while the GC scans the goroutine's stack.
+    pub const SCAN: u32 = 0x1000;
+}
+
+/// Go's `stwReason` values for the two GC stop-the-worlds (the same in Go
+/// 1.21 through 1.26); every other reason is a non-GC pause.
+pub mod stw_reason {
+    pub const GC_MARK_TERM: u64 = 1;
+    pub const GC_SWEEP_TERM: u64 = 2;
+}
+
+/// The Go runtime's `timeHistogram` layout (runtime/histogram.go), reproduced
+/// in the kernel so gort's histograms and `runtime/metrics` share buckets:
+/// values below 2^MIN_BUCKET_BITS ns fall in bucket 0, then one bucket per
+/// power of two up to 2^MAX_BUCKET_BITS, each split into SUB_BUCKETS.
+pub mod time_hist {
+    pub const MIN_BUCKET_BITS: u32 = 9;
+    pub const MAX_BUCKET_BITS: u32 = 48;
+    pub const SUB_BUCKET_BITS: u32 = 2;
+    pub const SUB_BUCKETS: u32 = 1 << SUB_BUCKET_BITS;
+    pub const BUCKETS: u32 = MAX_BUCKET_BITS - MIN_BUCKET_BITS + 1;
+    /// Counting slots: BUCKETS * SUB_BUCKETS, then overflow, then the sum of
+    /// all recorded values (ns), so one array holds a whole histogram.
+    pub const COUNTS: u32 = BUCKETS * SUB_BUCKETS;
+    pub const OVERFLOW_SLOT: u32 = COUNTS;
+    pub const SUM_SLOT: u32 = COUNTS + 1;
+    pub const SLOTS: u32 = COUNTS + 2;
+
+    /// The counting slot of a duration in ns (`timeHistogram.record`), or
+    /// OVERFLOW_SLOT. Pure integer arithmetic the BPF verifier accepts.
+    #[inline(always)]
+    pub const fn slot(duration: u64) -> u32 {
+        let len = 64 - duration.leading_zeros();
+        let (bucket_bit, bucket) =
+            if len < MIN_BUCKET_BITS { (MIN_BUCKET_BITS, 0) } else { (len, len - MIN_BUCKET_BITS + 1) };
+        if bucket >= BUCKETS {
+            return OVERFLOW_SLOT;
+        }
+        let sub = ((duration >> (bucket_bit - 1 - SUB_BUCKET_BITS)) as u32) % SUB_BUCKETS;
+        bucket * SUB_BUCKETS + sub
+    }
+
+    /// Lower bound in ns of a counting slot (the runtime's bucket boundary).
+    pub const fn lower_bound(slot: u32) -> u64 {
+        let bucket = slot / SUB_BUCKETS;
+        let sub = (slot % SUB_BUCKETS) as u64;
+        if bucket == 0 {
+            return sub << (MIN_BUCKET_BITS - 1 - SUB_BUCKET_BITS);
+        }
+        let bucket_bit = bucket + MIN_BUCKET_BITS - 1;
+        (1u64 << (bucket_bit - 1)) + (sub << (bucket_bit - 1 - SUB_BUCKET_BITS))
+    }
+}
+
+/// Which in-kernel histogram: index into `GORT_HISTOGRAMS` (each SLOTS wide).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HistogramId {
+    /// Time goroutines spent runnable before running (`go.schedule.duration`).
+    ScheduleLatency = 0,
+    /// Duration of each GC stop-the-world pause (`go.memory.gc.pause.duration`).
+    GcPause = 1,
+}
+
+impl HistogramId {
+    pub const ALL: [Self; 2] = [Self::ScheduleLatency, Self::GcPause];
+    pub const COUNT: u32 = 2;
+
+    pub const fn base(self) -> u32 {
+        self as u32 * time_hist::SLOTS
+    }
+}
+
+/// Event counters: index into `GORT_COUNTERS`.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CounterId {
+    /// Completed GC cycles (mark-termination stop-the-worlds).
+    GcCycles = 0,
+    /// Stop-the-world pauses not caused by the GC.
+    OtherStw = 1,
+    /// Goroutines created (dead -> runnable).
+    GoroutinesCreated = 2,
+    /// Goroutines exited (-> dead).
+    GoroutinesExited = 3,
+}
+
+pub const MAX_COUNTERS: u32 = 16;
+
+/// A stop-the-world in progress in one process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StwStart {
+    /// CLOCK_MONOTONIC ns when stopping began.
+    pub start_ns: u64,
+    pub reason: u64,
+}
+const _: () = assert!(core::mem::size_of::<StwStart>() == 16);
+
 /// Key of the goroutine map: goroutine ids are only unique within a process.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -68,3 +199,35 @@ pub struct GoroutineKey {
     pub goid: u64,
 }
 const _: () = assert!(core::mem::size_of::<GoroutineKey>() == 16);
+
+#[cfg(test)]
+mod tests {
+    use super::time_hist::*;
+
+    /// Reference: Go's timeHistogram.record, transcribed literally.
+    fn go_record(duration: u64) -> u32 {
+        let l = 64 - duration.leading_zeros();
+        let (bucket_bit, bucket) =
+            if l < MIN_BUCKET_BITS { (MIN_BUCKET_BITS, 0) } else { (l, l - MIN_BUCKET_BITS + 1) };
+        if bucket >= BUCKETS {
+            return OVERFLOW_SLOT;
+        }
+        let sub = (duration >> (bucket_bit - 1 - SUB_BUCKET_BITS)) % u64::from(SUB_BUCKETS);
+        bucket * SUB_BUCKETS + sub as u32
+    }
+
+    #[test]
+    fn slots_match_the_runtime_and_bounds_are_monotonic() {
+        for d in [0, 1, 127, 128, 255, 256, 511, 512, 640, 767, 768, 1023, 1024, 1_000_000, u64::MAX / 2] {
+            assert_eq!(slot(d), go_record(d), "{d}");
+        }
+        let mut prev = 0;
+        for s in 1..COUNTS {
+            let b = lower_bound(s);
+            assert!(b > prev, "slot {s}: {b} <= {prev}");
+            assert_eq!(slot(b), s, "lower bound of slot {s} falls in slot {}", slot(b));
+            assert_eq!(slot(b - 1), s - 1);
+            prev = b;
+        }
+    }
+}

@@ -130,8 +130,8 @@ fn check_pingpong(binary: &Path) {
     let pid_attr =
         rm["resource"]["attributes"].as_array().unwrap().iter().find(|a| a["key"] == "process.pid").unwrap();
     assert_eq!(pid_attr["value"]["intValue"], pingpong.pid().to_string());
-    let metric = &rm["scopeMetrics"][0]["metrics"][0];
-    assert_eq!(metric["name"], "gort.probe.hits");
+    let metrics = rm["scopeMetrics"][0]["metrics"].as_array().unwrap();
+    let metric = metrics.iter().find(|m| m["name"] == "gort.probe.hits").expect("no gort.probe.hits");
     let execute_point = metric["sum"]["dataPoints"]
         .as_array()
         .unwrap()
@@ -139,5 +139,22 @@ fn check_pingpong(binary: &Path) {
         .find(|p| p["attributes"][0]["value"]["stringValue"] == "execute")
         .unwrap();
     assert_eq!(execute_point["asInt"], hits("execute").to_string());
+
+    // Every half round trip makes a goroutine runnable and then running:
+    // the scheduling-latency histogram holds at least that many samples.
+    let sched =
+        metrics.iter().find(|m| m["name"] == "go.schedule.duration").expect("no go.schedule.duration");
+    assert_eq!(sched["unit"], "s");
+    let count: u64 = sched["histogram"]["dataPoints"][0]["count"].as_str().unwrap().parse().unwrap();
+    assert!(count >= 2 * round_trips, "go.schedule.duration count {count} < 2 x {round_trips}");
+    assert_eq!(
+        target["runtime"]["schedule_latency"]["counts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_u64().unwrap())
+            .sum::<u64>(),
+        count
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,12 +6,15 @@
 #![no_main]
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user},
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
     macros::{map, uprobe},
     maps::{HashMap, LruHashMap, PerCpuArray},
     programs::ProbeContext,
 };
-use gort_common::{GoroutineKey, MAX_GOIDS_SEEN, MAX_PROBES, MAX_TARGETS, ProbeId, TargetConfig};
+use gort_common::{
+    CounterId, GoroutineKey, HistogramId, MAX_COUNTERS, MAX_GOIDS_SEEN, MAX_PROBES, MAX_TARGETS, ProbeId,
+    StwStart, TargetConfig, gstatus, stw_reason, time_hist,
+};
 
 #[map(name = "GORT_TARGETS")]
 static TARGETS: HashMap<u32, TargetConfig> = HashMap::with_max_entries(MAX_TARGETS, 0);
@@ -21,6 +24,23 @@ static PROBE_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_PROBES, 
 
 #[map(name = "GORT_GOIDS_SEEN")]
 static GOIDS_SEEN: LruHashMap<GoroutineKey, u64> = LruHashMap::with_max_entries(MAX_GOIDS_SEEN, 0);
+
+/// All histograms, SLOTS counters each, per CPU (summed by userspace).
+#[map(name = "GORT_HISTOGRAMS")]
+static HISTOGRAMS: PerCpuArray<u64> = PerCpuArray::with_max_entries(HistogramId::COUNT * time_hist::SLOTS, 0);
+
+#[map(name = "GORT_COUNTERS")]
+static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_COUNTERS, 0);
+
+/// When each runnable goroutine became runnable. Keyed by (pid, goid), not by
+/// the g pointer, because g structs are recycled; an LRU so that goroutines
+/// that die unseen cannot fill it.
+#[map(name = "GORT_RUNNABLE_SINCE")]
+static RUNNABLE_SINCE: LruHashMap<GoroutineKey, u64> = LruHashMap::with_max_entries(MAX_GOIDS_SEEN, 0);
+
+/// The stop-the-world in progress, per process.
+#[map(name = "GORT_STW")]
+static STW: HashMap<u32, StwStart> = HashMap::with_max_entries(MAX_TARGETS, 0);
 
 /// First integer argument of a Go function under the register ABI (Go >= 1.17
 /// on amd64, >= 1.18 on arm64): RAX on amd64, X0 on arm64. Not the C ABI's
@@ -37,34 +57,86 @@ fn go_arg0(ctx: &ProbeContext) -> u64 {
     value
 }
 
+/// Go register-ABI argument `n` (0-based) on amd64: RAX, RBX, RCX; arm64: X0-X2.
 #[inline(always)]
-fn count_hit(probe: ProbeId) {
-    if let Some(slot) = PROBE_HITS.get_ptr_mut(probe.index()) {
+fn go_arg(ctx: &ProbeContext, n: usize) -> u64 {
+    // SAFETY: `regs` points at the pt_regs the kernel hands every uprobe
+    // program; reading a field of it is always valid.
+    #[cfg(bpf_target_arch = "x86_64")]
+    let value = unsafe {
+        match n {
+            0 => (*ctx.regs).rax,
+            1 => (*ctx.regs).rbx,
+            _ => (*ctx.regs).rcx,
+        }
+    };
+    // SAFETY: as above.
+    #[cfg(bpf_target_arch = "aarch64")]
+    let value = unsafe { (*ctx.regs).regs[n & 7] };
+    value
+}
+
+#[inline(always)]
+fn add_per_cpu(map: &PerCpuArray<u64>, index: u32, value: u64) {
+    if let Some(slot) = map.get_ptr_mut(index) {
         // SAFETY: a per-CPU slot is only touched by the program running on this
         // CPU, and BPF programs are not preempted mid-run on their CPU.
-        unsafe { *slot += 1 };
+        unsafe { *slot += value };
     }
+}
+
+/// CLOCK_MONOTONIC in ns: the clock Go's nanotime() reads.
+#[inline(always)]
+fn now_ns() -> u64 {
+    // SAFETY: bpf_ktime_get_ns takes no arguments and cannot fail.
+    unsafe { bpf_ktime_get_ns() }
+}
+
+#[inline(always)]
+fn count_hit(probe: ProbeId) {
+    add_per_cpu(&PROBE_HITS, probe.index(), 1);
+}
+
+#[inline(always)]
+fn count(counter: CounterId) {
+    add_per_cpu(&COUNTERS, counter as u32, 1);
+}
+
+#[inline(always)]
+fn record(histogram: HistogramId, duration_ns: u64) {
+    let base = histogram.base();
+    add_per_cpu(&HISTOGRAMS, base + time_hist::slot(duration_ns), 1);
+    add_per_cpu(&HISTOGRAMS, base + time_hist::SUM_SLOT, duration_ns);
+}
+
+#[inline(always)]
+fn current_target() -> Option<(u32, &'static TargetConfig)> {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: lookups return a pointer into a map value that userspace only
+    // replaces wholesale; a stale read costs one mis-attributed hit at most.
+    unsafe { TARGETS.get(&tgid) }.map(|c| (tgid, c))
+}
+
+#[inline(always)]
+fn read_goid(gp: u64, config: &TargetConfig) -> Option<u64> {
+    if gp == 0 {
+        return None;
+    }
+    let goid_ptr = (gp + u64::from(config.goid_offset)) as *const u64;
+    // SAFETY: bpf_probe_read_user copies from the target's memory and fails
+    // cleanly on a bad address; nothing is dereferenced directly.
+    unsafe { bpf_probe_read_user(goid_ptr) }.ok()
 }
 
 /// Shared body of the probes whose first argument is a `*g`: count the hit and
 /// record the goroutine id read at the DWARF-resolved `goid` offset.
 #[inline(always)]
 fn on_goroutine_arg(ctx: &ProbeContext, probe: ProbeId) -> u32 {
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    // SAFETY: lookups return a pointer into a map value that userspace only
-    // replaces wholesale; a stale read costs one mis-attributed hit at most.
-    let Some(config) = (unsafe { TARGETS.get(&tgid) }) else {
+    let Some((tgid, config)) = current_target() else {
         return 0;
     };
     count_hit(probe);
-    let gp = go_arg0(ctx);
-    if gp == 0 {
-        return 0;
-    }
-    let goid_ptr = (gp + u64::from(config.goid_offset)) as *const u64;
-    // SAFETY: bpf_probe_read_user copies from the target's memory and fails
-    // cleanly on a bad address; nothing is dereferenced directly.
-    let Ok(goid) = (unsafe { bpf_probe_read_user(goid_ptr) }) else {
+    let Some(goid) = read_goid(go_arg0(ctx), config) else {
         return 0;
     };
     let key = GoroutineKey { tgid, _pad: 0, goid };
@@ -92,6 +164,105 @@ pub fn gort_execute(ctx: ProbeContext) -> u32 {
 #[uprobe]
 pub fn gort_ready(ctx: ProbeContext) -> u32 {
     on_goroutine_arg(&ctx, ProbeId::Ready)
+}
+
+/// `runtime.casgstatus(gp *g, oldval, newval uint32)`: the one place every
+/// goroutine state change passes. Runnable -> running closes a scheduling
+/// latency interval (the same interval the runtime's /sched/latencies
+/// measures, there sampled 1 in 8); anything -> runnable opens one.
+#[uprobe]
+pub fn gort_casgstatus(ctx: ProbeContext) -> u32 {
+    let Some((tgid, config)) = current_target() else {
+        return 0;
+    };
+    count_hit(ProbeId::Casgstatus);
+    let old = go_arg(&ctx, 1) as u32 & !gstatus::SCAN;
+    let new = go_arg(&ctx, 2) as u32 & !gstatus::SCAN;
+    let Some(goid) = read_goid(go_arg(&ctx, 0), config) else {
+        return 0;
+    };
+    let key = GoroutineKey { tgid, _pad: 0, goid };
+    let now = now_ns();
+    if old == gstatus::RUNNABLE {
+        // SAFETY: the value is copied out before the entry is removed.
+        if let Some(since) = unsafe { RUNNABLE_SINCE.get(&key) }.copied() {
+            if new == gstatus::RUNNING {
+                record(HistogramId::ScheduleLatency, now.saturating_sub(since));
+            }
+            let _ = RUNNABLE_SINCE.remove(&key);
+        }
+    }
+    match new {
+        gstatus::RUNNABLE => {
+            if old == gstatus::DEAD {
+                count(CounterId::GoroutinesCreated);
+            }
+            let _ = RUNNABLE_SINCE.insert(&key, &now, 0);
+        }
+        gstatus::DEAD => {
+            count(CounterId::GoroutinesExited);
+            let _ = RUNNABLE_SINCE.remove(&key);
+        }
+        _ => {}
+    }
+    0
+}
+
+/// `runtime.stopTheWorldWithSema(reason stwReason)`: note when stopping began.
+#[uprobe]
+pub fn gort_stw_start(ctx: ProbeContext) -> u32 {
+    let Some((tgid, _)) = current_target() else {
+        return 0;
+    };
+    count_hit(ProbeId::StopTheWorld);
+    let start = StwStart { start_ns: now_ns(), reason: go_arg(&ctx, 0) & 0xff };
+    let _ = STW.insert(&tgid, &start, 0);
+    0
+}
+
+/// Entry of `runtime.startTheWorldWithSema(now int64, w worldStop)` (Go
+/// 1.22+): `w.reason` (RBX) and `w.startedStopping` (RCX) are the runtime's
+/// own start of the pause, taken after it acquired sched.lock. Using them
+/// makes gort's pause the very interval runtime/metrics records.
+#[uprobe]
+pub fn gort_stw_args(ctx: ProbeContext) -> u32 {
+    let Some((tgid, _)) = current_target() else {
+        return 0;
+    };
+    count_hit(ProbeId::StartTheWorldArgs);
+    let start = StwStart { start_ns: go_arg(&ctx, 2), reason: go_arg(&ctx, 1) & 0xff };
+    let _ = STW.insert(&tgid, &start, 0);
+    0
+}
+
+/// A RET of `runtime.startTheWorldWithSema`, whose result is the runtime's
+/// `nanotime()` when the world restarted (CLOCK_MONOTONIC, the clock of
+/// bpf_ktime_get_ns): the pause ends exactly where the runtime says it does.
+#[uprobe]
+pub fn gort_stw_end(ctx: ProbeContext) -> u32 {
+    let Some((tgid, _)) = current_target() else {
+        return 0;
+    };
+    count_hit(ProbeId::StartTheWorldReturn);
+    // SAFETY: copied out before the entry is removed.
+    let Some(start) = (unsafe { STW.get(&tgid) }).copied() else {
+        return 0;
+    };
+    let _ = STW.remove(&tgid);
+    let end = match go_arg(&ctx, 0) {
+        0 => now_ns(),
+        now => now,
+    };
+    match start.reason {
+        stw_reason::GC_MARK_TERM | stw_reason::GC_SWEEP_TERM => {
+            record(HistogramId::GcPause, end.saturating_sub(start.start_ns));
+            if start.reason == stw_reason::GC_MARK_TERM {
+                count(CounterId::GcCycles);
+            }
+        }
+        _ => count(CounterId::OtherStw),
+    }
+    0
 }
 
 #[cfg(not(test))]

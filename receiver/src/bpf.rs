@@ -12,7 +12,7 @@ use aya::{
         uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope},
     },
 };
-use gort_common::{GoroutineKey, ProbeId, TargetConfig, names};
+use gort_common::{CounterId, GoroutineKey, HistogramId, ProbeId, TargetConfig, names, time_hist};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -62,18 +62,19 @@ pub struct Probes {
     ebpf: Ebpf,
 }
 
-/// One attached uprobe, so it can be detached when its target goes away.
+/// The uprobes of one program on one target (one per site), so they can be
+/// detached when the target goes away.
 #[derive(Debug)]
 pub struct Attachment {
     program: &'static str,
-    link: UProbeLinkId,
+    links: Vec<UProbeLinkId>,
 }
 
 impl Probes {
     /// Loads the embedded object and verifies every program (no attach yet).
     pub fn load() -> Result<Self, BpfError> {
         let mut ebpf = Ebpf::load(object()?).map_err(BpfError::Load)?;
-        for program in [names::PROG_EXECUTE, names::PROG_READY] {
+        for program in crate::probe_table::PROBES.iter().map(|p| p.program) {
             uprobe(&mut ebpf, program)?.load().map_err(|source| BpfError::Program { program, source })?;
         }
         Ok(Self { ebpf })
@@ -102,34 +103,66 @@ impl Probes {
         Ok(())
     }
 
-    /// Attaches `program` at `file_offset` of `exe`, firing only for `pid`.
+    /// Attaches `program` at each of `file_offsets` of `exe`, firing only
+    /// for `pid`. On failure, what was attached is detached again.
     pub fn attach(
         &mut self,
         program: &'static str,
         exe: &Path,
-        file_offset: u64,
+        file_offsets: &[u64],
         pid: u32,
     ) -> Result<Attachment, BpfError> {
         let scope = NonZeroU32::new(pid).map_or(UProbeScope::AllProcesses, UProbeScope::OneProcess);
-        let link = uprobe(&mut self.ebpf, program)?
-            .attach([UProbeAttachLocation::AbsoluteOffset(file_offset)], exe, scope)
-            .map_err(|source| BpfError::Program { program, source })?;
-        Ok(Attachment { program, link })
+        let mut attachment = Attachment { program, links: Vec::new() };
+        for &offset in file_offsets {
+            let location = [UProbeAttachLocation::AbsoluteOffset(offset)];
+            match uprobe(&mut self.ebpf, program)?.attach(location, exe, scope) {
+                Ok(link) => attachment.links.push(link),
+                Err(source) => {
+                    let _ = self.detach(attachment);
+                    return Err(BpfError::Program { program, source });
+                }
+            }
+        }
+        Ok(attachment)
     }
 
     pub fn detach(&mut self, attachment: Attachment) -> Result<(), BpfError> {
-        let Attachment { program, link } = attachment;
-        uprobe(&mut self.ebpf, program)?.detach(link).map_err(|source| BpfError::Program { program, source })
+        let Attachment { program, links } = attachment;
+        let probe = uprobe(&mut self.ebpf, program)?;
+        for link in links {
+            probe.detach(link).map_err(|source| BpfError::Program { program, source })?;
+        }
+        Ok(())
+    }
+
+    fn per_cpu_array(&self, map: &'static str) -> Result<PerCpuArray<&MapData, u64>, BpfError> {
+        PerCpuArray::try_from(self.ebpf.map(map).ok_or(BpfError::Missing { kind: "map", name: map })?)
+            .map_err(|source| BpfError::Map { map, source })
+    }
+
+    fn per_cpu_sum(&self, map: &'static str, index: u32) -> Result<u64, BpfError> {
+        let values =
+            self.per_cpu_array(map)?.get(&index, 0).map_err(|source| BpfError::Map { map, source })?;
+        Ok(values.iter().sum())
     }
 
     /// Hits per probe, summed over CPUs (all targets together).
     pub fn probe_hits(&self, probe: ProbeId) -> Result<u64, BpfError> {
-        let map = names::MAP_PROBE_HITS;
-        let hits: PerCpuArray<&MapData, u64> =
-            PerCpuArray::try_from(self.ebpf.map(map).ok_or(BpfError::Missing { kind: "map", name: map })?)
-                .map_err(|source| BpfError::Map { map, source })?;
-        let values = hits.get(&probe.index(), 0).map_err(|source| BpfError::Map { map, source })?;
-        Ok(values.iter().sum())
+        self.per_cpu_sum(names::MAP_PROBE_HITS, probe.index())
+    }
+
+    pub fn counter(&self, counter: CounterId) -> Result<u64, BpfError> {
+        self.per_cpu_sum(names::MAP_COUNTERS, counter as u32)
+    }
+
+    /// A histogram's SLOTS values (counts, overflow, sum), summed over CPUs.
+    pub fn histogram(&self, histogram: HistogramId) -> Result<Vec<u64>, BpfError> {
+        let map = names::MAP_HISTOGRAMS;
+        let array = self.per_cpu_array(map)?;
+        (histogram.base()..histogram.base() + time_hist::SLOTS)
+            .map(|i| array.get(&i, 0).map(|v| v.iter().sum()).map_err(|source| BpfError::Map { map, source }))
+            .collect()
     }
 
     /// Goroutine ids the probes saw in `pid`, with how often each was seen.

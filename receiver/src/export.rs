@@ -3,12 +3,19 @@
 use gort_proto::{
     common::InstrumentationScope,
     kv_int, kv_str,
-    metrics::{self, AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum},
+    metrics::{
+        self, AggregationTemporality, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
+        ResourceMetrics, ScopeMetrics, Sum,
+    },
     metrics_service::ExportMetricsServiceRequest,
     resource::Resource,
 };
 
-use crate::{analysis::Analysis, target::Process};
+use crate::{
+    analysis::Analysis,
+    stats::{RuntimeCounts, TimeHistogram},
+    target::Process,
+};
 
 /// Instrumentation scope of everything gort itself produces.
 pub const SCOPE_NAME: &str = "gort";
@@ -54,34 +61,117 @@ impl ResourceFacts {
     }
 }
 
-/// `gort.probe.hits`: cumulative hits per probe since gort attached.
-pub fn probe_hits_request(
-    resource: &ResourceFacts,
-    counts: &[(&str, u64)],
-    start_unix_nanos: u64,
-    now_unix_nanos: u64,
-) -> ExportMetricsServiceRequest {
-    let data_points = counts
-        .iter()
-        .map(|(probe, hits)| NumberDataPoint {
-            attributes: vec![kv_str("gort.probe", *probe)],
-            start_time_unix_nano: start_unix_nanos,
-            time_unix_nano: now_unix_nanos,
-            value: Some(metrics::number_data_point::Value::AsInt(i64::try_from(*hits).unwrap_or(i64::MAX))),
+/// The start and end of the cumulative window every point shares.
+#[derive(Clone, Copy)]
+struct Window {
+    start: u64,
+    now: u64,
+}
+
+fn sum_metric(
+    name: &str,
+    description: &str,
+    unit: &str,
+    w: Window,
+    points: Vec<(Vec<(&str, &str)>, u64)>,
+) -> Metric {
+    let data_points = points
+        .into_iter()
+        .map(|(attrs, value)| NumberDataPoint {
+            attributes: attrs.into_iter().map(|(k, v)| kv_str(k, v)).collect(),
+            start_time_unix_nano: w.start,
+            time_unix_nano: w.now,
+            value: Some(metrics::number_data_point::Value::AsInt(i64::try_from(value).unwrap_or(i64::MAX))),
             ..Default::default()
         })
         .collect();
-    let metric = Metric {
-        name: "gort.probe.hits".into(),
-        description: "Times each gort uprobe fired in the target process.".into(),
-        unit: "{hit}".into(),
+    Metric {
+        name: name.into(),
+        description: description.into(),
+        unit: unit.into(),
         data: Some(metrics::metric::Data::Sum(Sum {
             data_points,
             aggregation_temporality: AggregationTemporality::Cumulative as i32,
             is_monotonic: true,
         })),
         ..Default::default()
-    };
+    }
+}
+
+/// A cumulative explicit-bucket histogram in seconds, with the runtime's
+/// buckets folded to powers of two (runtime/metrics' four sub-buckets per
+/// power would make ~160 Prometheus series per histogram).
+fn histogram_metric(name: &str, description: &str, w: Window, h: &TimeHistogram) -> Metric {
+    let (explicit_bounds, bucket_counts) = h.power_of_two_buckets();
+    Metric {
+        name: name.into(),
+        description: description.into(),
+        unit: "s".into(),
+        data: Some(metrics::metric::Data::Histogram(Histogram {
+            data_points: vec![HistogramDataPoint {
+                start_time_unix_nano: w.start,
+                time_unix_nano: w.now,
+                count: h.count(),
+                sum: Some(h.sum_ns as f64 / 1e9),
+                bucket_counts,
+                explicit_bounds,
+                ..Default::default()
+            }],
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+        })),
+        ..Default::default()
+    }
+}
+
+/// Everything gort measured in one process, as one cumulative OTLP export:
+/// `go.schedule.duration`, `go.memory.gc.pause.duration` (semantic-convention
+/// names), GC cycles, goroutines created/exited, and per-probe hits.
+pub fn metrics_request(
+    resource: &ResourceFacts,
+    probe_hits: &[(&str, u64)],
+    runtime: &RuntimeCounts,
+    start_unix_nanos: u64,
+    now_unix_nanos: u64,
+) -> ExportMetricsServiceRequest {
+    let w = Window { start: start_unix_nanos, now: now_unix_nanos };
+    let metrics = vec![
+        histogram_metric(
+            "go.schedule.duration",
+            "Time goroutines spent runnable before running.",
+            w,
+            &runtime.schedule_latency,
+        ),
+        histogram_metric(
+            "go.memory.gc.pause.duration",
+            "Duration of each GC stop-the-world pause.",
+            w,
+            &runtime.gc_pause,
+        ),
+        sum_metric(
+            "gort.gc.cycles",
+            "Completed GC cycles.",
+            "{gc_cycle}",
+            w,
+            vec![(vec![], runtime.gc_cycles)],
+        ),
+        sum_metric(
+            "gort.goroutine.transitions",
+            "Goroutines created and exited.",
+            "{goroutine}",
+            w,
+            vec![
+                (vec![("gort.goroutine.event", "created")], runtime.goroutines_created),
+                (vec![("gort.goroutine.event", "exited")], runtime.goroutines_exited),
+            ],
+        ),
+        sum_metric(
+            "gort.probe.hits",
+            "Times each gort uprobe fired in the target process.",
+            "{hit}",
+            w,
+            probe_hits.iter().map(|(probe, hits)| (vec![("gort.probe", *probe)], *hits)).collect(),
+        ),
+    ];
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(resource.resource()),
@@ -91,7 +181,7 @@ pub fn probe_hits_request(
                     version: env!("CARGO_PKG_VERSION").into(),
                     ..Default::default()
                 }),
-                metrics: vec![metric],
+                metrics,
                 ..Default::default()
             }],
             ..Default::default()
@@ -104,15 +194,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn probe_hits_are_cumulative_sums_with_the_process_resource() {
+    fn metrics_are_cumulative_with_the_process_resource() {
         let facts = ResourceFacts {
             service_name: "svc".into(),
             pid: 7,
             executable_path: "/bin/x".into(),
             runtime_version: "go1.26.8".into(),
         };
-        let req = probe_hits_request(&facts, &[("execute", 10), ("ready", 4)], 100, 200);
+        let mut runtime = RuntimeCounts::default();
+        runtime.schedule_latency.counts = vec![0; gort_common::time_hist::COUNTS as usize];
+        runtime.schedule_latency.counts[10] = 3;
+        runtime.schedule_latency.sum_ns = 3_000;
+        runtime.gc_cycles = 2;
+        let req = metrics_request(&facts, &[("execute", 10), ("ready", 4)], &runtime, 100, 200);
         let rm = &req.resource_metrics[0];
+        let metrics = &rm.scope_metrics[0].metrics;
+        let by_name = |n: &str| metrics.iter().find(|m| m.name == n).unwrap_or_else(|| panic!("no {n}"));
+        let Some(metrics::metric::Data::Histogram(h)) = &by_name("go.schedule.duration").data else {
+            panic!("not a histogram")
+        };
+        assert_eq!(by_name("go.schedule.duration").unit, "s");
+        assert_eq!(h.aggregation_temporality, AggregationTemporality::Cumulative as i32);
+        let p = &h.data_points[0];
+        assert_eq!((p.count, p.sum), (3, Some(3e-6)));
+        assert_eq!(p.bucket_counts.len(), p.explicit_bounds.len() + 1);
+        assert_eq!(p.bucket_counts.iter().sum::<u64>(), 3);
+        assert!(p.attributes.is_empty(), "no per-goroutine or per-trace attributes on histograms");
         let attrs: Vec<&str> =
             rm.resource.as_ref().unwrap().attributes.iter().map(|a| a.key.as_str()).collect();
         assert_eq!(
@@ -125,7 +232,7 @@ mod tests {
                 "process.runtime.version"
             ]
         );
-        let metric = &rm.scope_metrics[0].metrics[0];
+        let metric = by_name("gort.probe.hits");
         let Some(metrics::metric::Data::Sum(sum)) = &metric.data else { panic!("not a sum") };
         assert_eq!(sum.aggregation_temporality, AggregationTemporality::Cumulative as i32);
         assert!(sum.is_monotonic);

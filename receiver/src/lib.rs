@@ -5,4 +5,5 @@ pub mod export;
 pub mod offsets;
 pub mod probe_table;
 pub mod run;
+pub mod stats;
 pub mod target;

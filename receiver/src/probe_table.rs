@@ -12,6 +12,9 @@ pub enum Site {
     /// The first instruction the kernel emulates after the entry (see
     /// `analysis::sites`): arguments are still in their registers.
     AfterEntry,
+    /// Every RET instruction: the function's results are in the result
+    /// registers. (Never a uretprobe: Go moves stacks.)
+    Returns,
 }
 
 /// Whether gort refuses to run when the probe cannot be attached.
@@ -19,6 +22,22 @@ pub enum Site {
 pub enum Need {
     Required,
     Optional,
+}
+
+/// The Go releases a probe applies to: `[since, until)` as (major, minor).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GoRange {
+    pub since: Option<(u32, u32)>,
+    pub until: Option<(u32, u32)>,
+}
+
+impl GoRange {
+    pub const ALL: Self = Self { since: None, until: None };
+
+    pub fn contains(&self, v: crate::analysis::GoVersion) -> bool {
+        let v = (v.major, v.minor);
+        self.since.is_none_or(|s| v >= s) && self.until.is_none_or(|u| v < u)
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -30,6 +49,7 @@ pub struct ProbeSpec {
     pub site: Site,
     pub program: &'static str,
     pub need: Need,
+    pub go: GoRange,
 }
 
 pub const PROBES: &[ProbeSpec] = &[
@@ -40,6 +60,7 @@ pub const PROBES: &[ProbeSpec] = &[
         site: Site::AfterEntry,
         program: names::PROG_EXECUTE,
         need: Need::Required,
+        go: GoRange::ALL,
     },
     ProbeSpec {
         id: ProbeId::Ready,
@@ -48,8 +69,58 @@ pub const PROBES: &[ProbeSpec] = &[
         site: Site::AfterEntry,
         program: names::PROG_READY,
         need: Need::Required,
+        go: GoRange::ALL,
+    },
+    ProbeSpec {
+        id: ProbeId::Casgstatus,
+        name: "casgstatus",
+        symbol: "runtime.casgstatus",
+        site: Site::AfterEntry,
+        program: names::PROG_CASGSTATUS,
+        need: Need::Optional,
+        go: GoRange::ALL,
+    },
+    ProbeSpec {
+        id: ProbeId::StopTheWorld,
+        name: "stw_start",
+        symbol: "runtime.stopTheWorldWithSema",
+        site: Site::AfterEntry,
+        program: names::PROG_STW_START,
+        need: Need::Optional,
+        // From 1.22 the runtime hands its own start time to
+        // startTheWorldWithSema (stw_args below), which is exact.
+        go: GoRange { since: None, until: Some((1, 22)) },
+    },
+    ProbeSpec {
+        id: ProbeId::StartTheWorldArgs,
+        name: "stw_args",
+        symbol: "runtime.startTheWorldWithSema",
+        site: Site::AfterEntry,
+        program: names::PROG_STW_ARGS,
+        need: Need::Optional,
+        go: GoRange { since: Some((1, 22)), until: None },
+    },
+    ProbeSpec {
+        id: ProbeId::StartTheWorldReturn,
+        name: "stw_end",
+        symbol: "runtime.startTheWorldWithSema",
+        site: Site::Returns,
+        program: names::PROG_STW_END,
+        need: Need::Optional,
+        go: GoRange::ALL,
     },
 ];
+
+/// What each optional probe feeds, for the warning when it is missing.
+pub fn feeds(id: ProbeId) -> &'static str {
+    match id {
+        ProbeId::Execute | ProbeId::Ready => "probe hit counts",
+        ProbeId::Casgstatus => "go.schedule.duration and goroutine counts",
+        ProbeId::StopTheWorld | ProbeId::StartTheWorldReturn | ProbeId::StartTheWorldArgs => {
+            "go.memory.gc.pause.duration and GC cycles"
+        }
+    }
+}
 
 pub const GOID: FieldRef = FieldRef { type_name: "runtime.g", field: "goid" };
 

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use gort_common::{ProbeId, TargetConfig};
+use gort_common::{CounterId, HistogramId, ProbeId, TargetConfig};
 use thiserror::Error;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -17,7 +17,8 @@ use crate::{
     analysis::{self, Analysis, AnalysisError, Function, Request},
     bpf::{Attachment, BpfError, Probes},
     export,
-    probe_table::{self, Need, PROBES, ProbeSpec},
+    probe_table::{self, Need, PROBES, ProbeSpec, Site},
+    stats::{RuntimeCounts, TimeHistogram},
     target::{self, Process, TargetError},
 };
 
@@ -109,6 +110,8 @@ pub struct TargetSummary {
     pub goid_offset: u64,
     pub probes: Vec<ProbeSummary>,
     pub goroutines: Vec<GoroutineSeen>,
+    /// Runtime telemetry gathered while attached.
+    pub runtime: RuntimeCounts,
     pub exited: bool,
 }
 
@@ -127,7 +130,21 @@ struct Session {
     /// Counter values when this session attached: the counters are shared by
     /// every target, so each session reports its own difference.
     baseline: Vec<u64>,
+    runtime_baseline: RuntimeCounts,
     started: SystemTime,
+}
+
+/// Reads the in-kernel runtime aggregates.
+fn read_runtime(probes: &Probes) -> Result<RuntimeCounts, RunError> {
+    let hist = |id| probes.histogram(id).map(|s| TimeHistogram::from_slots(&s));
+    Ok(RuntimeCounts {
+        schedule_latency: hist(HistogramId::ScheduleLatency)?,
+        gc_pause: hist(HistogramId::GcPause)?,
+        gc_cycles: probes.counter(CounterId::GcCycles)?,
+        other_stw_pauses: probes.counter(CounterId::OtherStw)?,
+        goroutines_created: probes.counter(CounterId::GoroutinesCreated)?,
+        goroutines_exited: probes.counter(CounterId::GoroutinesExited)?,
+    })
 }
 
 impl Session {
@@ -165,20 +182,33 @@ impl Session {
         let config = TargetConfig { goid_offset: u32::try_from(goid_offset).unwrap_or(u32::MAX), _pad: 0 };
         probes.add_target(process.pid, config)?;
         let baseline = hit_counts(probes)?;
+        let runtime_baseline = read_runtime(probes)?;
         let mut attachments = Vec::new();
-        for spec in PROBES {
+        for spec in PROBES.iter().filter(|p| p.go.contains(analysis.go_version)) {
             let Some(function) = analysis.functions.get(spec.symbol) else {
-                log::warn!("{}: {} not found; its probe is off", exe.display(), spec.symbol);
+                log::warn!(
+                    "{}: {} not found; {} disabled",
+                    exe.display(),
+                    spec.symbol,
+                    probe_table::feeds(spec.id)
+                );
                 continue;
             };
-            let offset = match site_mode {
-                SiteMode::Auto => function.site_file_offset(),
-                SiteMode::Entry => function.file_offset,
+            let offsets: Vec<u64> = match (spec.site, site_mode) {
+                (Site::AfterEntry, SiteMode::Auto) => vec![function.site_file_offset()],
+                (Site::AfterEntry, SiteMode::Entry) => vec![function.file_offset],
+                (Site::Returns, _) => {
+                    function.code.returns.iter().map(|r| function.file_offset + r).collect()
+                }
             };
-            match probes.attach(spec.program, &image, offset, process.pid) {
+            if offsets.is_empty() {
+                log::warn!("{}: no RET to probe; {} disabled", spec.symbol, probe_table::feeds(spec.id));
+                continue;
+            }
+            match probes.attach(spec.program, &image, &offsets, process.pid) {
                 Ok(a) => attachments.push((spec, function.clone(), a)),
                 Err(e) if spec.need == Need::Optional => {
-                    log::warn!("{}: {e}; continuing without it", spec.symbol)
+                    log::warn!("{}: {e}; {} disabled", spec.symbol, probe_table::feeds(spec.id))
                 }
                 Err(e) => {
                     for (_, _, a) in attachments {
@@ -189,7 +219,15 @@ impl Session {
                 }
             }
         }
-        Ok(Self { process, analysis, goid_offset, attachments, baseline, started: SystemTime::now() })
+        Ok(Self {
+            process,
+            analysis,
+            goid_offset,
+            attachments,
+            baseline,
+            runtime_baseline,
+            started: SystemTime::now(),
+        })
     }
 
     fn describe(&self, site_mode: SiteMode) -> String {
@@ -201,23 +239,37 @@ impl Session {
             self.goid_offset
         );
         for (spec, f, _) in &self.attachments {
-            let (offset, kind, insn) = match site_mode {
-                SiteMode::Auto => {
-                    (f.code.site.offset, format!("{:?}", f.code.site.kind), f.code.site.instruction.as_str())
+            let (place, file_offsets) = match (spec.site, site_mode) {
+                (Site::Returns, _) => (
+                    format!("RET at +{:x?} [emulated]", f.code.returns),
+                    f.code
+                        .returns
+                        .iter()
+                        .map(|r| format!("{:#x}", f.file_offset + r))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
+                (Site::AfterEntry, SiteMode::Auto) => (
+                    format!(
+                        "+{:#x} [{:?}: {}]",
+                        f.code.site.offset, f.code.site.kind, f.code.site.instruction
+                    ),
+                    format!("{:#x}", f.site_file_offset()),
+                ),
+                (Site::AfterEntry, SiteMode::Entry) => {
+                    ("+0x0 [entry, benchmark only]".to_owned(), format!("{:#x}", f.file_offset))
                 }
-                SiteMode::Entry => (0, "Entry (benchmark only)".to_owned(), "entry"),
             };
             out.push_str(&format!(
-                "gort:   probe {:<8} {}+{:#x} [{}: {}] file offset {:#x}\n",
-                spec.name,
-                spec.symbol,
-                offset,
-                kind,
-                insn,
-                f.file_offset + offset
+                "gort:   probe {:<10} {}{} file offset {}\n",
+                spec.name, spec.symbol, place, file_offsets
             ));
         }
         out
+    }
+
+    fn runtime(&self, probes: &Probes) -> Result<RuntimeCounts, RunError> {
+        Ok(read_runtime(probes)?.since(&self.runtime_baseline))
     }
 
     fn hits(&self, probes: &Probes) -> Result<Vec<u64>, RunError> {
@@ -252,6 +304,7 @@ impl Session {
                 .into_iter()
                 .map(|(goid, hits)| GoroutineSeen { goid, hits })
                 .collect(),
+            runtime: self.runtime(probes)?,
             exited,
         })
     }
@@ -306,9 +359,10 @@ impl Outputs {
             .iter()
             .map(|(spec, _, _)| (spec.name, hits[spec.id.index() as usize]))
             .collect();
-        let request = export::probe_hits_request(
+        let request = export::metrics_request(
             &export::ResourceFacts::new(&session.process, &session.analysis, service),
             &counts,
+            &session.runtime(probes)?,
             unix_nanos(session.started),
             unix_nanos(SystemTime::now()),
         );
@@ -463,6 +517,18 @@ fn report_line(session: &Session, probes: &Probes) -> Result<(), RunError> {
         line.push_str(&format!(" {}={}", spec.name, hits[spec.id.index() as usize]));
     }
     line.push_str(&format!(" goroutines_seen={goroutines}"));
+    let rt = session.runtime(probes)?;
+    let ms = |ns: Option<f64>| ns.map_or("-".to_owned(), |v| format!("{:.3}ms", v / 1e6));
+    line.push_str(&format!(
+        "\ngort:   schedule latency n={} p50={} p99={}; gc cycles={} stw pauses={} p50={} max<={}",
+        rt.schedule_latency.count(),
+        ms(rt.schedule_latency.quantile_ns(0.5)),
+        ms(rt.schedule_latency.quantile_ns(0.99)),
+        rt.gc_cycles,
+        rt.gc_pause.count(),
+        ms(rt.gc_pause.quantile_ns(0.5)),
+        ms(rt.gc_pause.quantile_ns(1.0)),
+    ));
     println!("{line}");
     Ok(())
 }

@@ -1,0 +1,3 @@
+module gort.dev/integration/runtimeload
+
+go 1.21

@@ -1,0 +1,143 @@
+// Command runtimeload produces known scheduler and GC stalls and reports the
+// Go runtime's own accounting of them (runtime/metrics) over exactly the
+// window it worked in, so a test can hold gort's measurements against it.
+//
+// Workloads: "sched" runs CPU-bound goroutines that yield to each other
+// (run it with GOMAXPROCS=1: every goroutine waits for the others), "gc"
+// allocates in bursts and forces collections.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"runtime/metrics"
+	"strings"
+	"sync"
+	"time"
+)
+
+var sink [][]byte
+
+func schedLoad(d time.Duration, workers int) {
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(d)
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			x := 0
+			for time.Now().Before(deadline) {
+				for j := 0; j < 20000; j++ {
+					x += j
+				}
+				runtime.Gosched()
+			}
+			_ = x
+		}()
+	}
+	wg.Wait()
+}
+
+func gcLoad(cycles int) {
+	for i := 0; i < cycles; i++ {
+		for j := 0; j < 2000; j++ {
+			sink = append(sink, make([]byte, 1024))
+		}
+		sink = nil
+		runtime.GC()
+	}
+}
+
+type histogram struct {
+	Name    string    `json:"name"`
+	Counts  []uint64  `json:"counts"`
+	Buckets []float64 `json:"buckets"`
+}
+
+type report struct {
+	Event      string      `json:"event"`
+	Pid        int         `json:"pid"`
+	GoVersion  string      `json:"go_version,omitempty"`
+	GcCycles   uint64      `json:"gc_cycles"`
+	Histograms []histogram `json:"histograms,omitempty"`
+}
+
+// Metrics gort is compared with; the GC pause one was renamed in Go 1.22.
+var names = []string{"/gc/cycles/total:gc-cycles", "/sched/latencies:seconds", "/gc/pauses:seconds", "/sched/pauses/total/gc:seconds"}
+
+func read() []metrics.Sample {
+	supported := map[string]bool{}
+	for _, d := range metrics.All() {
+		supported[d.Name] = true
+	}
+	var s []metrics.Sample
+	for _, n := range names {
+		if supported[n] {
+			s = append(s, metrics.Sample{Name: n})
+		}
+	}
+	metrics.Read(s)
+	return s
+}
+
+func main() {
+	workload := flag.String("workload", "sched", "sched or gc")
+	duration := flag.Duration("duration", 2*time.Second, "sched: how long")
+	workers := flag.Int("workers", 4, "sched: CPU-bound goroutines")
+	cycles := flag.Int("cycles", 20, "gc: forced collections")
+	flag.Parse()
+
+	emit := func(r report) {
+		r.Pid = os.Getpid()
+		b, err := json.Marshal(r)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "runtimeload:", err)
+			os.Exit(1)
+		}
+		fmt.Println(string(b))
+	}
+	emit(report{Event: "ready", GoVersion: runtime.Version()})
+	bufio.NewReader(os.Stdin).ReadString('\n')
+
+	before := read()
+	switch *workload {
+	case "sched":
+		schedLoad(*duration, *workers)
+	case "gc":
+		gcLoad(*cycles)
+	}
+	after := read()
+
+	r := report{Event: "done"}
+	for i, s := range after {
+		switch s.Value.Kind() {
+		case metrics.KindUint64:
+			if strings.HasPrefix(s.Name, "/gc/cycles/total") {
+				r.GcCycles = s.Value.Uint64() - before[i].Value.Uint64()
+			}
+		case metrics.KindFloat64Histogram:
+			a, b := s.Value.Float64Histogram(), before[i].Value.Float64Histogram()
+			// JSON has no infinities: the open ends become -1 and 1e300.
+			h := histogram{Name: s.Name, Buckets: make([]float64, len(a.Buckets)), Counts: make([]uint64, len(a.Counts))}
+			for j, v := range a.Buckets {
+				switch {
+				case math.IsInf(v, -1):
+					v = -1
+				case math.IsInf(v, 1):
+					v = 1e300
+				}
+				h.Buckets[j] = v
+			}
+			for j := range a.Counts {
+				h.Counts[j] = a.Counts[j] - b.Counts[j]
+			}
+			r.Histograms = append(r.Histograms, h)
+		}
+	}
+	emit(r)
+}

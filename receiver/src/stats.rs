@@ -1,0 +1,165 @@
+//! Histograms read from the kernel, in the Go runtime's own bucket layout
+//! (`gort_common::time_hist`): differences since attach, quantiles, and the
+//! coarser power-of-two buckets gort exports over OTLP.
+
+use gort_common::time_hist;
+
+/// One histogram in runtime buckets.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TimeHistogram {
+    /// Counts per runtime bucket (`time_hist::COUNTS` of them).
+    pub counts: Vec<u64>,
+    /// Values beyond the last bucket (2^48 ns, about 3 days).
+    pub overflow: u64,
+    /// Sum of all recorded values, in ns.
+    pub sum_ns: u64,
+}
+
+impl TimeHistogram {
+    /// From the kernel's SLOTS values (counts, overflow, sum).
+    pub fn from_slots(slots: &[u64]) -> Self {
+        let counts = slots.iter().take(time_hist::COUNTS as usize).copied().collect();
+        let at = |i: u32| slots.get(i as usize).copied().unwrap_or(0);
+        Self { counts, overflow: at(time_hist::OVERFLOW_SLOT), sum_ns: at(time_hist::SUM_SLOT) }
+    }
+
+    /// What was recorded since `baseline` was read.
+    pub fn since(&self, baseline: &Self) -> Self {
+        let counts = self
+            .counts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| c.saturating_sub(baseline.counts.get(i).copied().unwrap_or(0)))
+            .collect();
+        Self {
+            counts,
+            overflow: self.overflow.saturating_sub(baseline.overflow),
+            sum_ns: self.sum_ns.saturating_sub(baseline.sum_ns),
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum::<u64>() + self.overflow
+    }
+
+    /// The runtime bucket holding quantile `q` (0..=1), if anything was recorded.
+    pub fn quantile_bucket(&self, q: f64) -> Option<usize> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+        let mut seen = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Some(i);
+            }
+        }
+        Some(self.counts.len())
+    }
+
+    /// Quantile `q` in ns, interpolated linearly inside its bucket.
+    pub fn quantile_ns(&self, q: f64) -> Option<f64> {
+        let bucket = self.quantile_bucket(q)?;
+        if bucket >= self.counts.len() {
+            return Some(time_hist::lower_bound(time_hist::COUNTS - 1) as f64);
+        }
+        let total = self.count() as f64;
+        let before: u64 = self.counts[..bucket].iter().sum();
+        let in_bucket = self.counts[bucket].max(1) as f64;
+        let lo = time_hist::lower_bound(bucket as u32) as f64;
+        let hi = if bucket + 1 < self.counts.len() {
+            time_hist::lower_bound(bucket as u32 + 1) as f64
+        } else {
+            lo * 1.25
+        };
+        let frac = ((q * total - before as f64) / in_bucket).clamp(0.0, 1.0);
+        Some(lo + (hi - lo) * frac)
+    }
+
+    /// Export view: counts folded into power-of-two buckets, with the upper
+    /// bounds (in seconds) that separate them. `counts.len() == bounds.len() + 1`.
+    pub fn power_of_two_buckets(&self) -> (Vec<f64>, Vec<u64>) {
+        let per = time_hist::SUB_BUCKETS as usize;
+        let mut counts: Vec<u64> = self.counts.chunks(per).map(|c| c.iter().sum()).collect();
+        // Bucket b covers [lower_bound(b*per), lower_bound((b+1)*per)).
+        let bounds: Vec<f64> =
+            (1..counts.len()).map(|b| time_hist::lower_bound((b * per) as u32) as f64 / 1e9).collect();
+        if let Some(last) = counts.last_mut() {
+            *last += self.overflow;
+        }
+        (bounds, counts)
+    }
+}
+
+/// The in-kernel runtime aggregates at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RuntimeCounts {
+    /// `go.schedule.duration`: runnable -> running, every transition.
+    pub schedule_latency: TimeHistogram,
+    /// `go.memory.gc.pause.duration`: each GC stop-the-world.
+    pub gc_pause: TimeHistogram,
+    pub gc_cycles: u64,
+    pub other_stw_pauses: u64,
+    pub goroutines_created: u64,
+    pub goroutines_exited: u64,
+}
+
+impl RuntimeCounts {
+    /// What was recorded since `b` was read.
+    pub fn since(&self, b: &Self) -> Self {
+        Self {
+            schedule_latency: self.schedule_latency.since(&b.schedule_latency),
+            gc_pause: self.gc_pause.since(&b.gc_pause),
+            gc_cycles: self.gc_cycles.saturating_sub(b.gc_cycles),
+            other_stw_pauses: self.other_stw_pauses.saturating_sub(b.other_stw_pauses),
+            goroutines_created: self.goroutines_created.saturating_sub(b.goroutines_created),
+            goroutines_exited: self.goroutines_exited.saturating_sub(b.goroutines_exited),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hist(values: &[u64]) -> TimeHistogram {
+        let mut slots = vec![0; time_hist::SLOTS as usize];
+        for &v in values {
+            slots[time_hist::slot(v) as usize] += 1;
+            slots[time_hist::SUM_SLOT as usize] += v;
+        }
+        TimeHistogram::from_slots(&slots)
+    }
+
+    #[test]
+    fn quantiles_fall_in_the_right_bucket() {
+        let h = hist(&[1_000; 90].iter().chain([1_000_000; 10].iter()).copied().collect::<Vec<_>>());
+        assert_eq!(h.count(), 100);
+        assert_eq!(h.quantile_bucket(0.5), Some(time_hist::slot(1_000) as usize));
+        assert_eq!(h.quantile_bucket(0.99), Some(time_hist::slot(1_000_000) as usize));
+        let p99 = h.quantile_ns(0.99).unwrap();
+        assert!((786_432.0..=1_048_576.0).contains(&p99), "{p99}");
+        assert_eq!(TimeHistogram::default().quantile_ns(0.5), None);
+    }
+
+    #[test]
+    fn since_subtracts_the_baseline() {
+        let before = hist(&[1_000, 2_000]);
+        let after = hist(&[1_000, 2_000, 2_000, 50_000]);
+        let d = after.since(&before);
+        assert_eq!(d.count(), 2);
+        assert_eq!(d.sum_ns, 52_000);
+    }
+
+    #[test]
+    fn power_of_two_buckets_keep_every_count() {
+        let h = hist(&[100, 300, 1_000, 1_000_000, 1 << 50]);
+        let (bounds, counts) = h.power_of_two_buckets();
+        assert_eq!(counts.len(), bounds.len() + 1);
+        assert_eq!(counts.iter().sum::<u64>(), 5);
+        assert!((bounds[0] - 256e-9).abs() < 1e-15, "{}", bounds[0]);
+        assert!(bounds.windows(2).all(|w| (w[1] / w[0] - 2.0).abs() < 1e-9));
+    }
+}
