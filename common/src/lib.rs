@@ -16,6 +16,7 @@ pub mod names {
     pub const MAP_COUNTERS: &str = "GORT_COUNTERS";
     pub const MAP_RUNNABLE_SINCE: &str = "GORT_RUNNABLE_SINCE";
     pub const MAP_STW: &str = "GORT_STW";
+    pub const MAP_EVENTS: &str = "GORT_EVENTS";
     pub const PROG_EXECUTE: &str = "gort_execute";
     pub const PROG_READY: &str = "gort_ready";
     pub const PROG_CASGSTATUS: &str = "gort_casgstatus";
@@ -82,8 +83,10 @@ pub struct TargetConfig {
     pub goid_offset: u32,
     /// Explicit padding: keeps the layout identical on both sides.
     pub _pad: u32,
+    /// A goroutine runnable at least this long (ns) is a notable event.
+    pub stall_threshold_ns: u64,
 }
-const _: () = assert!(core::mem::size_of::<TargetConfig>() == 8);
+const _: () = assert!(core::mem::size_of::<TargetConfig>() == 16);
 
 /// Go's `runtime.g.atomicstatus` values (runtime2.go), stable since Go 1.x.
 pub mod gstatus {
@@ -176,7 +179,34 @@ pub enum CounterId {
     GoroutinesCreated = 2,
     /// Goroutines exited (-> dead).
     GoroutinesExited = 3,
+    /// Notable events the ring buffer had no room for.
+    EventsLost = 4,
 }
+
+/// Size of the notable-event ring buffer (a power of two, page multiple).
+pub const EVENTS_BYTES: u32 = 256 * 1024;
+
+/// Kinds of notable event.
+pub mod event_kind {
+    /// A goroutine waited runnable at least the stall threshold.
+    pub const SCHEDULE_STALL: u32 = 1;
+    /// A GC stop-the-world pause (every one).
+    pub const GC_PAUSE: u32 = 2;
+}
+
+/// A notable event, sent through the ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Event {
+    pub kind: u32,
+    pub tgid: u32,
+    /// The goroutine concerned (0 for process-wide events such as pauses).
+    pub goid: u64,
+    /// CLOCK_MONOTONIC ns.
+    pub start_ns: u64,
+    pub end_ns: u64,
+}
+const _: () = assert!(core::mem::size_of::<Event>() == 32);
 
 pub const MAX_COUNTERS: u32 = 16;
 

@@ -9,14 +9,20 @@ use gort_integration::{Proc, go_program, require_root, start_gort};
 
 /// Runs `runtimeload` with gort attached; returns (gort summary target,
 /// runtime report).
-fn run(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> (serde_json::Value, serde_json::Value) {
+fn run(
+    binary: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    gort_args: &[&str],
+) -> (serde_json::Value, serde_json::Value) {
     let mut cmd = Command::new(binary);
     cmd.args(args).envs(env.iter().copied());
     let mut load = Proc::spawn(cmd, "[runtimeload]");
     load.wait_line(Duration::from_secs(30), |l| l.contains("\"ready\""));
     let summary = std::env::temp_dir().join(format!("gort-rt-{}.json", load.pid()));
-    let mut gort =
-        start_gort(load.pid(), &["--interval", "500ms", "--summary-json", summary.to_str().unwrap()]);
+    let mut all_args = vec!["--interval", "500ms", "--summary-json", summary.to_str().unwrap()];
+    all_args.extend_from_slice(gort_args);
+    let mut gort = start_gort(load.pid(), &all_args);
     gort.wait_line(Duration::from_secs(10), |l| l.contains("probe stw_end"));
     // The "attached" lines are printed once every probe is in.
     load.send_line("go");
@@ -88,7 +94,7 @@ enum PauseAccounting {
 
 fn check_gc(version: &str, env: &[(&str, &str)], accounting: PauseAccounting) {
     let binary = go_program("runtimeload", version, &[], env);
-    let (gort, runtime) = run(&binary, &["-workload", "gc", "-cycles", "30"], &[]);
+    let (gort, runtime) = run(&binary, &["-workload", "gc", "-cycles", "30"], &[], &[]);
     let ours = u64s(&gort["runtime"]["gc_pause"]["counts"]);
     let theirs = runtime_hist(&runtime, &["/sched/pauses/total/gc:seconds", "/gc/pauses:seconds"]);
     eprintln!("{version}: gc cycles gort {} runtime {}", gort["runtime"]["gc_cycles"], runtime["gc_cycles"]);
@@ -96,6 +102,10 @@ fn check_gc(version: &str, env: &[(&str, &str)], accounting: PauseAccounting) {
     assert!(runtime["gc_cycles"].as_u64().unwrap() >= 30);
     let (n_ours, n_theirs) = (ours.iter().sum::<u64>(), theirs.iter().sum::<u64>());
     assert_eq!(n_ours, n_theirs, "{version}: STW pause counts differ");
+    // Every pause is also a notable event, and none was lost.
+    let notable = &gort["notable"];
+    assert_eq!(notable["lost"], 0, "{version}");
+    assert_eq!(notable["gc_pauses"].as_u64().unwrap(), n_ours, "{version}: pause events vs pause count");
     for q in [0.5, 0.99] {
         let (a, b) = (quantile_ns(&ours, q), quantile_ns(&theirs, q));
         eprintln!("{version}: gc pause p{}: gort {:.1} us, runtime {:.1} us", q * 100.0, a / 1e3, b / 1e3);
@@ -116,10 +126,29 @@ fn check_gc(version: &str, env: &[(&str, &str)], accounting: PauseAccounting) {
 fn check_sched(version: &str, env: &[(&str, &str)]) {
     let binary = go_program("runtimeload", version, &[], env);
     let args = ["-workload", "sched", "-duration", "2s", "-workers", "4"];
-    let (gort, runtime) = run(&binary, &args, &[("GOMAXPROCS", "1")]);
+    // The stall threshold sits on a runtime bucket boundary, so the stalls
+    // reported must be exactly the samples in the buckets from there up.
+    let threshold_slot = 35u32;
+    let threshold_ns = gort_common::time_hist::lower_bound(threshold_slot);
+    let threshold = format!("{threshold_ns}ns");
+    let (gort, runtime) = run(&binary, &args, &[("GOMAXPROCS", "1")], &["--stall-threshold", &threshold]);
     let ours = u64s(&gort["runtime"]["schedule_latency"]["counts"]);
     let theirs = runtime_hist(&runtime, &["/sched/latencies:seconds"]);
     let (n_ours, n_theirs) = (ours.iter().sum::<u64>(), theirs.iter().sum::<u64>());
+    let notable = &gort["notable"];
+    let above: u64 = ours[threshold_slot as usize..].iter().sum();
+    eprintln!(
+        "{version}: stalls >= {threshold_ns} ns: {} events, {above} histogram samples",
+        notable["schedule_stalls"]
+    );
+    assert_eq!(notable["lost"], 0, "{version}");
+    assert_eq!(notable["undecodable"], 0, "{version}");
+    assert_eq!(notable["schedule_stalls"].as_u64().unwrap(), above, "{version}: stall events vs histogram");
+    assert!(above > 0, "{version}: the workload produced no stall above {threshold_ns} ns");
+    for e in notable["recent"].as_array().unwrap().iter().filter(|e| e["kind"] == "schedule_stall") {
+        assert!(e["duration_ns"].as_u64().unwrap() >= threshold_ns, "{version}: {e}");
+        assert_ne!(e["goid"], 0, "{version}: {e}");
+    }
     eprintln!("{version}: schedule latency samples: gort {n_ours}, runtime {n_theirs} (samples 1 in 8)");
     // The runtime tracks about one transition in eight per goroutine; gort
     // records every one.

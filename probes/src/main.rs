@@ -4,16 +4,23 @@
 //! reads totals instead of one event per hit.
 #![no_std]
 #![no_main]
+// The BPF target has no compare-and-swap, so core's AtomicU64 offers no
+// fetch_add; the intrinsic lowers to BPF's atomic add instruction.
+#![allow(internal_features)]
+#![feature(core_intrinsics)]
+
+use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
+    bindings::{BPF_NOEXIST, BPF_RB_NO_WAKEUP},
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
     macros::{map, uprobe},
-    maps::{HashMap, LruHashMap, PerCpuArray},
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
     programs::ProbeContext,
 };
 use gort_common::{
-    CounterId, GoroutineKey, HistogramId, MAX_COUNTERS, MAX_GOIDS_SEEN, MAX_PROBES, MAX_TARGETS, ProbeId,
-    StwStart, TargetConfig, gstatus, stw_reason, time_hist,
+    CounterId, EVENTS_BYTES, Event, GoroutineKey, HistogramId, MAX_COUNTERS, MAX_GOIDS_SEEN, MAX_PROBES,
+    MAX_TARGETS, ProbeId, StwStart, TargetConfig, event_kind, gstatus, stw_reason, time_hist,
 };
 
 #[map(name = "GORT_TARGETS")]
@@ -37,6 +44,10 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_COUNTERS, 
 /// that die unseen cannot fill it.
 #[map(name = "GORT_RUNNABLE_SINCE")]
 static RUNNABLE_SINCE: LruHashMap<GoroutineKey, u64> = LruHashMap::with_max_entries(MAX_GOIDS_SEEN, 0);
+
+/// Notable events for userspace, which drains it on a timer.
+#[map(name = "GORT_EVENTS")]
+static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 
 /// The stop-the-world in progress, per process.
 #[map(name = "GORT_STW")]
@@ -109,6 +120,17 @@ fn record(histogram: HistogramId, duration_ns: u64) {
     add_per_cpu(&HISTOGRAMS, base + time_hist::SUM_SLOT, duration_ns);
 }
 
+/// Sends a notable event without waking the reader (a wakeup costs about a
+/// microsecond inside a hot probe; userspace polls on a timer instead). A full
+/// buffer is counted, never silent.
+#[inline(always)]
+fn notify(kind: u32, tgid: u32, goid: u64, start_ns: u64, end_ns: u64) {
+    let event = Event { kind, tgid, goid, start_ns, end_ns };
+    if EVENTS.output(&event, u64::from(BPF_RB_NO_WAKEUP)).is_err() {
+        count(CounterId::EventsLost);
+    }
+}
+
 #[inline(always)]
 fn current_target() -> Option<(u32, &'static TargetConfig)> {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
@@ -141,14 +163,22 @@ fn on_goroutine_arg(ctx: &ProbeContext, probe: ProbeId) -> u32 {
     };
     let key = GoroutineKey { tgid, _pad: 0, goid };
     match GOIDS_SEEN.get_ptr_mut(&key) {
-        // SAFETY: the pointer is into the map value for `key`; concurrent
-        // increments of one goroutine's counter are rare and a lost one is
-        // harmless for a hit count.
-        Some(hits) => unsafe { *hits += 1 },
+        // SAFETY: the pointer is into the (8-byte aligned) map value for `key`,
+        // valid while the program runs. The add is atomic: `execute` on one
+        // CPU and `ready` on another can hit the same goroutine at once.
+        Some(hits) => unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(hits, 1) },
         None => {
-            let _ = GOIDS_SEEN.insert(&key, &1, 0);
+            // Two CPUs can both miss; BPF_NOEXIST makes one insert win and
+            // the other add to it instead of overwriting.
+            if GOIDS_SEEN.insert(&key, &1, u64::from(BPF_NOEXIST)).is_err()
+                && let Some(hits) = GOIDS_SEEN.get_ptr_mut(&key)
+            {
+                // SAFETY: as above.
+                unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(hits, 1) };
+            }
+            0
         }
-    }
+    };
     0
 }
 
@@ -187,7 +217,11 @@ pub fn gort_casgstatus(ctx: ProbeContext) -> u32 {
         // SAFETY: the value is copied out before the entry is removed.
         if let Some(since) = unsafe { RUNNABLE_SINCE.get(&key) }.copied() {
             if new == gstatus::RUNNING {
-                record(HistogramId::ScheduleLatency, now.saturating_sub(since));
+                let waited = now.saturating_sub(since);
+                record(HistogramId::ScheduleLatency, waited);
+                if waited >= config.stall_threshold_ns {
+                    notify(event_kind::SCHEDULE_STALL, tgid, goid, since, now);
+                }
             }
             let _ = RUNNABLE_SINCE.remove(&key);
         }
@@ -256,6 +290,7 @@ pub fn gort_stw_end(ctx: ProbeContext) -> u32 {
     match start.reason {
         stw_reason::GC_MARK_TERM | stw_reason::GC_SWEEP_TERM => {
             record(HistogramId::GcPause, end.saturating_sub(start.start_ns));
+            notify(event_kind::GC_PAUSE, tgid, 0, start.start_ns, end);
             if start.reason == stw_reason::GC_MARK_TERM {
                 count(CounterId::GcCycles);
             }

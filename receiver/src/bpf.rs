@@ -6,13 +6,13 @@ use std::{num::NonZeroU32, path::Path};
 
 use aya::{
     Ebpf, Pod,
-    maps::{HashMap, MapData, PerCpuArray},
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::{
         UProbe,
         uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope},
     },
 };
-use gort_common::{CounterId, GoroutineKey, HistogramId, ProbeId, TargetConfig, names, time_hist};
+use gort_common::{CounterId, Event, GoroutineKey, HistogramId, ProbeId, TargetConfig, names, time_hist};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -60,6 +60,23 @@ fn object() -> Result<&'static [u8], BpfError> {
 /// Loaded probes. Dropping it detaches everything.
 pub struct Probes {
     ebpf: Ebpf,
+    /// Taken out of `ebpf` once: constructing it maps the buffer's pages.
+    events: RingBuf<MapData>,
+}
+
+/// Decodes an `Event` from the ring buffer's bytes (little-endian, the
+/// #[repr(C)] layout); `None` for a record of the wrong size.
+fn decode_event(bytes: &[u8]) -> Option<Event> {
+    let u32_at = |o: usize| Some(u32::from_le_bytes(bytes.get(o..o + 4)?.try_into().ok()?));
+    let u64_at = |o: usize| Some(u64::from_le_bytes(bytes.get(o..o + 8)?.try_into().ok()?));
+    (bytes.len() == size_of::<Event>()).then_some(())?;
+    Some(Event {
+        kind: u32_at(0)?,
+        tgid: u32_at(4)?,
+        goid: u64_at(8)?,
+        start_ns: u64_at(16)?,
+        end_ns: u64_at(24)?,
+    })
 }
 
 /// The uprobes of one program on one target (one per site), so they can be
@@ -77,7 +94,11 @@ impl Probes {
         for program in crate::probe_table::PROBES.iter().map(|p| p.program) {
             uprobe(&mut ebpf, program)?.load().map_err(|source| BpfError::Program { program, source })?;
         }
-        Ok(Self { ebpf })
+        let map = names::MAP_EVENTS;
+        let events =
+            RingBuf::try_from(ebpf.take_map(map).ok_or(BpfError::Missing { kind: "map", name: map })?)
+                .map_err(|source| BpfError::Map { map, source })?;
+        Ok(Self { ebpf, events })
     }
 
     /// Tells the probes about a target process before attaching to it.
@@ -165,6 +186,21 @@ impl Probes {
             .collect()
     }
 
+    /// Takes the notable events waiting in the ring buffer (at most `max`,
+    /// so one drain cannot stall the loop); undecodable records are counted.
+    pub fn drain_events(&mut self, max: usize) -> (Vec<Event>, u64) {
+        let mut events = Vec::new();
+        let mut bad = 0;
+        while events.len() < max {
+            let Some(item) = self.events.next() else { break };
+            match decode_event(&item) {
+                Some(e) => events.push(e),
+                None => bad += 1,
+            }
+        }
+        (events, bad)
+    }
+
     /// Goroutine ids the probes saw in `pid`, with how often each was seen.
     pub fn goroutines_seen(&self, pid: u32) -> Result<Vec<(u64, u64)>, BpfError> {
         let map = names::MAP_GOIDS_SEEN;
@@ -195,4 +231,22 @@ fn uprobe<'a>(ebpf: &'a mut Ebpf, program: &'static str) -> Result<&'a mut UProb
         .ok_or(BpfError::Missing { kind: "program", name: program })?
         .try_into()
         .map_err(|source| BpfError::Program { program, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_decode_from_their_c_layout() {
+        let mut bytes = Vec::new();
+        bytes.extend(2u32.to_le_bytes());
+        bytes.extend(77u32.to_le_bytes());
+        bytes.extend(18u64.to_le_bytes());
+        bytes.extend(1_000u64.to_le_bytes());
+        bytes.extend(3_000u64.to_le_bytes());
+        let e = decode_event(&bytes).unwrap();
+        assert_eq!(e, Event { kind: 2, tgid: 77, goid: 18, start_ns: 1_000, end_ns: 3_000 });
+        assert_eq!(decode_event(&bytes[..31]), None);
+    }
 }

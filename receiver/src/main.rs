@@ -13,6 +13,8 @@ use gort::{
 
 /// Default interval between live reports of `gort run`.
 const DEFAULT_INTERVAL: &str = "1s";
+/// Default runnable time from which a goroutine's wait is a notable event.
+const DEFAULT_STALL_THRESHOLD: &str = "10ms";
 
 #[derive(Parser)]
 #[command(name = "gort", version, about = "Go runtime telemetry from eBPF uprobes, for OpenTelemetry")]
@@ -56,6 +58,9 @@ struct RunArgs {
     /// Write a JSON summary (probes, sites, hit counts, goroutine ids seen) at the end.
     #[arg(long)]
     summary_json: Option<PathBuf>,
+    /// A goroutine runnable at least this long is reported as a notable stall.
+    #[arg(long, value_parser = parse_duration, default_value = DEFAULT_STALL_THRESHOLD)]
+    stall_threshold: Duration,
     /// service.name of the exported resource; default: the program's main module path.
     #[arg(long)]
     service_name: Option<String>,
@@ -77,16 +82,22 @@ enum ProbeSiteArg {
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) =
         text.split_at(text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len()));
-    let value: f64 =
-        number.parse().map_err(|_| format!("{text:?} is not a duration like 500ms, 30s or 5m"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" | "" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    let nanos_per_unit: u64 = match unit {
+        "ns" => 1,
+        "us" => 1_000,
+        "ms" => 1_000_000,
+        "s" | "" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use ns, us, ms, s, m or h)")),
     };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+    let bad = || format!("{text:?} is not a duration like 50us, 500ms, 30s or 5m");
+    // Whole numbers convert exactly (a threshold of 49152ns must stay 49152).
+    if let Ok(whole) = number.parse::<u64>() {
+        return whole.checked_mul(nanos_per_unit).map(Duration::from_nanos).ok_or_else(bad);
+    }
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    Duration::try_from_secs_f64(value * nanos_per_unit as f64 / 1e9).map_err(|e| format!("{text:?}: {e}"))
 }
 
 fn inspect(path: &PathBuf, json: bool) -> anyhow::Result<()> {
@@ -155,6 +166,7 @@ async fn run_command(args: RunArgs) -> anyhow::Result<()> {
             ProbeSiteArg::Entry => SiteMode::Entry,
         },
         service_name: args.service_name,
+        stall_threshold: args.stall_threshold,
     };
     let summary = run::run(options).await?;
     println!("gort: stopped ({})", serde_json::to_string(&summary.ended)?.trim_matches('"'));
@@ -194,5 +206,20 @@ fn main() -> ExitCode {
             eprintln!("gort: {}", one_sentence(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_exactly() {
+        assert_eq!(parse_duration("49152ns"), Ok(Duration::from_nanos(49_152)));
+        assert_eq!(parse_duration("50us"), Ok(Duration::from_micros(50)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1_500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("3 days").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
     }
 }

@@ -9,7 +9,9 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use gort_common::{CounterId, HistogramId, ProbeId, TargetConfig};
+use std::collections::VecDeque;
+
+use gort_common::{CounterId, Event, HistogramId, ProbeId, TargetConfig, event_kind};
 use thiserror::Error;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -24,6 +26,14 @@ use crate::{
 
 /// How often liveness of the target is checked.
 const LIVENESS_POLL: Duration = Duration::from_millis(100);
+/// How often the notable-event ring buffer is drained. The probes submit
+/// without waking us, so this bounds how long an event waits; 256 KiB hold
+/// 8192 events, i.e. ~80k events/s before any is lost.
+const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
+/// Most events taken per drain, so a flood cannot stall the loop.
+const DRAIN_MAX: usize = 16_384;
+/// Recent notable events kept per target for the summary.
+const RECENT_EVENTS: usize = 1_000;
 
 #[derive(Debug, Error)]
 pub enum RunError {
@@ -74,6 +84,8 @@ pub struct RunOptions {
     pub summary_json: Option<PathBuf>,
     pub site_mode: SiteMode,
     pub service_name: Option<String>,
+    /// A goroutine runnable at least this long is reported as a notable event.
+    pub stall_threshold: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -112,7 +124,43 @@ pub struct TargetSummary {
     pub goroutines: Vec<GoroutineSeen>,
     /// Runtime telemetry gathered while attached.
     pub runtime: RuntimeCounts,
+    pub notable: NotableSummary,
     pub exited: bool,
+}
+
+/// One notable event as reported.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NotableEvent {
+    pub kind: &'static str,
+    /// 0 for process-wide events (pauses).
+    pub goid: u64,
+    /// CLOCK_MONOTONIC ns.
+    pub start_ns: u64,
+    pub duration_ns: u64,
+}
+
+impl NotableEvent {
+    fn from_event(e: &Event) -> Self {
+        let kind = match e.kind {
+            event_kind::SCHEDULE_STALL => "schedule_stall",
+            event_kind::GC_PAUSE => "gc_pause",
+            _ => "unknown",
+        };
+        Self { kind, goid: e.goid, start_ns: e.start_ns, duration_ns: e.end_ns.saturating_sub(e.start_ns) }
+    }
+}
+
+/// Notable events of one target: totals and the most recent ones.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct NotableSummary {
+    pub stall_threshold_ns: u64,
+    pub schedule_stalls: u64,
+    pub gc_pauses: u64,
+    /// Events the ring buffer had no room for (counted in the kernel).
+    pub lost: u64,
+    /// Records that could not be decoded.
+    pub undecodable: u64,
+    pub recent: VecDeque<NotableEvent>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -131,6 +179,8 @@ struct Session {
     /// every target, so each session reports its own difference.
     baseline: Vec<u64>,
     runtime_baseline: RuntimeCounts,
+    lost_baseline: u64,
+    notable: NotableSummary,
     started: SystemTime,
 }
 
@@ -148,7 +198,12 @@ fn read_runtime(probes: &Probes) -> Result<RuntimeCounts, RunError> {
 }
 
 impl Session {
-    fn attach(probes: &mut Probes, process: Process, site_mode: SiteMode) -> Result<Self, RunError> {
+    fn attach(
+        probes: &mut Probes,
+        process: Process,
+        site_mode: SiteMode,
+        stall_threshold: Duration,
+    ) -> Result<Self, RunError> {
         let image = process.image_path();
         let exe = process.exe.clone();
         let file = fs::File::open(&image).map_err(|source| RunError::Read { exe: exe.clone(), source })?;
@@ -179,7 +234,14 @@ impl Session {
             log::warn!("{}: {warning}", exe.display());
         }
         let goid_offset = analysis.fields[&probe_table::GOID].offset;
-        let config = TargetConfig { goid_offset: u32::try_from(goid_offset).unwrap_or(u32::MAX), _pad: 0 };
+        let stall_threshold_ns = u64::try_from(stall_threshold.as_nanos()).unwrap_or(u64::MAX);
+        let config = TargetConfig {
+            goid_offset: u32::try_from(goid_offset).unwrap_or(u32::MAX),
+            _pad: 0,
+            stall_threshold_ns,
+        };
+        // Events left from an earlier target are not this one's.
+        let _ = probes.drain_events(usize::MAX);
         probes.add_target(process.pid, config)?;
         let baseline = hit_counts(probes)?;
         let runtime_baseline = read_runtime(probes)?;
@@ -226,6 +288,8 @@ impl Session {
             attachments,
             baseline,
             runtime_baseline,
+            lost_baseline: probes.counter(CounterId::EventsLost)?,
+            notable: NotableSummary { stall_threshold_ns, ..NotableSummary::default() },
             started: SystemTime::now(),
         })
     }
@@ -268,6 +332,26 @@ impl Session {
         out
     }
 
+    /// Takes this target's notable events out of the ring buffer.
+    fn drain(&mut self, probes: &mut Probes) -> Result<(), RunError> {
+        let (events, undecodable) = probes.drain_events(DRAIN_MAX);
+        let n = &mut self.notable;
+        n.undecodable += undecodable;
+        for e in events.iter().filter(|e| e.tgid == self.process.pid) {
+            match e.kind {
+                event_kind::SCHEDULE_STALL => n.schedule_stalls += 1,
+                event_kind::GC_PAUSE => n.gc_pauses += 1,
+                _ => n.undecodable += 1,
+            }
+            if n.recent.len() == RECENT_EVENTS {
+                n.recent.pop_front();
+            }
+            n.recent.push_back(NotableEvent::from_event(e));
+        }
+        n.lost = probes.counter(CounterId::EventsLost)?.saturating_sub(self.lost_baseline);
+        Ok(())
+    }
+
     fn runtime(&self, probes: &Probes) -> Result<RuntimeCounts, RunError> {
         Ok(read_runtime(probes)?.since(&self.runtime_baseline))
     }
@@ -305,6 +389,7 @@ impl Session {
                 .map(|(goid, hits)| GoroutineSeen { goid, hits })
                 .collect(),
             runtime: self.runtime(probes)?,
+            notable: self.notable.clone(),
             exited,
         })
     }
@@ -466,7 +551,9 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
             Err(_) => break EndReason::Duration,
         };
         seen.push(process.clone());
-        let session = match Session::attach(&mut probes, process.clone(), options.site_mode) {
+        let attached =
+            Session::attach(&mut probes, process.clone(), options.site_mode, options.stall_threshold);
+        let mut session = match attached {
             Ok(s) => s,
             // The first target is checked at start-up: fail fast. A later one
             // (a restart of a watched executable) must not stop gort.
@@ -477,15 +564,21 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
             }
         };
         print!("{}", session.describe(options.site_mode));
+        let mut last_report = Instant::now();
         let reason = loop {
-            match wait(&mut signals, Some(&session.process), options.interval, deadline).await {
+            match wait(&mut signals, Some(&session.process), DRAIN_INTERVAL, deadline).await {
                 None => {
-                    report_line(&session, &probes)?;
-                    outputs.write_metrics(&session, &probes, options.service_name.as_deref())?;
+                    session.drain(&mut probes)?;
+                    if last_report.elapsed() >= options.interval {
+                        last_report = Instant::now();
+                        report_line(&session, &probes)?;
+                        outputs.write_metrics(&session, &probes, options.service_name.as_deref())?;
+                    }
                 }
                 Some(w) => break w,
             }
         };
+        session.drain(&mut probes)?;
         report_line(&session, &probes)?;
         outputs.write_metrics(&session, &probes, options.service_name.as_deref())?;
         let exited = matches!(reason, Wait::Exited);
@@ -528,6 +621,20 @@ fn report_line(session: &Session, probes: &Probes) -> Result<(), RunError> {
         rt.gc_pause.count(),
         ms(rt.gc_pause.quantile_ns(0.5)),
         ms(rt.gc_pause.quantile_ns(1.0)),
+    ));
+    let n = &session.notable;
+    let worst = n.recent.iter().filter(|e| e.kind == "schedule_stall").max_by_key(|e| e.duration_ns);
+    line.push_str(&format!(
+        "\ngort:   notable: {} stalls >= {:.3}ms{}, {} gc pauses, {} lost",
+        n.schedule_stalls,
+        n.stall_threshold_ns as f64 / 1e6,
+        worst.map_or(String::new(), |e| format!(
+            " (worst recent {:.3}ms, goroutine {})",
+            e.duration_ns as f64 / 1e6,
+            e.goid
+        )),
+        n.gc_pauses,
+        n.lost,
     ));
     println!("{line}");
     Ok(())
