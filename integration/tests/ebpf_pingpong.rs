@@ -103,9 +103,13 @@ fn check_pingpong(binary: &Path) {
         assert_ne!(probe["site_offset"], 0, "probe on the entry instruction: {probe}");
     }
 
-    // Goroutine ids: every worker the program created was seen about once per
-    // round (it runs each round), and no other goroutine ran that often. A
-    // wrong goid offset would show up as unknown ids here.
+    // Goroutine ids. Each round trip is two rendezvous on unbuffered
+    // channels, and at each one exactly one side parks and is readied and run
+    // again: 2 parks per round trip, each seen by `ready` and `execute`. Which
+    // side parks varies (one goroutine can reach both rendezvous first), so
+    // the bound holds for the created goroutines together, not for each. No
+    // other goroutine is busy: a wrong goid offset shows up as unknown ids
+    // with large counts, or as created ids never seen.
     let seen: BTreeMap<u64, u64> = target["goroutines"]
         .as_array()
         .unwrap()
@@ -114,11 +118,18 @@ fn check_pingpong(binary: &Path) {
         .collect();
     eprintln!("goroutines created: {:?}\ngoroutines seen: {seen:?}", report.goids);
     assert_eq!(report.goids.len(), 2 * PAIRS as usize);
+    let mut created_hits = 0;
     for goid in &report.goids {
         let n = seen.get(goid).copied().unwrap_or(0);
-        assert!(n >= u64::from(2 * ROUNDS), "goroutine {goid} seen {n} times, expected >= {}", 2 * ROUNDS);
+        assert!(n > 0, "goroutine {goid}, created by the program, was never seen");
+        created_hits += n;
     }
-    let busy: Vec<u64> = seen.iter().filter(|(_, n)| **n >= u64::from(ROUNDS)).map(|(g, _)| *g).collect();
+    assert!(
+        created_hits >= 4 * round_trips,
+        "created goroutines seen {created_hits} times, expected >= 4 x {round_trips} round trips"
+    );
+    let busy: Vec<u64> =
+        seen.iter().filter(|(_, n)| **n >= u64::from(ROUNDS) / 10).map(|(g, _)| *g).collect();
     let mut created = report.goids.clone();
     created.sort_unstable();
     assert_eq!(busy, created, "the busy goroutines gort saw are not the ones the program created");
