@@ -242,16 +242,22 @@ pub fn gort_casgstatus(ctx: ProbeContext) -> u32 {
     0
 }
 
-/// `runtime.stopTheWorldWithSema(reason stwReason)`: note when stopping began.
-#[uprobe]
-pub fn gort_stw_start(ctx: ProbeContext) -> u32 {
+/// Notes the start of a stop-the-world for the process.
+#[inline(always)]
+fn begin_stw(probe: ProbeId, start_ns: u64, reason: u64) -> u32 {
     let Some((tgid, _)) = current_target() else {
         return 0;
     };
-    count_hit(ProbeId::StopTheWorld);
-    let start = StwStart { start_ns: now_ns(), reason: go_arg(&ctx, 0) & 0xff };
-    let _ = STW.insert(&tgid, &start, 0);
+    count_hit(probe);
+    let _ = STW.insert(&tgid, &StwStart { start_ns, reason: reason & 0xff }, 0);
     0
+}
+
+/// `runtime.stopTheWorldWithSema(reason stwReason)` (Go 1.21): stopping
+/// begins now.
+#[uprobe]
+pub fn gort_stw_start(ctx: ProbeContext) -> u32 {
+    begin_stw(ProbeId::StopTheWorld, now_ns(), go_arg(&ctx, 0))
 }
 
 /// Entry of `runtime.startTheWorldWithSema(now int64, w worldStop)` (Go
@@ -260,13 +266,7 @@ pub fn gort_stw_start(ctx: ProbeContext) -> u32 {
 /// makes gort's pause the very interval runtime/metrics records.
 #[uprobe]
 pub fn gort_stw_args(ctx: ProbeContext) -> u32 {
-    let Some((tgid, _)) = current_target() else {
-        return 0;
-    };
-    count_hit(ProbeId::StartTheWorldArgs);
-    let start = StwStart { start_ns: go_arg(&ctx, 2), reason: go_arg(&ctx, 1) & 0xff };
-    let _ = STW.insert(&tgid, &start, 0);
-    0
+    begin_stw(ProbeId::StartTheWorldArgs, go_arg(&ctx, 2), go_arg(&ctx, 1))
 }
 
 /// A RET of `runtime.startTheWorldWithSema`, whose result is the runtime's
