@@ -85,11 +85,14 @@ enum PauseAccounting {
     /// Go 1.22+: /sched/pauses/total/gc records exactly stop-begin to
     /// world-restarted, the interval gort reads: p50/p99 within 10%.
     Exact,
-    /// Go 1.21: /gc/pauses ends a mark-termination pause at a `nanotime()`
-    /// taken before the world restarts (mgc.go gcMarkTermination), so the
-    /// runtime under-reports; gort measures the whole stop and must never
-    /// report less.
-    RuntimeEndsEarly,
+    /// Go 1.21: /gc/pauses starts a sweep-termination pause at a
+    /// `nanotime()` taken before stopTheWorldWithSema is entered, and ends a
+    /// mark-termination pause at one taken before the world restarts
+    /// (mgc.go gcStart, gcMarkTermination). Neither instant is visible at a
+    /// function boundary, so durations differ both ways (seen: p50 +20%,
+    /// p99 -13% under load); only the counts are comparable, and the
+    /// durations are printed.
+    CountsOnly,
 }
 
 fn check_gc(version: &str, env: &[(&str, &str)], accounting: PauseAccounting) {
@@ -116,9 +119,7 @@ fn check_gc(version: &str, env: &[(&str, &str)], accounting: PauseAccounting) {
                     "{version}: gc pause p{q}: gort {a} ns vs runtime {b} ns (> 10%)"
                 )
             }
-            PauseAccounting::RuntimeEndsEarly => {
-                assert!(a >= b, "{version}: gc pause p{q}: gort {a} ns below the runtime's {b} ns")
-            }
+            PauseAccounting::CountsOnly => {}
         }
     }
 }
@@ -172,7 +173,7 @@ fn ebpf_gc_pauses_and_cycles_match_the_runtime() {
     if require_root("ebpf_gc_pauses_and_cycles_match_the_runtime") {
         check_gc("default", &[], PauseAccounting::Exact);
         check_gc("go1.23.12", &[("GOTOOLCHAIN", "go1.23.12")], PauseAccounting::Exact);
-        check_gc("go1.21.13", &[("GOTOOLCHAIN", "go1.21.13")], PauseAccounting::RuntimeEndsEarly);
+        check_gc("go1.21.13", &[("GOTOOLCHAIN", "go1.21.13")], PauseAccounting::CountsOnly);
     }
 }
 
