@@ -17,6 +17,7 @@ pub mod names {
     pub const MAP_RUNNABLE_SINCE: &str = "GORT_RUNNABLE_SINCE";
     pub const MAP_STW: &str = "GORT_STW";
     pub const MAP_EVENTS: &str = "GORT_EVENTS";
+    pub const MAP_PARKED_SINCE: &str = "GORT_PARKED_SINCE";
     pub const PROG_EXECUTE: &str = "gort_execute";
     pub const PROG_READY: &str = "gort_ready";
     pub const PROG_CASGSTATUS: &str = "gort_casgstatus";
@@ -81,8 +82,9 @@ pub const MAX_TARGETS: u32 = 64;
 pub struct TargetConfig {
     /// Byte offset of `runtime.g.goid` within `runtime.g`.
     pub goid_offset: u32,
-    /// Explicit padding: keeps the layout identical on both sides.
-    pub _pad: u32,
+    /// Byte offset of `runtime.g.waitreason` (a uint8), or NO_OFFSET when
+    /// unknown, which turns blocked-time accounting off.
+    pub waitreason_offset: u32,
     /// A goroutine runnable at least this long (ns) is a notable event.
     pub stall_threshold_ns: u64,
 }
@@ -167,6 +169,16 @@ impl HistogramId {
     }
 }
 
+/// Histograms in `GORT_HISTOGRAMS`: the fixed ones, then one per wait reason
+/// (time parked, by the runtime's `waitReason` number).
+pub const HISTOGRAMS: u32 = HistogramId::COUNT + MAX_WAIT_REASONS;
+
+/// Base slot of the blocked-time histogram of wait reason `reason`.
+pub const fn blocked_base(reason: u64) -> u32 {
+    let r = if reason < MAX_WAIT_REASONS as u64 { reason as u32 } else { MAX_WAIT_REASONS - 1 };
+    (HistogramId::COUNT + r) * time_hist::SLOTS
+}
+
 /// Event counters: index into `GORT_COUNTERS`.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,6 +231,22 @@ pub struct StwStart {
     pub reason: u64,
 }
 const _: () = assert!(core::mem::size_of::<StwStart>() == 16);
+
+/// `TargetConfig` offset value meaning "not known".
+pub const NO_OFFSET: u32 = u32::MAX;
+
+/// Wait reasons tracked one by one (Go has fewer than 50); larger values
+/// share the last histogram.
+pub const MAX_WAIT_REASONS: u32 = 64;
+
+/// A parked goroutine: since when, and why (its `waitReason` number).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Parked {
+    pub since_ns: u64,
+    pub reason: u64,
+}
+const _: () = assert!(core::mem::size_of::<Parked>() == 16);
 
 /// Key of the goroutine map: goroutine ids are only unique within a process.
 #[repr(C)]

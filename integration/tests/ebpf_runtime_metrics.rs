@@ -185,3 +185,39 @@ fn ebpf_schedule_latency_matches_the_runtime() {
         check_sched("go1.21.13", &[("GOTOOLCHAIN", "go1.21.13")]);
     }
 }
+
+/// Blocked time by wait reason against the waits the program timed itself:
+/// 20 x 50 ms of sleep, a mutex held 10 x 20 ms while another goroutine
+/// waits, a channel receiving 10 values 30 ms apart.
+fn check_blocked(version: &str, env: &[(&str, &str)]) {
+    let binary = go_program("runtimeload", version, &[], env);
+    let (gort, program) = run(&binary, &["-workload", "block"], &[], &[]);
+    let blocked = &gort["runtime"]["blocked"];
+    let sum = |reason: &str| blocked[reason]["sum_ns"].as_u64().unwrap_or(0) as f64;
+    for (reason, key) in
+        [("sleep", "sleep_ns"), ("sync.Mutex.Lock", "mutex_wait_ns"), ("chan receive", "chan_wait_ns")]
+    {
+        let (ours, theirs) = (sum(reason), program[key].as_f64().unwrap());
+        eprintln!(
+            "{version}: blocked on {reason:?}: gort {:.1} ms, program measured {:.1} ms",
+            ours / 1e6,
+            theirs / 1e6
+        );
+        // gort counts parked time; the program's clock also runs while the
+        // goroutine spins before parking and waits runnable after: at most a
+        // few hundred microseconds over hundreds of milliseconds.
+        assert!(
+            (ours - theirs).abs() <= 0.10 * theirs,
+            "{version}: {reason}: gort {ours} ns vs program {theirs} ns"
+        );
+    }
+    assert!(sum("sleep") >= 1.5e9 * 0.95, "{version}: 20 x 50 + 10 x 20 + 10 x 30 ms of sleep: about 1.5 s");
+}
+
+#[test]
+fn ebpf_blocked_time_by_wait_reason_matches_the_workload() {
+    if require_root("ebpf_blocked_time_by_wait_reason_matches_the_workload") {
+        check_blocked("default", &[]);
+        check_blocked("go1.21.13", &[("GOTOOLCHAIN", "go1.21.13")]);
+    }
+}

@@ -19,8 +19,9 @@ use aya_ebpf::{
     programs::ProbeContext,
 };
 use gort_common::{
-    CounterId, EVENTS_BYTES, Event, GoroutineKey, HistogramId, MAX_COUNTERS, MAX_GOIDS_SEEN, MAX_PROBES,
-    MAX_TARGETS, ProbeId, StwStart, TargetConfig, event_kind, gstatus, stw_reason, time_hist,
+    CounterId, EVENTS_BYTES, Event, GoroutineKey, HISTOGRAMS as HISTOGRAM_COUNT, HistogramId, MAX_COUNTERS,
+    MAX_GOIDS_SEEN, MAX_PROBES, MAX_TARGETS, NO_OFFSET, Parked, ProbeId, StwStart, TargetConfig,
+    blocked_base, event_kind, gstatus, stw_reason, time_hist,
 };
 
 #[map(name = "GORT_TARGETS")]
@@ -34,7 +35,7 @@ static GOIDS_SEEN: LruHashMap<GoroutineKey, u64> = LruHashMap::with_max_entries(
 
 /// All histograms, SLOTS counters each, per CPU (summed by userspace).
 #[map(name = "GORT_HISTOGRAMS")]
-static HISTOGRAMS: PerCpuArray<u64> = PerCpuArray::with_max_entries(HistogramId::COUNT * time_hist::SLOTS, 0);
+static HISTOGRAMS: PerCpuArray<u64> = PerCpuArray::with_max_entries(HISTOGRAM_COUNT * time_hist::SLOTS, 0);
 
 #[map(name = "GORT_COUNTERS")]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_COUNTERS, 0);
@@ -44,6 +45,11 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_COUNTERS, 
 /// that die unseen cannot fill it.
 #[map(name = "GORT_RUNNABLE_SINCE")]
 static RUNNABLE_SINCE: LruHashMap<GoroutineKey, u64> = LruHashMap::with_max_entries(MAX_GOIDS_SEEN, 0);
+
+/// Parked goroutines: since when, and the wait reason, keyed like
+/// RUNNABLE_SINCE.
+#[map(name = "GORT_PARKED_SINCE")]
+static PARKED_SINCE: LruHashMap<GoroutineKey, Parked> = LruHashMap::with_max_entries(MAX_GOIDS_SEEN, 0);
 
 /// Notable events for userspace, which drains it on a timer.
 #[map(name = "GORT_EVENTS")]
@@ -115,7 +121,11 @@ fn count(counter: CounterId) {
 
 #[inline(always)]
 fn record(histogram: HistogramId, duration_ns: u64) {
-    let base = histogram.base();
+    record_at(histogram.base(), duration_ns);
+}
+
+#[inline(always)]
+fn record_at(base: u32, duration_ns: u64) {
     add_per_cpu(&HISTOGRAMS, base + time_hist::slot(duration_ns), 1);
     add_per_cpu(&HISTOGRAMS, base + time_hist::SUM_SLOT, duration_ns);
 }
@@ -226,7 +236,22 @@ pub fn gort_casgstatus(ctx: ProbeContext) -> u32 {
             let _ = RUNNABLE_SINCE.remove(&key);
         }
     }
+    if old == gstatus::WAITING {
+        // SAFETY: the value is copied out before the entry is removed.
+        if let Some(parked) = unsafe { PARKED_SINCE.get(&key) }.copied() {
+            record_at(blocked_base(parked.reason), now.saturating_sub(parked.since_ns));
+            let _ = PARKED_SINCE.remove(&key);
+        }
+    }
     match new {
+        gstatus::WAITING if config.waitreason_offset != NO_OFFSET => {
+            // The runtime sets gp.waitreason before parking (gopark, casGToWaiting).
+            let at = (go_arg(&ctx, 0) + u64::from(config.waitreason_offset)) as *const u8;
+            // SAFETY: bpf_probe_read_user copies from the target's memory and
+            // fails cleanly on a bad address.
+            let reason = unsafe { bpf_probe_read_user(at) }.map_or(0, u64::from);
+            let _ = PARKED_SINCE.insert(&key, &Parked { since_ns: now, reason }, 0);
+        }
         gstatus::RUNNABLE => {
             if old == gstatus::DEAD {
                 count(CounterId::GoroutinesCreated);
@@ -236,6 +261,7 @@ pub fn gort_casgstatus(ctx: ProbeContext) -> u32 {
         gstatus::DEAD => {
             count(CounterId::GoroutinesExited);
             let _ = RUNNABLE_SINCE.remove(&key);
+            let _ = PARKED_SINCE.remove(&key);
         }
         _ => {}
     }

@@ -179,9 +179,20 @@ impl Probes {
 
     /// A histogram's SLOTS values (counts, overflow, sum), summed over CPUs.
     pub fn histogram(&self, histogram: HistogramId) -> Result<Vec<u64>, BpfError> {
+        self.histogram_at(histogram.base())
+    }
+
+    /// One slot of the histogram starting at `base` (e.g. its sum, to skip
+    /// reading an empty histogram's 162 slots).
+    pub fn histogram_slot(&self, base: u32, slot: u32) -> Result<u64, BpfError> {
+        self.per_cpu_sum(names::MAP_HISTOGRAMS, base + slot)
+    }
+
+    /// The SLOTS values of the histogram starting at `base`.
+    pub fn histogram_at(&self, base: u32) -> Result<Vec<u64>, BpfError> {
         let map = names::MAP_HISTOGRAMS;
         let array = self.per_cpu_array(map)?;
-        (histogram.base()..histogram.base() + time_hist::SLOTS)
+        (base..base + time_hist::SLOTS)
             .map(|i| array.get(&i, 0).map(|v| v.iter().sum()).map_err(|source| BpfError::Map { map, source }))
             .collect()
     }

@@ -123,6 +123,38 @@ fn histogram_metric(name: &str, description: &str, w: Window, h: &TimeHistogram)
     }
 }
 
+/// `gort.goroutine.blocked.duration`: time parked, one point per wait-reason
+/// category (`go.wait.reason`, a fixed set of about ten values).
+fn blocked_metric(w: Window, runtime: &RuntimeCounts) -> Metric {
+    let data_points = runtime
+        .blocked_by_category()
+        .into_iter()
+        .map(|(category, hist)| {
+            let (explicit_bounds, bucket_counts) = hist.power_of_two_buckets();
+            HistogramDataPoint {
+                attributes: vec![kv_str("go.wait.reason", category)],
+                start_time_unix_nano: w.start,
+                time_unix_nano: w.now,
+                count: hist.count(),
+                sum: Some(hist.sum_ns as f64 / 1e9),
+                bucket_counts,
+                explicit_bounds,
+                ..Default::default()
+            }
+        })
+        .collect();
+    Metric {
+        name: "gort.goroutine.blocked.duration".into(),
+        description: "Time goroutines spent parked, by wait-reason category.".into(),
+        unit: "s".into(),
+        data: Some(metrics::metric::Data::Histogram(Histogram {
+            data_points,
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+        })),
+        ..Default::default()
+    }
+}
+
 /// Everything gort measured in one process, as one cumulative OTLP export:
 /// `go.schedule.duration`, `go.memory.gc.pause.duration` (semantic-convention
 /// names), GC cycles, goroutines created/exited, and per-probe hits.
@@ -147,6 +179,7 @@ pub fn metrics_request(
             w,
             &runtime.gc_pause,
         ),
+        blocked_metric(w, runtime),
         sum_metric(
             "gort.gc.cycles",
             "Completed GC cycles.",

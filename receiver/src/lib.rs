@@ -7,3 +7,4 @@ pub mod probe_table;
 pub mod run;
 pub mod stats;
 pub mod target;
+pub mod wait_reasons;

@@ -124,8 +124,10 @@ pub fn feeds(id: ProbeId) -> &'static str {
 
 pub const GOID: FieldRef = FieldRef { type_name: "runtime.g", field: "goid" };
 
+pub const WAITREASON: FieldRef = FieldRef { type_name: "runtime.g", field: "waitreason" };
+
 /// Struct fields the probes read, with whether they are required.
-pub const FIELDS: &[(FieldRef, Need)] = &[(GOID, Need::Required)];
+pub const FIELDS: &[(FieldRef, Need)] = &[(GOID, Need::Required), (WAITREASON, Need::Optional)];
 
 /// Runtime functions `gort inspect` reports: those probed now and those the
 /// scheduler, GC and blocking telemetry attaches to. The stop/start-the-world

@@ -11,7 +11,10 @@ use std::{
 
 use std::collections::VecDeque;
 
-use gort_common::{CounterId, Event, HistogramId, ProbeId, TargetConfig, event_kind};
+use gort_common::{
+    CounterId, Event, HistogramId, MAX_WAIT_REASONS, NO_OFFSET, ProbeId, TargetConfig, blocked_base,
+    event_kind, time_hist,
+};
 use thiserror::Error;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -179,15 +182,28 @@ struct Session {
     /// every target, so each session reports its own difference.
     baseline: Vec<u64>,
     runtime_baseline: RuntimeCounts,
+    wait_names: Option<&'static [String]>,
     lost_baseline: u64,
     notable: NotableSummary,
     started: SystemTime,
 }
 
-/// Reads the in-kernel runtime aggregates.
-fn read_runtime(probes: &Probes) -> Result<RuntimeCounts, RunError> {
+/// Reads the in-kernel runtime aggregates; `wait_names` names the wait
+/// reasons of the target's Go release.
+fn read_runtime(probes: &Probes, wait_names: Option<&[String]>) -> Result<RuntimeCounts, RunError> {
     let hist = |id| probes.histogram(id).map(|s| TimeHistogram::from_slots(&s));
+    let reasons = wait_names.map_or(MAX_WAIT_REASONS, |n| (n.len() as u32).min(MAX_WAIT_REASONS));
+    let mut blocked = std::collections::BTreeMap::new();
+    for n in 0..reasons {
+        let base = blocked_base(u64::from(n));
+        if probes.histogram_slot(base, time_hist::SUM_SLOT)? == 0 {
+            continue;
+        }
+        let h = TimeHistogram::from_slots(&probes.histogram_at(base)?);
+        blocked.insert(crate::wait_reasons::name(wait_names, n), h);
+    }
     Ok(RuntimeCounts {
+        blocked,
         schedule_latency: hist(HistogramId::ScheduleLatency)?,
         gc_pause: hist(HistogramId::GcPause)?,
         gc_cycles: probes.counter(CounterId::GcCycles)?,
@@ -235,16 +251,31 @@ impl Session {
         }
         let goid_offset = analysis.fields[&probe_table::GOID].offset;
         let stall_threshold_ns = u64::try_from(stall_threshold.as_nanos()).unwrap_or(u64::MAX);
+        let waitreason_offset = match analysis.fields.get(&probe_table::WAITREASON) {
+            Some(f) => u32::try_from(f.offset).unwrap_or(NO_OFFSET),
+            None => {
+                log::warn!("{}: runtime.g.waitreason offset unknown; blocked time disabled", exe.display());
+                NO_OFFSET
+            }
+        };
+        let wait_names = crate::wait_reasons::names(analysis.go_version);
+        if wait_names.is_none() {
+            log::warn!(
+                "{}: no wait-reason names for {}; reasons are reported by number",
+                exe.display(),
+                analysis.go_version
+            );
+        }
         let config = TargetConfig {
             goid_offset: u32::try_from(goid_offset).unwrap_or(u32::MAX),
-            _pad: 0,
+            waitreason_offset,
             stall_threshold_ns,
         };
         // Events left from an earlier target are not this one's.
         let _ = probes.drain_events(usize::MAX);
         probes.add_target(process.pid, config)?;
         let baseline = hit_counts(probes)?;
-        let runtime_baseline = read_runtime(probes)?;
+        let runtime_baseline = read_runtime(probes, wait_names)?;
         let mut attachments = Vec::new();
         for spec in PROBES.iter().filter(|p| p.go.contains(analysis.go_version)) {
             let Some(function) = analysis.functions.get(spec.symbol) else {
@@ -288,6 +319,7 @@ impl Session {
             attachments,
             baseline,
             runtime_baseline,
+            wait_names,
             lost_baseline: probes.counter(CounterId::EventsLost)?,
             notable: NotableSummary { stall_threshold_ns, ..NotableSummary::default() },
             started: SystemTime::now(),
@@ -353,7 +385,7 @@ impl Session {
     }
 
     fn runtime(&self, probes: &Probes) -> Result<RuntimeCounts, RunError> {
-        Ok(read_runtime(probes)?.since(&self.runtime_baseline))
+        Ok(read_runtime(probes, self.wait_names)?.since(&self.runtime_baseline))
     }
 
     fn hits(&self, probes: &Probes) -> Result<Vec<u64>, RunError> {
@@ -622,6 +654,12 @@ fn report_line(session: &Session, probes: &Probes) -> Result<(), RunError> {
         ms(rt.gc_pause.quantile_ns(0.5)),
         ms(rt.gc_pause.quantile_ns(1.0)),
     ));
+    let mut blocked: Vec<(&str, TimeHistogram)> = rt.blocked_by_category().into_iter().collect();
+    blocked.sort_by_key(|(_, h)| std::cmp::Reverse(h.sum_ns));
+    line.push_str("\ngort:   blocked:");
+    for (category, h) in blocked.iter().take(5) {
+        line.push_str(&format!(" {category}={:.3}s/{}", h.sum_ns as f64 / 1e9, h.count()));
+    }
     let n = &session.notable;
     let worst = n.recent.iter().filter(|e| e.kind == "schedule_stall").max_by_key(|e| e.duration_ns);
     line.push_str(&format!(

@@ -2,6 +2,8 @@
 //! (`gort_common::time_hist`): differences since attach, quantiles, and the
 //! coarser power-of-two buckets gort exports over OTLP.
 
+use std::collections::BTreeMap;
+
 use gort_common::time_hist;
 
 /// One histogram in runtime buckets.
@@ -21,6 +23,18 @@ impl TimeHistogram {
         let counts = slots.iter().take(time_hist::COUNTS as usize).copied().collect();
         let at = |i: u32| slots.get(i as usize).copied().unwrap_or(0);
         Self { counts, overflow: at(time_hist::OVERFLOW_SLOT), sum_ns: at(time_hist::SUM_SLOT) }
+    }
+
+    /// Adds `other`'s counts into this histogram.
+    pub fn merge(&mut self, other: &Self) {
+        if self.counts.len() < other.counts.len() {
+            self.counts.resize(other.counts.len(), 0);
+        }
+        for (c, o) in self.counts.iter_mut().zip(&other.counts) {
+            *c += o;
+        }
+        self.overflow += other.overflow;
+        self.sum_ns += other.sum_ns;
     }
 
     /// What was recorded since `baseline` was read.
@@ -104,6 +118,9 @@ pub struct RuntimeCounts {
     pub other_stw_pauses: u64,
     pub goroutines_created: u64,
     pub goroutines_exited: u64,
+    /// Time goroutines spent parked, by the runtime's wait-reason name
+    /// (reasons with nothing recorded are left out).
+    pub blocked: BTreeMap<String, TimeHistogram>,
 }
 
 impl RuntimeCounts {
@@ -116,7 +133,24 @@ impl RuntimeCounts {
             other_stw_pauses: self.other_stw_pauses.saturating_sub(b.other_stw_pauses),
             goroutines_created: self.goroutines_created.saturating_sub(b.goroutines_created),
             goroutines_exited: self.goroutines_exited.saturating_sub(b.goroutines_exited),
+            blocked: self
+                .blocked
+                .iter()
+                .map(|(reason, h)| {
+                    (reason.clone(), b.blocked.get(reason).map_or_else(|| h.clone(), |base| h.since(base)))
+                })
+                .filter(|(_, h)| h.count() > 0)
+                .collect(),
         }
+    }
+
+    /// Blocked time merged into the exported wait-reason categories.
+    pub fn blocked_by_category(&self) -> BTreeMap<&'static str, TimeHistogram> {
+        let mut out: BTreeMap<&'static str, TimeHistogram> = BTreeMap::new();
+        for (reason, h) in &self.blocked {
+            out.entry(crate::wait_reasons::category(reason)).or_default().merge(h);
+        }
+        out
     }
 }
 

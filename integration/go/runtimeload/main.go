@@ -4,7 +4,8 @@
 //
 // Workloads: "sched" runs CPU-bound goroutines that yield to each other
 // (run it with GOMAXPROCS=1: every goroutine waits for the others), "gc"
-// allocates in bursts and forces collections.
+// allocates in bursts and forces collections, "block" sleeps, waits on a
+// held mutex and on a slow channel, timing each wait itself.
 package main
 
 import (
@@ -53,6 +54,66 @@ func gcLoad(cycles int) {
 	}
 }
 
+// blockLoad blocks goroutines in known ways at once and returns how long
+// each kind of wait lasted as the goroutines themselves measured it. Every
+// time.Sleep counts as "sleep" to the runtime, so all of them are timed.
+func blockLoad() (sleepNs, mutexNs, chanNs int64) {
+	var wg sync.WaitGroup
+	var sleeps [3]int64 // one per sleeping goroutine: no shared writes
+	timedSleep := func(slot int, d time.Duration) {
+		t := time.Now()
+		time.Sleep(d)
+		sleeps[slot] += time.Since(t).Nanoseconds()
+	}
+	wg.Add(4)
+	go func() { // 20 x 50 ms of sleep
+		defer wg.Done()
+		for i := 0; i < 20; i++ {
+			timedSleep(0, 50*time.Millisecond)
+		}
+	}()
+	var mu sync.Mutex
+	held, done := make(chan struct{}), make(chan struct{})
+	go func() { // holds the mutex 10 x 20 ms, each time until the waiter is through
+		defer wg.Done()
+		for i := 0; i < 10; i++ {
+			mu.Lock()
+			held <- struct{}{}
+			timedSleep(1, 20*time.Millisecond)
+			mu.Unlock()
+			<-done
+		}
+	}()
+	go func() { // waits for the held mutex each time
+		defer wg.Done()
+		for i := 0; i < 10; i++ {
+			<-held
+			t := time.Now()
+			mu.Lock()
+			mutexNs += time.Since(t).Nanoseconds()
+			mu.Unlock()
+			done <- struct{}{}
+		}
+	}()
+	ch := make(chan int)
+	go func() { // receives 10 values sent 30 ms apart
+		defer wg.Done()
+		go func() {
+			for i := 0; i < 10; i++ {
+				timedSleep(2, 30*time.Millisecond)
+				ch <- i
+			}
+		}()
+		for i := 0; i < 10; i++ {
+			t := time.Now()
+			<-ch
+			chanNs += time.Since(t).Nanoseconds()
+		}
+	}()
+	wg.Wait()
+	return sleeps[0] + sleeps[1] + sleeps[2], mutexNs, chanNs
+}
+
 type histogram struct {
 	Name    string    `json:"name"`
 	Counts  []uint64  `json:"counts"`
@@ -64,6 +125,9 @@ type report struct {
 	Pid        int         `json:"pid"`
 	GoVersion  string      `json:"go_version,omitempty"`
 	GcCycles   uint64      `json:"gc_cycles"`
+	SleepNs    int64       `json:"sleep_ns,omitempty"`
+	MutexNs    int64       `json:"mutex_wait_ns,omitempty"`
+	ChanNs     int64       `json:"chan_wait_ns,omitempty"`
 	Histograms []histogram `json:"histograms,omitempty"`
 }
 
@@ -86,7 +150,7 @@ func read() []metrics.Sample {
 }
 
 func main() {
-	workload := flag.String("workload", "sched", "sched or gc")
+	workload := flag.String("workload", "sched", "sched, gc or block")
 	duration := flag.Duration("duration", 2*time.Second, "sched: how long")
 	workers := flag.Int("workers", 4, "sched: CPU-bound goroutines")
 	cycles := flag.Int("cycles", 20, "gc: forced collections")
@@ -104,16 +168,18 @@ func main() {
 	emit(report{Event: "ready", GoVersion: runtime.Version()})
 	bufio.NewReader(os.Stdin).ReadString('\n')
 
+	r := report{Event: "done"}
 	before := read()
 	switch *workload {
 	case "sched":
 		schedLoad(*duration, *workers)
 	case "gc":
 		gcLoad(*cycles)
+	case "block":
+		r.SleepNs, r.MutexNs, r.ChanNs = blockLoad()
 	}
 	after := read()
 
-	r := report{Event: "done"}
 	for i, s := range after {
 		switch s.Value.Kind() {
 		case metrics.KindUint64:
