@@ -1,7 +1,7 @@
 //! Pure transforms from what the probes counted to OTLP messages.
 
 use gort_proto::{
-    common::InstrumentationScope,
+    common::{InstrumentationScope, KeyValue},
     kv_int, kv_str,
     metrics::{
         self, AggregationTemporality, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
@@ -98,25 +98,30 @@ fn sum_metric(
     }
 }
 
-/// A cumulative explicit-bucket histogram in seconds, with the runtime's
+/// One cumulative explicit-bucket data point in seconds, with the runtime's
 /// buckets folded to powers of two (runtime/metrics' four sub-buckets per
 /// power would make ~160 Prometheus series per histogram).
-fn histogram_metric(name: &str, description: &str, w: Window, h: &TimeHistogram) -> Metric {
+fn histogram_point(w: Window, h: &TimeHistogram, attributes: Vec<KeyValue>) -> HistogramDataPoint {
     let (explicit_bounds, bucket_counts) = h.power_of_two_buckets();
+    HistogramDataPoint {
+        attributes,
+        start_time_unix_nano: w.start,
+        time_unix_nano: w.now,
+        count: h.count(),
+        sum: Some(h.sum_ns as f64 / 1e9),
+        bucket_counts,
+        explicit_bounds,
+        ..Default::default()
+    }
+}
+
+fn histogram_metric(name: &str, description: &str, data_points: Vec<HistogramDataPoint>) -> Metric {
     Metric {
         name: name.into(),
         description: description.into(),
         unit: "s".into(),
         data: Some(metrics::metric::Data::Histogram(Histogram {
-            data_points: vec![HistogramDataPoint {
-                start_time_unix_nano: w.start,
-                time_unix_nano: w.now,
-                count: h.count(),
-                sum: Some(h.sum_ns as f64 / 1e9),
-                bucket_counts,
-                explicit_bounds,
-                ..Default::default()
-            }],
+            data_points,
             aggregation_temporality: AggregationTemporality::Cumulative as i32,
         })),
         ..Default::default()
@@ -126,33 +131,16 @@ fn histogram_metric(name: &str, description: &str, w: Window, h: &TimeHistogram)
 /// `gort.goroutine.blocked.duration`: time parked, one point per wait-reason
 /// category (`go.wait.reason`, a fixed set of about ten values).
 fn blocked_metric(w: Window, runtime: &RuntimeCounts) -> Metric {
-    let data_points = runtime
+    let points = runtime
         .blocked_by_category()
         .into_iter()
-        .map(|(category, hist)| {
-            let (explicit_bounds, bucket_counts) = hist.power_of_two_buckets();
-            HistogramDataPoint {
-                attributes: vec![kv_str("go.wait.reason", category)],
-                start_time_unix_nano: w.start,
-                time_unix_nano: w.now,
-                count: hist.count(),
-                sum: Some(hist.sum_ns as f64 / 1e9),
-                bucket_counts,
-                explicit_bounds,
-                ..Default::default()
-            }
-        })
+        .map(|(category, h)| histogram_point(w, &h, vec![kv_str("go.wait.reason", category)]))
         .collect();
-    Metric {
-        name: "gort.goroutine.blocked.duration".into(),
-        description: "Time goroutines spent parked, by wait-reason category.".into(),
-        unit: "s".into(),
-        data: Some(metrics::metric::Data::Histogram(Histogram {
-            data_points,
-            aggregation_temporality: AggregationTemporality::Cumulative as i32,
-        })),
-        ..Default::default()
-    }
+    histogram_metric(
+        "gort.goroutine.blocked.duration",
+        "Time goroutines spent parked, by wait-reason category.",
+        points,
+    )
 }
 
 /// Everything gort measured in one process, as one cumulative OTLP export:
@@ -170,14 +158,12 @@ pub fn metrics_request(
         histogram_metric(
             "go.schedule.duration",
             "Time goroutines spent runnable before running.",
-            w,
-            &runtime.schedule_latency,
+            vec![histogram_point(w, &runtime.schedule_latency, vec![])],
         ),
         histogram_metric(
             "go.memory.gc.pause.duration",
             "Duration of each GC stop-the-world pause.",
-            w,
-            &runtime.gc_pause,
+            vec![histogram_point(w, &runtime.gc_pause, vec![])],
         ),
         blocked_metric(w, runtime),
         sum_metric(
