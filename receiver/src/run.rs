@@ -172,6 +172,13 @@ pub struct Summary {
     pub ended: EndReason,
 }
 
+/// The aggregates of one session at one moment, since it attached.
+struct Snapshot {
+    /// Hits per probe, indexed by `ProbeId`.
+    hits: Vec<u64>,
+    runtime: RuntimeCounts,
+}
+
 /// A process with gort's probes attached to it.
 struct Session {
     process: Process,
@@ -290,9 +297,7 @@ impl Session {
             let offsets: Vec<u64> = match (spec.site, site_mode) {
                 (Site::AfterEntry, SiteMode::Auto) => vec![function.site_file_offset()],
                 (Site::AfterEntry, SiteMode::Entry) => vec![function.file_offset],
-                (Site::Returns, _) => {
-                    function.code.returns.iter().map(|r| function.file_offset + r).collect()
-                }
+                (Site::Returns, _) => function.return_file_offsets().collect(),
             };
             if offsets.is_empty() {
                 log::warn!("{}: no RET to probe; {} disabled", spec.symbol, probe_table::feeds(spec.id));
@@ -338,12 +343,7 @@ impl Session {
             let (place, file_offsets) = match (spec.site, site_mode) {
                 (Site::Returns, _) => (
                     format!("RET at +{:x?} [emulated]", f.code.returns),
-                    f.code
-                        .returns
-                        .iter()
-                        .map(|r| format!("{:#x}", f.file_offset + r))
-                        .collect::<Vec<_>>()
-                        .join(","),
+                    f.return_file_offsets().map(|o| format!("{o:#x}")).collect::<Vec<_>>().join(","),
                 ),
                 (Site::AfterEntry, SiteMode::Auto) => (
                     format!(
@@ -384,17 +384,23 @@ impl Session {
         Ok(())
     }
 
-    fn runtime(&self, probes: &Probes) -> Result<RuntimeCounts, RunError> {
-        Ok(read_runtime(probes, self.wait_names)?.since(&self.runtime_baseline))
-    }
-
-    fn hits(&self, probes: &Probes) -> Result<Vec<u64>, RunError> {
+    /// Reads the in-kernel aggregates once, as differences since attach,
+    /// for every output of one report (hundreds of map lookups each time).
+    fn snapshot(&self, probes: &Probes) -> Result<Snapshot, RunError> {
         let now = hit_counts(probes)?;
-        Ok(now.iter().zip(&self.baseline).map(|(n, b)| n.saturating_sub(*b)).collect())
+        Ok(Snapshot {
+            hits: now.iter().zip(&self.baseline).map(|(n, b)| n.saturating_sub(*b)).collect(),
+            runtime: read_runtime(probes, self.wait_names)?.since(&self.runtime_baseline),
+        })
     }
 
-    fn summary(&self, probes: &Probes, exited: bool) -> Result<TargetSummary, RunError> {
-        let hits = self.hits(probes)?;
+    /// (probe name, hits) for each attached probe.
+    fn probe_hits<'a>(&'a self, snap: &Snapshot) -> Vec<(&'a str, u64)> {
+        self.attachments.iter().map(|(spec, _, _)| (spec.name, snap.hits[spec.id.index() as usize])).collect()
+    }
+
+    fn summary(&self, probes: &Probes, snap: Snapshot, exited: bool) -> Result<TargetSummary, RunError> {
+        let hits = &snap.hits;
         let site_offset = |f: &Function| f.code.site.offset;
         Ok(TargetSummary {
             pid: self.process.pid,
@@ -420,7 +426,7 @@ impl Session {
                 .into_iter()
                 .map(|(goid, hits)| GoroutineSeen { goid, hits })
                 .collect(),
-            runtime: self.runtime(probes)?,
+            runtime: snap.runtime,
             notable: self.notable.clone(),
             exited,
         })
@@ -466,20 +472,14 @@ impl Outputs {
     fn write_metrics(
         &mut self,
         session: &Session,
-        probes: &Probes,
+        snap: &Snapshot,
         service: Option<&str>,
     ) -> Result<(), RunError> {
         let Some((path, out)) = &mut self.otlp else { return Ok(()) };
-        let hits = session.hits(probes)?;
-        let counts: Vec<(&str, u64)> = session
-            .attachments
-            .iter()
-            .map(|(spec, _, _)| (spec.name, hits[spec.id.index() as usize]))
-            .collect();
         let request = export::metrics_request(
             &export::ResourceFacts::new(&session.process, &session.analysis, service),
-            &counts,
-            &session.runtime(probes)?,
+            &session.probe_hits(snap),
+            &snap.runtime,
             unix_nanos(session.started),
             unix_nanos(SystemTime::now()),
         );
@@ -603,18 +603,16 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
                     session.drain(&mut probes)?;
                     if last_report.elapsed() >= options.interval {
                         last_report = Instant::now();
-                        report_line(&session, &probes)?;
-                        outputs.write_metrics(&session, &probes, options.service_name.as_deref())?;
+                        report(&session, &probes, &mut outputs, options.service_name.as_deref())?;
                     }
                 }
                 Some(w) => break w,
             }
         };
         session.drain(&mut probes)?;
-        report_line(&session, &probes)?;
-        outputs.write_metrics(&session, &probes, options.service_name.as_deref())?;
+        let snap = report(&session, &probes, &mut outputs, options.service_name.as_deref())?;
         let exited = matches!(reason, Wait::Exited);
-        targets.push(session.summary(&probes, exited)?);
+        targets.push(session.summary(&probes, snap, exited)?);
         if exited {
             println!("gort: pid {} exited; probes detached", session.process.pid);
         }
@@ -634,15 +632,27 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
     Ok(summary)
 }
 
-fn report_line(session: &Session, probes: &Probes) -> Result<(), RunError> {
-    let hits = session.hits(probes)?;
+/// One snapshot of the aggregates, printed and exported.
+fn report(
+    session: &Session,
+    probes: &Probes,
+    outputs: &mut Outputs,
+    service: Option<&str>,
+) -> Result<Snapshot, RunError> {
+    let snap = session.snapshot(probes)?;
+    report_line(session, probes, &snap)?;
+    outputs.write_metrics(session, &snap, service)?;
+    Ok(snap)
+}
+
+fn report_line(session: &Session, probes: &Probes, snap: &Snapshot) -> Result<(), RunError> {
     let goroutines = probes.goroutines_seen(session.process.pid)?.len();
     let mut line = format!("gort: pid {}:", session.process.pid);
-    for (spec, _, _) in &session.attachments {
-        line.push_str(&format!(" {}={}", spec.name, hits[spec.id.index() as usize]));
+    for (name, hits) in session.probe_hits(snap) {
+        line.push_str(&format!(" {name}={hits}"));
     }
     line.push_str(&format!(" goroutines_seen={goroutines}"));
-    let rt = session.runtime(probes)?;
+    let rt = &snap.runtime;
     let ms = |ns: Option<f64>| ns.map_or("-".to_owned(), |v| format!("{:.3}ms", v / 1e6));
     line.push_str(&format!(
         "\ngort:   schedule latency n={} p50={} p99={}; gc cycles={} stw pauses={} p50={} max<={}",

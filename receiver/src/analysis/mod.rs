@@ -132,6 +132,11 @@ impl Function {
     pub fn site_file_offset(&self) -> u64 {
         self.file_offset + self.code.site.offset
     }
+
+    /// File offsets of every RET instruction (exit probes).
+    pub fn return_file_offsets(&self) -> impl Iterator<Item = u64> + '_ {
+        self.code.returns.iter().map(|r| self.file_offset + r)
+    }
 }
 
 /// Everything gort resolved from one binary.
