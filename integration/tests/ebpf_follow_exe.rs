@@ -4,7 +4,7 @@
 
 use std::{process::Command, time::Duration};
 
-use gort_integration::{Proc, go_program, gort_binary, parse_report, require_root};
+use gort_integration::{PingPongReport, Proc, go_program, gort_binary, parse_report, require_root};
 
 #[test]
 fn ebpf_follows_the_executable_across_a_restart() {
@@ -20,33 +20,14 @@ fn ebpf_follows_the_executable_across_a_restart() {
         p
     };
     let summary = std::env::temp_dir().join(format!("gort-follow-{}.json", std::process::id()));
-    let mut first = start();
+    let first = start();
     let mut cmd = Command::new(gort_binary());
     cmd.args(["run", "--exe", binary.to_str().unwrap(), "--for", "60s", "--interval", "200ms"])
         .args(["--summary-json", summary.to_str().unwrap()]);
     let mut gort = Proc::spawn(cmd, "[gort]");
-    let attached = |pid: u32| move |l: &str| l.starts_with(&format!("gort: attached to pid {pid} "));
-    gort.wait_line(Duration::from_secs(60), attached(first.pid()));
-    gort.wait_line(Duration::from_secs(10), |l| l.contains("probe ready"));
-    first.send_line("go");
-    let first_report = parse_report(&first.wait_line(Duration::from_secs(60), |l| l.contains("\"done\"")));
-    first.wait_exit(Duration::from_secs(10));
-    let first_pid = first.pid();
-    gort.wait_line(Duration::from_secs(10), |l| {
-        l == format!("gort: pid {first_pid} exited; probes detached")
-    });
-
+    let (first_pid, first_report) = observe(&mut gort, first, Duration::from_secs(60));
     // The restart: a new process from the same file.
-    let mut second = start();
-    gort.wait_line(Duration::from_secs(10), attached(second.pid()));
-    gort.wait_line(Duration::from_secs(10), |l| l.contains("probe ready"));
-    second.send_line("go");
-    let second_report = parse_report(&second.wait_line(Duration::from_secs(60), |l| l.contains("\"done\"")));
-    second.wait_exit(Duration::from_secs(10));
-    let second_pid = second.pid();
-    gort.wait_line(Duration::from_secs(10), |l| {
-        l == format!("gort: pid {second_pid} exited; probes detached")
-    });
+    let (second_pid, second_report) = observe(&mut gort, start(), Duration::from_secs(10));
 
     // Stop gort before its --for deadline with SIGTERM, as a container
     // runtime stops a sidecar (SIGINT, Ctrl-C, takes the same path).
@@ -72,4 +53,17 @@ fn ebpf_follows_the_executable_across_a_restart() {
             assert!(seen.contains(goid), "pid {pid}: goroutine {goid} not seen: {seen:?}");
         }
     }
+}
+
+/// Waits for gort to attach to `target` (within `attach_timeout`), runs the
+/// workload, and waits for gort to notice the exit: (pid, what it reported).
+fn observe(gort: &mut Proc, mut target: Proc, attach_timeout: Duration) -> (u32, PingPongReport) {
+    let pid = target.pid();
+    gort.wait_line(attach_timeout, |l| l.starts_with(&format!("gort: attached to pid {pid} ")));
+    gort.wait_line(Duration::from_secs(10), |l| l.contains("probe ready"));
+    target.send_line("go");
+    let report = parse_report(&target.wait_line(Duration::from_secs(60), |l| l.contains("\"done\"")));
+    target.wait_exit(Duration::from_secs(10));
+    gort.wait_line(Duration::from_secs(10), |l| l == format!("gort: pid {pid} exited; probes detached"));
+    (pid, report)
 }
