@@ -87,13 +87,62 @@ pub struct TargetConfig {
     pub waitreason_offset: u32,
     /// A goroutine runnable at least this long (ns) is a notable event.
     pub stall_threshold_ns: u64,
+    /// CLOCK_MONOTONIC ns when the sampled probes were last attached: an
+    /// interval that began before it was opened in an earlier window and its
+    /// middle went unseen, so it is dropped.
+    pub window_start_ns: u64,
+    /// Length of the sampling window in ns, or 0 when the probes stay
+    /// attached (every interval counts with weight WEIGHT_ONE).
+    pub window_ns: u64,
 }
-const _: () = assert!(core::mem::size_of::<TargetConfig>() == 16);
+const _: () = assert!(core::mem::size_of::<TargetConfig>() == 32);
+
+impl TargetConfig {
+    /// `window_start_ns` while the window is closed (being opened or shut).
+    pub const WINDOW_CLOSED: u64 = u64::MAX;
+
+    /// Whether the sampled probes record at `now_ns`: inside
+    /// [window_start, window_start + window] when sampling, from
+    /// window_start on when not.
+    #[inline(always)]
+    pub const fn in_window(&self, now_ns: u64) -> bool {
+        now_ns >= self.window_start_ns
+            && (self.window_ns == 0 || now_ns - self.window_start_ns <= self.window_ns)
+    }
+}
+
+/// Histogram counts are kept in fixed point, WEIGHT_ONE per observation, so
+/// that a sampled interval can carry the inverse of its chance to be seen.
+pub const WEIGHT_ONE: u64 = 256;
+
+/// Largest weight a sampled interval gets (an interval almost as long as the
+/// window): caps what one unlucky observation can add.
+pub const MAX_WEIGHT: u64 = 64 * WEIGHT_ONE;
+
+/// The fixed-point weight of an interval of `length_ns` seen in a sampling
+/// window of `window_ns` (0 = not sampling). The interval is seen only when it
+/// lies wholly inside a window, which happens with probability
+/// (window - length) / period; userspace multiplies by period / window, so
+/// the kernel contributes window / (window - length): together, the inverse
+/// of the chance of being seen (a Horvitz-Thompson estimate, unbiased for
+/// intervals shorter than the window).
+#[inline(always)]
+pub const fn interval_weight(length_ns: u64, window_ns: u64) -> u64 {
+    if window_ns == 0 {
+        return WEIGHT_ONE;
+    }
+    if length_ns >= window_ns {
+        return MAX_WEIGHT;
+    }
+    let w = window_ns * WEIGHT_ONE / (window_ns - length_ns);
+    if w > MAX_WEIGHT { MAX_WEIGHT } else { w }
+}
 
 /// Go's `runtime.g.atomicstatus` values (runtime2.go), stable since Go 1.x.
 pub mod gstatus {
     pub const RUNNABLE: u32 = 1;
     pub const RUNNING: u32 = 2;
+    pub const SYSCALL: u32 = 3;
     pub const WAITING: u32 = 4;
     pub const DEAD: u32 = 6;
     /// Set on top of a status while the GC scans the goroutine's stack.
@@ -272,6 +321,27 @@ mod tests {
         }
         let sub = (duration >> (bucket_bit - 1 - SUB_BUCKET_BITS)) % u64::from(SUB_BUCKETS);
         bucket * SUB_BUCKETS + sub as u32
+    }
+
+    #[test]
+    fn windows_bound_what_the_sampled_probes_record() {
+        let mut c = super::TargetConfig { window_start_ns: 1_000, window_ns: 500, ..Default::default() };
+        assert!(!c.in_window(999) && c.in_window(1_000) && c.in_window(1_500) && !c.in_window(1_501));
+        c.window_ns = 0;
+        assert!(c.in_window(u64::MAX - 1));
+        c.window_start_ns = super::TargetConfig::WINDOW_CLOSED;
+        assert!(!c.in_window(5_000));
+    }
+
+    #[test]
+    fn interval_weights_invert_the_chance_of_being_seen() {
+        use super::{MAX_WEIGHT, WEIGHT_ONE, interval_weight};
+        assert_eq!(interval_weight(5_000_000, 0), WEIGHT_ONE);
+        assert_eq!(interval_weight(0, 1_000), WEIGHT_ONE);
+        // Half the window long: seen in half the placements, so weight 2.
+        assert_eq!(interval_weight(500, 1_000), 2 * WEIGHT_ONE);
+        assert_eq!(interval_weight(999_999, 1_000_000), MAX_WEIGHT);
+        assert_eq!(interval_weight(2_000, 1_000), MAX_WEIGHT);
     }
 
     #[test]

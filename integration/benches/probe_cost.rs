@@ -35,7 +35,16 @@ fn run_once(binary: &std::path::Path, mode: Mode, rounds: u32, summary: &std::pa
     let mut gort = (mode != Mode::None).then(|| {
         let mut g = start_gort(
             pingpong.pid(),
-            &["--interval", "60s", "--probe-site", site, "--summary-json", summary.to_str().unwrap()],
+            &[
+                "--deep",
+                "30m",
+                "--interval",
+                "60s",
+                "--probe-site",
+                site,
+                "--summary-json",
+                summary.to_str().unwrap(),
+            ],
         );
         g.wait_line(Duration::from_secs(10), |l| l.contains("probe ready"));
         g

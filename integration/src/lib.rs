@@ -39,16 +39,19 @@ pub fn require_root(test: &str) -> bool {
     );
 }
 
-/// Builds `gort` (with its probes) once per test process and returns its path.
+/// Builds `gort` (with its probes) once per test process and returns its path:
+/// a debug build for tests, a release build for benchmarks (which cargo
+/// compiles without debug assertions), so gort's own CPU is measured as shipped.
 pub fn gort_binary() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
-        let out = Command::new(env!("CARGO"))
-            .current_dir(workspace_root())
-            .args(["build", "-p", "gort", "--bin", "gort", "--message-format=json-render-diagnostics"])
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run cargo build");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.current_dir(workspace_root());
+        cmd.args(["build", "-p", "gort", "--bin", "gort", "--message-format=json-render-diagnostics"]);
+        if !cfg!(debug_assertions) {
+            cmd.arg("--release");
+        }
+        let out = cmd.stderr(Stdio::inherit()).output().expect("run cargo build");
         assert!(out.status.success(), "cargo build -p gort failed");
         String::from_utf8_lossy(&out.stdout)
             .lines()

@@ -22,8 +22,18 @@ fn ebpf_follows_the_executable_across_a_restart() {
     let summary = std::env::temp_dir().join(format!("gort-follow-{}.json", std::process::id()));
     let first = start();
     let mut cmd = Command::new(gort_binary());
-    cmd.args(["run", "--exe", binary.to_str().unwrap(), "--for", "60s", "--interval", "200ms"])
-        .args(["--summary-json", summary.to_str().unwrap()]);
+    cmd.args([
+        "run",
+        "--exe",
+        binary.to_str().unwrap(),
+        "--for",
+        "60s",
+        "--interval",
+        "200ms",
+        "--deep",
+        "30m",
+    ])
+    .args(["--summary-json", summary.to_str().unwrap()]);
     let mut gort = Proc::spawn(cmd, "[gort]");
     let (first_pid, first_report) = observe(&mut gort, first, Duration::from_secs(60));
     // The restart: a new process from the same file.

@@ -57,6 +57,9 @@ fn check_pingpong(binary: &Path) {
     let mut gort = start_gort(
         pingpong.pid(),
         &[
+            // Deep mode: the per-goroutine diagnostics below need execute/ready.
+            "--deep",
+            "30m",
             "--interval",
             "200ms",
             "--summary-json",

@@ -21,6 +21,10 @@ fn run(
     load.wait_line(Duration::from_secs(30), |l| l.contains("\"ready\""));
     let summary = std::env::temp_dir().join(format!("gort-rt-{}.json", load.pid()));
     let mut all_args = vec!["--interval", "500ms", "--summary-json", summary.to_str().unwrap()];
+    if !gort_args.contains(&"--sample-window") {
+        // Every transition, to compare exactly with the runtime.
+        all_args.extend(["--deep", "30m"]);
+    }
     all_args.extend_from_slice(gort_args);
     let mut gort = start_gort(load.pid(), &all_args);
     gort.wait_line(Duration::from_secs(10), |l| l.contains("probe stw_end"));
@@ -103,6 +107,22 @@ fn check_gc(version: &str, env: &[(&str, &str)], accounting: PauseAccounting) {
     eprintln!("{version}: gc cycles gort {} runtime {}", gort["runtime"]["gc_cycles"], runtime["gc_cycles"]);
     assert_eq!(gort["runtime"]["gc_cycles"], runtime["gc_cycles"], "{version}: GC cycle counts differ");
     assert!(runtime["gc_cycles"].as_u64().unwrap() >= 30);
+    // Mark workers: gort's time in "GC worker (active)" against the
+    // runtime's dedicated + idle mark time. The runtime's clock starts when
+    // the scheduler picks the worker, gort's when the worker begins marking,
+    // so the runtime's is a little longer.
+    let (mark_ours, mark_theirs) =
+        (gort["gc_mark_worker_ns"].as_f64().unwrap(), runtime["gc_mark_worker_ns"].as_f64().unwrap());
+    eprintln!(
+        "{version}: gc mark workers: gort {:.2} ms, runtime {:.2} ms",
+        mark_ours / 1e6,
+        mark_theirs / 1e6
+    );
+    assert!(mark_theirs > 0.0, "{version}: the workload ran no mark worker");
+    assert!(
+        (mark_ours - mark_theirs).abs() <= 0.15 * mark_theirs,
+        "{version}: mark worker time gort {mark_ours} ns vs runtime {mark_theirs} ns (> 15%)"
+    );
     let (n_ours, n_theirs) = (ours.iter().sum::<u64>(), theirs.iter().sum::<u64>());
     assert_eq!(n_ours, n_theirs, "{version}: STW pause counts differ");
     // Every pause is also a notable event, and none was lost.
@@ -220,4 +240,112 @@ fn ebpf_blocked_time_by_wait_reason_matches_the_workload() {
         check_blocked("default", &[]);
         check_blocked("go1.21.13", &[("GOTOOLCHAIN", "go1.21.13")]);
     }
+}
+
+/// The default configuration samples the hot probe: attached 200 ms in every
+/// 400 ms here (the default is 1 s in 20 s; a short period gives this 2 s
+/// workload several windows). GC pauses and cycles come from probes that are
+/// never sampled, so they stay exact; the schedule-latency estimate, scaled
+/// up from the windows, must agree with the runtime's own count and
+/// quantiles as the continuous measurement does.
+fn check_sampled(version: &str, env: &[(&str, &str)]) {
+    let binary = go_program("runtimeload", version, &[], env);
+    let args = ["-workload", "sched", "-duration", "2s", "-workers", "4"];
+    let sampling = ["--sample-window", "200ms", "--sample-period", "400ms"];
+    let (gort, runtime) = run(&binary, &args, &[("GOMAXPROCS", "1")], &sampling);
+    let windows = gort["sampling"]["windows"].as_u64().unwrap();
+    assert!(windows >= 4, "{version}: {windows} sampling windows in 2 s");
+    assert_eq!(gort["sampling"]["deep_periods"], 0, "{version}");
+    let execute = gort["probes"].as_array().unwrap().iter().find(|p| p["name"] == "execute").unwrap();
+    assert_eq!(execute["hits"], 0, "{version}: a deep-only probe fired outside deep mode");
+    let ours = u64s(&gort["runtime"]["schedule_latency"]["counts"]);
+    let theirs = runtime_hist(&runtime, &["/sched/latencies:seconds"]);
+    let (n_ours, n_theirs) = (ours.iter().sum::<u64>(), theirs.iter().sum::<u64>());
+    let ratio = n_ours as f64 / n_theirs as f64;
+    eprintln!(
+        "{version}: sampled: {windows} windows, estimated {n_ours} transitions, runtime sampled {n_theirs} (ratio {ratio:.2}, continuous ~8)"
+    );
+    assert!((6.0..=10.7).contains(&ratio), "{version}: estimate/runtime ratio {ratio:.2}, expected 8 +- 25%");
+    for q in [0.5, 0.9] {
+        let (a, b) = (quantile_bucket(&ours, q), quantile_bucket(&theirs, q));
+        eprintln!("{version}: sampled schedule latency p{}: buckets gort {a}, runtime {b}", q * 100.0);
+        assert!(a.abs_diff(b) <= 1, "{version}: p{q} buckets {a} vs {b}: more than one bucket apart");
+    }
+}
+
+#[test]
+fn ebpf_sampled_schedule_latency_estimates_the_runtime() {
+    if require_root("ebpf_sampled_schedule_latency_estimates_the_runtime") {
+        check_sampled("default", &[]);
+        check_sampled("go1.21.13", &[("GOTOOLCHAIN", "go1.21.13")]);
+    }
+}
+
+/// The live-goroutine census against a known population: 100 goroutines
+/// parked on each of a channel receive, a mutex and a sleep (plus the
+/// runtime's own few), in a classic and a PIE executable (whose addresses
+/// must be relocated).
+fn check_census(variant: &str, build_args: &[&str]) {
+    let binary = go_program("runtimeload", variant, build_args, &[]);
+    let mut cmd = Command::new(&binary);
+    cmd.args(["-workload", "park", "-parked", "100"]);
+    let mut load = Proc::spawn(cmd, "[runtimeload]");
+    load.wait_line(Duration::from_secs(30), |l| l.contains("\"ready\""));
+    let summary = std::env::temp_dir().join(format!("gort-census-{}.json", load.pid()));
+    let mut gort =
+        start_gort(load.pid(), &["--interval", "200ms", "--summary-json", summary.to_str().unwrap()]);
+    load.send_line("go");
+    load.wait_line(Duration::from_secs(30), |l| l.contains("\"parked\""));
+    gort.wait_line(Duration::from_secs(10), |l| {
+        l.split_whitespace()
+            .find_map(|w| w.strip_prefix("waiting="))
+            .is_some_and(|n| n.parse::<u64>().is_ok_and(|n| n >= 300))
+    });
+    load.send_line("exit");
+    assert!(load.wait_exit(Duration::from_secs(10)).success());
+    assert!(gort.wait_exit(Duration::from_secs(15)).success());
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let _ = std::fs::remove_file(summary);
+    let live = &s["targets"][0]["live_goroutines"];
+    eprintln!("{variant}: live goroutines {live}");
+    for key in ["waiting/chan_receive", "waiting/mutex", "waiting/sleep"] {
+        let n = live[key].as_u64().unwrap_or(0);
+        assert!((100..=105).contains(&n), "{variant}: {key} = {n}, expected 100 (+ a few of the runtime's)");
+    }
+}
+
+#[test]
+fn ebpf_live_goroutines_by_state_match_a_known_population() {
+    if require_root("ebpf_live_goroutines_by_state_match_a_known_population") {
+        check_census("default", &[]);
+        check_census("pie", &["-buildmode=pie"]);
+    }
+}
+
+/// A runtime function the binary lacks (here: its symbol removed from the
+/// symbol table, which gort then reads instead of the pclntab) disables the
+/// metrics that depend on it and nothing else.
+#[test]
+fn ebpf_missing_runtime_function_disables_only_its_metrics() {
+    if !require_root("ebpf_missing_runtime_function_disables_only_its_metrics") {
+        return;
+    }
+    let binary = go_program("runtimeload", "default", &[], &[]);
+    let without = binary.with_file_name("runtimeload-no-casgstatus");
+    let status = Command::new("objcopy")
+        .args(["--strip-symbol=runtime.casgstatus", binary.to_str().unwrap(), without.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "objcopy --strip-symbol failed");
+    let (gort, runtime) = run(&without, &["-workload", "gc", "-cycles", "10"], &[], &[]);
+    let probes: Vec<&str> =
+        gort["probes"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert!(!probes.contains(&"casgstatus"), "{probes:?}");
+    assert!(probes.contains(&"stw_end"), "{probes:?}");
+    assert_eq!(
+        gort["runtime"]["schedule_latency"]["counts"].as_array().unwrap().iter().filter(|c| *c != 0).count(),
+        0
+    );
+    assert_eq!(gort["runtime"]["gc_cycles"], runtime["gc_cycles"], "GC telemetry must keep working");
+    assert!(gort["live_goroutines"].as_object().is_some_and(|m| !m.is_empty()), "the census keeps working");
 }

@@ -20,8 +20,8 @@ use aya_ebpf::{
 };
 use gort_common::{
     CounterId, EVENTS_BYTES, Event, GoroutineKey, HISTOGRAMS as HISTOGRAM_COUNT, HistogramId, MAX_COUNTERS,
-    MAX_GOIDS_SEEN, MAX_PROBES, MAX_TARGETS, NO_OFFSET, Parked, ProbeId, StwStart, TargetConfig,
-    blocked_base, event_kind, gstatus, stw_reason, time_hist,
+    MAX_GOIDS_SEEN, MAX_PROBES, MAX_TARGETS, NO_OFFSET, Parked, ProbeId, StwStart, TargetConfig, WEIGHT_ONE,
+    blocked_base, event_kind, gstatus, interval_weight, stw_reason, time_hist,
 };
 
 #[map(name = "GORT_TARGETS")]
@@ -119,15 +119,12 @@ fn count(counter: CounterId) {
     add_per_cpu(&COUNTERS, counter as u32, 1);
 }
 
+/// Adds one observation with fixed-point `weight` (WEIGHT_ONE = seen for
+/// certain): the count slot gets the weight, the sum the weighted duration.
 #[inline(always)]
-fn record(histogram: HistogramId, duration_ns: u64) {
-    record_at(histogram.base(), duration_ns);
-}
-
-#[inline(always)]
-fn record_at(base: u32, duration_ns: u64) {
-    add_per_cpu(&HISTOGRAMS, base + time_hist::slot(duration_ns), 1);
-    add_per_cpu(&HISTOGRAMS, base + time_hist::SUM_SLOT, duration_ns);
+fn record_at(base: u32, duration_ns: u64, weight: u64) {
+    add_per_cpu(&HISTOGRAMS, base + time_hist::slot(duration_ns), weight);
+    add_per_cpu(&HISTOGRAMS, base + time_hist::SUM_SLOT, duration_ns.wrapping_mul(weight) / WEIGHT_ONE);
 }
 
 /// Sends a notable event without waking the reader (a wakeup costs about a
@@ -223,12 +220,21 @@ pub fn gort_casgstatus(ctx: ProbeContext) -> u32 {
     };
     let key = GoroutineKey { tgid, _pad: 0, goid };
     let now = now_ns();
+    // Outside the window userspace announced (still attached while it
+    // attaches or detaches) nothing is recorded, so the window the estimate
+    // is scaled by is exactly the one measured.
+    if !config.in_window(now) {
+        return 0;
+    }
+    // Intervals opened before the current window were only partly seen.
+    let fresh = |since: u64| since >= config.window_start_ns;
     if old == gstatus::RUNNABLE {
         // SAFETY: the value is copied out before the entry is removed.
         if let Some(since) = unsafe { RUNNABLE_SINCE.get(&key) }.copied() {
-            if new == gstatus::RUNNING {
+            if new == gstatus::RUNNING && fresh(since) {
                 let waited = now.saturating_sub(since);
-                record(HistogramId::ScheduleLatency, waited);
+                let weight = interval_weight(waited, config.window_ns);
+                record_at(HistogramId::ScheduleLatency.base(), waited, weight);
                 if waited >= config.stall_threshold_ns {
                     notify(event_kind::SCHEDULE_STALL, tgid, goid, since, now);
                 }
@@ -239,7 +245,11 @@ pub fn gort_casgstatus(ctx: ProbeContext) -> u32 {
     if old == gstatus::WAITING {
         // SAFETY: the value is copied out before the entry is removed.
         if let Some(parked) = unsafe { PARKED_SINCE.get(&key) }.copied() {
-            record_at(blocked_base(parked.reason), now.saturating_sub(parked.since_ns));
+            if fresh(parked.since_ns) {
+                let parked_ns = now.saturating_sub(parked.since_ns);
+                let weight = interval_weight(parked_ns, config.window_ns);
+                record_at(blocked_base(parked.reason), parked_ns, weight);
+            }
             let _ = PARKED_SINCE.remove(&key);
         }
     }
@@ -315,7 +325,7 @@ pub fn gort_stw_end(ctx: ProbeContext) -> u32 {
     };
     match start.reason {
         stw_reason::GC_MARK_TERM | stw_reason::GC_SWEEP_TERM => {
-            record(HistogramId::GcPause, end.saturating_sub(start.start_ns));
+            record_at(HistogramId::GcPause.base(), end.saturating_sub(start.start_ns), WEIGHT_ONE);
             notify(event_kind::GC_PAUSE, tgid, 0, start.start_ns, end);
             if start.reason == stw_reason::GC_MARK_TERM {
                 count(CounterId::GcCycles);

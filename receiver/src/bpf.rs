@@ -237,6 +237,16 @@ impl Probes {
     }
 }
 
+/// CLOCK_MONOTONIC now, in ns: the clock of `bpf_ktime_get_ns` (and of Go's
+/// `nanotime`), which std's `Instant` uses but does not expose.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer to a
+    // local; CLOCK_MONOTONIC always exists on Linux, so it cannot fail.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
+}
+
 fn uprobe<'a>(ebpf: &'a mut Ebpf, program: &'static str) -> Result<&'a mut UProbe, BpfError> {
     ebpf.program_mut(program)
         .ok_or(BpfError::Missing { kind: "program", name: program })?

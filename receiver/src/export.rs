@@ -4,7 +4,7 @@ use gort_proto::{
     common::{InstrumentationScope, KeyValue},
     kv_int, kv_str,
     metrics::{
-        self, AggregationTemporality, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
+        self, AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
         ResourceMetrics, ScopeMetrics, Sum,
     },
     metrics_service::ExportMetricsServiceRequest,
@@ -13,6 +13,7 @@ use gort_proto::{
 
 use crate::{
     analysis::Analysis,
+    goroutines,
     stats::{RuntimeCounts, TimeHistogram},
     target::Process,
 };
@@ -68,32 +69,67 @@ struct Window {
     now: u64,
 }
 
-fn sum_metric(
-    name: &str,
-    description: &str,
-    unit: &str,
-    w: Window,
-    points: Vec<(Vec<(&str, &str)>, u64)>,
-) -> Metric {
-    let data_points = points
+/// A point's value: integer counts, or seconds as a double.
+#[derive(Clone, Copy)]
+enum Value {
+    Int(u64),
+    Seconds(u64),
+}
+
+impl Value {
+    fn number(self) -> metrics::number_data_point::Value {
+        use metrics::number_data_point::Value as V;
+        match self {
+            Self::Int(v) => V::AsInt(i64::try_from(v).unwrap_or(i64::MAX)),
+            Self::Seconds(ns) => V::AsDouble(ns as f64 / 1e9),
+        }
+    }
+}
+
+fn number_points(w: Window, points: Vec<(Vec<(&str, &str)>, Value)>) -> Vec<NumberDataPoint> {
+    points
         .into_iter()
         .map(|(attrs, value)| NumberDataPoint {
             attributes: attrs.into_iter().map(|(k, v)| kv_str(k, v)).collect(),
             start_time_unix_nano: w.start,
             time_unix_nano: w.now,
-            value: Some(metrics::number_data_point::Value::AsInt(i64::try_from(value).unwrap_or(i64::MAX))),
+            value: Some(value.number()),
             ..Default::default()
         })
-        .collect();
+        .collect()
+}
+
+fn sum_metric(
+    name: &str,
+    description: &str,
+    unit: &str,
+    w: Window,
+    points: Vec<(Vec<(&str, &str)>, Value)>,
+) -> Metric {
     Metric {
         name: name.into(),
         description: description.into(),
         unit: unit.into(),
         data: Some(metrics::metric::Data::Sum(Sum {
-            data_points,
+            data_points: number_points(w, points),
             aggregation_temporality: AggregationTemporality::Cumulative as i32,
             is_monotonic: true,
         })),
+        ..Default::default()
+    }
+}
+
+fn gauge_metric(name: &str, description: &str, unit: &str, w: Window, value: f64) -> Metric {
+    let point = NumberDataPoint {
+        time_unix_nano: w.now,
+        value: Some(metrics::number_data_point::Value::AsDouble(value)),
+        ..Default::default()
+    };
+    Metric {
+        name: name.into(),
+        description: description.into(),
+        unit: unit.into(),
+        data: Some(metrics::metric::Data::Gauge(Gauge { data_points: vec![point] })),
         ..Default::default()
     }
 }
@@ -150,11 +186,13 @@ pub fn metrics_request(
     resource: &ResourceFacts,
     probe_hits: &[(&str, u64)],
     runtime: &RuntimeCounts,
+    sampling_ratio: f64,
+    live: Option<&goroutines::Counts>,
     start_unix_nanos: u64,
     now_unix_nanos: u64,
 ) -> ExportMetricsServiceRequest {
     let w = Window { start: start_unix_nanos, now: now_unix_nanos };
-    let metrics = vec![
+    let mut metrics = vec![
         histogram_metric(
             "go.schedule.duration",
             "Time goroutines spent runnable before running.",
@@ -171,7 +209,7 @@ pub fn metrics_request(
             "Completed GC cycles.",
             "{gc_cycle}",
             w,
-            vec![(vec![], runtime.gc_cycles)],
+            vec![(vec![], Value::Int(runtime.gc_cycles))],
         ),
         sum_metric(
             "gort.goroutine.transitions",
@@ -179,8 +217,8 @@ pub fn metrics_request(
             "{goroutine}",
             w,
             vec![
-                (vec![("gort.goroutine.event", "created")], runtime.goroutines_created),
-                (vec![("gort.goroutine.event", "exited")], runtime.goroutines_exited),
+                (vec![("gort.goroutine.event", "created")], Value::Int(runtime.goroutines_created)),
+                (vec![("gort.goroutine.event", "exited")], Value::Int(runtime.goroutines_exited)),
             ],
         ),
         sum_metric(
@@ -188,9 +226,49 @@ pub fn metrics_request(
             "Times each gort uprobe fired in the target process.",
             "{hit}",
             w,
-            probe_hits.iter().map(|(probe, hits)| (vec![("gort.probe", *probe)], *hits)).collect(),
+            probe_hits
+                .iter()
+                .map(|(probe, hits)| (vec![("gort.probe", *probe)], Value::Int(*hits)))
+                .collect(),
+        ),
+        sum_metric(
+            "gort.gc.mark_worker.time",
+            "Time GC background mark workers held a P and marked: CPU the GC took from goroutines.",
+            "s",
+            w,
+            vec![(vec![], Value::Seconds(runtime.gc_mark_worker_ns()))],
+        ),
+        gauge_metric(
+            "gort.probe.sampling.ratio",
+            "Fraction of time the hot probe is attached; the goroutine-level metrics are scaled by its inverse.",
+            "1",
+            w,
+            sampling_ratio,
         ),
     ];
+    if let Some(live) = live {
+        let points = live
+            .iter()
+            .map(|((state, category), n)| {
+                let mut attrs = vec![("go.goroutine.state", *state)];
+                if !category.is_empty() {
+                    attrs.push(("go.wait.reason", *category));
+                }
+                (attrs, Value::Int(*n))
+            })
+            .collect();
+        metrics.push(Metric {
+            name: "go.goroutine.count".into(),
+            description: "Live goroutines, by state (and wait-reason category when waiting).".into(),
+            unit: "{goroutine}".into(),
+            data: Some(metrics::metric::Data::Sum(Sum {
+                data_points: number_points(w, points),
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                is_monotonic: false,
+            })),
+            ..Default::default()
+        });
+    }
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(resource.resource()),
@@ -225,7 +303,7 @@ mod tests {
         runtime.schedule_latency.counts[10] = 3;
         runtime.schedule_latency.sum_ns = 3_000;
         runtime.gc_cycles = 2;
-        let req = metrics_request(&facts, &[("execute", 10), ("ready", 4)], &runtime, 100, 200);
+        let req = metrics_request(&facts, &[("execute", 10), ("ready", 4)], &runtime, 0.05, None, 100, 200);
         let rm = &req.resource_metrics[0];
         let metrics = &rm.scope_metrics[0].metrics;
         let by_name = |n: &str| metrics.iter().find(|m| m.name == n).unwrap_or_else(|| panic!("no {n}"));

@@ -2,6 +2,7 @@
 pub mod analysis;
 pub mod bpf;
 pub mod export;
+pub mod goroutines;
 pub mod offsets;
 pub mod probe_table;
 pub mod run;

@@ -15,6 +15,19 @@ use gort::{
 const DEFAULT_INTERVAL: &str = "1s";
 /// Default runnable time from which a goroutine's wait is a notable event.
 const DEFAULT_STALL_THRESHOLD: &str = "10ms";
+/// Default sampling window of the hot probes: intervals up to about this long
+/// are measured (longer ones cannot fit in a window).
+const DEFAULT_SAMPLE_WINDOW: &str = "1s";
+/// Default sampling period: one window per period, i.e. hot probes attached
+/// 5% of the time, which keeps a busy server's overhead within budget (see
+/// the README's overhead section).
+const DEFAULT_SAMPLE_PERIOD: &str = "20s";
+/// How long deep mode lasts when SIGUSR1 asks for it.
+const DEFAULT_DEEP_ON_SIGNAL: &str = "60s";
+/// Deep mode is bounded: every hook costs on every goroutine switch.
+const MAX_DEEP: Duration = Duration::from_secs(3600);
+/// Shorter windows would spend more on attaching than on measuring.
+const MIN_SAMPLE_WINDOW: Duration = Duration::from_millis(100);
 
 #[derive(Parser)]
 #[command(name = "gort", version, about = "Go runtime telemetry from eBPF uprobes, for OpenTelemetry")]
@@ -26,7 +39,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Attach to a running Go process and report what the probes see.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print what gort resolves from a Go executable (no root needed).
     Inspect {
         /// The Go executable.
@@ -61,6 +74,22 @@ struct RunArgs {
     /// A goroutine runnable at least this long is reported as a notable stall.
     #[arg(long, value_parser = parse_duration, default_value = DEFAULT_STALL_THRESHOLD)]
     stall_threshold: Duration,
+    /// Sampling window: the hot probe (goroutine state changes) is attached
+    /// this long at the start of each period; measured values are scaled up
+    /// and marked as sampled. Intervals longer than the window are not seen.
+    #[arg(long, value_parser = parse_duration, default_value = DEFAULT_SAMPLE_WINDOW)]
+    sample_window: Duration,
+    /// Sampling period; equal to the window means always attached (no sampling).
+    #[arg(long, value_parser = parse_duration, default_value = DEFAULT_SAMPLE_PERIOD)]
+    sample_period: Duration,
+    /// Deep mode for this long after attaching (at most 1h): every probe,
+    /// continuously, including per-goroutine diagnostics. Costs several
+    /// microseconds per goroutine switch.
+    #[arg(long, value_parser = parse_duration)]
+    deep: Option<Duration>,
+    /// Length of the deep mode that SIGUSR1 starts (at most 1h).
+    #[arg(long, value_parser = parse_duration, default_value = DEFAULT_DEEP_ON_SIGNAL)]
+    deep_on_signal: Duration,
     /// service.name of the exported resource; default: the program's main module path.
     #[arg(long)]
     service_name: Option<String>,
@@ -155,6 +184,21 @@ async fn run_command(args: RunArgs) -> anyhow::Result<()> {
         (None, Some(exe)) => TargetSpec::Exe(exe),
         (None, None) => anyhow::bail!("give --pid or --exe"),
     };
+    if args.sample_window < MIN_SAMPLE_WINDOW {
+        anyhow::bail!("--sample-window {:?} is shorter than {MIN_SAMPLE_WINDOW:?}", args.sample_window);
+    }
+    if args.sample_period < args.sample_window {
+        anyhow::bail!(
+            "--sample-period {:?} is shorter than --sample-window {:?}",
+            args.sample_period,
+            args.sample_window
+        );
+    }
+    for (flag, d) in [("--deep", args.deep), ("--deep-on-signal", Some(args.deep_on_signal))] {
+        if d.is_some_and(|d| d > MAX_DEEP) {
+            anyhow::bail!("{flag} is bounded to {MAX_DEEP:?}");
+        }
+    }
     let options = RunOptions {
         target,
         duration: args.duration,
@@ -167,6 +211,9 @@ async fn run_command(args: RunArgs) -> anyhow::Result<()> {
         },
         service_name: args.service_name,
         stall_threshold: args.stall_threshold,
+        sampling: run::Sampling { window: args.sample_window, period: args.sample_period },
+        deep: args.deep,
+        deep_on_signal: args.deep_on_signal,
     };
     let summary = run::run(options).await?;
     println!("gort: stopped ({})", serde_json::to_string(&summary.ended)?.trim_matches('"'));
@@ -196,7 +243,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect { path, json } => inspect(&path, json),
         Command::Run(args) => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-            Ok(rt) => rt.block_on(run_command(args)),
+            Ok(rt) => rt.block_on(run_command(*args)),
             Err(e) => Err(e.into()),
         },
     };

@@ -24,6 +24,21 @@ pub enum Need {
     Optional,
 }
 
+/// When a probe is attached, by how often it fires: the cost of a uprobe is
+/// the trap (about a microsecond here), so the hot ones decide the overhead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Heat {
+    /// Fires a few times per GC cycle: always attached.
+    Cold,
+    /// Fires on every goroutine state change: by default attached only in
+    /// periodic sampling windows (its aggregates are scaled and marked as
+    /// sampled), continuously in deep mode.
+    Sampled,
+    /// Diagnostics that fire several times per state change on top of the
+    /// sampled probe: deep mode only.
+    DeepOnly,
+}
+
 /// The Go releases a probe applies to: `[since, until)` as (major, minor).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GoRange {
@@ -49,6 +64,7 @@ pub struct ProbeSpec {
     pub site: Site,
     pub program: &'static str,
     pub need: Need,
+    pub heat: Heat,
     pub go: GoRange,
 }
 
@@ -59,7 +75,8 @@ pub const PROBES: &[ProbeSpec] = &[
         symbol: "runtime.execute",
         site: Site::AfterEntry,
         program: names::PROG_EXECUTE,
-        need: Need::Required,
+        need: Need::Optional,
+        heat: Heat::DeepOnly,
         go: GoRange::ALL,
     },
     ProbeSpec {
@@ -68,7 +85,8 @@ pub const PROBES: &[ProbeSpec] = &[
         symbol: "runtime.ready",
         site: Site::AfterEntry,
         program: names::PROG_READY,
-        need: Need::Required,
+        need: Need::Optional,
+        heat: Heat::DeepOnly,
         go: GoRange::ALL,
     },
     ProbeSpec {
@@ -78,6 +96,7 @@ pub const PROBES: &[ProbeSpec] = &[
         site: Site::AfterEntry,
         program: names::PROG_CASGSTATUS,
         need: Need::Optional,
+        heat: Heat::Sampled,
         go: GoRange::ALL,
     },
     ProbeSpec {
@@ -89,6 +108,7 @@ pub const PROBES: &[ProbeSpec] = &[
         need: Need::Optional,
         // From 1.22 the runtime hands its own start time to
         // startTheWorldWithSema (stw_args below), which is exact.
+        heat: Heat::Cold,
         go: GoRange { since: None, until: Some((1, 22)) },
     },
     ProbeSpec {
@@ -98,6 +118,7 @@ pub const PROBES: &[ProbeSpec] = &[
         site: Site::AfterEntry,
         program: names::PROG_STW_ARGS,
         need: Need::Optional,
+        heat: Heat::Cold,
         go: GoRange { since: Some((1, 22)), until: None },
     },
     ProbeSpec {
@@ -107,6 +128,7 @@ pub const PROBES: &[ProbeSpec] = &[
         site: Site::Returns,
         program: names::PROG_STW_END,
         need: Need::Optional,
+        heat: Heat::Cold,
         go: GoRange::ALL,
     },
 ];
@@ -126,8 +148,15 @@ pub const GOID: FieldRef = FieldRef { type_name: "runtime.g", field: "goid" };
 
 pub const WAITREASON: FieldRef = FieldRef { type_name: "runtime.g", field: "waitreason" };
 
-/// Struct fields the probes read, with whether they are required.
-pub const FIELDS: &[(FieldRef, Need)] = &[(GOID, Need::Required), (WAITREASON, Need::Optional)];
+pub const ATOMICSTATUS: FieldRef = FieldRef { type_name: "runtime.g", field: "atomicstatus" };
+
+/// Struct fields the probes (and the goroutine census) read, with whether
+/// they are required.
+pub const FIELDS: &[(FieldRef, Need)] =
+    &[(GOID, Need::Required), (WAITREASON, Need::Optional), (ATOMICSTATUS, Need::Optional)];
+
+/// The runtime's list of every goroutine, read by the live-goroutine census.
+pub const ALLGS: &str = "runtime.allgs";
 
 /// Runtime functions `gort inspect` reports: those probed now and those the
 /// scheduler, GC and blocking telemetry attaches to. The stop/start-the-world

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use gort_common::{
     CounterId, Event, HistogramId, MAX_WAIT_REASONS, NO_OFFSET, ProbeId, TargetConfig, blocked_base,
@@ -22,7 +22,8 @@ use crate::{
     analysis::{self, Analysis, AnalysisError, Function, Request},
     bpf::{Attachment, BpfError, Probes},
     export,
-    probe_table::{self, Need, PROBES, ProbeSpec, Site},
+    goroutines::{self, Census},
+    probe_table::{self, Heat, Need, PROBES, ProbeSpec, Site},
     stats::{RuntimeCounts, TimeHistogram},
     target::{self, Process, TargetError},
 };
@@ -89,6 +90,53 @@ pub struct RunOptions {
     pub service_name: Option<String>,
     /// A goroutine runnable at least this long is reported as a notable event.
     pub stall_threshold: Duration,
+    /// How the sampled probes run outside deep mode.
+    pub sampling: Sampling,
+    /// Deep mode (every probe, continuously) for this long after attaching.
+    pub deep: Option<Duration>,
+    /// How long deep mode lasts when SIGUSR1 asks for it.
+    pub deep_on_signal: Duration,
+}
+
+/// Duty cycle of the sampled probes (`probe_table::Heat::Sampled`): attached
+/// for `window` at the start of every `period`. A uprobe costs its trap
+/// whether or not the program does anything, so the only way to make a hot
+/// hook cheaper is to not have it attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Sampling {
+    pub window: Duration,
+    pub period: Duration,
+}
+
+impl Sampling {
+    /// A window as long as the period: always attached, nothing scaled.
+    pub fn is_continuous(&self) -> bool {
+        self.window >= self.period
+    }
+
+    /// What one observation made in a window stands for.
+    fn factor(&self) -> f64 {
+        if self.is_continuous() { 1.0 } else { self.period.as_secs_f64() / self.window.as_secs_f64() }
+    }
+}
+
+/// Where a session is in its attach cycle.
+#[derive(Clone, Copy, Debug)]
+enum Phase {
+    /// Every probe attached until then.
+    Deep {
+        until: Instant,
+    },
+    /// The sampled probes stay attached (sampling turned off).
+    Continuous,
+    /// A sampling window is open until `until`; the next opens at `next`.
+    Open {
+        until: Instant,
+        next: Instant,
+    },
+    Closed {
+        next: Instant,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -127,6 +175,11 @@ pub struct TargetSummary {
     pub goroutines: Vec<GoroutineSeen>,
     /// Runtime telemetry gathered while attached.
     pub runtime: RuntimeCounts,
+    /// Time GC background mark workers spent marking (ns).
+    pub gc_mark_worker_ns: u64,
+    pub sampling: SamplingSummary,
+    /// Live goroutines at the end, by "state" or "waiting/<category>".
+    pub live_goroutines: BTreeMap<String, u64>,
     pub notable: NotableSummary,
     pub exited: bool,
 }
@@ -177,6 +230,29 @@ struct Snapshot {
     /// Hits per probe, indexed by `ProbeId`.
     hits: Vec<u64>,
     runtime: RuntimeCounts,
+    /// Fraction of time the sampled probes are attached now (1 = always).
+    sampling_ratio: f64,
+    /// Live goroutines by (state, wait category), if the census works.
+    live: Option<goroutines::Counts>,
+}
+
+/// How the sampled probes ran, for the summary.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct SamplingSummary {
+    pub window_ns: u64,
+    pub period_ns: u64,
+    /// Sampling windows opened.
+    pub windows: u64,
+    /// Deep-mode periods entered.
+    pub deep_periods: u64,
+}
+
+/// A probe the session may attach, with its sites and its live attachment.
+struct Planned {
+    spec: &'static ProbeSpec,
+    function: Function,
+    file_offsets: Vec<u64>,
+    attachment: Option<Attachment>,
 }
 
 /// A process with gort's probes attached to it.
@@ -184,12 +260,25 @@ struct Session {
     process: Process,
     analysis: Analysis,
     goid_offset: u64,
-    attachments: Vec<(&'static ProbeSpec, Function, Attachment)>,
-    /// Counter values when this session attached: the counters are shared by
+    planned: Vec<Planned>,
+    config: TargetConfig,
+    sampling: Sampling,
+    phase: Phase,
+    /// What an observation recorded now stands for (see `Sampling::factor`).
+    factor: f64,
+    /// Hit counters when this session attached: the counters are shared by
     /// every target, so each session reports its own difference.
     baseline: Vec<u64>,
-    runtime_baseline: RuntimeCounts,
+    /// The kernel's runtime aggregates at the last collection.
+    last_raw: RuntimeCounts,
+    /// Estimated totals since attach, built from the differences collected.
+    estimate: RuntimeCounts,
+    sampling_summary: SamplingSummary,
     wait_names: Option<&'static [String]>,
+    /// Live goroutines by state, when the binary has its symbol table.
+    census: Option<Census>,
+    /// The last census that succeeded (the one at exit finds no process).
+    last_live: Option<goroutines::Counts>,
     lost_baseline: u64,
     notable: NotableSummary,
     started: SystemTime,
@@ -221,12 +310,7 @@ fn read_runtime(probes: &Probes, wait_names: Option<&[String]>) -> Result<Runtim
 }
 
 impl Session {
-    fn attach(
-        probes: &mut Probes,
-        process: Process,
-        site_mode: SiteMode,
-        stall_threshold: Duration,
-    ) -> Result<Self, RunError> {
+    fn attach(probes: &mut Probes, process: Process, options: &RunOptions) -> Result<Self, RunError> {
         let image = process.image_path();
         let exe = process.exe.clone();
         let file = fs::File::open(&image).map_err(|source| RunError::Read { exe: exe.clone(), source })?;
@@ -257,7 +341,7 @@ impl Session {
             log::warn!("{}: {warning}", exe.display());
         }
         let goid_offset = analysis.fields[&probe_table::GOID].offset;
-        let stall_threshold_ns = u64::try_from(stall_threshold.as_nanos()).unwrap_or(u64::MAX);
+        let stall_threshold_ns = duration_ns(options.stall_threshold);
         let waitreason_offset = match analysis.fields.get(&probe_table::WAITREASON) {
             Some(f) => u32::try_from(f.offset).unwrap_or(NO_OFFSET),
             None => {
@@ -277,13 +361,13 @@ impl Session {
             goid_offset: u32::try_from(goid_offset).unwrap_or(u32::MAX),
             waitreason_offset,
             stall_threshold_ns,
+            window_start_ns: 0,
+            window_ns: 0,
         };
         // Events left from an earlier target are not this one's.
         let _ = probes.drain_events(usize::MAX);
         probes.add_target(process.pid, config)?;
-        let baseline = hit_counts(probes)?;
-        let runtime_baseline = read_runtime(probes, wait_names)?;
-        let mut attachments = Vec::new();
+        let mut planned = Vec::new();
         for spec in PROBES.iter().filter(|p| p.go.contains(analysis.go_version)) {
             let Some(function) = analysis.functions.get(spec.symbol) else {
                 log::warn!(
@@ -294,41 +378,207 @@ impl Session {
                 );
                 continue;
             };
-            let offsets: Vec<u64> = match (spec.site, site_mode) {
+            let file_offsets: Vec<u64> = match (spec.site, options.site_mode) {
                 (Site::AfterEntry, SiteMode::Auto) => vec![function.site_file_offset()],
                 (Site::AfterEntry, SiteMode::Entry) => vec![function.file_offset],
                 (Site::Returns, _) => function.return_file_offsets().collect(),
             };
-            if offsets.is_empty() {
+            if file_offsets.is_empty() {
                 log::warn!("{}: no RET to probe; {} disabled", spec.symbol, probe_table::feeds(spec.id));
                 continue;
             }
-            match probes.attach(spec.program, &image, &offsets, process.pid) {
-                Ok(a) => attachments.push((spec, function.clone(), a)),
-                Err(e) if spec.need == Need::Optional => {
-                    log::warn!("{}: {e}; {} disabled", spec.symbol, probe_table::feeds(spec.id))
-                }
-                Err(e) => {
-                    for (_, _, a) in attachments {
-                        let _ = probes.detach(a);
-                    }
-                    let _ = probes.remove_target(process.pid);
-                    return Err(e.into());
-                }
-            }
+            planned.push(Planned { spec, function: function.clone(), file_offsets, attachment: None });
         }
-        Ok(Self {
+        let mut session = Self {
+            census: census(&process, &analysis, &cache, wait_names),
+            last_live: None,
             process,
             analysis,
             goid_offset,
-            attachments,
-            baseline,
-            runtime_baseline,
+            planned,
+            config,
+            sampling: options.sampling,
+            phase: Phase::Continuous,
+            factor: 1.0,
+            baseline: hit_counts(probes)?,
+            last_raw: read_runtime(probes, wait_names)?,
+            estimate: RuntimeCounts::default(),
+            sampling_summary: SamplingSummary {
+                window_ns: duration_ns(options.sampling.window),
+                period_ns: duration_ns(options.sampling.period),
+                ..SamplingSummary::default()
+            },
             wait_names,
             lost_baseline: probes.counter(CounterId::EventsLost)?,
             notable: NotableSummary { stall_threshold_ns, ..NotableSummary::default() },
             started: SystemTime::now(),
-        })
+        };
+        // Every probe is attached once now, so that a site the kernel refuses
+        // fails at start-up rather than in the first sampling window.
+        let first = session.set_attached(probes, |_| true, true).and_then(|()| match options.deep {
+            Some(d) => session.start_deep(probes, d),
+            None => session.leave_deep(probes),
+        });
+        if let Err(e) = first {
+            session.detach(probes);
+            return Err(e);
+        }
+        // A first census now: a short-lived target may be gone by the first report.
+        session.take_census();
+        Ok(session)
+    }
+
+    /// Attaches (`on`) or detaches the planned probes whose heat `which`
+    /// selects. An optional probe the kernel refuses is dropped with a
+    /// warning; a required one fails the call.
+    fn set_attached(
+        &mut self,
+        probes: &mut Probes,
+        which: impl Fn(Heat) -> bool,
+        on: bool,
+    ) -> Result<(), RunError> {
+        let image = self.process.image_path();
+        let mut refused = Vec::new();
+        for (i, p) in self.planned.iter_mut().enumerate().filter(|(_, p)| which(p.spec.heat)) {
+            match (on, p.attachment.take()) {
+                (true, None) => {
+                    match probes.attach(p.spec.program, &image, &p.file_offsets, self.process.pid) {
+                        Ok(a) => p.attachment = Some(a),
+                        // The target exited under us: nothing to warn about.
+                        Err(_) if !self.process.is_alive() => {}
+                        Err(e) if p.spec.need == Need::Optional => {
+                            log::warn!("{}: {e}; {} disabled", p.spec.symbol, probe_table::feeds(p.spec.id));
+                            refused.push(i);
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                (true, Some(a)) => p.attachment = Some(a),
+                (false, Some(a)) => probes.detach(a)?,
+                (false, None) => {}
+            }
+        }
+        for i in refused.into_iter().rev() {
+            self.planned.remove(i);
+        }
+        Ok(())
+    }
+
+    /// Tells the probes which window intervals must lie in: from now on, for
+    /// `window` (None: open-ended), or none at all (`WINDOW_CLOSED`).
+    fn set_window(&mut self, probes: &mut Probes, window: Option<Option<Duration>>) -> Result<(), RunError> {
+        (self.config.window_start_ns, self.config.window_ns) = match window {
+            Some(length) => (crate::bpf::monotonic_ns(), length.map_or(0, duration_ns)),
+            None => (TargetConfig::WINDOW_CLOSED, 0),
+        };
+        probes.add_target(self.process.pid, self.config)?;
+        Ok(())
+    }
+
+    /// Attaches the probes `which` selects inside a closed window, then opens
+    /// it: attaching takes milliseconds, and what fires meanwhile must not
+    /// count (nor intervals left over from an earlier window).
+    fn open_window(
+        &mut self,
+        probes: &mut Probes,
+        which: impl Fn(Heat) -> bool,
+        length: Option<Duration>,
+    ) -> Result<(), RunError> {
+        self.set_window(probes, None)?;
+        self.set_attached(probes, which, true)?;
+        self.set_window(probes, Some(length))
+    }
+
+    /// Every probe, continuously, for `length` (what `--deep` and SIGUSR1 ask).
+    fn start_deep(&mut self, probes: &mut Probes, length: Duration) -> Result<(), RunError> {
+        self.collect(probes)?;
+        self.factor = 1.0;
+        self.open_window(probes, |_| true, None)?;
+        self.phase = Phase::Deep { until: Instant::now() + length };
+        self.sampling_summary.deep_periods += 1;
+        Ok(())
+    }
+
+    /// Back to the default: cold probes, and the sampled ones per `sampling`.
+    fn leave_deep(&mut self, probes: &mut Probes) -> Result<(), RunError> {
+        self.collect(probes)?;
+        self.set_attached(probes, |h| h == Heat::DeepOnly, false)?;
+        if self.sampling.is_continuous() {
+            self.factor = 1.0;
+            self.open_window(probes, |h| h == Heat::Sampled, None)?;
+            self.phase = Phase::Continuous;
+        } else {
+            self.set_attached(probes, |h| h == Heat::Sampled, false)?;
+            self.phase = Phase::Closed { next: Instant::now() };
+            self.tick(probes)?;
+        }
+        Ok(())
+    }
+
+    /// When the phase changes next, if it does.
+    fn next_change(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Deep { until } | Phase::Open { until, .. } => Some(until),
+            Phase::Closed { next } => Some(next),
+            Phase::Continuous => None,
+        }
+    }
+
+    /// Makes the phase changes that are due.
+    fn tick(&mut self, probes: &mut Probes) -> Result<(), RunError> {
+        let now = Instant::now();
+        match self.phase {
+            Phase::Deep { until } if now >= until => self.leave_deep(probes)?,
+            // A process that just exited cannot be attached to; the caller
+            // notices the exit on its next wait.
+            Phase::Closed { next } if now >= next && self.process.is_alive() => {
+                self.collect(probes)?;
+                self.factor = self.sampling.factor();
+                self.open_window(probes, |h| h == Heat::Sampled, Some(self.sampling.window))?;
+                // The kernel closes the window itself; detaching after it
+                // costs nothing in accuracy.
+                let until = Instant::now() + self.sampling.window;
+                self.phase = Phase::Open { until, next: now + self.sampling.period };
+                self.sampling_summary.windows += 1;
+            }
+            Phase::Open { until, next } if now >= until => {
+                self.collect(probes)?;
+                self.set_attached(probes, |h| h == Heat::Sampled, false)?;
+                self.phase = Phase::Closed { next };
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Folds what the kernel recorded since the last collection into the
+    /// estimate, at the factor in force while it was recorded.
+    fn collect(&mut self, probes: &Probes) -> Result<(), RunError> {
+        let raw = read_runtime(probes, self.wait_names)?;
+        self.estimate.add(&raw.since(&self.last_raw).unweighted(self.factor));
+        self.last_raw = raw;
+        Ok(())
+    }
+
+    /// Fraction of the time the sampled probes are attached in this phase.
+    fn sampling_ratio(&self) -> f64 {
+        match self.phase {
+            Phase::Deep { .. } | Phase::Continuous => 1.0,
+            Phase::Open { .. } | Phase::Closed { .. } => 1.0 / self.sampling.factor(),
+        }
+    }
+
+    fn mode(&self) -> String {
+        match self.phase {
+            Phase::Deep { .. } => "deep (every probe)".to_owned(),
+            Phase::Continuous => "continuous".to_owned(),
+            Phase::Open { .. } | Phase::Closed { .. } => format!(
+                "sampled {:.1}% ({:?} every {:?})",
+                100.0 * self.sampling_ratio(),
+                self.sampling.window,
+                self.sampling.period
+            ),
+        }
     }
 
     fn describe(&self, site_mode: SiteMode) -> String {
@@ -339,7 +589,7 @@ impl Session {
             self.analysis.build.go_version,
             self.goid_offset
         );
-        for (spec, f, _) in &self.attachments {
+        for Planned { spec, function: f, .. } in &self.planned {
             let (place, file_offsets) = match (spec.site, site_mode) {
                 (Site::Returns, _) => (
                     format!("RET at +{:x?} [emulated]", f.code.returns),
@@ -357,10 +607,19 @@ impl Session {
                 }
             };
             out.push_str(&format!(
-                "gort:   probe {:<10} {}{} file offset {}\n",
-                spec.name, spec.symbol, place, file_offsets
+                "gort:   probe {:<10} {}{} file offset {} ({})\n",
+                spec.name,
+                spec.symbol,
+                place,
+                file_offsets,
+                match spec.heat {
+                    Heat::Cold => "always",
+                    Heat::Sampled => "sampled",
+                    Heat::DeepOnly => "deep mode",
+                }
             ));
         }
+        out.push_str(&format!("gort:   mode: {}\n", self.mode()));
         out
     }
 
@@ -384,19 +643,35 @@ impl Session {
         Ok(())
     }
 
-    /// Reads the in-kernel aggregates once, as differences since attach,
-    /// for every output of one report (hundreds of map lookups each time).
-    fn snapshot(&self, probes: &Probes) -> Result<Snapshot, RunError> {
+    /// Collects the in-kernel aggregates once for every output of one report
+    /// (hundreds of map lookups each time).
+    fn snapshot(&mut self, probes: &Probes) -> Result<Snapshot, RunError> {
+        self.collect(probes)?;
         let now = hit_counts(probes)?;
         Ok(Snapshot {
-            hits: now.iter().zip(&self.baseline).map(|(n, b)| n.saturating_sub(*b)).collect(),
-            runtime: read_runtime(probes, self.wait_names)?.since(&self.runtime_baseline),
+            hits: now.iter().zip(&self.baseline).map(|(n, b)| n.wrapping_sub(*b)).collect(),
+            runtime: self.estimate.clone(),
+            sampling_ratio: self.sampling_ratio(),
+            live: self.take_census(),
         })
     }
 
-    /// (probe name, hits) for each attached probe.
+    fn take_census(&mut self) -> Option<goroutines::Counts> {
+        match self.census.as_ref()?.take() {
+            Ok(live) => {
+                self.last_live = Some(live.clone());
+                Some(live)
+            }
+            Err(e) => {
+                log::debug!("pid {}: census: {e}", self.process.pid);
+                None
+            }
+        }
+    }
+
+    /// (probe name, hits) for each probe that has been planned.
     fn probe_hits<'a>(&'a self, snap: &Snapshot) -> Vec<(&'a str, u64)> {
-        self.attachments.iter().map(|(spec, _, _)| (spec.name, snap.hits[spec.id.index() as usize])).collect()
+        self.planned.iter().map(|p| (p.spec.name, snap.hits[p.spec.id.index() as usize])).collect()
     }
 
     fn summary(&self, probes: &Probes, snap: Snapshot, exited: bool) -> Result<TargetSummary, RunError> {
@@ -408,9 +683,9 @@ impl Session {
             go_version: self.analysis.build.go_version.clone(),
             goid_offset: self.goid_offset,
             probes: self
-                .attachments
+                .planned
                 .iter()
-                .map(|(spec, f, _)| ProbeSummary {
+                .map(|Planned { spec, function: f, .. }| ProbeSummary {
                     name: spec.name,
                     symbol: spec.symbol,
                     address: f.address,
@@ -426,22 +701,60 @@ impl Session {
                 .into_iter()
                 .map(|(goid, hits)| GoroutineSeen { goid, hits })
                 .collect(),
+            gc_mark_worker_ns: snap.runtime.gc_mark_worker_ns(),
             runtime: snap.runtime,
+            sampling: self.sampling_summary.clone(),
+            live_goroutines: self.last_live.iter().flatten().map(|(k, v)| (live_key(*k), *v)).collect(),
             notable: self.notable.clone(),
             exited,
         })
     }
 
-    fn detach(self, probes: &mut Probes) {
-        for (spec, _, a) in self.attachments {
-            if let Err(e) = probes.detach(a) {
-                log::warn!("detaching {}: {e}", spec.symbol);
-            }
+    fn detach(mut self, probes: &mut Probes) {
+        if let Err(e) = self.set_attached(probes, |_| true, false) {
+            log::warn!("pid {}: detaching: {e}", self.process.pid);
         }
         if let Err(e) = probes.remove_target(self.process.pid) {
             log::warn!("forgetting pid {}: {e}", self.process.pid);
         }
     }
+}
+
+fn live_key((state, category): (&str, &str)) -> String {
+    if category.is_empty() { state.to_owned() } else { format!("{state}/{category}") }
+}
+
+/// The live-goroutine census, or None with a warning saying why not.
+fn census<'a, R: object::ReadRef<'a>>(
+    process: &Process,
+    analysis: &Analysis,
+    data: R,
+    wait_names: Option<&'static [String]>,
+) -> Option<Census> {
+    let exe = process.exe.display();
+    let Some(status) = analysis.fields.get(&probe_table::ATOMICSTATUS) else {
+        log::warn!("{exe}: runtime.g.atomicstatus offset unknown; live goroutine counts disabled");
+        return None;
+    };
+    let (base, symbols) = match analysis::data_symbols(data, &[probe_table::ALLGS]) {
+        Ok(found) => found,
+        Err(e) => {
+            log::warn!("{exe}: {e}; live goroutine counts disabled");
+            return None;
+        }
+    };
+    let Some(&allgs) = symbols.get(probe_table::ALLGS) else {
+        log::warn!("{exe}: no symbol table (stripped), so no runtime.allgs; live goroutine counts disabled");
+        return None;
+    };
+    let waitreason = analysis.fields.get(&probe_table::WAITREASON).map(|f| f.offset);
+    Census::new(process.pid, &process.exe, base, allgs, status.offset, waitreason, wait_names)
+        .map_err(|e| log::warn!("{exe}: {e}; live goroutine counts disabled"))
+        .ok()
+}
+
+fn duration_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn hit_counts(probes: &Probes) -> Result<Vec<u64>, RunError> {
@@ -480,6 +793,8 @@ impl Outputs {
             &export::ResourceFacts::new(&session.process, &session.analysis, service),
             &session.probe_hits(snap),
             &snap.runtime,
+            snap.sampling_ratio,
+            snap.live.as_ref(),
             unix_nanos(session.started),
             unix_nanos(SystemTime::now()),
         );
@@ -495,11 +810,19 @@ enum Wait {
     Interrupted,
 }
 
+/// Why `wait` returned before its timeout.
+enum Wake {
+    End(Wait),
+    /// SIGUSR1: an operator asks for deep mode.
+    Deep,
+}
+
 /// SIGINT (Ctrl-C) and SIGTERM (how a container runtime stops a sidecar),
 /// listened to for the whole run so that none arriving between polls is lost.
 struct StopSignals {
     interrupt: Signal,
     terminate: Signal,
+    deep: Signal,
 }
 
 impl StopSignals {
@@ -507,6 +830,7 @@ impl StopSignals {
         Ok(Self {
             interrupt: signal(SignalKind::interrupt()).map_err(RunError::Signals)?,
             terminate: signal(SignalKind::terminate()).map_err(RunError::Signals)?,
+            deep: signal(SignalKind::user_defined1()).map_err(RunError::Signals)?,
         })
     }
 }
@@ -517,15 +841,15 @@ async fn wait(
     process: Option<&Process>,
     timeout: Duration,
     deadline: Option<Instant>,
-) -> Option<Wait> {
+) -> Option<Wake> {
     let until = Instant::now() + timeout;
     loop {
         if process.is_some_and(|p| !p.is_alive()) {
-            return Some(Wait::Exited);
+            return Some(Wake::End(Wait::Exited));
         }
         let now = Instant::now();
         if deadline.is_some_and(|d| now >= d) {
-            return Some(Wait::Deadline);
+            return Some(Wake::End(Wait::Deadline));
         }
         if now >= until {
             return None;
@@ -533,8 +857,9 @@ async fn wait(
         let step = LIVENESS_POLL.min(until - now);
         tokio::select! {
             () = tokio::time::sleep(step) => {}
-            _ = signals.interrupt.recv() => return Some(Wait::Interrupted),
-            _ = signals.terminate.recv() => return Some(Wait::Interrupted),
+            _ = signals.interrupt.recv() => return Some(Wake::End(Wait::Interrupted)),
+            _ = signals.terminate.recv() => return Some(Wake::End(Wait::Interrupted)),
+            _ = signals.deep.recv() => return Some(Wake::Deep),
         }
     }
 }
@@ -559,8 +884,10 @@ async fn find_process(
                     println!("gort: waiting for a process running {}", path.display());
                     announced = true;
                 }
-                if let Some(w) = wait(signals, None, Duration::from_millis(200), deadline).await {
-                    return Ok(Err(w));
+                match wait(signals, None, Duration::from_millis(200), deadline).await {
+                    Some(Wake::End(w)) => return Ok(Err(w)),
+                    Some(Wake::Deep) => println!("gort: SIGUSR1 ignored: no process attached yet"),
+                    None => {}
                 }
             }
         }
@@ -583,8 +910,7 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
             Err(_) => break EndReason::Duration,
         };
         seen.push(process.clone());
-        let attached =
-            Session::attach(&mut probes, process.clone(), options.site_mode, options.stall_threshold);
+        let attached = Session::attach(&mut probes, process.clone(), &options);
         let mut session = match attached {
             Ok(s) => s,
             // The first target is checked at start-up: fail fast. A later one
@@ -598,19 +924,29 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
         print!("{}", session.describe(options.site_mode));
         let mut last_report = Instant::now();
         let reason = loop {
-            match wait(&mut signals, Some(&session.process), DRAIN_INTERVAL, deadline).await {
+            // Wake for the next window edge too, so windows last what the
+            // probes were told (the estimate's scale depends on it).
+            let step = session
+                .next_change()
+                .map_or(DRAIN_INTERVAL, |t| t.saturating_duration_since(Instant::now()).min(DRAIN_INTERVAL));
+            match wait(&mut signals, Some(&session.process), step, deadline).await {
                 None => {
+                    session.tick(&mut probes)?;
                     session.drain(&mut probes)?;
                     if last_report.elapsed() >= options.interval {
                         last_report = Instant::now();
-                        report(&session, &probes, &mut outputs, options.service_name.as_deref())?;
+                        report(&mut session, &probes, &mut outputs, options.service_name.as_deref())?;
                     }
                 }
-                Some(w) => break w,
+                Some(Wake::Deep) => {
+                    println!("gort: SIGUSR1: deep mode for {:?}", options.deep_on_signal);
+                    session.start_deep(&mut probes, options.deep_on_signal)?;
+                }
+                Some(Wake::End(w)) => break w,
             }
         };
         session.drain(&mut probes)?;
-        let snap = report(&session, &probes, &mut outputs, options.service_name.as_deref())?;
+        let snap = report(&mut session, &probes, &mut outputs, options.service_name.as_deref())?;
         let exited = matches!(reason, Wait::Exited);
         targets.push(session.summary(&probes, snap, exited)?);
         if exited {
@@ -634,7 +970,7 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
 
 /// One snapshot of the aggregates, printed and exported.
 fn report(
-    session: &Session,
+    session: &mut Session,
     probes: &Probes,
     outputs: &mut Outputs,
     service: Option<&str>,
@@ -647,11 +983,13 @@ fn report(
 
 fn report_line(session: &Session, probes: &Probes, snap: &Snapshot) -> Result<(), RunError> {
     let goroutines = probes.goroutines_seen(session.process.pid)?.len();
-    let mut line = format!("gort: pid {}:", session.process.pid);
+    let mut line = format!("gort: pid {} [{}]:", session.process.pid, session.mode());
     for (name, hits) in session.probe_hits(snap) {
         line.push_str(&format!(" {name}={hits}"));
     }
-    line.push_str(&format!(" goroutines_seen={goroutines}"));
+    if goroutines > 0 {
+        line.push_str(&format!(" goroutines_seen={goroutines}"));
+    }
     let rt = &snap.runtime;
     let ms = |ns: Option<f64>| ns.map_or("-".to_owned(), |v| format!("{:.3}ms", v / 1e6));
     line.push_str(&format!(
@@ -666,6 +1004,17 @@ fn report_line(session: &Session, probes: &Probes, snap: &Snapshot) -> Result<()
     ));
     let mut blocked: Vec<(&str, TimeHistogram)> = rt.blocked_by_category().into_iter().collect();
     blocked.sort_by_key(|(_, h)| std::cmp::Reverse(h.sum_ns));
+    line.push_str(&format!("; gc mark workers={:.3}s", rt.gc_mark_worker_ns() as f64 / 1e9));
+    if let Some(live) = &snap.live {
+        let mut by_state: BTreeMap<&str, u64> = BTreeMap::new();
+        for ((state, _), n) in live {
+            *by_state.entry(state).or_default() += n;
+        }
+        line.push_str("\ngort:   live goroutines:");
+        for (state, n) in by_state {
+            line.push_str(&format!(" {state}={n}"));
+        }
+    }
     line.push_str("\ngort:   blocked:");
     for (category, h) in blocked.iter().take(5) {
         line.push_str(&format!(" {category}={:.3}s/{}", h.sum_ns as f64 / 1e9, h.count()));

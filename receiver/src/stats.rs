@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use gort_common::time_hist;
+use gort_common::{WEIGHT_ONE, time_hist};
+
+use crate::wait_reasons;
 
 /// One histogram in runtime buckets.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -43,12 +45,26 @@ impl TimeHistogram {
             .counts
             .iter()
             .enumerate()
-            .map(|(i, c)| c.saturating_sub(baseline.counts.get(i).copied().unwrap_or(0)))
+            .map(|(i, c)| c.wrapping_sub(baseline.counts.get(i).copied().unwrap_or(0)))
             .collect();
+        // Wrapping: the kernel's sums are u64 ns and do wrap (ten thousand
+        // goroutines parked all the time add 2^64 ns in three weeks).
         Self {
             counts,
-            overflow: self.overflow.saturating_sub(baseline.overflow),
-            sum_ns: self.sum_ns.saturating_sub(baseline.sum_ns),
+            overflow: self.overflow.wrapping_sub(baseline.overflow),
+            sum_ns: self.sum_ns.wrapping_sub(baseline.sum_ns),
+        }
+    }
+
+    /// From the kernel's fixed-point counts (WEIGHT_ONE per observation) to
+    /// estimated observations, multiplied by `factor` (the sampling period
+    /// over the window; 1 when not sampling). Exact when unsampled.
+    pub fn unweighted(&self, factor: f64) -> Self {
+        let count = |c: u64| (c as f64 * factor / WEIGHT_ONE as f64).round() as u64;
+        Self {
+            counts: self.counts.iter().map(|&c| count(c)).collect(),
+            overflow: count(self.overflow),
+            sum_ns: (self.sum_ns as f64 * factor).round() as u64,
         }
     }
 
@@ -129,10 +145,10 @@ impl RuntimeCounts {
         Self {
             schedule_latency: self.schedule_latency.since(&b.schedule_latency),
             gc_pause: self.gc_pause.since(&b.gc_pause),
-            gc_cycles: self.gc_cycles.saturating_sub(b.gc_cycles),
-            other_stw_pauses: self.other_stw_pauses.saturating_sub(b.other_stw_pauses),
-            goroutines_created: self.goroutines_created.saturating_sub(b.goroutines_created),
-            goroutines_exited: self.goroutines_exited.saturating_sub(b.goroutines_exited),
+            gc_cycles: self.gc_cycles.wrapping_sub(b.gc_cycles),
+            other_stw_pauses: self.other_stw_pauses.wrapping_sub(b.other_stw_pauses),
+            goroutines_created: self.goroutines_created.wrapping_sub(b.goroutines_created),
+            goroutines_exited: self.goroutines_exited.wrapping_sub(b.goroutines_exited),
             blocked: self
                 .blocked
                 .iter()
@@ -144,11 +160,47 @@ impl RuntimeCounts {
         }
     }
 
-    /// Blocked time merged into the exported wait-reason categories.
+    /// Kernel differences (`since`) as estimates: fixed-point histograms to
+    /// counts, and what the sampled probe measured multiplied by `factor`.
+    /// GC pauses and cycles come from probes that are never sampled.
+    pub fn unweighted(&self, factor: f64) -> Self {
+        let scale = |c: u64| (c as f64 * factor).round() as u64;
+        Self {
+            schedule_latency: self.schedule_latency.unweighted(factor),
+            gc_pause: self.gc_pause.unweighted(1.0),
+            gc_cycles: self.gc_cycles,
+            other_stw_pauses: self.other_stw_pauses,
+            goroutines_created: scale(self.goroutines_created),
+            goroutines_exited: scale(self.goroutines_exited),
+            blocked: self.blocked.iter().map(|(r, h)| (r.clone(), h.unweighted(factor))).collect(),
+        }
+    }
+
+    /// Adds `other` (a later difference) into this running total.
+    pub fn add(&mut self, other: &Self) {
+        self.schedule_latency.merge(&other.schedule_latency);
+        self.gc_pause.merge(&other.gc_pause);
+        self.gc_cycles += other.gc_cycles;
+        self.other_stw_pauses += other.other_stw_pauses;
+        self.goroutines_created += other.goroutines_created;
+        self.goroutines_exited += other.goroutines_exited;
+        for (reason, h) in &other.blocked {
+            self.blocked.entry(reason.clone()).or_default().merge(h);
+        }
+    }
+
+    /// Time GC background mark workers spent marking, in ns: the P-time the
+    /// GC took from goroutines.
+    pub fn gc_mark_worker_ns(&self) -> u64 {
+        self.blocked.get(wait_reasons::GC_WORKER_ACTIVE).map_or(0, |h| h.sum_ns)
+    }
+
+    /// Blocked time merged into the exported wait-reason categories (without
+    /// the mark workers' working time, which is not blocking).
     pub fn blocked_by_category(&self) -> BTreeMap<&'static str, TimeHistogram> {
         let mut out: BTreeMap<&'static str, TimeHistogram> = BTreeMap::new();
-        for (reason, h) in &self.blocked {
-            out.entry(crate::wait_reasons::category(reason)).or_default().merge(h);
+        for (reason, h) in self.blocked.iter().filter(|(r, _)| *r != wait_reasons::GC_WORKER_ACTIVE) {
+            out.entry(wait_reasons::category(reason)).or_default().merge(h);
         }
         out
     }
@@ -185,6 +237,24 @@ mod tests {
         let d = after.since(&before);
         assert_eq!(d.count(), 2);
         assert_eq!(d.sum_ns, 52_000);
+    }
+
+    #[test]
+    fn sampled_counts_are_unweighted_and_scaled() {
+        // Two intervals seen in a 1-in-20 window, one with weight 1 and one
+        // with weight 2 (half the window long): they stand for 60 intervals.
+        let mut slots = vec![0; time_hist::SLOTS as usize];
+        slots[time_hist::slot(1_000) as usize] = WEIGHT_ONE + 2 * WEIGHT_ONE;
+        slots[time_hist::SUM_SLOT as usize] = 1_000 + 2 * 1_000;
+        let h = TimeHistogram::from_slots(&slots).unweighted(20.0);
+        assert_eq!(h.count(), 60);
+        assert_eq!(h.sum_ns, 60_000);
+        let exact = TimeHistogram::from_slots(&slots).unweighted(1.0);
+        assert_eq!(exact.count(), 3);
+        let mut rt = RuntimeCounts { gc_cycles: 4, goroutines_created: 5, ..RuntimeCounts::default() };
+        rt.gc_pause = TimeHistogram::from_slots(&slots);
+        let est = rt.unweighted(20.0);
+        assert_eq!((est.gc_cycles, est.goroutines_created, est.gc_pause.count()), (4, 100, 3));
     }
 
     #[test]

@@ -28,6 +28,12 @@ pub fn name(names: Option<&[String]>, n: u32) -> String {
     }
 }
 
+/// The wait reason a GC background mark worker is in while it marks
+/// (`casGToWaiting(gp, _Grunning, waitReasonGCWorkerActive)`, Go 1.21 through
+/// 1.27): it holds a P and works, so its "parked" time is the CPU the GC took
+/// from goroutines, not blocking.
+pub const GC_WORKER_ACTIVE: &str = "GC worker (active)";
+
 /// The bounded category of a wait reason (the exported attribute value).
 pub fn category(reason: &str) -> &'static str {
     match reason {
@@ -72,6 +78,10 @@ mod tests {
         assert_eq!(name(None, 7), "reason 7");
         assert_eq!(category("select (no cases)"), "select");
         assert_eq!(category("GC worker (idle)"), "runtime_gc");
+        for minor in 21..=26 {
+            let t = names(GoVersion { major: 1, minor, patch: 0 }).unwrap();
+            assert!(t.iter().any(|s| s == GC_WORKER_ACTIVE), "1.{minor}");
+        }
         assert_eq!(category("something new"), "other");
     }
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -26,6 +27,8 @@ type report struct {
 	RoundTrips int64    `json:"round_trips,omitempty"`
 	Goids      []uint64 `json:"goids,omitempty"`
 	ElapsedNs  int64    `json:"elapsed_ns,omitempty"`
+	P50Ns      int64    `json:"p50_ns,omitempty"`
+	P99Ns      int64    `json:"p99_ns,omitempty"`
 }
 
 func emit(r report) {
@@ -47,22 +50,41 @@ func goid() uint64 {
 	return id
 }
 
-func run(pairs, rounds int) ([]uint64, time.Duration) {
+// run bounces the token rounds times per pair, or, when forDur is set, until
+// that much time has passed (rounds is then ignored). It returns the ids of
+// the goroutines it created, the elapsed time, the round trips made, and every
+// 16th round-trip latency of the first pair (for quantiles).
+func run(pairs, rounds int, forDur time.Duration) ([]uint64, time.Duration, int64, []time.Duration) {
 	ids := make([]uint64, 2*pairs)
+	trips := make([]int64, pairs)
+	var lat []time.Duration
 	var wg sync.WaitGroup
 	start := time.Now()
+	deadline := start.Add(forDur)
 	for p := 0; p < pairs; p++ {
 		ping, pong := make(chan int), make(chan int)
 		wg.Add(2)
-		go func(slot int) {
+		go func(pair int) {
 			defer wg.Done()
-			ids[slot] = goid()
-			for i := 0; i < rounds; i++ {
+			ids[2*pair] = goid()
+			i := 0
+			for ; forDur > 0 || i < rounds; i++ {
+				if forDur > 0 && i%1024 == 0 && time.Now().After(deadline) {
+					break
+				}
+				var t0 time.Time
+				if pair == 0 && i%16 == 0 {
+					t0 = time.Now()
+				}
 				ping <- i
 				<-pong
+				if !t0.IsZero() {
+					lat = append(lat, time.Since(t0))
+				}
 			}
+			trips[pair] = int64(i)
 			close(ping)
-		}(2 * p)
+		}(p)
 		go func(slot int) {
 			defer wg.Done()
 			ids[slot] = goid()
@@ -72,13 +94,26 @@ func run(pairs, rounds int) ([]uint64, time.Duration) {
 		}(2*p + 1)
 	}
 	wg.Wait()
-	return ids, time.Since(start)
+	var total int64
+	for _, t := range trips {
+		total += t
+	}
+	return ids, time.Since(start), total, lat
+}
+
+func quantile(lat []time.Duration, q float64) int64 {
+	if len(lat) == 0 {
+		return 0
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return lat[int(q*float64(len(lat)-1))].Nanoseconds()
 }
 
 func main() {
 	pairs := flag.Int("pairs", 4, "goroutine pairs")
 	rounds := flag.Int("rounds", 10000, "round trips per pair")
 	waitStart := flag.Bool("wait-start", false, "print a ready line, then wait for a line on stdin before working")
+	forDur := flag.Duration("for", 0, "bounce for this long instead of -rounds times (benchmarks)")
 	loop := flag.Duration("loop", 0, "repeat the workload, pausing this long between runs, until stdin closes or forever (demo mode)")
 	flag.Parse()
 
@@ -87,8 +122,8 @@ func main() {
 		bufio.NewReader(os.Stdin).ReadString('\n')
 	}
 	for {
-		ids, elapsed := run(*pairs, *rounds)
-		emit(report{Event: "done", Pairs: *pairs, Rounds: *rounds, RoundTrips: int64(*pairs) * int64(*rounds), Goids: ids, ElapsedNs: elapsed.Nanoseconds()})
+		ids, elapsed, trips, lat := run(*pairs, *rounds, *forDur)
+		emit(report{Event: "done", Pairs: *pairs, Rounds: *rounds, RoundTrips: trips, Goids: ids, ElapsedNs: elapsed.Nanoseconds(), P50Ns: quantile(lat, 0.5), P99Ns: quantile(lat, 0.99)})
 		if *loop == 0 {
 			return
 		}

@@ -57,6 +57,26 @@ func gcLoad(cycles int) {
 // blockLoad blocks goroutines in known ways at once and returns how long
 // each kind of wait lasted as the goroutines themselves measured it. Every
 // time.Sleep counts as "sleep" to the runtime, so all of them are timed.
+// parkLoad parks n goroutines on each of a channel receive, a locked mutex
+// and a long sleep, says so, and holds them there until stdin has another
+// line: a known population for a census of live goroutines.
+func parkLoad(n int) {
+	ch := make(chan int)
+	var mu sync.Mutex
+	mu.Lock()
+	var started sync.WaitGroup
+	started.Add(3 * n)
+	for i := 0; i < n; i++ {
+		go func() { started.Done(); <-ch }()
+		go func() { started.Done(); mu.Lock(); mu.Unlock() }()
+		go func() { started.Done(); time.Sleep(time.Hour) }()
+	}
+	started.Wait()
+	time.Sleep(100 * time.Millisecond) // let the last ones reach their wait
+	fmt.Printf("{\"event\":\"parked\",\"per_kind\":%d}\n", n)
+	bufio.NewReader(os.Stdin).ReadString('\n')
+}
+
 func blockLoad() (sleepNs, mutexNs, chanNs int64) {
 	var wg sync.WaitGroup
 	var sleeps [3]int64 // one per sleeping goroutine: no shared writes
@@ -121,18 +141,22 @@ type histogram struct {
 }
 
 type report struct {
-	Event      string      `json:"event"`
-	Pid        int         `json:"pid"`
-	GoVersion  string      `json:"go_version,omitempty"`
-	GcCycles   uint64      `json:"gc_cycles"`
-	SleepNs    int64       `json:"sleep_ns,omitempty"`
-	MutexNs    int64       `json:"mutex_wait_ns,omitempty"`
-	ChanNs     int64       `json:"chan_wait_ns,omitempty"`
-	Histograms []histogram `json:"histograms,omitempty"`
+	Event        string      `json:"event"`
+	Pid          int         `json:"pid"`
+	GoVersion    string      `json:"go_version,omitempty"`
+	GcCycles     uint64      `json:"gc_cycles"`
+	MarkWorkerNs int64       `json:"gc_mark_worker_ns"`
+	SleepNs      int64       `json:"sleep_ns,omitempty"`
+	MutexNs      int64       `json:"mutex_wait_ns,omitempty"`
+	ChanNs       int64       `json:"chan_wait_ns,omitempty"`
+	Histograms   []histogram `json:"histograms,omitempty"`
 }
 
 // Metrics gort is compared with; the GC pause one was renamed in Go 1.22.
-var names = []string{"/gc/cycles/total:gc-cycles", "/sched/latencies:seconds", "/gc/pauses:seconds", "/sched/pauses/total/gc:seconds"}
+var names = []string{"/gc/cycles/total:gc-cycles", "/sched/latencies:seconds", "/gc/pauses:seconds", "/sched/pauses/total/gc:seconds",
+	// Background mark workers' time (dedicated includes fractional workers),
+	// accumulated by the runtime at the end of each cycle.
+	"/cpu/classes/gc/mark/dedicated:cpu-seconds", "/cpu/classes/gc/mark/idle:cpu-seconds"}
 
 func read() []metrics.Sample {
 	supported := map[string]bool{}
@@ -150,10 +174,11 @@ func read() []metrics.Sample {
 }
 
 func main() {
-	workload := flag.String("workload", "sched", "sched, gc or block")
+	workload := flag.String("workload", "sched", "sched, gc, block or park")
 	duration := flag.Duration("duration", 2*time.Second, "sched: how long")
 	workers := flag.Int("workers", 4, "sched: CPU-bound goroutines")
 	cycles := flag.Int("cycles", 20, "gc: forced collections")
+	parked := flag.Int("parked", 100, "park: goroutines parked per kind of wait")
 	flag.Parse()
 
 	emit := func(r report) {
@@ -177,6 +202,8 @@ func main() {
 		gcLoad(*cycles)
 	case "block":
 		r.SleepNs, r.MutexNs, r.ChanNs = blockLoad()
+	case "park":
+		parkLoad(*parked)
 	}
 	after := read()
 
@@ -185,6 +212,10 @@ func main() {
 		case metrics.KindUint64:
 			if strings.HasPrefix(s.Name, "/gc/cycles/total") {
 				r.GcCycles = s.Value.Uint64() - before[i].Value.Uint64()
+			}
+		case metrics.KindFloat64:
+			if strings.HasPrefix(s.Name, "/cpu/classes/gc/mark/") {
+				r.MarkWorkerNs += int64((s.Value.Float64() - before[i].Value.Float64()) * 1e9)
 			}
 		case metrics.KindFloat64Histogram:
 			a, b := s.Value.Float64Histogram(), before[i].Value.Float64Histogram()

@@ -1,0 +1,3 @@
+module gort.dev/integration/httpload
+
+go 1.21

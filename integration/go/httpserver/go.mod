@@ -1,0 +1,3 @@
+module gort.dev/integration/httpserver
+
+go 1.21

@@ -1,0 +1,146 @@
+//! Live goroutines by state: a census of the target's `runtime.allgs`, read
+//! from its memory through /proc/PID/mem once per report. Probes could only
+//! count transitions seen since attach (and not at all between sampling
+//! windows); the runtime's own list is exact at every moment and costs the
+//! target nothing.
+
+use std::{collections::BTreeMap, fs, io, os::unix::fs::FileExt, path::Path};
+
+use gort_common::gstatus;
+use thiserror::Error;
+
+use crate::wait_reasons;
+
+/// Most goroutines read per census; beyond it the rest are counted as
+/// `unread`, so a runaway program cannot make one report take seconds.
+const MAX_CENSUS: u64 = 1_000_000;
+
+#[derive(Debug, Error)]
+pub enum CensusError {
+    #[error("cannot open /proc/{pid}/mem: {source}")]
+    Open { pid: u32, source: io::Error },
+    #[error("reading the target's memory at {address:#x}: {source}")]
+    Read { address: u64, source: io::Error },
+    #[error("cannot find where {exe} is mapped in /proc/{pid}/maps")]
+    NotMapped { pid: u32, exe: String },
+}
+
+/// Where the census reads, resolved once per attach.
+pub struct Census {
+    mem: fs::File,
+    /// Run-time address of the `runtime.allgs` slice header.
+    allgs: u64,
+    status_offset: u64,
+    waitreason_offset: Option<u64>,
+    wait_names: Option<&'static [String]>,
+}
+
+/// The goroutines of one census: (state, wait-reason category or "") → count.
+pub type Counts = BTreeMap<(&'static str, &'static str), u64>;
+
+impl Census {
+    /// `allgs_link` is the symbol's link-time address and `image_base` the
+    /// lowest address the executable is linked at; a PIE is relocated by
+    /// where /proc/PID/maps shows its first page.
+    pub fn new(
+        pid: u32,
+        exe: &Path,
+        image_base: u64,
+        allgs_link: u64,
+        status_offset: u64,
+        waitreason_offset: Option<u64>,
+        wait_names: Option<&'static [String]>,
+    ) -> Result<Self, CensusError> {
+        let maps = fs::read_to_string(format!("/proc/{pid}/maps"))
+            .map_err(|source| CensusError::Open { pid, source })?;
+        let start = mapped_start(&maps, exe)
+            .ok_or_else(|| CensusError::NotMapped { pid, exe: exe.display().to_string() })?;
+        let bias = start.wrapping_sub(image_base & !0xfff);
+        let mem =
+            fs::File::open(format!("/proc/{pid}/mem")).map_err(|source| CensusError::Open { pid, source })?;
+        Ok(Self { mem, allgs: allgs_link.wrapping_add(bias), status_offset, waitreason_offset, wait_names })
+    }
+
+    fn read(&self, address: u64, buf: &mut [u8]) -> Result<(), CensusError> {
+        self.mem.read_exact_at(buf, address).map_err(|source| CensusError::Read { address, source })
+    }
+
+    fn u64_at(&self, address: u64) -> Result<u64, CensusError> {
+        let mut b = [0; 8];
+        self.read(address, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Counts the goroutines by state now. The list changes while it is
+    /// read, so a goroutine can be missed or counted in its previous state:
+    /// a snapshot as good as a racing reader gets, like the runtime's own
+    /// `runtime.NumGoroutine`.
+    pub fn take(&self) -> Result<Counts, CensusError> {
+        let ptr = self.u64_at(self.allgs)?;
+        let len = self.u64_at(self.allgs + 8)?;
+        let read = len.min(MAX_CENSUS);
+        let mut pointers = vec![0u8; (read * 8) as usize];
+        self.read(ptr, &mut pointers)?;
+        let mut counts = Counts::new();
+        for gp in pointers.as_chunks::<8>().0.iter().map(|c| u64::from_le_bytes(*c)) {
+            let mut status = [0; 4];
+            // A g freed under us reads as garbage or fails: skip it.
+            if gp == 0 || self.read(gp + self.status_offset, &mut status).is_err() {
+                continue;
+            }
+            let key = match u32::from_le_bytes(status) & !gstatus::SCAN {
+                gstatus::RUNNABLE => ("runnable", ""),
+                gstatus::RUNNING => ("running", ""),
+                gstatus::SYSCALL => ("syscall", ""),
+                gstatus::WAITING => ("waiting", self.wait_category(gp)),
+                _ => continue,
+            };
+            *counts.entry(key).or_default() += 1;
+        }
+        if len > read {
+            counts.insert(("unread", ""), len - read);
+        }
+        Ok(counts)
+    }
+
+    fn wait_category(&self, gp: u64) -> &'static str {
+        let Some(offset) = self.waitreason_offset else { return "other" };
+        let mut reason = [0; 1];
+        if self.read(gp + offset, &mut reason).is_err() {
+            return "other";
+        }
+        wait_reasons::category(&wait_reasons::name(self.wait_names, u32::from(reason[0])))
+    }
+}
+
+/// Start of the executable's mapping at file offset 0 in /proc/PID/maps.
+fn mapped_start(maps: &str, exe: &Path) -> Option<u64> {
+    let exe = exe.to_str()?;
+    maps.lines().find_map(|line| {
+        let mut f = line.split_whitespace();
+        let range = f.next()?;
+        let offset = f.nth(1)?;
+        let path = f.nth(2)?;
+        let path = path.strip_suffix(" (deleted)").unwrap_or(path);
+        (path == exe && u64::from_str_radix(offset, 16).ok()? == 0)
+            .then(|| u64::from_str_radix(range.split('-').next()?, 16).ok())
+            .flatten()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_first_page_of_the_executable() {
+        let maps = "\
+00400000-00401000 r--p 00000000 fd:01 1234 /usr/lib/other
+55d0c0000000-55d0c0100000 r--p 00000000 fd:01 42 /srv/app
+55d0c0100000-55d0c0200000 r-xp 00100000 fd:01 42 /srv/app
+7f0000000000-7f0000001000 rw-p 00000000 00:00 0
+";
+        assert_eq!(mapped_start(maps, Path::new("/srv/app")), Some(0x55d0_c000_0000));
+        assert_eq!(mapped_start(maps, Path::new("/srv/none")), None);
+    }
+}
