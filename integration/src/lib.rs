@@ -228,3 +228,96 @@ pub fn large_go_binary() -> (PathBuf, PathBuf) {
     }
     (binary, stripped)
 }
+
+/// The OpenTelemetry Collector scripts/setup builds (collector-config/builder.yaml).
+pub fn otelcol_binary() -> PathBuf {
+    let cache = std::env::var_os("GORT_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/gort"));
+    let binary = cache.join("otelcol-0.160.0/gort-otelcol");
+    assert!(binary.exists(), "{} is missing: run scripts/setup", binary.display());
+    binary
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind a free port").port()
+}
+
+/// A real Collector receiving OTLP/gRPC on `port` and relaying everything
+/// to the sink on `sink_port` (collector-config/relay.yaml).
+pub fn start_collector(port: u16, sink_port: u16) -> Child {
+    let child = Command::new(otelcol_binary())
+        .arg("--config")
+        .arg(workspace_root().join("collector-config/relay.yaml"))
+        .env("GORT_RELAY_ENDPOINT", format!("127.0.0.1:{port}"))
+        .env("GORT_SINK_ENDPOINT", format!("127.0.0.1:{sink_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the Collector");
+    wait_for_port(port, Duration::from_secs(30));
+    child
+}
+
+/// The last hop: an OTLP/gRPC server (integration/go/otlpsink) writing
+/// every item it receives to `out` as JSON lines. Returns it and its port.
+pub fn start_sink(out: &Path) -> (Proc, u16) {
+    let binary = go_program("otlpsink", "default", &[], &[]);
+    let mut cmd = Command::new(binary);
+    cmd.arg("-out").arg(out);
+    let mut p = Proc::spawn(cmd, "[sink]");
+    let ready = p.wait_line(Duration::from_secs(30), |l| l.contains("\"ready\""));
+    let v: serde_json::Value = serde_json::from_str(&ready).expect("sink ready line");
+    let port =
+        v["addr"].as_str().and_then(|a| a.rsplit(':').next()).and_then(|p| p.parse().ok()).expect("port");
+    (p, port)
+}
+
+/// Waits until something accepts connections on the loopback `port`.
+pub fn wait_for_port(port: u16, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on port {port} after {timeout:?}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Every OTLP/JSON line of a Collector file-exporter output (missing: none).
+pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", path.display())))
+        .collect()
+}
+
+/// A plain HTTP/1.1 request on loopback; returns (status, body).
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}

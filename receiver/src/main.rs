@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use gort::{
     analysis::{self, Request},
-    probe_table,
+    config, duration, pipeline, probe_table,
     run::{self, RunOptions, SiteMode, TargetSpec},
 };
 
@@ -51,7 +51,7 @@ enum Command {
 }
 
 #[derive(clap::Args)]
-#[command(group(clap::ArgGroup::new("target").required(true).args(["pid", "exe"])))]
+#[command(group(clap::ArgGroup::new("target").args(["pid", "exe"])))]
 struct RunArgs {
     /// Process id of the Go program to watch.
     #[arg(long)]
@@ -60,10 +60,10 @@ struct RunArgs {
     #[arg(long)]
     exe: Option<PathBuf>,
     /// Stop after this long (e.g. 30s, 5m); default: until Ctrl-C or the pid exits.
-    #[arg(long = "for", value_parser = parse_duration)]
+    #[arg(long = "for", value_parser = duration::parse)]
     duration: Option<Duration>,
     /// Interval between live reports.
-    #[arg(long, value_parser = parse_duration, default_value = DEFAULT_INTERVAL)]
+    #[arg(long, value_parser = duration::parse, default_value = DEFAULT_INTERVAL)]
     interval: Duration,
     /// Also write everything gort exports as OTLP/JSON lines (Collector file-exporter format).
     #[arg(long)]
@@ -72,30 +72,47 @@ struct RunArgs {
     #[arg(long)]
     summary_json: Option<PathBuf>,
     /// A goroutine runnable at least this long is reported as a notable stall.
-    #[arg(long, value_parser = parse_duration, default_value = DEFAULT_STALL_THRESHOLD)]
+    #[arg(long, value_parser = duration::parse, default_value = DEFAULT_STALL_THRESHOLD)]
     stall_threshold: Duration,
     /// Sampling window: the hot probe (goroutine state changes) is attached
     /// this long at the start of each period; measured values are scaled up
     /// and marked as sampled. Intervals longer than the window are not seen.
-    #[arg(long, value_parser = parse_duration, default_value = DEFAULT_SAMPLE_WINDOW)]
+    #[arg(long, value_parser = duration::parse, default_value = DEFAULT_SAMPLE_WINDOW)]
     sample_window: Duration,
     /// Sampling period; equal to the window means always attached (no sampling).
-    #[arg(long, value_parser = parse_duration, default_value = DEFAULT_SAMPLE_PERIOD)]
+    #[arg(long, value_parser = duration::parse, default_value = DEFAULT_SAMPLE_PERIOD)]
     sample_period: Duration,
     /// Deep mode for this long after attaching (at most 1h): every probe,
     /// continuously, including per-goroutine diagnostics. Costs several
     /// microseconds per goroutine switch.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = duration::parse)]
     deep: Option<Duration>,
     /// Length of the deep mode that SIGUSR1 starts (at most 1h).
-    #[arg(long, value_parser = parse_duration, default_value = DEFAULT_DEEP_ON_SIGNAL)]
+    #[arg(long, value_parser = duration::parse, default_value = DEFAULT_DEEP_ON_SIGNAL)]
     deep_on_signal: Duration,
     /// service.name of the exported resource; default: the program's main module path.
     #[arg(long)]
     service_name: Option<String>,
-    /// Accepted for the documented interface; configuration files arrive with the OTLP pipeline.
+    /// Configuration file (YAML, `${env:VAR}` expanded) of the OTLP pipeline:
+    /// receivers, upstream exporter, self-telemetry. See README.md.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Run the OTLP pipeline (receive on 4317/4318, forward upstream) even
+    /// without --config; implied by --config and the flags below.
+    #[arg(long)]
+    otlp: bool,
+    /// Upstream OTLP/gRPC endpoint (overrides exporter.endpoint).
+    #[arg(long)]
+    upstream: Option<String>,
+    /// OTLP/gRPC listen address or `off` (overrides receiver.grpc_endpoint).
+    #[arg(long)]
+    otlp_grpc: Option<String>,
+    /// OTLP/HTTP listen address or `off` (overrides receiver.http_endpoint).
+    #[arg(long)]
+    otlp_http: Option<String>,
+    /// Self-metrics and health address or `off` (overrides telemetry.endpoint).
+    #[arg(long)]
+    telemetry: Option<String>,
     /// Probe placement (benchmarks only): `entry` puts probes on the first
     /// instruction, which the kernel single-steps, to measure what that costs.
     #[arg(long, value_enum, default_value = "auto", hide = true)]
@@ -106,27 +123,6 @@ struct RunArgs {
 enum ProbeSiteArg {
     Auto,
     Entry,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) =
-        text.split_at(text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len()));
-    let nanos_per_unit: u64 = match unit {
-        "ns" => 1,
-        "us" => 1_000,
-        "ms" => 1_000_000,
-        "s" | "" => 1_000_000_000,
-        "m" => 60_000_000_000,
-        "h" => 3_600_000_000_000,
-        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use ns, us, ms, s, m or h)")),
-    };
-    let bad = || format!("{text:?} is not a duration like 50us, 500ms, 30s or 5m");
-    // Whole numbers convert exactly (a threshold of 49152ns must stay 49152).
-    if let Ok(whole) = number.parse::<u64>() {
-        return whole.checked_mul(nanos_per_unit).map(Duration::from_nanos).ok_or_else(bad);
-    }
-    let value: f64 = number.parse().map_err(|_| bad())?;
-    Duration::try_from_secs_f64(value * nanos_per_unit as f64 / 1e9).map_err(|e| format!("{text:?}: {e}"))
 }
 
 fn inspect(path: &PathBuf, json: bool) -> anyhow::Result<()> {
@@ -175,15 +171,74 @@ fn inspect(path: &PathBuf, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_command(args: RunArgs) -> anyhow::Result<()> {
-    if let Some(config) = &args.config {
-        anyhow::bail!("--config {}: configuration files are not supported yet", config.display());
+/// The pipeline's configuration: the file (if any) with the flags on top.
+fn pipeline_config(args: &RunArgs) -> anyhow::Result<Option<config::Config>> {
+    let overrides = [&args.upstream, &args.otlp_grpc, &args.otlp_http, &args.telemetry];
+    if args.config.is_none() && !args.otlp && overrides.iter().all(|o| o.is_none()) {
+        return Ok(None);
     }
-    let target = match (args.pid, args.exe) {
-        (Some(pid), _) => TargetSpec::Pid(pid),
-        (None, Some(exe)) => TargetSpec::Exe(exe),
-        (None, None) => anyhow::bail!("give --pid or --exe"),
+    let mut raw: config::RawConfig = match &args.config {
+        Some(path) => config::load_raw(path)?,
+        None => config::RawConfig::default(),
     };
+    if let Some(v) = &args.upstream {
+        raw.exporter.endpoint = Some(v.clone());
+    }
+    if let Some(v) = &args.otlp_grpc {
+        raw.receiver.grpc_endpoint = Some(v.clone());
+    }
+    if let Some(v) = &args.otlp_http {
+        raw.receiver.http_endpoint = Some(v.clone());
+    }
+    if let Some(v) = &args.telemetry {
+        raw.telemetry.endpoint = Some(v.clone());
+    }
+    Ok(Some(raw.validate()?))
+}
+
+async fn run_command(args: RunArgs) -> anyhow::Result<()> {
+    let pipeline_config = pipeline_config(&args)?;
+    let target = match (args.pid, &args.exe) {
+        (Some(pid), _) => Some(TargetSpec::Pid(pid)),
+        (None, Some(exe)) => Some(TargetSpec::Exe(exe.clone())),
+        (None, None) => None,
+    };
+    let pipeline = match &pipeline_config {
+        Some(c) => Some(pipeline::Pipeline::start(c).await?),
+        None => None,
+    };
+    let result = match target {
+        Some(target) => run_target(args, target, pipeline.as_ref().map(|p| p.shared.clone())).await,
+        None if pipeline.is_some() => {
+            println!("gort: OTLP pipeline running; Ctrl-C or SIGTERM stops it");
+            wait_for_stop(args.duration).await
+        }
+        None => Err(anyhow::anyhow!("nothing to do: give --pid or --exe, and/or --config (or --otlp)")),
+    };
+    if let Some(p) = pipeline {
+        p.shutdown().await;
+    }
+    result
+}
+
+async fn wait_for_stop(duration: Option<Duration>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let forever = Duration::from_secs(u64::MAX / 4);
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+        () = tokio::time::sleep(duration.unwrap_or(forever)) => {}
+    }
+    Ok(())
+}
+
+async fn run_target(
+    args: RunArgs,
+    target: TargetSpec,
+    forward: Option<std::sync::Arc<pipeline::Shared>>,
+) -> anyhow::Result<()> {
     if args.sample_window < MIN_SAMPLE_WINDOW {
         anyhow::bail!("--sample-window {:?} is shorter than {MIN_SAMPLE_WINDOW:?}", args.sample_window);
     }
@@ -214,6 +269,7 @@ async fn run_command(args: RunArgs) -> anyhow::Result<()> {
         sampling: run::Sampling { window: args.sample_window, period: args.sample_period },
         deep: args.deep,
         deep_on_signal: args.deep_on_signal,
+        forward,
     };
     let summary = run::run(options).await?;
     println!("gort: stopped ({})", serde_json::to_string(&summary.ended)?.trim_matches('"'));
@@ -253,20 +309,5 @@ fn main() -> ExitCode {
             eprintln!("gort: {}", one_sentence(&e));
             ExitCode::FAILURE
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_exactly() {
-        assert_eq!(parse_duration("49152ns"), Ok(Duration::from_nanos(49_152)));
-        assert_eq!(parse_duration("50us"), Ok(Duration::from_micros(50)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1_500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("3 days").is_err());
-        assert!(parse_duration("99999999999999999999h").is_err());
     }
 }

@@ -6,6 +6,7 @@ use std::{
     fs,
     io::{BufWriter, Write},
     path::PathBuf,
+    sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -23,6 +24,7 @@ use crate::{
     bpf::{Attachment, BpfError, Probes},
     export,
     goroutines::{self, Census},
+    pipeline::{self, Payload},
     probe_table::{self, Heat, Need, PROBES, ProbeSpec, Site},
     stats::{RuntimeCounts, TimeHistogram},
     target::{self, Process, TargetError},
@@ -96,6 +98,8 @@ pub struct RunOptions {
     pub deep: Option<Duration>,
     /// How long deep mode lasts when SIGUSR1 asks for it.
     pub deep_on_signal: Duration,
+    /// The OTLP pipeline gort's runtime metrics are forwarded through.
+    pub forward: Option<Arc<pipeline::Shared>>,
 }
 
 /// Duty cycle of the sampled probes (`probe_table::Heat::Sampled`): attached
@@ -767,6 +771,7 @@ fn unix_nanos(t: SystemTime) -> u64 {
 
 struct Outputs {
     otlp: Option<(PathBuf, BufWriter<fs::File>)>,
+    forward: Option<Arc<pipeline::Shared>>,
 }
 
 impl Outputs {
@@ -779,7 +784,7 @@ impl Outputs {
             }
             None => None,
         };
-        Ok(Self { otlp })
+        Ok(Self { otlp, forward: options.forward.clone() })
     }
 
     fn write_metrics(
@@ -788,7 +793,9 @@ impl Outputs {
         snap: &Snapshot,
         service: Option<&str>,
     ) -> Result<(), RunError> {
-        let Some((path, out)) = &mut self.otlp else { return Ok(()) };
+        if self.otlp.is_none() && self.forward.is_none() {
+            return Ok(());
+        }
         let request = export::metrics_request(
             &export::ResourceFacts::new(&session.process, &session.analysis, service),
             &session.probe_hits(snap),
@@ -798,9 +805,19 @@ impl Outputs {
             unix_nanos(session.started),
             unix_nanos(SystemTime::now()),
         );
-        gort_proto::write_json_line(out, &request)
-            .and_then(|()| out.flush())
-            .map_err(|source| RunError::Output { path: path.clone(), source })
+        if let Some((path, out)) = &mut self.otlp {
+            gort_proto::write_json_line(out, &request)
+                .and_then(|()| out.flush())
+                .map_err(|source| RunError::Output { path: path.clone(), source })?;
+        }
+        // Cumulative points: a refused export (counted by the pipeline) is
+        // made good by the next one.
+        if let Some(pipeline) = &self.forward
+            && !pipeline.offer(Payload::Metrics(request))
+        {
+            log::warn!("gort's runtime metrics: the pipeline queue is full; the next report carries them");
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,124 @@
+// Command otelapp is a Go service instrumented with the OpenTelemetry Go SDK
+// and its OTLP exporters, as gort's users run them. It emits a known set of
+// spans, metric points and log records to -endpoint (gRPC or HTTP), then
+// prints what it emitted (ids, counts) as one JSON line, so a test can look
+// for exactly those items downstream.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	otellog "go.opentelemetry.io/otel/log"
+	"go.opentelemetry.io/otel/metric"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+)
+
+type report struct {
+	Event   string   `json:"event"`
+	Spans   []string `json:"spans"` // trace_id/span_id, hex
+	Metrics int      `json:"metric_points"`
+	Logs    int      `json:"log_records"`
+	Error   string   `json:"error,omitempty"`
+}
+
+func fail(err error) {
+	out, _ := json.Marshal(report{Event: "error", Error: err.Error()})
+	fmt.Println(string(out))
+	os.Exit(1)
+}
+
+func main() {
+	endpoint := flag.String("endpoint", "127.0.0.1:4317", "gort's OTLP endpoint (host:port)")
+	protocol := flag.String("protocol", "grpc", "grpc or http")
+	spans := flag.Int("spans", 200, "spans to emit")
+	logs := flag.Int("logs", 50, "log records to emit")
+	service := flag.String("service", "otelapp", "service.name")
+	fastRetry := flag.Bool("fast-retry", false, "retry refused exports after 200 ms (not the SDK's 5 s), for tests")
+	flag.Parse()
+	ctx := context.Background()
+	res := resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(*service), attribute.String("test.run", fmt.Sprint(os.Getpid())))
+
+	var (
+		te  sdktrace.SpanExporter
+		me  sdkmetric.Exporter
+		le  sdklog.Exporter
+		err error
+	)
+	if *protocol == "http" {
+		te, err = otlptracehttp.New(ctx, otlptracehttp.WithEndpoint(*endpoint), otlptracehttp.WithInsecure())
+		if err == nil {
+			me, err = otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpoint(*endpoint), otlpmetrichttp.WithInsecure())
+		}
+		if err == nil {
+			le, err = otlploghttp.New(ctx, otlploghttp.WithEndpoint(*endpoint), otlploghttp.WithInsecure())
+		}
+	} else {
+		opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(*endpoint), otlptracegrpc.WithInsecure()}
+		if *fastRetry {
+			opts = append(opts, otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: true, InitialInterval: 200 * time.Millisecond, MaxInterval: time.Second, MaxElapsedTime: time.Minute}))
+		}
+		te, err = otlptracegrpc.New(ctx, opts...)
+		if err == nil {
+			me, err = otlpmetricgrpc.New(ctx, otlpmetricgrpc.WithEndpoint(*endpoint), otlpmetricgrpc.WithInsecure())
+		}
+		if err == nil {
+			le, err = otlploggrpc.New(ctx, otlploggrpc.WithEndpoint(*endpoint), otlploggrpc.WithInsecure())
+		}
+	}
+	if err != nil {
+		fail(err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithBatcher(te, sdktrace.WithMaxExportBatchSize(64)))
+	reader := sdkmetric.NewPeriodicReader(me, sdkmetric.WithInterval(time.Hour))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(reader))
+	lp := sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithProcessor(sdklog.NewBatchProcessor(le)))
+
+	tracer := tp.Tracer("gort.dev/otelapp")
+	counter, _ := mp.Meter("gort.dev/otelapp").Int64Counter("otelapp.requests")
+	hist, _ := mp.Meter("gort.dev/otelapp").Float64Histogram("otelapp.latency")
+	logger := lp.Logger("gort.dev/otelapp")
+
+	r := report{Event: "done"}
+	for i := 0; i < *spans; i++ {
+		_, span := tracer.Start(ctx, fmt.Sprintf("op-%d", i%5))
+		span.SetAttributes(attribute.Int("op.index", i), attribute.String("op.kind", "test"))
+		sc := span.SpanContext()
+		r.Spans = append(r.Spans, sc.TraceID().String()+"/"+sc.SpanID().String())
+		span.End()
+		counter.Add(ctx, 1, metric.WithAttributes(attribute.Int("bucket", i%5)))
+		hist.Record(ctx, float64(i%10)/1000)
+	}
+	for i := 0; i < *logs; i++ {
+		var rec otellog.Record
+		rec.SetBody(attribute.StringValue(fmt.Sprintf("log line %d", i)))
+		rec.SetSeverity(otellog.SeverityInfo)
+		rec.AddAttributes(attribute.Int("log.index", i))
+		logger.Emit(ctx, rec)
+	}
+	// Five counter series (bucket = i mod 5) and one histogram series.
+	r.Metrics = 5 + 1
+	r.Logs = *logs
+	for _, f := range []func(context.Context) error{tp.Shutdown, mp.Shutdown, lp.Shutdown} {
+		if err := f(ctx); err != nil {
+			fail(err)
+		}
+	}
+	out, _ := json.Marshal(r)
+	fmt.Println(string(out))
+}

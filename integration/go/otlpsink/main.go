@@ -1,0 +1,137 @@
+// Command otlpsink is the last hop of gort's pipeline tests: an OTLP/gRPC
+// server (grpc-go, the OTLP protobuf types) that writes every span, metric
+// data point and log record it receives as one JSON line to -out, so a test
+// can compare what arrived with what the service emitted.
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+
+	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	common "go.opentelemetry.io/proto/otlp/common/v1"
+	resource "go.opentelemetry.io/proto/otlp/resource/v1"
+	"google.golang.org/grpc"
+	_ "google.golang.org/grpc/encoding/gzip"
+)
+
+type item struct {
+	Kind    string   `json:"kind"`
+	Service string   `json:"service"`
+	ID      string   `json:"id,omitempty"`
+	Attrs   []string `json:"attrs,omitempty"`
+	Body    string   `json:"body,omitempty"`
+	Metric  string   `json:"metric,omitempty"`
+}
+
+type sink struct {
+	coltrace.UnimplementedTraceServiceServer
+	colmetrics.UnimplementedMetricsServiceServer
+	collogs.UnimplementedLogsServiceServer
+	mu  sync.Mutex
+	enc *json.Encoder
+	f   *os.File
+}
+
+func service(r *resource.Resource) string {
+	for _, kv := range r.GetAttributes() {
+		if kv.Key == "service.name" {
+			return kv.GetValue().GetStringValue()
+		}
+	}
+	return ""
+}
+
+func keys(kvs []*common.KeyValue) []string {
+	var out []string
+	for _, kv := range kvs {
+		out = append(out, kv.Key)
+	}
+	return out
+}
+
+func (s *sink) write(items []item) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, it := range items {
+		s.enc.Encode(it)
+	}
+	s.f.Sync()
+}
+
+func (s *sink) Export(ctx context.Context, r *coltrace.ExportTraceServiceRequest) (*coltrace.ExportTraceServiceResponse, error) {
+	var items []item
+	for _, rs := range r.ResourceSpans {
+		for _, ss := range rs.ScopeSpans {
+			for _, sp := range ss.Spans {
+				items = append(items, item{Kind: "span", Service: service(rs.Resource), ID: hex.EncodeToString(sp.TraceId) + "/" + hex.EncodeToString(sp.SpanId), Attrs: keys(sp.Attributes)})
+			}
+		}
+	}
+	s.write(items)
+	return &coltrace.ExportTraceServiceResponse{}, nil
+}
+
+type metricsSink struct{ *sink }
+
+func (s metricsSink) Export(ctx context.Context, r *colmetrics.ExportMetricsServiceRequest) (*colmetrics.ExportMetricsServiceResponse, error) {
+	var items []item
+	for _, rm := range r.ResourceMetrics {
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				n := len(m.GetSum().GetDataPoints()) + len(m.GetGauge().GetDataPoints()) + len(m.GetHistogram().GetDataPoints()) + len(m.GetExponentialHistogram().GetDataPoints()) + len(m.GetSummary().GetDataPoints())
+				for i := 0; i < n; i++ {
+					items = append(items, item{Kind: "point", Service: service(rm.Resource), Metric: m.Name})
+				}
+			}
+		}
+	}
+	s.write(items)
+	return &colmetrics.ExportMetricsServiceResponse{}, nil
+}
+
+type logsSink struct{ *sink }
+
+func (s logsSink) Export(ctx context.Context, r *collogs.ExportLogsServiceRequest) (*collogs.ExportLogsServiceResponse, error) {
+	var items []item
+	for _, rl := range r.ResourceLogs {
+		for _, sl := range rl.ScopeLogs {
+			for _, l := range sl.LogRecords {
+				items = append(items, item{Kind: "log", Service: service(rl.Resource), Body: l.GetBody().GetStringValue(), Attrs: keys(l.Attributes)})
+			}
+		}
+	}
+	s.write(items)
+	return &collogs.ExportLogsServiceResponse{}, nil
+}
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:0", "listen address")
+	out := flag.String("out", "sink.jsonl", "where to write what arrives")
+	flag.Parse()
+	f, err := os.Create(*out)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	s := &sink{enc: json.NewEncoder(f), f: f}
+	srv := grpc.NewServer(grpc.MaxRecvMsgSize(64 << 20))
+	coltrace.RegisterTraceServiceServer(srv, s)
+	colmetrics.RegisterMetricsServiceServer(srv, metricsSink{s})
+	collogs.RegisterLogsServiceServer(srv, logsSink{s})
+	fmt.Printf("{\"event\":\"ready\",\"addr\":%q}\n", ln.Addr().String())
+	srv.Serve(ln)
+}

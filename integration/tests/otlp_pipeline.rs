@@ -1,0 +1,307 @@
+//! gort's OTLP pipeline between a real Go service (the OpenTelemetry Go SDK
+//! with its OTLP exporters) and a real OpenTelemetry Collector (built by
+//! scripts/setup), which writes what it receives to files: what arrives must
+//! be exactly what the service emitted, through faults included. No root.
+
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+    process::{Child, Command},
+    time::{Duration, Instant},
+};
+
+use gort_integration::{
+    Proc, free_port, go_program, gort_binary, http_request, read_jsonl, start_collector, start_sink,
+};
+
+struct Ports {
+    grpc: u16,
+    http: u16,
+    upstream: u16,
+    telemetry: u16,
+}
+
+fn ports() -> Ports {
+    Ports { grpc: free_port(), http: free_port(), upstream: free_port(), telemetry: free_port() }
+}
+
+fn start_gort(p: &Ports, config: Option<&Path>) -> Proc {
+    let mut cmd = Command::new(gort_binary());
+    cmd.args(["run", "--otlp"])
+        .args(["--otlp-grpc", &format!("127.0.0.1:{}", p.grpc)])
+        .args(["--otlp-http", &format!("127.0.0.1:{}", p.http)])
+        .args(["--upstream", &format!("http://127.0.0.1:{}", p.upstream)])
+        .args(["--telemetry", &format!("127.0.0.1:{}", p.telemetry)]);
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    let mut g = Proc::spawn(cmd, "[gort]");
+    g.wait_line(Duration::from_secs(60), |l| l.contains("OTLP pipeline running"));
+    g
+}
+
+fn stop(mut gort: Proc) {
+    assert!(Command::new("kill").args(["-TERM", &gort.pid().to_string()]).status().unwrap().success());
+    assert!(gort.wait_exit(Duration::from_secs(30)).success(), "gort did not stop cleanly");
+}
+
+fn stop_child(mut c: Child) {
+    let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+    let _ = c.wait();
+}
+
+/// Runs the instrumented Go service once; returns its report.
+fn emit(protocol: &str, port: u16, service: &str, spans: u32) -> serde_json::Value {
+    let app = go_program("otelapp", "default", &[], &[]);
+    let out = Command::new(app)
+        // The SDK's first retry waits 5 s, and its batch processor gives an
+        // export 30 s in all: retry sooner so the tests see it succeed.
+        .arg("-fast-retry")
+        .args(["-protocol", protocol, "-endpoint", &format!("127.0.0.1:{port}")])
+        .args(["-service", service, "-spans", &spans.to_string(), "-logs", "50"])
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_owned();
+    assert!(out.status.success(), "otelapp failed: {line} {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(&line).unwrap()
+}
+
+/// gort's self-metric `name{signal="..."}`.
+fn self_metric(port: u16, name: &str, signal: &str) -> u64 {
+    let (status, body) = http_request(port, "GET", "/metrics", &[], b"");
+    assert_eq!(status, 200);
+    let key = format!("{name}{{signal=\"{signal}\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key}in {body}"))
+}
+
+fn gauge(port: u16, name: &str) -> f64 {
+    let (_, body) = http_request(port, "GET", "/metrics", &[], b"");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+/// Items of `kind` (span, point, log) that reached the sink.
+fn arrived(sink: &Path, kind: &str) -> Vec<serde_json::Value> {
+    read_jsonl(sink).into_iter().filter(|i| i["kind"] == kind).collect()
+}
+
+/// (trace_id/span_id, service.name, attribute keys) of every span in the sink.
+fn sink_spans(sink: &Path) -> Vec<(String, String, serde_json::Value)> {
+    arrived(sink, "span")
+        .into_iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_owned(),
+                s["service"].as_str().unwrap().to_owned(),
+                s["attrs"].clone(),
+            )
+        })
+        .collect()
+}
+
+fn wait_until(timeout: Duration, what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A fresh directory with the sink's output file in it; starts the sink.
+fn sink(name: &str) -> (PathBuf, PathBuf, Proc, u16) {
+    let dir = std::env::temp_dir().join(format!("gort-sink-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("sink.jsonl");
+    let (proc, port) = start_sink(&out);
+    (dir, out, proc, port)
+}
+
+fn expected_ids(reports: &[&serde_json::Value]) -> BTreeSet<String> {
+    reports
+        .iter()
+        .flat_map(|r| r["spans"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// Asserts the sink holds exactly `want` spans, each once.
+fn assert_exact_spans(sink: &Path, want: &BTreeSet<String>) {
+    let got = sink_spans(sink);
+    let ids: Vec<&String> = got.iter().map(|(id, _, _)| id).collect();
+    let unique: BTreeSet<String> = ids.iter().map(|s| (*s).clone()).collect();
+    assert_eq!(ids.len(), unique.len(), "a span arrived twice");
+    assert_eq!(&unique, want, "the spans upstream differ from those emitted");
+}
+
+#[test]
+fn spans_metrics_and_logs_arrive_upstream_exactly_over_grpc_and_http() {
+    let p = ports();
+    let (_dir, out, sink, sink_port) = sink("exact");
+    let collector = start_collector(p.upstream, sink_port);
+    let gort = start_gort(&p, None);
+    let over_grpc = emit("grpc", p.grpc, "otelapp-grpc", 200);
+    let over_http = emit("http", p.http, "otelapp-http", 200);
+    let want = expected_ids(&[&over_grpc, &over_http]);
+    assert_eq!(want.len(), 400);
+    wait_until(Duration::from_secs(30), "400 spans upstream", || sink_spans(&out).len() >= 400);
+    wait_until(Duration::from_secs(30), "100 log records upstream", || arrived(&out, "log").len() >= 100);
+    wait_until(Duration::from_secs(30), "12 metric points upstream", || arrived(&out, "point").len() >= 12);
+    assert_eq!(self_metric(p.telemetry, "gort_receiver_accepted_items_total", "spans"), 400);
+    assert_eq!(self_metric(p.telemetry, "gort_exporter_sent_items_total", "spans"), 400);
+    assert_eq!(self_metric(p.telemetry, "gort_exporter_dropped_items_total", "spans"), 0);
+    stop(gort);
+    stop_child(collector);
+    drop(sink);
+
+    assert_exact_spans(&out, &want);
+    for (id, service, attrs) in sink_spans(&out) {
+        assert!(service == "otelapp-grpc" || service == "otelapp-http", "{id}: resource lost ({service:?})");
+        assert_eq!(attrs, serde_json::json!(["op.index", "op.kind"]), "{id}: attributes changed");
+    }
+    let logs: Vec<String> =
+        arrived(&out, "log").iter().map(|l| l["body"].as_str().unwrap_or_default().to_owned()).collect();
+    assert_eq!(logs.len(), 100);
+    for i in 0..50 {
+        assert_eq!(logs.iter().filter(|b| **b == format!("log line {i}")).count(), 2, "log line {i}");
+    }
+    // Per service: 5 counter series and 1 histogram, each one data point.
+    let points = arrived(&out, "point");
+    assert_eq!(points.len(), 12);
+    assert_eq!(points.iter().filter(|p| p["metric"] == "otelapp.requests").count(), 10);
+}
+
+fn fault_config(dir: &Path, queue_items: u64) -> PathBuf {
+    let path = dir.join("gort.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "exporter:\n  queue_items: {queue_items}\n  retry_initial_interval: 200ms\n  retry_max_interval: 1s\n  retry_max_elapsed: 5m\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The upstream Collector is down for 30 s (GORT_OUTAGE_SECONDS) while the
+/// service exports, then comes up: nothing within the queue's capacity is
+/// lost, the books balance exactly, and the lag shows while it lasts.
+#[test]
+fn an_upstream_outage_loses_nothing_within_queue_capacity() {
+    let outage: u64 = std::env::var("GORT_OUTAGE_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    let p = ports();
+    let (dir, out, sink, sink_port) = sink("outage");
+    let config = fault_config(&dir, 100_000);
+    let gort = start_gort(&p, Some(&config));
+    let started = Instant::now();
+    let report = emit("grpc", p.grpc, "otelapp-outage", 300);
+    let emitted = Instant::now();
+    let accepted = self_metric(p.telemetry, "gort_receiver_accepted_items_total", "spans");
+    assert_eq!(accepted, 300);
+    std::thread::sleep(Duration::from_secs(outage).saturating_sub(started.elapsed()));
+    assert_eq!(self_metric(p.telemetry, "gort_exporter_sent_items_total", "spans"), 0);
+    assert!(
+        self_metric(p.telemetry, "gort_exporter_retries_total", "spans") > 0,
+        "no retry during the outage"
+    );
+    let lag = gauge(p.telemetry, "gort_queue_oldest_age_seconds");
+    let held = gauge(p.telemetry, "gort_queue_items");
+    eprintln!("after {outage} s of outage: {held} items held, oldest {lag:.1} s");
+    assert!(held >= 300.0 + 50.0, "spans and logs are held: {held}");
+    assert!(lag >= emitted.elapsed().as_secs_f64() * 0.9, "the lag must show the outage: {lag} s");
+    let collector = start_collector(p.upstream, sink_port);
+    wait_until(Duration::from_secs(60), "the queue to drain", || {
+        self_metric(p.telemetry, "gort_exporter_sent_items_total", "spans") == 300
+            && self_metric(p.telemetry, "gort_exporter_sent_items_total", "log_records") == 50
+    });
+    for signal in ["spans", "metric_points", "log_records"] {
+        let a = self_metric(p.telemetry, "gort_receiver_accepted_items_total", signal);
+        let s = self_metric(p.telemetry, "gort_exporter_sent_items_total", signal);
+        let d = self_metric(p.telemetry, "gort_exporter_dropped_items_total", signal);
+        assert_eq!((a, d), (s, 0), "{signal}: accepted {a} = sent {s} + dropped {d}");
+    }
+    wait_until(Duration::from_secs(10), "the sink to flush", || sink_spans(&out).len() >= 300);
+    stop(gort);
+    stop_child(collector);
+    drop(sink);
+    assert_exact_spans(&out, &expected_ids(&[&report]));
+}
+
+/// A queue too small for what the service sends while the upstream is down:
+/// gort refuses with UNAVAILABLE, the Go SDK keeps the spans and retries,
+/// and once the upstream is back every span arrives; the refusals are counted.
+#[test]
+fn a_full_queue_makes_the_sdk_retry_instead_of_losing_spans() {
+    let p = ports();
+    let (dir, out, sink, sink_port) = sink("full");
+    let config = fault_config(&dir, 100);
+    let gort = start_gort(&p, Some(&config));
+    let upstream = p.upstream;
+    let collector = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(3));
+        start_collector(upstream, sink_port)
+    });
+    let report = emit("grpc", p.grpc, "otelapp-full", 300);
+    let collector = collector.join().unwrap();
+    let refused = self_metric(p.telemetry, "gort_receiver_refused_items_total", "spans");
+    eprintln!(
+        "spans refused while the queue was full: {refused}; accepted so far {}, sent {}",
+        self_metric(p.telemetry, "gort_receiver_accepted_items_total", "spans"),
+        self_metric(p.telemetry, "gort_exporter_sent_items_total", "spans")
+    );
+    assert!(refused > 0, "the queue never filled");
+    wait_until(Duration::from_secs(30), "every span upstream", || sink_spans(&out).len() >= 300);
+    let (a, s, d) = (
+        self_metric(p.telemetry, "gort_receiver_accepted_items_total", "spans"),
+        self_metric(p.telemetry, "gort_exporter_sent_items_total", "spans"),
+        self_metric(p.telemetry, "gort_exporter_dropped_items_total", "spans"),
+    );
+    assert_eq!((a, s, d), (300, 300, 0));
+    stop(gort);
+    stop_child(collector);
+    drop(sink);
+    assert_exact_spans(&out, &expected_ids(&[&report]));
+}
+
+/// Bad requests get clear statuses and gort keeps serving.
+#[test]
+fn malformed_and_oversize_requests_are_refused_clearly() {
+    let p = ports();
+    let dir = std::env::temp_dir().join(format!("gort-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("gort.yaml");
+    std::fs::write(&config, "receiver:\n  max_recv_msg_size_mib: 1\n").unwrap();
+    let gort = start_gort(&p, Some(&config));
+    let pb = [("Content-Type", "application/x-protobuf")];
+    // A span whose length prefix runs past the end: truncated protobuf.
+    let (status, body) = http_request(p.http, "POST", "/v1/traces", &pb, &[0x0a, 0x20, 0x0a]);
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = http_request(p.http, "POST", "/v1/traces", &[("Content-Type", "text/plain")], b"hello");
+    assert_eq!(status, 415);
+    let (status, _) = http_request(
+        p.http,
+        "POST",
+        "/v1/logs",
+        &[("Content-Type", "application/json")],
+        b"{\"resourceLogs\":",
+    );
+    assert_eq!(status, 400);
+    let (status, _) = http_request(p.http, "POST", "/v1/metrics", &pb, &vec![0u8; 2 << 20]);
+    assert_eq!(status, 413);
+    let gz = [("Content-Type", "application/x-protobuf"), ("Content-Encoding", "gzip")];
+    let (status, _) = http_request(p.http, "POST", "/v1/traces", &gz, b"not gzip at all");
+    assert_eq!(status, 400);
+    // Still serving.
+    let (status, _) =
+        http_request(p.http, "POST", "/v1/traces", &[("Content-Type", "application/json")], b"{}");
+    assert_eq!(status, 200);
+    let (status, _) = http_request(p.telemetry, "GET", "/health", &[], b"");
+    assert_eq!(status, 200);
+    let (_, metrics) = http_request(p.telemetry, "GET", "/metrics", &[], b"");
+    assert!(metrics.contains("gort_receiver_malformed_requests_total 4"), "{metrics}");
+    stop(gort);
+}

@@ -1,0 +1,279 @@
+//! The forwarder: batches from the queue to the upstream Collector over one
+//! lazily connected, long-lived HTTP/2 channel (tonic multiplexes every
+//! request on it), gzip-compressed by default, with the configured headers
+//! and timeout. Failures the OTLP specification calls retryable are retried
+//! with exponential backoff, honouring the server's RetryInfo; the rest, and
+//! batches whose retries outlast `retry_max_elapsed`, are dropped and counted.
+
+use std::{
+    sync::{Arc, OnceLock},
+    time::{Duration, Instant},
+};
+
+use gort_proto::{
+    logs_service::logs_service_client::LogsServiceClient,
+    metrics_service::metrics_service_client::MetricsServiceClient,
+    trace_service::trace_service_client::TraceServiceClient,
+};
+use tonic::{
+    Code, Status,
+    codec::CompressionEncoding,
+    metadata::{MetadataKey, MetadataValue},
+    service::interceptor::InterceptedService,
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
+};
+use tonic_types::StatusExt;
+
+use super::{Payload, PipelineError, Shared, queue::Batch};
+use crate::config::{ExporterConfig, Tls};
+
+/// Batches sent at once: enough to hide the upstream's latency.
+const CONCURRENT_REQUESTS: usize = 4;
+
+type Headers = Vec<(MetadataKey<tonic::metadata::Ascii>, MetadataValue<tonic::metadata::Ascii>)>;
+
+#[derive(Clone)]
+struct AddHeaders(Arc<Headers>);
+
+impl tonic::service::Interceptor for AddHeaders {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        for (k, v) in self.0.iter() {
+            request.metadata_mut().insert(k.clone(), v.clone());
+        }
+        Ok(request)
+    }
+}
+
+type Svc = InterceptedService<Channel, AddHeaders>;
+
+#[derive(Clone)]
+pub struct Forwarder {
+    traces: TraceServiceClient<Svc>,
+    metrics: MetricsServiceClient<Svc>,
+    logs: LogsServiceClient<Svc>,
+    shared: Arc<Shared>,
+    config: ExporterConfig,
+    /// Set when shutdown begins: retries stop after it.
+    drain_deadline: Arc<OnceLock<Instant>>,
+}
+
+fn read(what: &'static str, path: &std::path::Path) -> Result<Vec<u8>, PipelineError> {
+    std::fs::read(path).map_err(|source| PipelineError::TlsFile { what, path: path.to_owned(), source })
+}
+
+fn client_tls(tls: &Tls) -> Result<ClientTlsConfig, PipelineError> {
+    let mut c = ClientTlsConfig::new();
+    if let Some(ca) = &tls.ca_file {
+        c = c.ca_certificate(Certificate::from_pem(read("CA file", ca)?));
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+        c = c.identity(Identity::from_pem(read("certificate", cert)?, read("key", key)?));
+    }
+    Ok(c)
+}
+
+/// Whether the OTLP specification lets a client retry after `status`
+/// (RESOURCE_EXHAUSTED only when the server says when, with RetryInfo).
+pub fn retryable(status: &Status) -> bool {
+    match status.code() {
+        Code::Cancelled
+        | Code::DeadlineExceeded
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::Unavailable
+        | Code::DataLoss => true,
+        Code::ResourceExhausted => retry_delay(status).is_some(),
+        _ => false,
+    }
+}
+
+fn retry_delay(status: &Status) -> Option<Duration> {
+    status.get_details_retry_info().and_then(|r| r.retry_delay)
+}
+
+impl Forwarder {
+    pub fn new(config: &ExporterConfig, shared: Arc<Shared>) -> Result<Self, PipelineError> {
+        let bad = |message: String| PipelineError::Upstream { endpoint: config.endpoint.clone(), message };
+        let mut endpoint = Endpoint::from_shared(config.endpoint.clone())
+            .map_err(|e| bad(e.to_string()))?
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_while_idle(true);
+        if let Some(tls) = &config.tls {
+            endpoint = endpoint.tls_config(client_tls(tls)?).map_err(|e| bad(e.to_string()))?;
+        }
+        let channel = endpoint.connect_lazy();
+        let headers: Headers =
+            config.headers.iter().filter_map(|(k, v)| Some((k.parse().ok()?, v.parse().ok()?))).collect();
+        let svc = InterceptedService::new(channel, AddHeaders(Arc::new(headers)));
+        let (mut traces, mut metrics, mut logs) = (
+            TraceServiceClient::new(svc.clone()),
+            MetricsServiceClient::new(svc.clone()),
+            LogsServiceClient::new(svc),
+        );
+        // grpc-go answers in the encoding of the request: accept it always.
+        traces = traces.accept_compressed(CompressionEncoding::Gzip);
+        metrics = metrics.accept_compressed(CompressionEncoding::Gzip);
+        logs = logs.accept_compressed(CompressionEncoding::Gzip);
+        if config.gzip {
+            traces = traces.send_compressed(CompressionEncoding::Gzip);
+            metrics = metrics.send_compressed(CompressionEncoding::Gzip);
+            logs = logs.send_compressed(CompressionEncoding::Gzip);
+        }
+        Ok(Self { traces, metrics, logs, shared, config: config.clone(), drain_deadline: Arc::default() })
+    }
+
+    /// Sends one request; on success, the items the upstream rejected
+    /// (partial success) and its message.
+    async fn export(&mut self, payload: &Payload) -> Result<(u64, String), Status> {
+        Ok(match payload {
+            Payload::Traces(r) => {
+                let p = self.traces.export(r.clone()).await?.into_inner().partial_success.unwrap_or_default();
+                (u64::try_from(p.rejected_spans).unwrap_or(0), p.error_message)
+            }
+            Payload::Metrics(r) => {
+                let p =
+                    self.metrics.export(r.clone()).await?.into_inner().partial_success.unwrap_or_default();
+                (u64::try_from(p.rejected_data_points).unwrap_or(0), p.error_message)
+            }
+            Payload::Logs(r) => {
+                let p = self.logs.export(r.clone()).await?.into_inner().partial_success.unwrap_or_default();
+                (u64::try_from(p.rejected_log_records).unwrap_or(0), p.error_message)
+            }
+        })
+    }
+
+    /// Sends a batch until it is delivered or must be dropped; releases its
+    /// items from the queue either way.
+    async fn deliver(mut self, batch: Batch) {
+        let signal = batch.payload.signal();
+        let shared = self.shared.clone();
+        let counters = &shared.counters;
+        let started = Instant::now();
+        let mut delay = self.config.retry_initial;
+        loop {
+            match self.export(&batch.payload).await {
+                Ok((rejected, message)) => {
+                    counters.sent(signal, batch.items);
+                    if rejected > 0 {
+                        counters.upstream_rejected(signal, rejected);
+                        log::warn!(
+                            "upstream rejected {rejected} {} of {}: {message}",
+                            signal.items(),
+                            batch.items
+                        );
+                    }
+                    break;
+                }
+                Err(status) if retryable(&status) => {
+                    let wait = retry_delay(&status).unwrap_or(delay);
+                    let past_drain = self.drain_deadline.get().is_some_and(|d| Instant::now() + wait > *d);
+                    if started.elapsed() + wait > self.config.retry_max_elapsed || past_drain {
+                        counters.dropped(signal, batch.items);
+                        log::error!(
+                            "dropping {} {}: upstream still failing after {:?} ({})",
+                            batch.items,
+                            signal.items(),
+                            started.elapsed(),
+                            status.message()
+                        );
+                        break;
+                    }
+                    counters.retried(signal);
+                    log::warn!("upstream: {} ({:?}); retrying in {wait:?}", status.message(), status.code());
+                    tokio::time::sleep(wait).await;
+                    delay = (delay * 2).min(self.config.retry_max);
+                }
+                Err(status) => {
+                    counters.dropped(signal, batch.items);
+                    log::error!(
+                        "dropping {} {}: upstream answered {:?} ({}), which is not retryable",
+                        batch.items,
+                        signal.items(),
+                        status.code(),
+                        status.message()
+                    );
+                    break;
+                }
+            }
+        }
+        self.shared.queue.release(&batch);
+    }
+
+    /// Takes batches while the pipeline runs; after `stop`, drains what is
+    /// queued until `shutdown_timeout`, then counts the rest as dropped.
+    pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let permits = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_REQUESTS));
+        let queue = &self.shared.queue;
+        loop {
+            let stopping = *stop.borrow();
+            if stopping && self.drain_deadline.get().is_none() {
+                let _ = self.drain_deadline.set(Instant::now() + self.config.shutdown_timeout);
+            }
+            let (waiting, oldest) = queue.waiting();
+            let due = waiting >= self.config.batch_items
+                || oldest.is_some_and(|age| age >= self.config.batch_timeout)
+                || (stopping && waiting > 0);
+            if due {
+                let Ok(permit) = permits.clone().acquire_owned().await else { break };
+                if let Some(batch) = queue.take(self.config.batch_items) {
+                    let me = self.clone();
+                    tokio::spawn(async move {
+                        me.deliver(batch).await;
+                        drop(permit);
+                    });
+                }
+                continue;
+            }
+            if stopping {
+                if queue.held() == 0 || self.drain_deadline.get().is_some_and(|d| Instant::now() >= *d) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+            let nap =
+                oldest.map_or(self.config.batch_timeout, |age| self.config.batch_timeout.saturating_sub(age));
+            tokio::select! {
+                () = queue.wait_push(nap.max(Duration::from_millis(1))) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        // Let deliveries in flight finish (they stop retrying at the deadline).
+        let left =
+            self.drain_deadline.get().map_or(Duration::ZERO, |d| d.saturating_duration_since(Instant::now()));
+        let all = u32::try_from(CONCURRENT_REQUESTS).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(left + Duration::from_secs(1), permits.acquire_many(all)).await;
+        // Whatever is still waiting at the deadline is lost: say how much.
+        while let Some(batch) = queue.take(u64::MAX) {
+            let signal = batch.payload.signal();
+            if batch.items > 0 {
+                self.shared.counters.dropped(signal, batch.items);
+                log::error!("shutdown deadline: dropping {} queued {}", batch.items, signal.items());
+            }
+            queue.release(&batch);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryable_codes_follow_the_otlp_specification() {
+        assert!(retryable(&Status::unavailable("x")));
+        assert!(retryable(&Status::deadline_exceeded("x")));
+        assert!(!retryable(&Status::invalid_argument("x")));
+        assert!(!retryable(&Status::resource_exhausted("too big")));
+        assert!(!retryable(&Status::permission_denied("x")));
+        let with_retry_info = Status::with_error_details(
+            Code::ResourceExhausted,
+            "slow down",
+            tonic_types::ErrorDetails::with_retry_info(Some(Duration::from_millis(250))),
+        );
+        assert!(retryable(&with_retry_info));
+        assert_eq!(retry_delay(&with_retry_info), Some(Duration::from_millis(250)));
+    }
+}

@@ -1,0 +1,146 @@
+//! OTLP/gRPC receiver (port 4317): the trace, metrics and logs services.
+//! Requests may be gzip- or zstd-compressed; the size limit applies after
+//! decompression. A full queue answers UNAVAILABLE (retryable: the SDK keeps
+//! the data and tries again); an oversize message RESOURCE_EXHAUSTED without
+//! RetryInfo (not retryable), as the OTLP specification says.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use gort_proto::{
+    logs_service::{
+        ExportLogsServiceRequest, ExportLogsServiceResponse,
+        logs_service_server::{LogsService, LogsServiceServer},
+    },
+    metrics_service::{
+        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+        metrics_service_server::{MetricsService, MetricsServiceServer},
+    },
+    trace_service::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+        trace_service_server::{TraceService, TraceServiceServer},
+    },
+};
+use tonic::{Request, Response, Status, codec::CompressionEncoding, transport::Server};
+
+use super::{Payload, PipelineError, Shared};
+use crate::config::ReceiverConfig;
+
+#[derive(Clone)]
+struct Receiver(Arc<Shared>);
+
+impl Receiver {
+    fn take(&self, payload: Payload) -> Result<(), Status> {
+        if self.0.offer(payload) {
+            Ok(())
+        } else {
+            Err(Status::unavailable("gort's queue is full or shutting down; retry later"))
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for Receiver {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        self.take(Payload::Traces(request.into_inner()))?;
+        Ok(Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for Receiver {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        self.take(Payload::Metrics(request.into_inner()))?;
+        Ok(Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for Receiver {
+    async fn export(
+        &self,
+        request: Request<ExportLogsServiceRequest>,
+    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        self.take(Payload::Logs(request.into_inner()))?;
+        Ok(Response::new(ExportLogsServiceResponse::default()))
+    }
+}
+
+/// tonic reports an uncompressed message over the limit as OUT_OF_RANGE,
+/// which OTLP clients retry forever; the specification wants
+/// RESOURCE_EXHAUSTED without RetryInfo. The handlers never answer
+/// OUT_OF_RANGE themselves, so every such status is tonic's size check.
+fn oversize_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
+    const OUT_OF_RANGE: &str = "11";
+    const RESOURCE_EXHAUSTED: http::HeaderValue = http::HeaderValue::from_static("8");
+    if response.headers().get("grpc-status").is_some_and(|v| v == OUT_OF_RANGE) {
+        response.headers_mut().insert("grpc-status", RESOURCE_EXHAUSTED);
+    }
+    response
+}
+
+pub async fn serve(
+    addr: SocketAddr,
+    config: &ReceiverConfig,
+    shared: Arc<Shared>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, PipelineError> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| PipelineError::Listen {
+        addr,
+        what: "OTLP/gRPC",
+        source,
+    })?;
+    let limit = config.max_recv_msg_size;
+    let r = Receiver(shared);
+    let traces = TraceServiceServer::new(r.clone())
+        .max_decoding_message_size(limit)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd);
+    let metrics = MetricsServiceServer::new(r.clone())
+        .max_decoding_message_size(limit)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd);
+    let logs = LogsServiceServer::new(r)
+        .max_decoding_message_size(limit)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd);
+    let mut builder = Server::builder()
+        .http2_keepalive_interval(config.keepalive_time)
+        .http2_keepalive_timeout(config.keepalive_timeout);
+    if let Some(tls) = &config.tls
+        && let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file)
+    {
+        let read = |what, p: &std::path::Path| {
+            std::fs::read(p).map_err(|source| PipelineError::TlsFile { what, path: p.to_owned(), source })
+        };
+        let mut t = tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(read("certificate", cert)?, read("key", key)?));
+        if let Some(ca) = &tls.ca_file {
+            t = t.client_ca_root(tonic::transport::Certificate::from_pem(read("CA file", ca)?));
+        }
+        builder = builder.tls_config(t).map_err(|e| PipelineError::Listen {
+            addr,
+            what: "OTLP/gRPC TLS",
+            source: std::io::Error::other(e),
+        })?;
+    }
+    let router = builder
+        .layer(tower::util::MapResponseLayer::new(oversize_is_resource_exhausted))
+        .add_service(traces)
+        .add_service(metrics)
+        .add_service(logs);
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    Ok(tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
+            log::error!("OTLP/gRPC receiver on {addr}: {e}");
+        }
+    }))
+}

@@ -1,0 +1,297 @@
+//! The OTLP pipeline: receivers (gRPC and HTTP) put what the Go service
+//! exports into one bounded queue; the forwarder takes batches from it and
+//! sends them upstream over one long-lived HTTP/2 channel, retrying what the
+//! OTLP specification calls retryable.
+//!
+//! Backpressure policy: the queue holds at most `exporter.queue_items` items
+//! (spans, data points, log records), counting those in flight. A request
+//! that does not fit is refused whole with the retryable status the OTLP
+//! specification prescribes (gRPC UNAVAILABLE, HTTP 503 with Retry-After),
+//! so the SDK keeps it and retries; gort never drops silently. Every item is
+//! counted once as accepted or refused, and every accepted item ends as sent
+//! or dropped (non-retryable upstream answer, retries exhausted, or shutdown
+//! deadline), so accepted = sent + dropped + queued at every moment.
+
+pub mod forward;
+pub mod grpc;
+pub mod http;
+pub mod queue;
+pub mod telemetry;
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, AtomicU64, Ordering},
+};
+
+use gort_proto::{
+    logs_service::ExportLogsServiceRequest, metrics_service::ExportMetricsServiceRequest,
+    trace_service::ExportTraceServiceRequest,
+};
+use thiserror::Error;
+
+use crate::config::Config;
+
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Listen { addr: std::net::SocketAddr, what: &'static str, source: std::io::Error },
+    #[error("exporter.endpoint {endpoint}: {message}")]
+    Upstream { endpoint: String, message: String },
+    #[error("{what} {path}: {source}")]
+    TlsFile { what: &'static str, path: std::path::PathBuf, source: std::io::Error },
+}
+
+/// The three OTLP signals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Signal {
+    Traces,
+    Metrics,
+    Logs,
+}
+
+impl Signal {
+    pub const ALL: [Self; 3] = [Self::Traces, Self::Metrics, Self::Logs];
+
+    /// What the signal's items are called in counters.
+    pub fn items(self) -> &'static str {
+        match self {
+            Self::Traces => "spans",
+            Self::Metrics => "metric_points",
+            Self::Logs => "log_records",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One export request as received.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Payload {
+    Traces(ExportTraceServiceRequest),
+    Metrics(ExportMetricsServiceRequest),
+    Logs(ExportLogsServiceRequest),
+}
+
+impl Payload {
+    pub fn signal(&self) -> Signal {
+        match self {
+            Self::Traces(_) => Signal::Traces,
+            Self::Metrics(_) => Signal::Metrics,
+            Self::Logs(_) => Signal::Logs,
+        }
+    }
+
+    /// Spans, metric data points or log records in the request.
+    pub fn items(&self) -> u64 {
+        use gort_proto::metrics::metric::Data;
+        let n = match self {
+            Self::Traces(r) => {
+                r.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum::<usize>()
+            }
+            Self::Logs(r) => {
+                r.resource_logs.iter().flat_map(|r| &r.scope_logs).map(|s| s.log_records.len()).sum::<usize>()
+            }
+            Self::Metrics(r) => r
+                .resource_metrics
+                .iter()
+                .flat_map(|r| &r.scope_metrics)
+                .flat_map(|s| &s.metrics)
+                .map(|m| match &m.data {
+                    Some(Data::Gauge(g)) => g.data_points.len(),
+                    Some(Data::Sum(s)) => s.data_points.len(),
+                    Some(Data::Histogram(h)) => h.data_points.len(),
+                    Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+                    Some(Data::Summary(s)) => s.data_points.len(),
+                    None => 0,
+                })
+                .sum(),
+        };
+        n as u64
+    }
+
+    /// Appends `other` (of the same signal) to this request: batching.
+    /// Returns `other` back when the signals differ.
+    pub fn merge(&mut self, other: Payload) -> Result<(), Payload> {
+        match (self, other) {
+            (Self::Traces(a), Self::Traces(b)) => a.resource_spans.extend(b.resource_spans),
+            (Self::Metrics(a), Self::Metrics(b)) => a.resource_metrics.extend(b.resource_metrics),
+            (Self::Logs(a), Self::Logs(b)) => a.resource_logs.extend(b.resource_logs),
+            (_, other) => return Err(other),
+        }
+        Ok(())
+    }
+}
+
+/// Per-signal item counters: the pipeline's books.
+#[derive(Debug, Default)]
+pub struct Counters {
+    accepted: [AtomicU64; 3],
+    refused: [AtomicU64; 3],
+    sent: [AtomicU64; 3],
+    dropped: [AtomicU64; 3],
+    retries: [AtomicU64; 3],
+    upstream_rejected: [AtomicU64; 3],
+    malformed_requests: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SignalCounts {
+    pub accepted: u64,
+    pub refused: u64,
+    pub sent: u64,
+    pub dropped: u64,
+    pub retries: u64,
+    pub upstream_rejected: u64,
+}
+
+impl Counters {
+    fn add(slot: &[AtomicU64; 3], signal: Signal, n: u64) {
+        slot[signal.index()].fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn accepted(&self, s: Signal, n: u64) {
+        Self::add(&self.accepted, s, n)
+    }
+    pub fn refused(&self, s: Signal, n: u64) {
+        Self::add(&self.refused, s, n)
+    }
+    pub fn sent(&self, s: Signal, n: u64) {
+        Self::add(&self.sent, s, n)
+    }
+    pub fn dropped(&self, s: Signal, n: u64) {
+        Self::add(&self.dropped, s, n)
+    }
+    pub fn retried(&self, s: Signal) {
+        Self::add(&self.retries, s, 1)
+    }
+    pub fn upstream_rejected(&self, s: Signal, n: u64) {
+        Self::add(&self.upstream_rejected, s, n)
+    }
+    pub fn malformed(&self) {
+        self.malformed_requests.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn malformed_requests(&self) -> u64 {
+        self.malformed_requests.load(Ordering::Relaxed)
+    }
+
+    pub fn get(&self, s: Signal) -> SignalCounts {
+        let at = |slot: &[AtomicU64; 3]| slot[s.index()].load(Ordering::Relaxed);
+        SignalCounts {
+            accepted: at(&self.accepted),
+            refused: at(&self.refused),
+            sent: at(&self.sent),
+            dropped: at(&self.dropped),
+            retries: at(&self.retries),
+            upstream_rejected: at(&self.upstream_rejected),
+        }
+    }
+}
+
+/// What receivers and the forwarder share.
+pub struct Shared {
+    pub queue: queue::Queue,
+    pub counters: Counters,
+    /// False once shutdown begins: health turns unready, receivers refuse.
+    pub ready: AtomicBool,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("queued_items", &self.queue.held()).finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    pub fn new(config: &Config) -> Arc<Self> {
+        Arc::new(Self {
+            queue: queue::Queue::new(config.exporter.queue_items),
+            counters: Counters::default(),
+            ready: AtomicBool::new(true),
+        })
+    }
+
+    /// Takes a received request into the queue, or refuses it whole (the
+    /// client is told to retry). Returns whether it was accepted.
+    pub fn offer(&self, payload: Payload) -> bool {
+        let (signal, items) = (payload.signal(), payload.items());
+        if !self.ready.load(Ordering::Relaxed) {
+            self.counters.refused(signal, items);
+            return false;
+        }
+        match self.queue.push(payload, items) {
+            Ok(()) => {
+                self.counters.accepted(signal, items);
+                true
+            }
+            Err(_) => {
+                self.counters.refused(signal, items);
+                false
+            }
+        }
+    }
+}
+
+/// A running pipeline: receivers, forwarder and self-telemetry.
+pub struct Pipeline {
+    pub shared: Arc<Shared>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    /// Self-telemetry outlives the drain (health says "unready" meanwhile).
+    telemetry: Option<(tokio::task::JoinHandle<()>, tokio::sync::watch::Sender<bool>)>,
+    forwarder: tokio::task::JoinHandle<()>,
+    shutdown_timeout: std::time::Duration,
+}
+
+impl Pipeline {
+    /// Binds every listener (failing fast on a taken port) and starts serving.
+    pub async fn start(config: &Config) -> Result<Self, PipelineError> {
+        let shared = Shared::new(config);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::new();
+        if let Some(addr) = config.receiver.grpc {
+            tasks.push(grpc::serve(addr, &config.receiver, shared.clone(), stopped.clone()).await?);
+        }
+        if let Some(addr) = config.receiver.http {
+            tasks.push(http::serve(addr, &config.receiver, shared.clone(), stopped.clone()).await?);
+        }
+        let telemetry = match config.telemetry {
+            Some(addr) => {
+                let (stop, stopped) = tokio::sync::watch::channel(false);
+                Some((telemetry::serve(addr, shared.clone(), stopped).await?, stop))
+            }
+            None => None,
+        };
+        let forwarder = forward::Forwarder::new(&config.exporter, shared.clone())?;
+        let forwarder = tokio::spawn(forwarder.run(stopped));
+        Ok(Self {
+            shared,
+            tasks,
+            stop,
+            telemetry,
+            forwarder,
+            shutdown_timeout: config.exporter.shutdown_timeout,
+        })
+    }
+
+    /// Graceful shutdown: unready first, receivers stop taking requests,
+    /// then the forwarder drains the queue until it is empty or the
+    /// deadline passes (what is left is counted as dropped).
+    pub async fn shutdown(self) {
+        self.shared.ready.store(false, Ordering::Relaxed);
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        let deadline = self.shutdown_timeout;
+        if tokio::time::timeout(deadline + std::time::Duration::from_secs(1), self.forwarder).await.is_err() {
+            log::error!("forwarder did not stop within {deadline:?}");
+        }
+        if let Some((task, stop)) = self.telemetry {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
+    }
+}

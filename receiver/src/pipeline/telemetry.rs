@@ -1,0 +1,99 @@
+//! gort's own telemetry, Collector-style: `GET /metrics` in the Prometheus
+//! text format (per-signal item counters, queue size, age of the oldest
+//! queued request) and `GET /health`, which answers 503 as soon as shutdown
+//! begins so an orchestrator stops routing to gort before it goes.
+//!
+//! Metrics (all per `signal` = spans | metric_points | log_records):
+//! `gort_receiver_accepted_items_total`, `gort_receiver_refused_items_total`
+//! (queue full: the client was told to retry), `gort_exporter_sent_items_total`,
+//! `gort_exporter_dropped_items_total`, `gort_exporter_retries_total`,
+//! `gort_exporter_upstream_rejected_items_total` (partial success); and
+//! `gort_receiver_malformed_requests_total`, `gort_queue_items` (waiting or
+//! in flight), `gort_queue_oldest_age_seconds`.
+
+use std::{fmt::Write, net::SocketAddr, sync::Arc, sync::atomic::Ordering};
+
+use axum::{Router, extract::State, http::StatusCode, routing::get};
+
+use super::{PipelineError, Shared, Signal};
+
+/// A counter family: name, help, and which count it shows.
+type Family = (&'static str, &'static str, fn(&super::SignalCounts) -> u64);
+
+/// The Prometheus text exposition of the pipeline's books.
+pub fn render(shared: &Shared) -> String {
+    let mut out = String::new();
+    let families: [Family; 6] = [
+        ("gort_receiver_accepted_items_total", "Items accepted into the queue.", |c| c.accepted),
+        (
+            "gort_receiver_refused_items_total",
+            "Items refused (queue full or shutting down); the client was told to retry.",
+            |c| c.refused,
+        ),
+        ("gort_exporter_sent_items_total", "Items the upstream acknowledged.", |c| c.sent),
+        (
+            "gort_exporter_dropped_items_total",
+            "Accepted items given up on (non-retryable answer, retries exhausted, shutdown deadline).",
+            |c| c.dropped,
+        ),
+        ("gort_exporter_retries_total", "Export attempts that were retried.", |c| c.retries),
+        (
+            "gort_exporter_upstream_rejected_items_total",
+            "Items the upstream rejected in a partial-success answer.",
+            |c| c.upstream_rejected,
+        ),
+    ];
+    for (name, help, get) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for s in Signal::ALL {
+            let _ = writeln!(out, "{name}{{signal=\"{}\"}} {}", s.items(), get(&shared.counters.get(s)));
+        }
+    }
+    let oldest = shared.queue.lag();
+    let _ = writeln!(
+        out,
+        "# HELP gort_receiver_malformed_requests_total Requests refused as undecodable or of an unsupported type.\n\
+         # TYPE gort_receiver_malformed_requests_total counter\ngort_receiver_malformed_requests_total {}\n\
+         # HELP gort_queue_items Items waiting or in flight.\n# TYPE gort_queue_items gauge\ngort_queue_items {}\n\
+         # HELP gort_queue_oldest_age_seconds Age of the oldest undelivered request (waiting or being retried): the pipeline's lag.\n\
+         # TYPE gort_queue_oldest_age_seconds gauge\ngort_queue_oldest_age_seconds {}",
+        shared.counters.malformed_requests(),
+        shared.queue.held(),
+        oldest.map_or(0.0, |d| d.as_secs_f64()),
+    );
+    out
+}
+
+pub async fn serve(
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, PipelineError> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| PipelineError::Listen {
+        addr,
+        what: "telemetry",
+        source,
+    })?;
+    let app = Router::new()
+        .route("/metrics", get(|State(s): State<Arc<Shared>>| async move { render(&s) }))
+        .route(
+            "/health",
+            get(|State(s): State<Arc<Shared>>| async move {
+                if s.ready.load(Ordering::Relaxed) {
+                    (StatusCode::OK, "ready")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+                }
+            }),
+        )
+        .with_state(shared);
+    Ok(tokio::spawn(async move {
+        // Keeps answering (unready) through the drain; stops with the rest.
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            log::error!("telemetry endpoint on {addr}: {e}");
+        }
+    }))
+}
