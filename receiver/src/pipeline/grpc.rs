@@ -88,13 +88,9 @@ pub async fn serve(
     addr: SocketAddr,
     config: &ReceiverConfig,
     shared: Arc<Shared>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, PipelineError> {
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| PipelineError::Listen {
-        addr,
-        what: "OTLP/gRPC",
-        source,
-    })?;
+    let listener = super::bind(addr, "OTLP/gRPC").await?;
     let limit = config.max_recv_msg_size;
     let r = Receiver(shared);
     let traces = TraceServiceServer::new(r.clone())
@@ -136,9 +132,7 @@ pub async fn serve(
         .add_service(logs);
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     Ok(tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
+        let shutdown = super::stopped(stop);
         if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
             log::error!("OTLP/gRPC receiver on {addr}: {e}");
         }

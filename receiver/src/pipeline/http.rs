@@ -177,13 +177,9 @@ pub async fn serve(
     addr: SocketAddr,
     config: &ReceiverConfig,
     shared: Arc<Shared>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, PipelineError> {
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| PipelineError::Listen {
-        addr,
-        what: "OTLP/HTTP",
-        source,
-    })?;
+    let listener = super::bind(addr, "OTLP/HTTP").await?;
     let ctx = Ctx { shared, limit: config.max_recv_msg_size };
     let route = |signal: Signal| {
         post(move |State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes| {
@@ -198,9 +194,7 @@ pub async fn serve(
         .layer(DefaultBodyLimit::max(config.max_recv_msg_size))
         .with_state(ctx);
     Ok(tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
+        let shutdown = super::stopped(stop);
         if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
             log::error!("OTLP/HTTP receiver on {addr}: {e}");
         }

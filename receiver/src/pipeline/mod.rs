@@ -41,6 +41,19 @@ pub enum PipelineError {
     TlsFile { what: &'static str, path: std::path::PathBuf, source: std::io::Error },
 }
 
+/// Binds a listener of the pipeline, failing with what it was for.
+async fn bind(
+    addr: std::net::SocketAddr,
+    what: &'static str,
+) -> Result<tokio::net::TcpListener, PipelineError> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|source| PipelineError::Listen { addr, what, source })
+}
+
+/// Resolves once `stop` turns true: a server's graceful-shutdown signal.
+async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
 /// The three OTLP signals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Signal {

@@ -67,13 +67,9 @@ pub fn render(shared: &Shared) -> String {
 pub async fn serve(
     addr: SocketAddr,
     shared: Arc<Shared>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, PipelineError> {
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| PipelineError::Listen {
-        addr,
-        what: "telemetry",
-        source,
-    })?;
+    let listener = super::bind(addr, "telemetry").await?;
     let app = Router::new()
         .route("/metrics", get(|State(s): State<Arc<Shared>>| async move { render(&s) }))
         .route(
@@ -89,9 +85,7 @@ pub async fn serve(
         .with_state(shared);
     Ok(tokio::spawn(async move {
         // Keeps answering (unready) through the drain; stops with the rest.
-        let shutdown = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
+        let shutdown = super::stopped(stop);
         if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
             log::error!("telemetry endpoint on {addr}: {e}");
         }
