@@ -116,7 +116,15 @@ func (s logsSink) Export(ctx context.Context, r *collogs.ExportLogsServiceReques
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	out := flag.String("out", "sink.jsonl", "where to write what arrives")
+	seeds := flag.String("seeds", "", "write one OTLP export request per signal (protobuf and JSON) to this directory and exit")
 	flag.Parse()
+	if *seeds != "" {
+		if err := writeSeeds(*seeds); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	f, err := os.Create(*out)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

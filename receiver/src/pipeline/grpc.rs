@@ -75,7 +75,7 @@ impl LogsService for Receiver {
 /// which OTLP clients retry forever; the specification wants
 /// RESOURCE_EXHAUSTED without RetryInfo. The handlers never answer
 /// OUT_OF_RANGE themselves, so every such status is tonic's size check.
-fn oversize_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
+pub fn oversize_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
     const OUT_OF_RANGE: &str = "11";
     const RESOURCE_EXHAUSTED: http::HeaderValue = http::HeaderValue::from_static("8");
     if response.headers().get("grpc-status").is_some_and(|v| v == OUT_OF_RANGE) {
@@ -84,14 +84,9 @@ fn oversize_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::R
     response
 }
 
-pub async fn serve(
-    addr: SocketAddr,
-    config: &ReceiverConfig,
-    shared: Arc<Shared>,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<tokio::task::JoinHandle<()>, PipelineError> {
-    let listener = super::bind(addr, "OTLP/gRPC").await?;
-    let limit = config.max_recv_msg_size;
+/// The three OTLP services, decoding with the size limit: what the server
+/// runs, also callable in-process (the fuzz target drives it).
+pub fn routes(shared: Arc<Shared>, limit: usize) -> tonic::service::Routes {
     let r = Receiver(shared);
     let traces = TraceServiceServer::new(r.clone())
         .max_decoding_message_size(limit)
@@ -105,6 +100,17 @@ pub async fn serve(
         .max_decoding_message_size(limit)
         .accept_compressed(CompressionEncoding::Gzip)
         .accept_compressed(CompressionEncoding::Zstd);
+    tonic::service::Routes::new(traces).add_service(metrics).add_service(logs)
+}
+
+pub async fn serve(
+    addr: SocketAddr,
+    config: &ReceiverConfig,
+    shared: Arc<Shared>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, PipelineError> {
+    let listener = super::bind(addr, "OTLP/gRPC").await?;
+    let routes = routes(shared, config.max_recv_msg_size);
     let mut builder = Server::builder()
         .http2_keepalive_interval(config.keepalive_time)
         .http2_keepalive_timeout(config.keepalive_timeout);
@@ -125,11 +131,8 @@ pub async fn serve(
             source: std::io::Error::other(e),
         })?;
     }
-    let router = builder
-        .layer(tower::util::MapResponseLayer::new(oversize_is_resource_exhausted))
-        .add_service(traces)
-        .add_service(metrics)
-        .add_service(logs);
+    let router =
+        builder.layer(tower::util::MapResponseLayer::new(oversize_is_resource_exhausted)).add_routes(routes);
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     Ok(tokio::spawn(async move {
         let shutdown = super::stopped(stop);

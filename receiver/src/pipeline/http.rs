@@ -173,6 +173,24 @@ async fn endpoint(ctx: Ctx, signal: Signal, headers: HeaderMap, body: Bytes) -> 
     }
 }
 
+/// The OTLP/HTTP routes with the size limit: what the server runs, also
+/// callable in-process (the fuzz target drives it).
+pub fn router(shared: Arc<Shared>, limit: usize) -> Router {
+    let ctx = Ctx { shared, limit };
+    let route = |signal: Signal| {
+        post(move |State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes| {
+            endpoint(ctx, signal, headers, body)
+        })
+    };
+    Router::new()
+        .route("/v1/traces", route(Signal::Traces))
+        .route("/v1/metrics", route(Signal::Metrics))
+        .route("/v1/logs", route(Signal::Logs))
+        // The compressed body may not exceed the limit either.
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(ctx)
+}
+
 pub async fn serve(
     addr: SocketAddr,
     config: &ReceiverConfig,
@@ -180,19 +198,7 @@ pub async fn serve(
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, PipelineError> {
     let listener = super::bind(addr, "OTLP/HTTP").await?;
-    let ctx = Ctx { shared, limit: config.max_recv_msg_size };
-    let route = |signal: Signal| {
-        post(move |State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes| {
-            endpoint(ctx, signal, headers, body)
-        })
-    };
-    let app = Router::new()
-        .route("/v1/traces", route(Signal::Traces))
-        .route("/v1/metrics", route(Signal::Metrics))
-        .route("/v1/logs", route(Signal::Logs))
-        // The compressed body may not exceed the limit either.
-        .layer(DefaultBodyLimit::max(config.max_recv_msg_size))
-        .with_state(ctx);
+    let app = router(shared, config.max_recv_msg_size);
     Ok(tokio::spawn(async move {
         let shutdown = super::stopped(stop);
         if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {

@@ -1,0 +1,52 @@
+//! What the OTLP fuzz targets share: one runtime, one pipeline state, the
+//! input's header bytes, and the books check after every request.
+
+use std::sync::{Arc, LazyLock};
+
+use gort::{
+    config::Config,
+    pipeline::{Shared, Signal},
+};
+
+pub static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime")
+});
+
+/// A small limit, so that bombs and oversize messages are reached quickly.
+pub const LIMIT: usize = 64 * 1024;
+
+pub static SHARED: LazyLock<Arc<Shared>> = LazyLock::new(|| Shared::new(&Config::default()));
+
+pub fn signal(b: u8) -> (Signal, &'static str) {
+    match b % 3 {
+        0 => (Signal::Traces, "traces"),
+        1 => (Signal::Metrics, "metrics"),
+        _ => (Signal::Logs, "logs"),
+    }
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).expect("writing to memory");
+    e.finish().expect("writing to memory")
+}
+
+pub fn zstd(data: &[u8]) -> Vec<u8> {
+    zstd::encode_all(data, 1).expect("writing to memory")
+}
+
+/// Empties the queue after a request and checks the books: every item the
+/// receiver counted as accepted was in the queue, and nothing else was.
+pub fn drain_and_check(signal: Signal, accepted_before: u64) {
+    let shared = &*SHARED;
+    let mut queued = 0;
+    while let Some(batch) = shared.queue.take(u64::MAX) {
+        assert_eq!(batch.payload.signal(), signal, "a request landed under the wrong signal");
+        queued += batch.items;
+        shared.queue.release(&batch);
+    }
+    let accepted = shared.counters.get(signal).accepted - accepted_before;
+    assert_eq!(accepted, queued, "accepted {accepted} items but {queued} were queued");
+    assert_eq!(shared.queue.held(), 0);
+}
