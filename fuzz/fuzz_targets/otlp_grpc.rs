@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
     let response = RUNTIME
         .block_on(async {
             let Ok(response) = routes.oneshot(request).await;
-            let response = gort::pipeline::grpc::oversize_is_resource_exhausted(response);
+            let response = gort::pipeline::grpc::account_refusal(&SHARED.counters, response);
             let (parts, body) = response.into_parts();
             let collected = body.collect().await.map_err(|e| e.to_string())?;
             Ok::<_, String>((parts, collected.trailers().cloned()))

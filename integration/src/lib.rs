@@ -321,3 +321,70 @@ pub fn http_request(
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     (status, body)
 }
+
+/// A TCP relay on loopback that delivers every chunk `delay` after it was
+/// read, in both directions: network latency in front of a real server
+/// (bandwidth is not limited; the delay can change while it runs).
+pub struct DelayProxy {
+    pub port: u16,
+    delay_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl DelayProxy {
+    pub fn start(target_port: u16, delay: Duration) -> Self {
+        use std::sync::{Arc, atomic::AtomicU64};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let delay_ms = Arc::new(AtomicU64::new(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)));
+        let d = delay_ms.clone();
+        thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", target_port)) else {
+                    continue; // The client sees the connection close, as if the server were down.
+                };
+                for (from, to) in [(&client, &server), (&server, &client)] {
+                    let (Ok(from), Ok(to)) = (from.try_clone(), to.try_clone()) else { continue };
+                    Self::pipe(from, to, d.clone());
+                }
+            }
+        });
+        Self { port, delay_ms }
+    }
+
+    pub fn set_delay(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.delay_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn pipe(
+        mut from: std::net::TcpStream,
+        mut to: std::net::TcpStream,
+        delay_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) {
+        use std::io::Read;
+        let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
+        thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = match from.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                let due = Instant::now()
+                    + Duration::from_millis(delay_ms.load(std::sync::atomic::Ordering::Relaxed));
+                if tx.send((due, buf[..n].to_vec())).is_err() {
+                    break;
+                }
+            }
+        });
+        thread::spawn(move || {
+            for (due, chunk) in rx {
+                thread::sleep(due.saturating_duration_since(Instant::now()));
+                if to.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+            let _ = to.shutdown(std::net::Shutdown::Write);
+        });
+    }
+}

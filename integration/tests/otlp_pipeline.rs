@@ -11,7 +11,8 @@ use std::{
 };
 
 use gort_integration::{
-    Proc, free_port, go_program, gort_binary, http_request, read_jsonl, start_collector, start_sink,
+    DelayProxy, Proc, free_port, go_program, gort_binary, http_request, read_jsonl, start_collector,
+    start_sink,
 };
 
 struct Ports {
@@ -52,8 +53,13 @@ fn stop_child(mut c: Child) {
 
 /// Runs the instrumented Go service once; returns its report.
 fn emit(protocol: &str, port: u16, service: &str, spans: u32) -> serde_json::Value {
+    emit_with(protocol, port, service, spans, &[])
+}
+
+fn emit_with(protocol: &str, port: u16, service: &str, spans: u32, extra: &[&str]) -> serde_json::Value {
     let app = go_program("otelapp", "default", &[], &[]);
     let out = Command::new(app)
+        .args(extra)
         // The SDK's first retry waits 5 s, and its batch processor gives an
         // export 30 s in all: retry sooner so the tests see it succeed.
         .arg("-fast-retry")
@@ -77,6 +83,7 @@ fn self_metric(port: u16, name: &str, signal: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {key}in {body}"))
 }
 
+/// An unlabelled counter or gauge of gort's self-metrics.
 fn gauge(port: u16, name: &str) -> f64 {
     let (_, body) = http_request(port, "GET", "/metrics", &[], b"");
     body.lines()
@@ -303,5 +310,122 @@ fn malformed_and_oversize_requests_are_refused_clearly() {
     assert_eq!(status, 200);
     let (_, metrics) = http_request(p.telemetry, "GET", "/metrics", &[], b"");
     assert!(metrics.contains("gort_receiver_malformed_requests_total 4"), "{metrics}");
+    assert!(metrics.contains("gort_receiver_oversize_requests_total 1"), "{metrics}");
     stop(gort);
+}
+
+/// An export over gRPC larger than the limit: the OTel Go SDK gets
+/// RESOURCE_EXHAUSTED, which it must not retry (gort counts one oversize
+/// request, not several), and the spans after it still arrive, exactly.
+#[test]
+fn an_oversize_grpc_message_is_refused_without_retry_and_gort_keeps_serving() {
+    let p = ports();
+    let (dir, out, sink, sink_port) = sink("oversize");
+    let config = dir.join("gort.yaml");
+    std::fs::write(&config, "receiver:\n  max_recv_msg_size_mib: 1\n").unwrap();
+    let collector = start_collector(p.upstream, sink_port);
+    let gort = start_gort(&p, Some(&config));
+    let report = emit_with("grpc", p.grpc, "otelapp-oversize", 50, &["-big-span-bytes", "2000000"]);
+    let big = &report["big_span"];
+    eprintln!("oversize span: {big}");
+    let error = big["error"].as_str().unwrap_or_default();
+    assert!(error.contains("ResourceExhausted"), "the SDK saw {error:?}, not RESOURCE_EXHAUSTED");
+    assert_eq!(gauge(p.telemetry, "gort_receiver_oversize_requests_total"), 1.0, "the SDK retried");
+    wait_until(Duration::from_secs(30), "50 spans upstream", || sink_spans(&out).len() >= 50);
+    assert_eq!(self_metric(p.telemetry, "gort_receiver_accepted_items_total", "spans"), 50);
+    stop(gort);
+    stop_child(collector);
+    drop(sink);
+    assert_exact_spans(&out, &expected_ids(&[&report]));
+}
+
+fn slow_config(dir: &Path, timeout: &str) -> PathBuf {
+    let path = dir.join("gort.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "exporter:\n  timeout: {timeout}\n  retry_initial_interval: 200ms\n  retry_max_interval: 1s\n  retry_max_elapsed: 5m\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// 300 ms of latency each way between gort and the Collector, within the
+/// exporter's timeout: the service is never refused (gort answers from its
+/// queue), nothing is retried, and every span arrives exactly once.
+#[test]
+fn a_slow_upstream_within_the_timeout_is_waited_for() {
+    let p = ports();
+    let (dir, out, sink, sink_port) = sink("slow");
+    let collector = start_collector(p.upstream, sink_port);
+    let proxy = DelayProxy::start(p.upstream, Duration::from_millis(300));
+    let config = slow_config(&dir, "5s");
+    let gort = start_gort(&Ports { upstream: proxy.port, ..p }, Some(&config));
+    let emitted = Instant::now();
+    let report = emit("grpc", p.grpc, "otelapp-slow", 300);
+    // Acknowledged: the answer crossed back too.
+    wait_until(Duration::from_secs(60), "300 spans acknowledged", || {
+        self_metric(p.telemetry, "gort_exporter_sent_items_total", "spans") >= 300
+    });
+    let delivered = emitted.elapsed();
+    eprintln!("300 spans through a 300 ms + 300 ms link, acknowledged in {delivered:?}");
+    // The latency was really there: a request and its answer cross the
+    // link twice (HTTP/2 sends the request without waiting for the
+    // server's settings).
+    assert!(delivered >= Duration::from_millis(600), "the proxy did not delay: {delivered:?}");
+    for (name, want) in [
+        ("gort_receiver_accepted_items_total", 300),
+        ("gort_receiver_refused_items_total", 0),
+        ("gort_exporter_sent_items_total", 300),
+        ("gort_exporter_retries_total", 0),
+        ("gort_exporter_dropped_items_total", 0),
+    ] {
+        assert_eq!(self_metric(p.telemetry, name, "spans"), want, "{name}");
+    }
+    stop(gort);
+    stop_child(collector);
+    drop(sink);
+    assert_exact_spans(&out, &expected_ids(&[&report]));
+}
+
+/// The upstream answers slower than the exporter's timeout (1 s against
+/// 700 ms each way): every attempt times out, gort keeps the spans and
+/// retries (DEADLINE_EXCEEDED is retryable), the lag shows it, and when the
+/// link recovers every span arrives. A timed-out attempt may still have
+/// reached the Collector: OTLP delivery is at least once, so duplicates are
+/// counted and reported, never losses.
+#[test]
+fn an_upstream_slower_than_the_timeout_is_retried_without_loss() {
+    let p = ports();
+    let (dir, out, sink, sink_port) = sink("slower");
+    let collector = start_collector(p.upstream, sink_port);
+    let proxy = DelayProxy::start(p.upstream, Duration::from_millis(700));
+    let config = slow_config(&dir, "1s");
+    let gort = start_gort(&Ports { upstream: proxy.port, ..p }, Some(&config));
+    let report = emit("grpc", p.grpc, "otelapp-slower", 300);
+    wait_until(Duration::from_secs(30), "a retry after a timeout", || {
+        self_metric(p.telemetry, "gort_exporter_retries_total", "spans") >= 2
+    });
+    assert_eq!(self_metric(p.telemetry, "gort_exporter_sent_items_total", "spans"), 0);
+    assert!(gauge(p.telemetry, "gort_queue_oldest_age_seconds") >= 1.0, "the lag must show");
+    proxy.set_delay(Duration::ZERO);
+    wait_until(Duration::from_secs(60), "the queue to drain", || {
+        self_metric(p.telemetry, "gort_exporter_sent_items_total", "spans") == 300
+    });
+    assert_eq!(self_metric(p.telemetry, "gort_exporter_dropped_items_total", "spans"), 0);
+    assert_eq!(self_metric(p.telemetry, "gort_receiver_refused_items_total", "spans"), 0);
+    wait_until(Duration::from_secs(10), "the sink to flush", || sink_spans(&out).len() >= 300);
+    stop(gort);
+    stop_child(collector);
+    drop(sink);
+    let want = expected_ids(&[&report]);
+    let got: Vec<String> = sink_spans(&out).into_iter().map(|(id, _, _)| id).collect();
+    let unique: BTreeSet<String> = got.iter().cloned().collect();
+    assert_eq!(unique, want, "a span was lost (or invented)");
+    eprintln!(
+        "{} spans arrived, {} of them again after a timed-out attempt",
+        got.len(),
+        got.len() - unique.len()
+    );
 }

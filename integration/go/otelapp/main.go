@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -31,10 +32,17 @@ import (
 
 type report struct {
 	Event   string   `json:"event"`
+	BigSpan *bigSpan `json:"big_span,omitempty"`
 	Spans   []string `json:"spans"` // trace_id/span_id, hex
 	Metrics int      `json:"metric_points"`
 	Logs    int      `json:"log_records"`
 	Error   string   `json:"error,omitempty"`
+}
+
+// bigSpan is what happened to the one oversize span (-big-span-bytes).
+type bigSpan struct {
+	Error   string  `json:"error"`
+	Seconds float64 `json:"seconds"`
 }
 
 func fail(err error) {
@@ -49,6 +57,7 @@ func main() {
 	spans := flag.Int("spans", 200, "spans to emit")
 	logs := flag.Int("logs", 50, "log records to emit")
 	service := flag.String("service", "otelapp", "service.name")
+	big := flag.Int("big-span-bytes", 0, "first export one span alone with an attribute this large, and report the export's error and duration")
 	fastRetry := flag.Bool("fast-retry", false, "retry refused exports after 200 ms (not the SDK's 5 s), for tests")
 	flag.Parse()
 	ctx := context.Background()
@@ -95,6 +104,17 @@ func main() {
 	logger := lp.Logger("gort.dev/otelapp")
 
 	r := report{Event: "done"}
+	if *big > 0 {
+		_, span := tracer.Start(ctx, "big")
+		span.SetAttributes(attribute.String("big", strings.Repeat("x", *big)))
+		span.End()
+		started := time.Now()
+		err := tp.ForceFlush(ctx)
+		r.BigSpan = &bigSpan{Seconds: time.Since(started).Seconds()}
+		if err != nil {
+			r.BigSpan.Error = err.Error()
+		}
+	}
 	for i := 0; i < *spans; i++ {
 		_, span := tracer.Start(ctx, fmt.Sprintf("op-%d", i%5))
 		span.SetAttributes(attribute.Int("op.index", i), attribute.String("op.kind", "test"))

@@ -2,7 +2,8 @@
 //! Requests may be gzip- or zstd-compressed; the size limit applies after
 //! decompression. A full queue answers UNAVAILABLE (retryable: the SDK keeps
 //! the data and tries again); an oversize message RESOURCE_EXHAUSTED without
-//! RetryInfo (not retryable), as the OTLP specification says.
+//! RetryInfo (not retryable), as the OTLP specification says; both are
+//! counted, as are messages that do not decode.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -22,7 +23,7 @@ use gort_proto::{
 };
 use tonic::{Request, Response, Status, codec::CompressionEncoding, transport::Server};
 
-use super::{Payload, PipelineError, Shared};
+use super::{Counters, Payload, PipelineError, Shared};
 use crate::config::ReceiverConfig;
 
 #[derive(Clone)]
@@ -71,15 +72,23 @@ impl LogsService for Receiver {
     }
 }
 
-/// tonic reports an uncompressed message over the limit as OUT_OF_RANGE,
-/// which OTLP clients retry forever; the specification wants
-/// RESOURCE_EXHAUSTED without RetryInfo. The handlers never answer
-/// OUT_OF_RANGE themselves, so every such status is tonic's size check.
-pub fn oversize_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
+/// Counts the requests tonic refused before they reached a handler, and
+/// fixes the status of an oversize one. tonic reports a message over the
+/// limit as OUT_OF_RANGE, which OTLP clients retry forever; the
+/// specification wants RESOURCE_EXHAUSTED without RetryInfo. A message that
+/// does not decode is INTERNAL. The handlers answer neither themselves, and
+/// tonic's refusals are trailers-only, so the status is in the headers.
+pub fn account_refusal<B>(counters: &Counters, mut response: http::Response<B>) -> http::Response<B> {
     const OUT_OF_RANGE: &str = "11";
+    const INTERNAL: &str = "13";
     const RESOURCE_EXHAUSTED: http::HeaderValue = http::HeaderValue::from_static("8");
-    if response.headers().get("grpc-status").is_some_and(|v| v == OUT_OF_RANGE) {
-        response.headers_mut().insert("grpc-status", RESOURCE_EXHAUSTED);
+    match response.headers().get("grpc-status").and_then(|v| v.to_str().ok()) {
+        Some(OUT_OF_RANGE) => {
+            counters.oversize();
+            response.headers_mut().insert("grpc-status", RESOURCE_EXHAUSTED);
+        }
+        Some(INTERNAL) => counters.malformed(),
+        _ => {}
     }
     response
 }
@@ -110,7 +119,7 @@ pub async fn serve(
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, PipelineError> {
     let listener = super::bind(addr, "OTLP/gRPC").await?;
-    let routes = routes(shared, config.max_recv_msg_size);
+    let routes = routes(shared.clone(), config.max_recv_msg_size);
     let mut builder = Server::builder()
         .http2_keepalive_interval(config.keepalive_time)
         .http2_keepalive_timeout(config.keepalive_timeout);
@@ -131,8 +140,8 @@ pub async fn serve(
             source: std::io::Error::other(e),
         })?;
     }
-    let router =
-        builder.layer(tower::util::MapResponseLayer::new(oversize_is_resource_exhausted)).add_routes(routes);
+    let account = move |response| account_refusal(&shared.counters, response);
+    let router = builder.layer(tower::util::MapResponseLayer::new(account)).add_routes(routes);
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     Ok(tokio::spawn(async move {
         let shutdown = super::stopped(stop);

@@ -161,12 +161,13 @@ async fn endpoint(ctx: Ctx, signal: Signal, headers: HeaderMap, body: Bytes) -> 
     match handle(&ctx, signal, &headers, &body).await {
         Ok(r) => r,
         Err(refusal) => {
-            if matches!(
-                refusal,
-                Refusal::Malformed(_) | Refusal::UnsupportedType(_) | Refusal::UnsupportedEncoding(_)
-            ) {
-                ctx.shared.counters.malformed();
-                log::debug!("OTLP/HTTP {signal:?}: refused: {refusal:?}");
+            match refusal {
+                Refusal::Malformed(_) | Refusal::UnsupportedType(_) | Refusal::UnsupportedEncoding(_) => {
+                    ctx.shared.counters.malformed();
+                    log::debug!("OTLP/HTTP {signal:?}: refused: {refusal:?}");
+                }
+                // Counted where axum's own body limit answers too.
+                Refusal::TooLarge | Refusal::Busy => {}
             }
             refusal.into_response()
         }
@@ -176,6 +177,13 @@ async fn endpoint(ctx: Ctx, signal: Signal, headers: HeaderMap, body: Bytes) -> 
 /// The OTLP/HTTP routes with the size limit: what the server runs, also
 /// callable in-process (the fuzz target drives it).
 pub fn router(shared: Arc<Shared>, limit: usize) -> Router {
+    let counters = shared.clone();
+    let count_oversize = move |response: Response| {
+        if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            counters.counters.oversize();
+        }
+        response
+    };
     let ctx = Ctx { shared, limit };
     let route = |signal: Signal| {
         post(move |State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes| {
@@ -188,6 +196,7 @@ pub fn router(shared: Arc<Shared>, limit: usize) -> Router {
         .route("/v1/logs", route(Signal::Logs))
         // The compressed body may not exceed the limit either.
         .layer(DefaultBodyLimit::max(limit))
+        .layer(tower::util::MapResponseLayer::new(count_oversize))
         .with_state(ctx)
 }
 

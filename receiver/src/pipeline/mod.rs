@@ -147,6 +147,7 @@ pub struct Counters {
     retries: [AtomicU64; 3],
     upstream_rejected: [AtomicU64; 3],
     malformed_requests: AtomicU64,
+    oversize_requests: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -188,6 +189,12 @@ impl Counters {
     }
     pub fn malformed_requests(&self) -> u64 {
         self.malformed_requests.load(Ordering::Relaxed)
+    }
+    pub fn oversize(&self) {
+        self.oversize_requests.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn oversize_requests(&self) -> u64 {
+        self.oversize_requests.load(Ordering::Relaxed)
     }
 
     pub fn get(&self, s: Signal) -> SignalCounts {
