@@ -247,9 +247,15 @@ pub fn free_port() -> u16 {
 /// A real Collector receiving OTLP/gRPC on `port` and relaying everything
 /// to the sink on `sink_port` (collector-config/relay.yaml).
 pub fn start_collector(port: u16, sink_port: u16) -> Child {
+    start_collector_with(&workspace_root().join("collector-config/relay.yaml"), port, sink_port)
+}
+
+/// A real Collector with another configuration, given the same two
+/// variables (GORT_RELAY_ENDPOINT, GORT_SINK_ENDPOINT).
+pub fn start_collector_with(config: &Path, port: u16, sink_port: u16) -> Child {
     let child = Command::new(otelcol_binary())
         .arg("--config")
-        .arg(workspace_root().join("collector-config/relay.yaml"))
+        .arg(config)
         .env("GORT_RELAY_ENDPOINT", format!("127.0.0.1:{port}"))
         .env("GORT_SINK_ENDPOINT", format!("127.0.0.1:{sink_port}"))
         .stdout(Stdio::null())

@@ -12,7 +12,7 @@ use std::{
 
 use gort_integration::{
     DelayProxy, Proc, free_port, go_program, gort_binary, http_request, read_jsonl, start_collector,
-    start_sink,
+    start_collector_with, start_sink,
 };
 
 struct Ports {
@@ -27,11 +27,15 @@ fn ports() -> Ports {
 }
 
 fn start_gort(p: &Ports, config: Option<&Path>) -> Proc {
+    start_gort_to(p, config, &format!("http://127.0.0.1:{}", p.upstream))
+}
+
+fn start_gort_to(p: &Ports, config: Option<&Path>, upstream: &str) -> Proc {
     let mut cmd = Command::new(gort_binary());
     cmd.args(["run", "--otlp"])
         .args(["--otlp-grpc", &format!("127.0.0.1:{}", p.grpc)])
         .args(["--otlp-http", &format!("127.0.0.1:{}", p.http)])
-        .args(["--upstream", &format!("http://127.0.0.1:{}", p.upstream)])
+        .args(["--upstream", upstream])
         .args(["--telemetry", &format!("127.0.0.1:{}", p.telemetry)]);
     if let Some(c) = config {
         cmd.arg("--config").arg(c);
@@ -428,4 +432,124 @@ fn an_upstream_slower_than_the_timeout_is_retried_without_loss() {
         got.len(),
         got.len() - unique.len()
     );
+}
+
+/// Runs openssl; panics with its output when it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl").current_dir(dir).args(args).output().expect("run openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A CA (`name`.pem/.key) and a certificate it signs (`leaf`.pem/.key) for
+/// 127.0.0.1 with the given extended key usage.
+fn ca_and_leaf(dir: &Path, name: &str, leaf: &str, usage: &str) {
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    if !dir.join(format!("{name}.pem")).exists() {
+        let (key, pem, subj) =
+            (format!("{name}.key"), format!("{name}.pem"), format!("/CN=gort test {name}"));
+        let mut args = vec!["req", "-x509", "-days", "2", "-subj", &subj, "-keyout", &key, "-out", &pem];
+        args.extend(ec);
+        openssl(dir, &args);
+    }
+    let ext = format!("{leaf}.ext");
+    std::fs::write(dir.join(&ext), format!("subjectAltName=IP:127.0.0.1\nextendedKeyUsage={usage}\n"))
+        .unwrap();
+    let (key, csr, pem) = (format!("{leaf}.key"), format!("{leaf}.csr"), format!("{leaf}.pem"));
+    let mut args = vec!["req", "-subj", "/CN=127.0.0.1", "-keyout", &key, "-out", &csr];
+    args.extend(ec);
+    openssl(dir, &args);
+    let (ca, ca_key) = (format!("{name}.pem"), format!("{name}.key"));
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-days",
+            "2",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-extfile",
+            &ext,
+            "-out",
+            &pem,
+        ],
+    );
+}
+
+/// A Collector receiving OTLP/gRPC over mutual TLS: its certificate
+/// `server`, client certificates verified by `client_ca`.
+fn tls_collector_config(dir: &Path, server: &str, client_ca: &str) -> PathBuf {
+    let path = dir.join(format!("collector-{server}.yaml"));
+    let d = dir.display();
+    std::fs::write(
+        &path,
+        format!(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: ${{env:GORT_RELAY_ENDPOINT}}\n        tls:\n          cert_file: {d}/{server}.pem\n          key_file: {d}/{server}.key\n          client_ca_file: {d}/{client_ca}.pem\n\
+             exporters:\n  otlp:\n    endpoint: ${{env:GORT_SINK_ENDPOINT}}\n    tls:\n      insecure: true\n\
+             service:\n  telemetry:\n    metrics:\n      level: none\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [otlp]\n    metrics:\n      receivers: [otlp]\n      exporters: [otlp]\n    logs:\n      receivers: [otlp]\n      exporters: [otlp]\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Mutual TLS to the upstream, then the upstream's certificate is replaced
+/// by one from another CA: delivery fails (and is retried, nothing is
+/// lost) until the CA file gort trusts is rewritten, which gort picks up
+/// without a restart; then every span arrives, exactly once.
+#[test]
+fn rotated_tls_files_are_reloaded_without_a_restart() {
+    let p = ports();
+    let (dir, out, sink, sink_port) = sink("tls");
+    ca_and_leaf(&dir, "ca-a", "server-a", "serverAuth");
+    ca_and_leaf(&dir, "ca-a", "client", "clientAuth");
+    ca_and_leaf(&dir, "ca-b", "server-b", "serverAuth");
+    let trusted = dir.join("trusted-ca.pem");
+    std::fs::copy(dir.join("ca-a.pem"), &trusted).unwrap();
+    let config = dir.join("gort.yaml");
+    let d = dir.display();
+    std::fs::write(
+        &config,
+        format!(
+            "exporter:\n  retry_initial_interval: 200ms\n  retry_max_interval: 1s\n  tls:\n    ca_file: {}\n    cert_file: {d}/client.pem\n    key_file: {d}/client.key\n    reload_interval: 1s\n",
+            trusted.display()
+        ),
+    )
+    .unwrap();
+    let collector =
+        start_collector_with(&tls_collector_config(&dir, "server-a", "ca-a"), p.upstream, sink_port);
+    let gort = start_gort_to(&p, Some(&config), &format!("https://127.0.0.1:{}", p.upstream));
+    let first = emit("grpc", p.grpc, "otelapp-tls-1", 50);
+    wait_until(Duration::from_secs(30), "50 spans over mutual TLS", || {
+        self_metric(p.telemetry, "gort_exporter_sent_items_total", "spans") == 50
+    });
+
+    stop_child(collector);
+    let collector =
+        start_collector_with(&tls_collector_config(&dir, "server-b", "ca-a"), p.upstream, sink_port);
+    let second = emit("grpc", p.grpc, "otelapp-tls-2", 50);
+    wait_until(Duration::from_secs(30), "retries against an untrusted certificate", || {
+        self_metric(p.telemetry, "gort_exporter_retries_total", "spans") >= 2
+    });
+    assert_eq!(self_metric(p.telemetry, "gort_exporter_sent_items_total", "spans"), 50);
+    assert_eq!(gauge(p.telemetry, "gort_exporter_tls_reloads_total"), 0.0);
+
+    // Written as a rotation tool would: a new file renamed over the old.
+    std::fs::copy(dir.join("ca-b.pem"), dir.join("trusted-ca.pem.new")).unwrap();
+    std::fs::rename(dir.join("trusted-ca.pem.new"), &trusted).unwrap();
+    wait_until(Duration::from_secs(30), "the held spans to go out after the reload", || {
+        self_metric(p.telemetry, "gort_exporter_sent_items_total", "spans") == 100
+    });
+    assert_eq!(gauge(p.telemetry, "gort_exporter_tls_reloads_total"), 1.0);
+    assert_eq!(self_metric(p.telemetry, "gort_exporter_dropped_items_total", "spans"), 0);
+    wait_until(Duration::from_secs(10), "the sink to flush", || sink_spans(&out).len() >= 100);
+    stop(gort);
+    stop_child(collector);
+    drop(sink);
+    assert_exact_spans(&out, &expected_ids(&[&first, &second]));
 }

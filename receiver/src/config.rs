@@ -38,6 +38,8 @@ pub const DEFAULT_RETRY_MAX_ELAPSED: &str = "5m";
 pub const DEFAULT_TELEMETRY_ENDPOINT: &str = "127.0.0.1:8888";
 /// Time given to the queue to drain at shutdown.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: &str = "10s";
+/// How often the exporter checks its TLS files for changes.
+pub const DEFAULT_TLS_RELOAD_INTERVAL: &str = "10s";
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -92,6 +94,9 @@ pub struct RawTls {
     pub key_file: Option<PathBuf>,
     /// PEM CA bundle that verifies the other side.
     pub ca_file: Option<PathBuf>,
+    /// Exporter only: how often the files are read again; when they changed,
+    /// new connections use them (`0s`: never).
+    pub reload_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -129,6 +134,8 @@ pub struct Tls {
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
+    /// None: the files are read once, at start-up.
+    pub reload_interval: Option<Duration>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -252,7 +259,20 @@ fn tls(field: &str, raw: Option<RawTls>) -> Result<Option<Tls>, ConfigError> {
     if raw.cert_file.is_some() != raw.key_file.is_some() {
         return Err(invalid(field, "cert_file and key_file go together"));
     }
-    Ok(Some(Tls { cert_file: raw.cert_file, key_file: raw.key_file, ca_file: raw.ca_file }))
+    let interval_field = format!("{field}.reload_interval");
+    let reload_interval = match (field, raw.reload_interval.as_deref()) {
+        ("exporter.tls", value) => {
+            Some(duration(&interval_field, value, DEFAULT_TLS_RELOAD_INTERVAL)?).filter(|d| !d.is_zero())
+        }
+        (_, None) => None,
+        (_, Some(_)) => {
+            return Err(invalid(
+                &interval_field,
+                "only the exporter reloads its TLS files; restart gort to load new receiver certificates",
+            ));
+        }
+    };
+    Ok(Some(Tls { cert_file: raw.cert_file, key_file: raw.key_file, ca_file: raw.ca_file, reload_interval }))
 }
 
 impl RawConfig {
@@ -400,5 +420,25 @@ mod tests {
     fn receivers_can_be_turned_off() {
         let c = parse("receiver:\n  http_endpoint: off\ntelemetry:\n  endpoint: off\n", p()).unwrap();
         assert_eq!((c.receiver.http, c.telemetry), (None, None));
+    }
+
+    #[test]
+    fn only_the_exporter_reloads_tls_files() {
+        let dir = std::env::temp_dir().join(format!("gort-config-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, "").unwrap();
+        let ca = ca.display();
+        let c = parse(&format!("exporter:\n  tls:\n    ca_file: {ca}\n"), p()).unwrap();
+        assert_eq!(c.exporter.tls.unwrap().reload_interval, Some(Duration::from_secs(10)));
+        let c =
+            parse(&format!("exporter:\n  tls:\n    ca_file: {ca}\n    reload_interval: 0s\n"), p()).unwrap();
+        assert_eq!(c.exporter.tls.unwrap().reload_interval, None);
+        let e = parse(
+            &format!("receiver:\n  tls:\n    cert_file: {ca}\n    key_file: {ca}\n    reload_interval: 1m\n"),
+            p(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("receiver.tls.reload_interval: "), "{e}");
     }
 }

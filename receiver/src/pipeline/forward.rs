@@ -4,9 +4,11 @@
 //! and timeout. Failures the OTLP specification calls retryable are retried
 //! with exponential backoff, honouring the server's RetryInfo; the rest, and
 //! batches whose retries outlast `retry_max_elapsed`, are dropped and counted.
+//! The TLS files (CA, client certificate and key) are read again every
+//! `tls.reload_interval`, so rotated certificates are used without a restart.
 
 use std::{
-    sync::{Arc, OnceLock},
+    sync::{Arc, OnceLock, RwLock},
     time::{Duration, Instant},
 };
 
@@ -46,11 +48,17 @@ impl tonic::service::Interceptor for AddHeaders {
 
 type Svc = InterceptedService<Channel, AddHeaders>;
 
+/// The three clients over one channel; replaced whole when TLS files change.
 #[derive(Clone)]
-pub struct Forwarder {
+struct Clients {
     traces: TraceServiceClient<Svc>,
     metrics: MetricsServiceClient<Svc>,
     logs: LogsServiceClient<Svc>,
+}
+
+#[derive(Clone)]
+pub struct Forwarder {
+    clients: Arc<RwLock<Clients>>,
     shared: Arc<Shared>,
     config: ExporterConfig,
     /// Set when shutdown begins: retries stop after it.
@@ -91,8 +99,8 @@ fn retry_delay(status: &Status) -> Option<Duration> {
     status.get_details_retry_info().and_then(|r| r.retry_delay)
 }
 
-impl Forwarder {
-    pub fn new(config: &ExporterConfig, shared: Arc<Shared>) -> Result<Self, PipelineError> {
+impl Clients {
+    fn connect(config: &ExporterConfig) -> Result<Self, PipelineError> {
         let bad = |message: String| PipelineError::Upstream { endpoint: config.endpoint.clone(), message };
         let mut endpoint = Endpoint::from_shared(config.endpoint.clone())
             .map_err(|e| bad(e.to_string()))?
@@ -121,24 +129,67 @@ impl Forwarder {
             metrics = metrics.send_compressed(CompressionEncoding::Gzip);
             logs = logs.send_compressed(CompressionEncoding::Gzip);
         }
-        Ok(Self { traces, metrics, logs, shared, config: config.clone(), drain_deadline: Arc::default() })
+        Ok(Self { traces, metrics, logs })
+    }
+}
+
+impl Forwarder {
+    pub fn new(config: &ExporterConfig, shared: Arc<Shared>) -> Result<Self, PipelineError> {
+        let clients = Arc::new(RwLock::new(Clients::connect(config)?));
+        Ok(Self { clients, shared, config: config.clone(), drain_deadline: Arc::default() })
+    }
+
+    fn clients(&self) -> Clients {
+        // A writer cannot panic while holding the lock (it only assigns).
+        self.clients.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Reads the TLS files every `interval`; when their contents changed,
+    /// later requests go over a new channel built from them (requests in
+    /// flight finish on the old one). A file caught half-written fails to
+    /// parse: the old channel stays, and the next check tries again.
+    async fn reload_tls(self, interval: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let Some(tls) = self.config.tls.clone() else { return };
+        let files: Vec<_> =
+            [&tls.ca_file, &tls.cert_file, &tls.key_file].into_iter().flatten().cloned().collect();
+        let contents = || files.iter().map(|f| std::fs::read(f).ok()).collect::<Vec<_>>();
+        let mut loaded = contents();
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                _ = stop.changed() => return,
+            }
+            let now = contents();
+            if now == loaded {
+                continue;
+            }
+            match Clients::connect(&self.config) {
+                Ok(clients) => {
+                    *self.clients.write().unwrap_or_else(std::sync::PoisonError::into_inner) = clients;
+                    self.shared.counters.tls_reloaded();
+                    log::info!("exporter TLS files changed: new connections use them");
+                    loaded = now;
+                }
+                Err(e) => log::warn!("exporter TLS files changed but cannot be used yet: {e}"),
+            }
+        }
     }
 
     /// Sends one request; on success, the items the upstream rejected
     /// (partial success) and its message.
-    async fn export(&mut self, payload: &Payload) -> Result<(u64, String), Status> {
+    async fn export(&self, payload: &Payload) -> Result<(u64, String), Status> {
+        let Clients { mut traces, mut metrics, mut logs } = self.clients();
         Ok(match payload {
             Payload::Traces(r) => {
-                let p = self.traces.export(r.clone()).await?.into_inner().partial_success.unwrap_or_default();
+                let p = traces.export(r.clone()).await?.into_inner().partial_success.unwrap_or_default();
                 (u64::try_from(p.rejected_spans).unwrap_or(0), p.error_message)
             }
             Payload::Metrics(r) => {
-                let p =
-                    self.metrics.export(r.clone()).await?.into_inner().partial_success.unwrap_or_default();
+                let p = metrics.export(r.clone()).await?.into_inner().partial_success.unwrap_or_default();
                 (u64::try_from(p.rejected_data_points).unwrap_or(0), p.error_message)
             }
             Payload::Logs(r) => {
-                let p = self.logs.export(r.clone()).await?.into_inner().partial_success.unwrap_or_default();
+                let p = logs.export(r.clone()).await?.into_inner().partial_success.unwrap_or_default();
                 (u64::try_from(p.rejected_log_records).unwrap_or(0), p.error_message)
             }
         })
@@ -146,7 +197,7 @@ impl Forwarder {
 
     /// Sends a batch until it is delivered or must be dropped; releases its
     /// items from the queue either way.
-    async fn deliver(mut self, batch: Batch) {
+    async fn deliver(self, batch: Batch) {
         let signal = batch.payload.signal();
         let shared = self.shared.clone();
         let counters = &shared.counters;
@@ -204,6 +255,9 @@ impl Forwarder {
     /// Takes batches while the pipeline runs; after `stop`, drains what is
     /// queued until `shutdown_timeout`, then counts the rest as dropped.
     pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        if let Some(interval) = self.config.tls.as_ref().and_then(|t| t.reload_interval) {
+            tokio::spawn(self.clone().reload_tls(interval, stop.clone()));
+        }
         let permits = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_REQUESTS));
         let queue = &self.shared.queue;
         loop {

@@ -148,6 +148,7 @@ pub struct Counters {
     upstream_rejected: [AtomicU64; 3],
     malformed_requests: AtomicU64,
     oversize_requests: AtomicU64,
+    tls_reloads: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -195,6 +196,12 @@ impl Counters {
     }
     pub fn oversize_requests(&self) -> u64 {
         self.oversize_requests.load(Ordering::Relaxed)
+    }
+    pub fn tls_reloaded(&self) {
+        self.tls_reloads.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn tls_reloads(&self) -> u64 {
+        self.tls_reloads.load(Ordering::Relaxed)
     }
 
     pub fn get(&self, s: Signal) -> SignalCounts {

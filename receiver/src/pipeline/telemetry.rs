@@ -9,7 +9,8 @@
 //! `gort_exporter_dropped_items_total`, `gort_exporter_retries_total`,
 //! `gort_exporter_upstream_rejected_items_total` (partial success); and
 //! `gort_receiver_malformed_requests_total`, `gort_receiver_oversize_requests_total`
-//! (over `max_recv_msg_size_mib`), `gort_queue_items` (waiting or
+//! (over `max_recv_msg_size_mib`), `gort_exporter_tls_reloads_total`,
+//! `gort_queue_items` (waiting or
 //! in flight), `gort_queue_oldest_age_seconds`.
 
 use std::{fmt::Write, net::SocketAddr, sync::Arc, sync::atomic::Ordering};
@@ -57,11 +58,14 @@ pub fn render(shared: &Shared) -> String {
          # TYPE gort_receiver_malformed_requests_total counter\ngort_receiver_malformed_requests_total {}\n\
          # HELP gort_receiver_oversize_requests_total Requests refused as larger than the size limit.\n\
          # TYPE gort_receiver_oversize_requests_total counter\ngort_receiver_oversize_requests_total {}\n\
+         # HELP gort_exporter_tls_reloads_total Times changed TLS files were loaded for new connections.\n\
+         # TYPE gort_exporter_tls_reloads_total counter\ngort_exporter_tls_reloads_total {}\n\
          # HELP gort_queue_items Items waiting or in flight.\n# TYPE gort_queue_items gauge\ngort_queue_items {}\n\
          # HELP gort_queue_oldest_age_seconds Age of the oldest undelivered request (waiting or being retried): the pipeline's lag.\n\
          # TYPE gort_queue_oldest_age_seconds gauge\ngort_queue_oldest_age_seconds {}",
         shared.counters.malformed_requests(),
         shared.counters.oversize_requests(),
+        shared.counters.tls_reloads(),
         shared.queue.held(),
         oldest.map_or(0.0, |d| d.as_secs_f64()),
     );
