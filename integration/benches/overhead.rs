@@ -14,7 +14,7 @@
 
 use std::{path::Path, process::Command, time::Duration};
 
-use gort_integration::{Proc, go_program, gort_binary, parse_report, require_root};
+use gort_integration::{Proc, cpu_seconds, go_program, gort_binary, parse_report, peak_rss_mb, require_root};
 
 const RUN_SECONDS: u64 = 20;
 
@@ -72,30 +72,15 @@ impl Gort {
     /// Stops gort (SIGINT) and returns (hits, CPU seconds, peak RSS MB).
     fn stop(mut self) -> (u64, f64, f64) {
         let pid = self.proc.pid();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        // Fields after the ")" that ends the command name: utime is the 12th, stime the 13th.
-        let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
-        let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let hwm_kb: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap();
+        let (cpu, rss) = (cpu_seconds(pid), peak_rss_mb(pid));
         assert!(Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap().success());
         assert!(self.proc.wait_exit(Duration::from_secs(30)).success());
         let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&self.summary).unwrap()).unwrap();
         let _ = std::fs::remove_file(&self.summary);
         let hits =
             s["targets"][0]["probes"].as_array().unwrap().iter().map(|p| p["hits"].as_u64().unwrap()).sum();
-        (hits, ticks / clock_ticks(), hwm_kb / 1024.0)
+        (hits, cpu, rss)
     }
-}
-
-fn clock_ticks() -> f64 {
-    let out = Command::new("getconf").arg("CLK_TCK").output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
 fn finish(g: Option<Gort>, sample: &mut Sample) {

@@ -244,15 +244,32 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind a free port").port()
 }
 
+/// A running Collector, stopped (SIGTERM, then waited for) when dropped,
+/// so that a failing test does not leave it running.
+pub struct Collector(Child);
+
+impl Collector {
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let _ = self.0.wait();
+    }
+}
+
 /// A real Collector receiving OTLP/gRPC on `port` and relaying everything
 /// to the sink on `sink_port` (collector-config/relay.yaml).
-pub fn start_collector(port: u16, sink_port: u16) -> Child {
+pub fn start_collector(port: u16, sink_port: u16) -> Collector {
     start_collector_with(&workspace_root().join("collector-config/relay.yaml"), port, sink_port)
 }
 
 /// A real Collector with another configuration, given the same two
 /// variables (GORT_RELAY_ENDPOINT, GORT_SINK_ENDPOINT).
-pub fn start_collector_with(config: &Path, port: u16, sink_port: u16) -> Child {
+pub fn start_collector_with(config: &Path, port: u16, sink_port: u16) -> Collector {
     let child = Command::new(otelcol_binary())
         .arg("--config")
         .arg(config)
@@ -263,7 +280,7 @@ pub fn start_collector_with(config: &Path, port: u16, sink_port: u16) -> Child {
         .spawn()
         .expect("start the Collector");
     wait_for_port(port, Duration::from_secs(30));
-    child
+    Collector(child)
 }
 
 /// The last hop: an OTLP/gRPC server (integration/go/otlpsink) writing
@@ -393,4 +410,30 @@ impl DelayProxy {
             let _ = to.shutdown(std::net::Shutdown::Write);
         });
     }
+}
+
+/// CPU time (user + system) a live process has used so far, in seconds.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    // Fields after the ")" that ends the command name: utime is the 12th, stime the 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')').expect("a stat line").1.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    static CLK_TCK: OnceLock<f64> = OnceLock::new();
+    let per_second = *CLK_TCK.get_or_init(|| {
+        let out = Command::new("getconf").arg("CLK_TCK").output().expect("getconf CLK_TCK");
+        String::from_utf8_lossy(&out.stdout).trim().parse().expect("a number of ticks")
+    });
+    ticks / per_second
+}
+
+/// A live process's peak resident set size (VmHWM), in MB.
+pub fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmHWM in /proc/PID/status");
+    kb / 1024.0
 }

@@ -6,13 +6,13 @@
 use std::{
     collections::BTreeSet,
     path::{Path, PathBuf},
-    process::{Child, Command},
+    process::Command,
     time::{Duration, Instant},
 };
 
 use gort_integration::{
-    DelayProxy, Proc, free_port, go_program, gort_binary, http_request, read_jsonl, start_collector,
-    start_collector_with, start_sink,
+    Collector, DelayProxy, Proc, free_port, go_program, gort_binary, http_request, read_jsonl,
+    start_collector, start_collector_with, start_sink,
 };
 
 struct Ports {
@@ -50,9 +50,8 @@ fn stop(mut gort: Proc) {
     assert!(gort.wait_exit(Duration::from_secs(30)).success(), "gort did not stop cleanly");
 }
 
-fn stop_child(mut c: Child) {
-    let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
-    let _ = c.wait();
+fn stop_child(c: Collector) {
+    drop(c);
 }
 
 /// Runs the instrumented Go service once; returns its report.

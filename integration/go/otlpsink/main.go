@@ -116,6 +116,7 @@ func (s logsSink) Export(ctx context.Context, r *collogs.ExportLogsServiceReques
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	out := flag.String("out", "sink.jsonl", "where to write what arrives")
+	countOnly := flag.Bool("count", false, "only count spans and measure their delay since the start time (benchmarks); print it at SIGTERM")
 	seeds := flag.String("seeds", "", "write one OTLP export request per signal (protobuf and JSON) to this directory and exit")
 	flag.Parse()
 	if *seeds != "" {
@@ -135,8 +136,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	s := &sink{enc: json.NewEncoder(f), f: f}
 	srv := grpc.NewServer(grpc.MaxRecvMsgSize(64 << 20))
+	if *countOnly {
+		fmt.Printf("{\"event\":\"ready\",\"addr\":%q}\n", ln.Addr().String())
+		count(srv, func() { srv.Serve(ln) })
+		return
+	}
+	s := &sink{enc: json.NewEncoder(f), f: f}
 	coltrace.RegisterTraceServiceServer(srv, s)
 	colmetrics.RegisterMetricsServiceServer(srv, metricsSink{s})
 	collogs.RegisterLogsServiceServer(srv, logsSink{s})

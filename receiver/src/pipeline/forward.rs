@@ -287,8 +287,10 @@ impl Forwarder {
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
-            let nap =
-                oldest.map_or(self.config.batch_timeout, |age| self.config.batch_timeout.saturating_sub(age));
+            // Nothing waiting: sleep until a push (or stop), not a timeout,
+            // which with a zero batch_timeout would poll every millisecond.
+            const IDLE: Duration = Duration::from_secs(3600);
+            let nap = oldest.map_or(IDLE, |age| self.config.batch_timeout.saturating_sub(age));
             tokio::select! {
                 () = queue.wait_push(nap.max(Duration::from_millis(1))) => {}
                 _ = stop.changed() => {}

@@ -1,0 +1,323 @@
+//! gort as an OTLP pass-through against the same real Collector configured
+//! as a pure pass-through (collector-config/relay.yaml: otlp receiver → otlp
+//! exporter, no processors), gort with its defaults and with batching off,
+//! with the same load generator and the same last
+//! hop, side by side in one run; and the generator straight to the last hop,
+//! which gives the latency the middle adds.
+//!
+//! The generator sends OTLP/gRPC trace exports of 500 spans at a fixed rate
+//! (open loop), first 2 s of warm-up, then 10 s measured; each measured
+//! span's start time is the moment it was sent, and the last hop (otlpsink
+//! -count) measures the delay to its arrival, per request. Prints, per rate
+//! and middle: spans/s delivered, the middle's CPU (cores), spans per
+//! CPU-second (spans/s per core), p50/p99 end-to-end delay and what the
+//! middle adds to the direct p99, and the middle's peak RSS. No root.
+//!
+//! `cargo bench -p gort-integration --bench passthrough`
+//! (GORT_BENCH_RATES, spans/s, default "10000,40000"; GORT_BENCH_REPS, default 2)
+
+use std::{
+    process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use gort_integration::{Proc, cpu_seconds, free_port, go_program, gort_binary, peak_rss_mb, start_collector};
+use gort_proto::{
+    common::InstrumentationScope,
+    kv_int, kv_str,
+    resource::Resource,
+    trace::{ResourceSpans, ScopeSpans, Span, span::SpanKind},
+    trace_service::{ExportTraceServiceRequest, trace_service_client::TraceServiceClient},
+};
+
+const SPANS_PER_REQUEST: usize = 500;
+const WARMUP: Duration = Duration::from_secs(2);
+const MEASURE: Duration = Duration::from_secs(10);
+/// Requests the generator lets be outstanding before it counts itself late.
+const MAX_IN_FLIGHT: u64 = 256;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Middle {
+    Direct,
+    Gort,
+    /// gort with `exporter.batch_timeout: 0s`: each request forwarded as it
+    /// comes (merged only with what is already waiting), as the Collector
+    /// without a batch processor does.
+    GortUnbatched,
+    Collector,
+}
+
+impl Middle {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Direct => "direct (no middle)",
+            Self::Gort => "gort (defaults)",
+            Self::GortUnbatched => "gort (batch_timeout 0s)",
+            Self::Collector => "Collector v0.160.0",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Default, Debug)]
+struct Sample {
+    sent: u64,
+    delivered: u64,
+    spans_per_s: f64,
+    cpu_cores: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    rss_mb: f64,
+    refused: u64,
+}
+
+/// One export request shaped like a busy HTTP service's: 500 server spans
+/// with the usual attributes.
+fn template() -> ExportTraceServiceRequest {
+    let spans = (0..SPANS_PER_REQUEST)
+        .map(|i| Span {
+            trace_id: (i as u128 * 7919 + 1).to_be_bytes().to_vec(),
+            span_id: (i as u64 + 1).to_be_bytes().to_vec(),
+            name: format!("GET /api/items/{{id}} {}", i % 7),
+            kind: SpanKind::Server as i32,
+            end_time_unix_nano: 1,
+            attributes: vec![
+                kv_str("http.request.method", "GET"),
+                kv_str("http.route", "/api/items/{id}"),
+                kv_int("http.response.status_code", 200),
+                kv_str("url.path", format!("/api/items/{i}")),
+                kv_str("server.address", "items.internal"),
+                kv_str("user_agent.original", "loadgen/1.0"),
+                kv_str("network.protocol.version", "1.1"),
+                kv_int("items.count", i as i64),
+            ],
+            ..Default::default()
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv_str("service.name", "loadgen")],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope { name: "loadgen".into(), ..Default::default() }),
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+fn stamped(template: &ExportTraceServiceRequest, start_ns: u64) -> ExportTraceServiceRequest {
+    let mut r = template.clone();
+    for s in r.resource_spans.iter_mut().flat_map(|r| &mut r.scope_spans).flat_map(|s| &mut s.spans) {
+        s.start_time_unix_nano = start_ns;
+        s.end_time_unix_nano = start_ns.max(1);
+    }
+    r
+}
+
+/// Sends at `rate` spans/s to `port` for WARMUP + MEASURE; calls
+/// `measuring` when the measured part begins. Returns (measured spans sent,
+/// requests refused).
+fn generate(port: u16, rate: u64, measuring: impl FnOnce()) -> (u64, u64) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    rt.block_on(async move {
+        let client = TraceServiceClient::connect(format!("http://127.0.0.1:{port}")).await.expect("connect");
+        let client = client.max_decoding_message_size(64 << 20);
+        let template = Arc::new(template());
+        let period = Duration::from_secs_f64(SPANS_PER_REQUEST as f64 / rate as f64);
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let in_flight = Arc::new(AtomicU64::new(0));
+        let refused = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let mut measuring = Some(measuring);
+        let mut sent = 0;
+        let mut tasks = Vec::new();
+        loop {
+            tick.tick().await;
+            let elapsed = started.elapsed();
+            if elapsed >= WARMUP + MEASURE {
+                break;
+            }
+            let measured = elapsed >= WARMUP;
+            if measured && let Some(m) = measuring.take() {
+                m();
+            }
+            if in_flight.load(Ordering::Relaxed) >= MAX_IN_FLIGHT {
+                refused.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let start_ns = if measured {
+                sent += SPANS_PER_REQUEST as u64;
+                SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
+            } else {
+                0
+            };
+            let (mut client, template, in_flight, refused) =
+                (client.clone(), template.clone(), in_flight.clone(), refused.clone());
+            in_flight.fetch_add(1, Ordering::Relaxed);
+            tasks.push(tokio::spawn(async move {
+                if client.export(stamped(&template, start_ns)).await.is_err() {
+                    refused.fetch_add(1, Ordering::Relaxed);
+                }
+                in_flight.fetch_sub(1, Ordering::Relaxed);
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        (sent, refused.load(Ordering::Relaxed))
+    })
+}
+
+fn run(middle: Middle, rate: u64) -> Sample {
+    let sink_bin = go_program("otlpsink", "default", &[], &[]);
+    let mut cmd = Command::new(sink_bin);
+    cmd.arg("-count");
+    let mut sink = Proc::spawn(cmd, "");
+    let ready = sink.wait_line(Duration::from_secs(30), |l| l.contains("\"ready\""));
+    let sink_port: u16 = serde_json::from_str::<serde_json::Value>(&ready).unwrap()["addr"]
+        .as_str()
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    let port = free_port();
+    let (mut gort, mut collector) = (None, None);
+    let (target, pid) = match middle {
+        Middle::Direct => (sink_port, None),
+        Middle::Gort | Middle::GortUnbatched => {
+            let mut cmd = Command::new(gort_binary());
+            cmd.args(["run", "--otlp", "--otlp-http", "off", "--telemetry", "off"])
+                .args(["--otlp-grpc", &format!("127.0.0.1:{port}")])
+                .args(["--upstream", &format!("http://127.0.0.1:{sink_port}")]);
+            if middle == Middle::GortUnbatched {
+                let config =
+                    std::env::temp_dir().join(format!("gort-passthrough-{}.yaml", std::process::id()));
+                std::fs::write(&config, "exporter:\n  batch_timeout: 0s\n").unwrap();
+                cmd.arg("--config").arg(config);
+            }
+            let mut g = Proc::spawn(cmd, "");
+            g.wait_line(Duration::from_secs(60), |l| l.contains("OTLP pipeline running"));
+            let pid = g.pid();
+            gort = Some(g);
+            (port, Some(pid))
+        }
+        Middle::Collector => {
+            let c = start_collector(port, sink_port);
+            let pid = c.id();
+            collector = Some(c);
+            (port, Some(pid))
+        }
+    };
+    let cpu_at = |pid: Option<u32>| pid.map_or(0.0, cpu_seconds);
+    let mut cpu_start = 0.0;
+    let mut measure_start = Instant::now();
+    let (sent, refused) = generate(target, rate, || {
+        cpu_start = cpu_at(pid);
+        measure_start = Instant::now();
+    });
+    let wall = measure_start.elapsed().as_secs_f64();
+    let cpu = cpu_at(pid) - cpu_start;
+    // Let what is queued arrive (gort batches up to 200 ms by default).
+    std::thread::sleep(Duration::from_secs(2));
+    let rss_mb = pid.map_or(0.0, peak_rss_mb);
+    if let Some(mut g) = gort {
+        let _ = Command::new("kill").args(["-TERM", &g.pid().to_string()]).status();
+        g.wait_exit(Duration::from_secs(30));
+    }
+    drop(collector);
+    let _ = Command::new("kill").args(["-TERM", &sink.pid().to_string()]).status();
+    let line = sink.wait_line(Duration::from_secs(30), |l| l.contains("\"counted\""));
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let warmup_and_measured = v["spans"].as_u64().unwrap();
+    Sample {
+        sent,
+        delivered: warmup_and_measured,
+        spans_per_s: sent as f64 / wall,
+        cpu_cores: cpu / wall,
+        p50_ms: v["p50_ms"].as_f64().unwrap(),
+        p99_ms: v["p99_ms"].as_f64().unwrap(),
+        rss_mb,
+        refused,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let rates: Vec<u64> = std::env::var("GORT_BENCH_RATES")
+        .unwrap_or_else(|_| "10000,40000".into())
+        .split(',')
+        .filter_map(|r| r.trim().parse().ok())
+        .collect();
+    let reps: usize = std::env::var("GORT_BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    let middles = [Middle::Direct, Middle::Gort, Middle::GortUnbatched, Middle::Collector];
+    println!("machine: {} CPUs; {SPANS_PER_REQUEST} spans per request; medians of {reps} runs", {
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    });
+    for rate in rates {
+        let mut samples: Vec<(Middle, Sample)> = Vec::new();
+        for _ in 0..reps {
+            for m in middles {
+                let s = run(m, rate);
+                eprintln!("  {} @ {rate}/s: {s:?}", m.label());
+                samples.push((m, s));
+            }
+        }
+        let of = |m: Middle, f: fn(&Sample) -> f64| {
+            median(samples.iter().filter(|(x, _)| *x == m).map(|(_, s)| f(s)).collect())
+        };
+        let direct_p99 = of(Middle::Direct, |s| s.p99_ms);
+        println!("\noffered {rate} spans/s");
+        println!(
+            "| middle | spans/s | middle CPU (cores) | spans/s per core | p50 ms | p99 ms | p99 added ms | peak RSS MB | lost |"
+        );
+        println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        for m in middles {
+            let cores = of(m, |s| s.cpu_cores);
+            let rate_done = of(m, |s| s.spans_per_s);
+            let p99 = of(m, |s| s.p99_ms);
+            let lost: u64 = samples
+                .iter()
+                .filter(|(x, _)| *x == m)
+                .map(|(_, s)| {
+                    (s.sent + s.refused * SPANS_PER_REQUEST as u64).saturating_sub(s.delivered.min(s.sent))
+                })
+                .sum();
+            let (per_core, added, rss) = if m == Middle::Direct {
+                ("-".to_owned(), "-".to_owned(), "-".to_owned())
+            } else {
+                (
+                    format!("{:.0}", rate_done / cores),
+                    format!("{:.1}", p99 - direct_p99),
+                    format!("{:.1}", of(m, |s| s.rss_mb)),
+                )
+            };
+            let cores = if m == Middle::Direct { "-".to_owned() } else { format!("{cores:.3}") };
+            println!(
+                "| {} | {rate_done:.0} | {cores} | {per_core} | {:.1} | {p99:.1} | {added} | {rss} | {lost} |",
+                m.label(),
+                of(m, |s| s.p50_ms)
+            );
+        }
+        for g in [Middle::Gort, Middle::GortUnbatched] {
+            let ratio = |f: fn(&Sample) -> f64| of(g, f) / of(Middle::Collector, f);
+            println!(
+                "{} / Collector: spans per core {:.2}x, peak RSS {:.2}x",
+                g.label(),
+                1.0 / ratio(|s| s.cpu_cores / s.spans_per_s),
+                ratio(|s| s.rss_mb)
+            );
+        }
+    }
+}
