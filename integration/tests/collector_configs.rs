@@ -1,0 +1,56 @@
+//! Every Collector configuration shipped in collector-config/ is accepted by
+//! the real Collector gort's setup builds (`validate`: components exist,
+//! fields are known, pipelines are wired), and the check itself can fail.
+
+use std::{path::Path, process::Command};
+
+use gort_integration::{otelcol_binary, workspace_root};
+
+fn validate(config: &Path) -> (bool, String) {
+    let out = Command::new(otelcol_binary())
+        .arg("validate")
+        .arg("--config")
+        .arg(config)
+        // relay.yaml has no defaults: the tests always set these.
+        .env("GORT_RELAY_ENDPOINT", "127.0.0.1:14317")
+        .env("GORT_SINK_ENDPOINT", "127.0.0.1:14318")
+        .output()
+        .expect("run the Collector");
+    (
+        out.status.success(),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+#[test]
+fn every_shipped_collector_config_is_valid() {
+    let dir = workspace_root().join("collector-config");
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        // builder.yaml describes the distribution, it is not a configuration.
+        if !name.ends_with(".yaml") || name == "builder.yaml" {
+            continue;
+        }
+        let (ok, output) = validate(&path);
+        assert!(ok, "{name} is refused by the Collector:\n{output}");
+        checked.push(name);
+    }
+    checked.sort();
+    assert_eq!(checked, ["prometheus.yaml", "relay.yaml", "tempo-prometheus.yaml", "tempo.yaml"]);
+}
+
+#[test]
+fn validation_refuses_a_broken_config() {
+    let dir = std::env::temp_dir().join(format!("gort-collector-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good =
+        std::fs::read_to_string(workspace_root().join("collector-config/tempo-prometheus.yaml")).unwrap();
+    // The Prometheus exporter's endpoint misspelt: it has none left.
+    let broken = dir.join("broken.yaml");
+    std::fs::write(&broken, good.replace("metrics_endpoint:", "metric_endpoint:")).unwrap();
+    let (ok, output) = validate(&broken);
+    assert!(!ok, "an exporter without an endpoint was accepted");
+    assert!(output.contains("otlp_http/prometheus"), "the error does not say where: {output}");
+}
