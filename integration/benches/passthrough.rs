@@ -64,13 +64,14 @@ impl Middle {
 
 #[derive(Clone, Copy, Default, Debug)]
 struct Sample {
-    sent: u64,
-    delivered: u64,
+    /// Spans sent that never reached the last hop.
+    lost: u64,
     spans_per_s: f64,
     cpu_cores: f64,
     p50_ms: f64,
     p99_ms: f64,
     rss_mb: f64,
+    /// Requests the middle failed, or the generator could not send in time.
     refused: u64,
 }
 
@@ -124,8 +125,8 @@ fn stamped(template: &ExportTraceServiceRequest, start_ns: u64) -> ExportTraceSe
 
 /// Sends at `rate` spans/s to `port` for WARMUP + MEASURE; calls
 /// `measuring` when the measured part begins. Returns (measured spans sent,
-/// requests refused).
-fn generate(port: u16, rate: u64, measuring: impl FnOnce()) -> (u64, u64) {
+/// all spans sent including the warm-up's, requests refused or not sent).
+fn generate(port: u16, rate: u64, measuring: impl FnOnce()) -> (u64, u64, u64) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     rt.block_on(async move {
         let client = TraceServiceClient::connect(format!("http://127.0.0.1:{port}")).await.expect("connect");
@@ -138,7 +139,7 @@ fn generate(port: u16, rate: u64, measuring: impl FnOnce()) -> (u64, u64) {
         let refused = Arc::new(AtomicU64::new(0));
         let started = Instant::now();
         let mut measuring = Some(measuring);
-        let mut sent = 0;
+        let (mut sent, mut all) = (0, 0);
         let mut tasks = Vec::new();
         loop {
             tick.tick().await;
@@ -154,6 +155,7 @@ fn generate(port: u16, rate: u64, measuring: impl FnOnce()) -> (u64, u64) {
                 refused.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
+            all += SPANS_PER_REQUEST as u64;
             let start_ns = if measured {
                 sent += SPANS_PER_REQUEST as u64;
                 SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
@@ -173,7 +175,7 @@ fn generate(port: u16, rate: u64, measuring: impl FnOnce()) -> (u64, u64) {
         for t in tasks {
             let _ = t.await;
         }
-        (sent, refused.load(Ordering::Relaxed))
+        (sent, all, refused.load(Ordering::Relaxed))
     })
 }
 
@@ -219,7 +221,7 @@ fn run(middle: Middle, rate: u64) -> Sample {
     let cpu_at = |pid: Option<u32>| pid.map_or(0.0, cpu_seconds);
     let mut cpu_start = 0.0;
     let mut measure_start = Instant::now();
-    let (sent, refused) = generate(target, rate, || {
+    let (sent, all_sent, refused) = generate(target, rate, || {
         cpu_start = cpu_at(pid);
         measure_start = Instant::now();
     });
@@ -236,10 +238,9 @@ fn run(middle: Middle, rate: u64) -> Sample {
     let _ = Command::new("kill").args(["-TERM", &sink.pid().to_string()]).status();
     let line = sink.wait_line(Duration::from_secs(30), |l| l.contains("\"counted\""));
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let warmup_and_measured = v["spans"].as_u64().unwrap();
     Sample {
-        sent,
-        delivered: warmup_and_measured,
+        // Warm-up and measured spans alike must all arrive.
+        lost: all_sent.saturating_sub(v["spans"].as_u64().unwrap()),
         spans_per_s: sent as f64 / wall,
         cpu_cores: cpu / wall,
         p50_ms: v["p50_ms"].as_f64().unwrap(),
@@ -280,20 +281,15 @@ fn main() {
         let direct_p99 = of(Middle::Direct, |s| s.p99_ms);
         println!("\noffered {rate} spans/s");
         println!(
-            "| middle | spans/s | middle CPU (cores) | spans/s per core | p50 ms | p99 ms | p99 added ms | peak RSS MB | lost |"
+            "| middle | spans/s | middle CPU (cores) | spans/s per core | p50 ms | p99 ms | p99 added ms | peak RSS MB | lost | requests failed |"
         );
-        println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         for m in middles {
             let cores = of(m, |s| s.cpu_cores);
             let rate_done = of(m, |s| s.spans_per_s);
             let p99 = of(m, |s| s.p99_ms);
-            let lost: u64 = samples
-                .iter()
-                .filter(|(x, _)| *x == m)
-                .map(|(_, s)| {
-                    (s.sent + s.refused * SPANS_PER_REQUEST as u64).saturating_sub(s.delivered.min(s.sent))
-                })
-                .sum();
+            let lost: u64 = samples.iter().filter(|(x, _)| *x == m).map(|(_, s)| s.lost).sum();
+            let failed: u64 = samples.iter().filter(|(x, _)| *x == m).map(|(_, s)| s.refused).sum();
             let (per_core, added, rss) = if m == Middle::Direct {
                 ("-".to_owned(), "-".to_owned(), "-".to_owned())
             } else {
@@ -305,7 +301,7 @@ fn main() {
             };
             let cores = if m == Middle::Direct { "-".to_owned() } else { format!("{cores:.3}") };
             println!(
-                "| {} | {rate_done:.0} | {cores} | {per_core} | {:.1} | {p99:.1} | {added} | {rss} | {lost} |",
+                "| {} | {rate_done:.0} | {cores} | {per_core} | {:.1} | {p99:.1} | {added} | {rss} | {lost} | {failed} |",
                 m.label(),
                 of(m, |s| s.p50_ms)
             );
