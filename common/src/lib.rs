@@ -24,6 +24,17 @@ pub mod names {
     pub const PROG_STW_START: &str = "gort_stw_start";
     pub const PROG_STW_END: &str = "gort_stw_end";
     pub const PROG_STW_ARGS: &str = "gort_stw_args";
+    pub const MAP_ACTIVE_SPAN: &str = "GORT_ACTIVE_SPAN";
+    pub const MAP_SPANS: &str = "GORT_SPANS";
+    pub const MAP_SPAN_EVENTS: &str = "GORT_SPAN_EVENTS";
+    pub const MAP_STW_TOTAL: &str = "GORT_STW_TOTAL";
+    pub const MAP_ASSIST_SINCE: &str = "GORT_ASSIST_SINCE";
+    pub const MAP_SPAN_SCRATCH: &str = "GORT_SPAN_SCRATCH";
+    pub const PROG_SPAN_START: &str = "gort_span_start";
+    pub const PROG_SPAN_END: &str = "gort_span_end";
+    pub const PROG_NEWPROC: &str = "gort_newproc";
+    pub const PROG_ASSIST_START: &str = "gort_assist_start";
+    pub const PROG_ASSIST_END: &str = "gort_assist_end";
 }
 
 /// Identifies a probe site in the per-probe hit counters. The discriminant is
@@ -46,16 +57,33 @@ pub enum ProbeId {
     /// Entry of `runtime.startTheWorldWithSema(now, w worldStop)` (Go 1.22+):
     /// `w` carries the runtime's own stop start time and reason.
     StartTheWorldArgs = 5,
+    /// RET of the OpenTelemetry Go SDK's `(*tracer).newRecordingSpan`: a
+    /// sampled span starts on the current goroutine.
+    SpanStart = 6,
+    /// Entry of the SDK's `(*recordingSpan).End`.
+    SpanEnd = 7,
+    /// RET of `runtime.newproc1`: a goroutine was created (it inherits its
+    /// creator's active span).
+    Newproc = 8,
+    /// Entry of `runtime.gcAssistAlloc`: a goroutine starts a GC assist.
+    AssistStart = 9,
+    /// A RET of `runtime.gcAssistAlloc`.
+    AssistEnd = 10,
 }
 
 impl ProbeId {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 11] = [
         Self::Execute,
         Self::Ready,
         Self::Casgstatus,
         Self::StopTheWorld,
         Self::StartTheWorldReturn,
         Self::StartTheWorldArgs,
+        Self::SpanStart,
+        Self::SpanEnd,
+        Self::Newproc,
+        Self::AssistStart,
+        Self::AssistEnd,
     ];
 
     pub const fn index(self) -> u32 {
@@ -76,16 +104,17 @@ pub const MAX_TARGETS: u32 = 64;
 
 /// Per-target-process facts the probes need, written by userspace before it
 /// attaches, keyed by the target's tgid. Offsets come from the binary's DWARF
-/// or the version-keyed table.
+/// or the version-keyed tables.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TargetConfig {
     /// Byte offset of `runtime.g.goid` within `runtime.g`.
     pub goid_offset: u32,
     /// Byte offset of `runtime.g.waitreason` (a uint8), or NO_OFFSET when
     /// unknown, which turns blocked-time accounting off.
     pub waitreason_offset: u32,
-    /// A goroutine runnable at least this long (ns) is a notable event.
+    /// A goroutine runnable (or, inside a span, parked) at least this long
+    /// (ns) is a notable event.
     pub stall_threshold_ns: u64,
     /// CLOCK_MONOTONIC ns when the sampled probes were last attached: an
     /// interval that began before it was opened in an earlier window and its
@@ -94,8 +123,36 @@ pub struct TargetConfig {
     /// Length of the sampling window in ns, or 0 when the probes stay
     /// attached (every interval counts with weight WEIGHT_ONE).
     pub window_ns: u64,
+    /// Byte offset of `runtime.g.parentGoid` (Go 1.21+), or NO_OFFSET: new
+    /// goroutines then do not inherit their creator's span.
+    pub parent_goid_offset: u32,
+    /// Byte offset of `spanContext` in the SDK's `recordingSpan`, or
+    /// NO_OFFSET, which turns trace linkage off for the target.
+    pub span_context_offset: u32,
+    /// Span wait slot (index into `SpanTotals::parked_ns`) of each wait
+    /// reason number: userspace knows the names, the kernel only numbers.
+    pub wait_slot: [u8; 64],
+    /// A wait inside a span at least this long (ns) is sent to userspace
+    /// with its bounds (it becomes a child span).
+    pub span_stall_threshold_ns: u64,
 }
-const _: () = assert!(core::mem::size_of::<TargetConfig>() == 32);
+const _: () = assert!(core::mem::size_of::<TargetConfig>() == 112);
+
+impl Default for TargetConfig {
+    fn default() -> Self {
+        Self {
+            goid_offset: 0,
+            waitreason_offset: NO_OFFSET,
+            stall_threshold_ns: 0,
+            window_start_ns: 0,
+            window_ns: 0,
+            parent_goid_offset: NO_OFFSET,
+            span_context_offset: NO_OFFSET,
+            wait_slot: [0; 64],
+            span_stall_threshold_ns: u64::MAX,
+        }
+    }
+}
 
 impl TargetConfig {
     /// `window_start_ns` while the window is closed (being opened or shut).
@@ -242,6 +299,8 @@ pub enum CounterId {
     GoroutinesExited = 3,
     /// Notable events the ring buffer had no room for.
     EventsLost = 4,
+    /// Span records (ends, stalls) the span ring buffer had no room for.
+    SpanEventsLost = 5,
 }
 
 /// Size of the notable-event ring buffer (a power of two, page multiple).
@@ -359,3 +418,119 @@ mod tests {
         }
     }
 }
+
+/// Capacity of the span maps: spans in flight at once (per gort, all
+/// targets), and goroutines with an active span. LRUs, so a leak (a span
+/// never ended) is evicted rather than filling them.
+pub const MAX_SPANS: u32 = 65_536;
+
+/// Size of the span ring buffer: span ends and the stalls inside spans.
+pub const SPAN_EVENTS_BYTES: u32 = 1024 * 1024;
+
+/// Slots of per-span parked time; userspace maps each wait reason to one
+/// (`TargetConfig::wait_slot`). A power of two so the kernel can mask.
+pub const SPAN_WAIT_SLOTS: usize = 16;
+
+/// Key of a span in flight: span ids are random 64-bit values, unique
+/// enough within a process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SpanKey {
+    pub tgid: u32,
+    pub _pad: u32,
+    pub span_id: u64,
+}
+const _: () = assert!(core::mem::size_of::<SpanKey>() == 16);
+
+/// What the runtime did to one span while it was active, accumulated in the
+/// kernel. Durations in ns; "max" fields describe the longest single wait.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpanTotals {
+    /// Time its goroutines spent runnable, not running.
+    pub runnable_ns: u64,
+    pub runnable_count: u64,
+    /// GC stop-the-world time while the span was open.
+    pub stw_ns: u64,
+    /// Time its goroutines spent in GC assists (`gcAssistAlloc`).
+    pub assist_ns: u64,
+    pub max_runnable_ns: u64,
+    /// CLOCK_MONOTONIC ns when the longest runnable wait ended.
+    pub max_runnable_end_ns: u64,
+    pub max_parked_ns: u64,
+    pub max_parked_end_ns: u64,
+    /// Wait reason number of the longest park.
+    pub max_parked_reason: u64,
+    /// Time parked, by wait slot (`TargetConfig::wait_slot`).
+    pub parked_ns: [u64; SPAN_WAIT_SLOTS],
+}
+const _: () = assert!(core::mem::size_of::<SpanTotals>() == 200);
+
+/// A span in flight (the `GORT_SPANS` value).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpanAccount {
+    pub trace_id: [u8; 16],
+    /// The SDK's span id bytes, as a little-endian u64 (the map key).
+    pub span_id: u64,
+    /// The span that was active on the starting goroutine before this one,
+    /// restored when this one ends there (0: none).
+    pub prev_span: u64,
+    pub start_goid: u64,
+    /// CLOCK_MONOTONIC ns at start.
+    pub start_ns: u64,
+    /// The process's GC stop-the-world total when the span started.
+    pub stw_at_start_ns: u64,
+    pub totals: SpanTotals,
+}
+const _: () = assert!(core::mem::size_of::<SpanAccount>() == 256);
+
+/// Kinds of span ring-buffer record.
+pub mod span_record {
+    /// A span ended: a `SpanEnd`.
+    pub const END: u32 = 1;
+    /// A `SpanStall`: a goroutine of an active span waited runnable...
+    pub const RUNNABLE: u32 = 2;
+    /// ...was parked (with the wait reason)...
+    pub const PARKED: u32 = 3;
+    /// ...or ran a GC assist, at least the stall threshold.
+    pub const ASSIST: u32 = 4;
+    /// `SpanEnd::flags`: the span's start was seen, so its totals are whole.
+    pub const START_SEEN: u32 = 1;
+}
+
+/// A span ended (record kind `span_record::END`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpanEnd {
+    pub kind: u32,
+    pub tgid: u32,
+    pub span_id: u64,
+    pub trace_id: [u8; 16],
+    /// The goroutine that ended it.
+    pub goid: u64,
+    /// CLOCK_MONOTONIC ns at start (0 when unseen) and at `End`.
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub flags: u32,
+    pub _pad: u32,
+    pub totals: SpanTotals,
+}
+const _: () = assert!(core::mem::size_of::<SpanEnd>() == 264);
+
+/// One wait inside a span at least the stall threshold long.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpanStall {
+    pub kind: u32,
+    pub tgid: u32,
+    pub span_id: u64,
+    pub goid: u64,
+    /// CLOCK_MONOTONIC ns.
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// Wait reason number (parked stalls).
+    pub reason: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<SpanStall>() == 48);

@@ -20,8 +20,9 @@ use aya_ebpf::{
 };
 use gort_common::{
     CounterId, EVENTS_BYTES, Event, GoroutineKey, HISTOGRAMS as HISTOGRAM_COUNT, HistogramId, MAX_COUNTERS,
-    MAX_GOIDS_SEEN, MAX_PROBES, MAX_TARGETS, NO_OFFSET, Parked, ProbeId, StwStart, TargetConfig, WEIGHT_ONE,
-    blocked_base, event_kind, gstatus, interval_weight, stw_reason, time_hist,
+    MAX_GOIDS_SEEN, MAX_PROBES, MAX_SPANS, MAX_TARGETS, NO_OFFSET, Parked, ProbeId, SPAN_EVENTS_BYTES,
+    SPAN_WAIT_SLOTS, SpanAccount, SpanEnd, SpanKey, SpanStall, SpanTotals, StwStart, TargetConfig,
+    WEIGHT_ONE, blocked_base, event_kind, gstatus, interval_weight, span_record, stw_reason, time_hist,
 };
 
 #[map(name = "GORT_TARGETS")]
@@ -59,6 +60,33 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 #[map(name = "GORT_STW")]
 static STW: HashMap<u32, StwStart> = HashMap::with_max_entries(MAX_TARGETS, 0);
 
+/// Goroutine -> the span active on it (its span id), for goroutines of
+/// targets with trace linkage.
+#[map(name = "GORT_ACTIVE_SPAN")]
+static ACTIVE_SPAN: LruHashMap<GoroutineKey, u64> = LruHashMap::with_max_entries(MAX_SPANS, 0);
+
+/// Spans in flight and what the runtime did to them so far.
+#[map(name = "GORT_SPANS")]
+static SPANS: LruHashMap<SpanKey, SpanAccount> = LruHashMap::with_max_entries(MAX_SPANS, 0);
+
+/// Span ends and the stalls inside spans, for userspace's join with the
+/// spans the service exports.
+#[map(name = "GORT_SPAN_EVENTS")]
+static SPAN_EVENTS: RingBuf = RingBuf::with_byte_size(SPAN_EVENTS_BYTES, 0);
+
+/// Total GC stop-the-world ns per process, so that a span's share is the
+/// difference between its end and its start.
+#[map(name = "GORT_STW_TOTAL")]
+static STW_TOTAL: HashMap<u32, u64> = HashMap::with_max_entries(MAX_TARGETS, 0);
+
+/// Goroutines inside a GC assist, since when.
+#[map(name = "GORT_ASSIST_SINCE")]
+static ASSIST_SINCE: LruHashMap<GoroutineKey, u64> = LruHashMap::with_max_entries(MAX_GOIDS_SEEN, 0);
+
+/// Room to build a SpanAccount: at 256 bytes it would take half the BPF stack.
+#[map(name = "GORT_SPAN_SCRATCH")]
+static SPAN_SCRATCH: PerCpuArray<SpanAccount> = PerCpuArray::with_max_entries(1, 0);
+
 /// First integer argument of a Go function under the register ABI (Go >= 1.17
 /// on amd64, >= 1.18 on arm64): RAX on amd64, X0 on arm64. Not the C ABI's
 /// first argument register, so `ProbeContext::arg` does not apply.
@@ -91,6 +119,28 @@ fn go_arg(ctx: &ProbeContext, n: usize) -> u64 {
     #[cfg(bpf_target_arch = "aarch64")]
     let value = unsafe { (*ctx.regs).regs[n & 7] };
     value
+}
+
+/// The current goroutine (`g`) under the register ABI: R14 on amd64, X28 on
+/// arm64. Only meaningful in functions that run on the goroutine's own
+/// stack (not on g0, as `execute` and `ready` do).
+#[inline(always)]
+fn current_g(ctx: &ProbeContext) -> u64 {
+    // SAFETY: as in go_arg0: a field of the kernel-provided pt_regs.
+    #[cfg(bpf_target_arch = "x86_64")]
+    let value = unsafe { (*ctx.regs).r14 };
+    // SAFETY: as above.
+    #[cfg(bpf_target_arch = "aarch64")]
+    let value = unsafe { (*ctx.regs).regs[28] };
+    value
+}
+
+#[inline(always)]
+fn atomic_add(slot: *mut u64, value: u64) {
+    // SAFETY: callers pass a pointer into a map value, valid and 8-byte
+    // aligned while the program runs; the add is atomic because a span's
+    // goroutines run on several CPUs at once.
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(slot, value) };
 }
 
 #[inline(always)]
@@ -238,6 +288,7 @@ pub fn gort_casgstatus(ctx: ProbeContext) -> u32 {
                 if waited >= config.stall_threshold_ns {
                     notify(event_kind::SCHEDULE_STALL, tgid, goid, since, now);
                 }
+                charge_span(config, &key, Charge::Runnable, since, now, 0);
             }
             let _ = RUNNABLE_SINCE.remove(&key);
         }
@@ -249,6 +300,7 @@ pub fn gort_casgstatus(ctx: ProbeContext) -> u32 {
                 let parked_ns = now.saturating_sub(parked.since_ns);
                 let weight = interval_weight(parked_ns, config.window_ns);
                 record_at(blocked_base(parked.reason), parked_ns, weight);
+                charge_span(config, &key, Charge::Parked, parked.since_ns, now, parked.reason);
             }
             let _ = PARKED_SINCE.remove(&key);
         }
@@ -272,6 +324,7 @@ pub fn gort_casgstatus(ctx: ProbeContext) -> u32 {
             count(CounterId::GoroutinesExited);
             let _ = RUNNABLE_SINCE.remove(&key);
             let _ = PARKED_SINCE.remove(&key);
+            let _ = ACTIVE_SPAN.remove(&key);
         }
         _ => {}
     }
@@ -325,7 +378,14 @@ pub fn gort_stw_end(ctx: ProbeContext) -> u32 {
     };
     match start.reason {
         stw_reason::GC_MARK_TERM | stw_reason::GC_SWEEP_TERM => {
-            record_at(HistogramId::GcPause.base(), end.saturating_sub(start.start_ns), WEIGHT_ONE);
+            let pause = end.saturating_sub(start.start_ns);
+            record_at(HistogramId::GcPause.base(), pause, WEIGHT_ONE);
+            match STW_TOTAL.get_ptr_mut(&tgid) {
+                Some(total) => atomic_add(total, pause),
+                None => {
+                    let _ = STW_TOTAL.insert(&tgid, &pause, 0);
+                }
+            }
             notify(event_kind::GC_PAUSE, tgid, 0, start.start_ns, end);
             if start.reason == stw_reason::GC_MARK_TERM {
                 count(CounterId::GcCycles);
@@ -333,6 +393,263 @@ pub fn gort_stw_end(ctx: ProbeContext) -> u32 {
         }
         _ => count(CounterId::OtherStw),
     }
+    0
+}
+
+/// What a wait inside a span was.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Charge {
+    Runnable,
+    Parked,
+    Assist,
+}
+
+/// Charges a wait of goroutine `key` from `since` to `now` to the span active
+/// on it, if any; a wait at least the stall threshold long is also sent to
+/// userspace with its exact bounds.
+#[inline(always)]
+fn charge_span(config: &TargetConfig, key: &GoroutineKey, what: Charge, since: u64, now: u64, reason: u64) {
+    if config.span_context_offset == NO_OFFSET {
+        return;
+    }
+    // SAFETY: copied out of the map value at once.
+    let Some(span_id) = (unsafe { ACTIVE_SPAN.get(key) }).copied() else {
+        return;
+    };
+    let Some(account) = SPANS.get_ptr_mut(&SpanKey { tgid: key.tgid, _pad: 0, span_id }) else {
+        return;
+    };
+    let waited = now.saturating_sub(since);
+    // SAFETY: `account` points into the map value for this span, valid while
+    // the program runs. Sums are atomic adds; the "max" fields are plain
+    // stores, where a race between two CPUs loses one candidate at worst.
+    let totals: &mut SpanTotals = unsafe { &mut (*account).totals };
+    match what {
+        Charge::Runnable => {
+            atomic_add(&mut totals.runnable_ns, waited);
+            atomic_add(&mut totals.runnable_count, 1);
+            if waited > totals.max_runnable_ns {
+                totals.max_runnable_ns = waited;
+                totals.max_runnable_end_ns = now;
+            }
+        }
+        Charge::Parked => {
+            let slot = config.wait_slot[(reason & 63) as usize] as usize & (SPAN_WAIT_SLOTS - 1);
+            atomic_add(&mut totals.parked_ns[slot], waited);
+            if waited > totals.max_parked_ns {
+                totals.max_parked_ns = waited;
+                totals.max_parked_end_ns = now;
+                totals.max_parked_reason = reason;
+            }
+        }
+        Charge::Assist => atomic_add(&mut totals.assist_ns, waited),
+    }
+    if waited >= config.span_stall_threshold_ns {
+        let kind = match what {
+            Charge::Runnable => span_record::RUNNABLE,
+            Charge::Parked => span_record::PARKED,
+            Charge::Assist => span_record::ASSIST,
+        };
+        let stall = SpanStall {
+            kind,
+            tgid: key.tgid,
+            span_id,
+            goid: key.goid,
+            start_ns: since,
+            end_ns: now,
+            reason: reason as u32,
+            _pad: 0,
+        };
+        if SPAN_EVENTS.output(&stall, u64::from(BPF_RB_NO_WAKEUP)).is_err() {
+            count(CounterId::SpanEventsLost);
+        }
+    }
+}
+
+/// The current process if it is a target with trace linkage on.
+#[inline(always)]
+fn linked_target() -> Option<(u32, &'static TargetConfig)> {
+    current_target().filter(|(_, c)| c.span_context_offset != NO_OFFSET)
+}
+
+/// Reads `len` bytes of the span context of the SDK span at `span`.
+#[inline(always)]
+fn read_span_bytes(span: u64, config: &TargetConfig, at: u64, dst: &mut [u8]) -> bool {
+    let src = (span + u64::from(config.span_context_offset) + at) as *const u8;
+    // SAFETY: bpf_probe_read_user copies from the target's memory and fails
+    // cleanly on a bad address.
+    unsafe { aya_ebpf::helpers::bpf_probe_read_user_buf(src, dst) }.is_ok()
+}
+
+/// RET of the SDK's `(*tracer).newRecordingSpan`: RAX is the new
+/// `*recordingSpan`, R14 the goroutine starting it. The span becomes the
+/// goroutine's active span (the previous one is kept, to be restored at End).
+#[uprobe]
+pub fn gort_span_start(ctx: ProbeContext) -> u32 {
+    let Some((tgid, config)) = linked_target() else {
+        return 0;
+    };
+    count_hit(ProbeId::SpanStart);
+    let Some(goid) = read_goid(current_g(&ctx), config) else {
+        return 0;
+    };
+    let Some(scratch) = SPAN_SCRATCH.get_ptr_mut(0) else {
+        return 0;
+    };
+    // SAFETY: the per-CPU scratch value is only used by this program on this
+    // CPU, to completion, and BPF programs are not preempted mid-run.
+    let account = unsafe { &mut *scratch };
+    let span = go_arg0(&ctx);
+    let mut ids = [0u8; 24];
+    if !read_span_bytes(span, config, 0, &mut ids) {
+        return 0;
+    }
+    let mut span_id_bytes = [0u8; 8];
+    span_id_bytes.copy_from_slice(&ids[16..24]);
+    let span_id = u64::from_le_bytes(span_id_bytes);
+    if span_id == 0 {
+        return 0;
+    }
+    account.trace_id.copy_from_slice(&ids[..16]);
+    account.span_id = span_id;
+    let gkey = GoroutineKey { tgid, _pad: 0, goid };
+    // SAFETY: copied out at once.
+    account.prev_span = unsafe { ACTIVE_SPAN.get(&gkey) }.copied().unwrap_or(0);
+    account.start_goid = goid;
+    account.start_ns = now_ns();
+    // SAFETY: copied out at once.
+    account.stw_at_start_ns = unsafe { STW_TOTAL.get(&tgid) }.copied().unwrap_or(0);
+    account.totals = SpanTotals::default();
+    let _ = SPANS.insert(&SpanKey { tgid, _pad: 0, span_id }, account, 0);
+    let _ = ACTIVE_SPAN.insert(&gkey, &span_id, 0);
+    0
+}
+
+/// Entry of the SDK's `(*recordingSpan).End`: RAX is the span, R14 the
+/// goroutine ending it. Sends the span's totals to userspace and hands the
+/// goroutine back to the span that was active before it.
+#[uprobe]
+pub fn gort_span_end(ctx: ProbeContext) -> u32 {
+    let Some((tgid, config)) = linked_target() else {
+        return 0;
+    };
+    count_hit(ProbeId::SpanEnd);
+    let span = go_arg0(&ctx);
+    let mut ids = [0u8; 24];
+    if !read_span_bytes(span, config, 0, &mut ids) {
+        return 0;
+    }
+    let mut span_id_bytes = [0u8; 8];
+    span_id_bytes.copy_from_slice(&ids[16..24]);
+    let span_id = u64::from_le_bytes(span_id_bytes);
+    if span_id == 0 {
+        return 0;
+    }
+    let goid = read_goid(current_g(&ctx), config).unwrap_or(0);
+    let key = SpanKey { tgid, _pad: 0, span_id };
+    let now = now_ns();
+    let Some(mut entry) = SPAN_EVENTS.reserve::<SpanEnd>(0) else {
+        count(CounterId::SpanEventsLost);
+        return 0;
+    };
+    let record = entry.as_mut_ptr();
+    // SAFETY: `record` is this program's exclusive ring-buffer reservation,
+    // sized and aligned for a SpanEnd; every field is written before submit.
+    unsafe {
+        (*record).kind = span_record::END;
+        (*record).tgid = tgid;
+        (*record).span_id = span_id;
+        (*record).trace_id.copy_from_slice(&ids[..16]);
+        (*record).goid = goid;
+        (*record).end_ns = now;
+        (*record)._pad = 0;
+        // SAFETY (get): the value is only read, then the entry removed.
+        match SPANS.get(&key) {
+            Some(account) => {
+                (*record).start_ns = account.start_ns;
+                (*record).flags = span_record::START_SEEN;
+                (*record).totals = account.totals;
+                let stw_now = STW_TOTAL.get(&tgid).copied().unwrap_or(0);
+                (*record).totals.stw_ns = stw_now.saturating_sub(account.stw_at_start_ns);
+                let gkey = GoroutineKey { tgid, _pad: 0, goid };
+                if ACTIVE_SPAN.get(&gkey).copied() == Some(span_id) {
+                    if account.prev_span == 0 {
+                        let _ = ACTIVE_SPAN.remove(&gkey);
+                    } else {
+                        let _ = ACTIVE_SPAN.insert(&gkey, &account.prev_span, 0);
+                    }
+                }
+            }
+            None => {
+                (*record).start_ns = 0;
+                (*record).flags = 0;
+                (*record).totals = SpanTotals::default();
+            }
+        }
+    }
+    entry.submit(u64::from(BPF_RB_NO_WAKEUP));
+    let _ = SPANS.remove(&key);
+    0
+}
+
+/// RET of `runtime.newproc1` (on g0): RAX is the new goroutine, whose
+/// `parentGoid` names its creator; it inherits the creator's active span.
+#[uprobe]
+pub fn gort_newproc(ctx: ProbeContext) -> u32 {
+    let Some((tgid, config)) = linked_target() else {
+        return 0;
+    };
+    count_hit(ProbeId::Newproc);
+    if config.parent_goid_offset == NO_OFFSET {
+        return 0;
+    }
+    let newg = go_arg0(&ctx);
+    let Some(goid) = read_goid(newg, config) else {
+        return 0;
+    };
+    let at = (newg + u64::from(config.parent_goid_offset)) as *const u64;
+    // SAFETY: bpf_probe_read_user fails cleanly on a bad address.
+    let Ok(parent) = (unsafe { bpf_probe_read_user(at) }) else {
+        return 0;
+    };
+    // SAFETY: copied out at once.
+    if let Some(span_id) = unsafe { ACTIVE_SPAN.get(&GoroutineKey { tgid, _pad: 0, goid: parent }) }.copied() {
+        let _ = ACTIVE_SPAN.insert(&GoroutineKey { tgid, _pad: 0, goid }, &span_id, 0);
+    }
+    0
+}
+
+/// Entry of `runtime.gcAssistAlloc(gp *g)`, on the assisting goroutine.
+#[uprobe]
+pub fn gort_assist_start(ctx: ProbeContext) -> u32 {
+    let Some((tgid, config)) = linked_target() else {
+        return 0;
+    };
+    count_hit(ProbeId::AssistStart);
+    if let Some(goid) = read_goid(go_arg0(&ctx), config) {
+        let _ = ASSIST_SINCE.insert(&GoroutineKey { tgid, _pad: 0, goid }, &now_ns(), 0);
+    }
+    0
+}
+
+/// A RET of `runtime.gcAssistAlloc`: the assist's time goes to the
+/// goroutine's span (R14 is the goroutine again: the function runs on its stack).
+#[uprobe]
+pub fn gort_assist_end(ctx: ProbeContext) -> u32 {
+    let Some((tgid, config)) = linked_target() else {
+        return 0;
+    };
+    count_hit(ProbeId::AssistEnd);
+    let Some(goid) = read_goid(current_g(&ctx), config) else {
+        return 0;
+    };
+    let key = GoroutineKey { tgid, _pad: 0, goid };
+    // SAFETY: copied out before the entry is removed.
+    let Some(since) = (unsafe { ASSIST_SINCE.get(&key) }).copied() else {
+        return 0;
+    };
+    let _ = ASSIST_SINCE.remove(&key);
+    charge_span(config, &key, Charge::Assist, since, now_ns(), 0);
     0
 }
 

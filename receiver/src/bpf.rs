@@ -12,7 +12,10 @@ use aya::{
         uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope},
     },
 };
-use gort_common::{CounterId, Event, GoroutineKey, HistogramId, ProbeId, TargetConfig, names, time_hist};
+use gort_common::{
+    CounterId, Event, GoroutineKey, HistogramId, ProbeId, SpanEnd, SpanStall, TargetConfig, names, span_record,
+    time_hist,
+};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -62,6 +65,43 @@ pub struct Probes {
     ebpf: Ebpf,
     /// Taken out of `ebpf` once: constructing it maps the buffer's pages.
     events: RingBuf<MapData>,
+    span_events: RingBuf<MapData>,
+}
+
+/// A record of the span ring buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpanRecord {
+    End(SpanEnd),
+    Stall(SpanStall),
+}
+
+/// Copies a `#[repr(C)]` integer-only record out of ring-buffer bytes of
+/// exactly its size.
+fn decode_plain<T: Copy + Default>(bytes: &[u8]) -> Option<T> {
+    if bytes.len() != size_of::<T>() {
+        return None;
+    }
+    let mut value = T::default();
+    // SAFETY: only instantiated with SpanEnd and SpanStall, which are
+    // #[repr(C)], Copy, and made of integers and byte arrays with explicit
+    // padding fields, so any bytes of their size are a valid value; the copy
+    // is bytewise, so the buffer's alignment does not matter.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), (&raw mut value).cast::<u8>(), size_of::<T>());
+    }
+    Some(value)
+}
+
+/// Decodes a span ring-buffer record by its kind (first u32) and size.
+fn decode_span_record(bytes: &[u8]) -> Option<SpanRecord> {
+    let kind = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?);
+    match kind {
+        span_record::END => decode_plain(bytes).map(SpanRecord::End),
+        span_record::RUNNABLE | span_record::PARKED | span_record::ASSIST => {
+            decode_plain(bytes).map(SpanRecord::Stall)
+        }
+        _ => None,
+    }
 }
 
 /// Decodes an `Event` from the ring buffer's bytes (little-endian, the
@@ -98,7 +138,11 @@ impl Probes {
         let events =
             RingBuf::try_from(ebpf.take_map(map).ok_or(BpfError::Missing { kind: "map", name: map })?)
                 .map_err(|source| BpfError::Map { map, source })?;
-        Ok(Self { ebpf, events })
+        let map = names::MAP_SPAN_EVENTS;
+        let span_events =
+            RingBuf::try_from(ebpf.take_map(map).ok_or(BpfError::Missing { kind: "map", name: map })?)
+                .map_err(|source| BpfError::Map { map, source })?;
+        Ok(Self { ebpf, events, span_events })
     }
 
     /// Tells the probes about a target process before attaching to it.
@@ -212,6 +256,21 @@ impl Probes {
         (events, bad)
     }
 
+    /// Takes the span records waiting (at most `max`); undecodable ones are
+    /// counted.
+    pub fn drain_span_records(&mut self, max: usize) -> (Vec<SpanRecord>, u64) {
+        let mut records = Vec::new();
+        let mut bad = 0;
+        while records.len() < max {
+            let Some(item) = self.span_events.next() else { break };
+            match decode_span_record(&item) {
+                Some(r) => records.push(r),
+                None => bad += 1,
+            }
+        }
+        (records, bad)
+    }
+
     /// Goroutine ids the probes saw in `pid`, with how often each was seen.
     pub fn goroutines_seen(&self, pid: u32) -> Result<Vec<(u64, u64)>, BpfError> {
         let map = names::MAP_GOIDS_SEEN;
@@ -235,6 +294,16 @@ impl Probes {
         HashMap::try_from(self.ebpf.map_mut(map).ok_or(BpfError::Missing { kind: "map", name: map })?)
             .map_err(|source| BpfError::Map { map, source })
     }
+}
+
+/// CLOCK_REALTIME minus CLOCK_MONOTONIC, in ns, read back to back: what
+/// turns the probes' timestamps into Unix time.
+pub fn realtime_offset_ns() -> i64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: as in monotonic_ns; CLOCK_REALTIME always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    let real = (ts.tv_sec as i64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as i64);
+    real.wrapping_sub(monotonic_ns() as i64)
 }
 
 /// CLOCK_MONOTONIC now, in ns: the clock of `bpf_ktime_get_ns` (and of Go's
@@ -269,5 +338,29 @@ mod tests {
         let e = decode_event(&bytes).unwrap();
         assert_eq!(e, Event { kind: 2, tgid: 77, goid: 18, start_ns: 1_000, end_ns: 3_000 });
         assert_eq!(decode_event(&bytes[..31]), None);
+    }
+
+    #[test]
+    fn span_records_decode_by_kind_and_size() {
+        let stall = SpanStall { kind: span_record::PARKED, tgid: 9, span_id: 5, goid: 3, start_ns: 10, end_ns: 30, reason: 21, _pad: 0 };
+        let mut bytes = Vec::new();
+        for v in [stall.kind, stall.tgid] {
+            bytes.extend(v.to_le_bytes());
+        }
+        for v in [stall.span_id, stall.goid, stall.start_ns, stall.end_ns] {
+            bytes.extend(v.to_le_bytes());
+        }
+        bytes.extend(21u32.to_le_bytes());
+        bytes.extend(0u32.to_le_bytes());
+        assert_eq!(decode_span_record(&bytes), Some(SpanRecord::Stall(stall)));
+        assert_eq!(decode_span_record(&bytes[..47]), None);
+        let mut end = vec![0u8; size_of::<SpanEnd>()];
+        end[..4].copy_from_slice(&span_record::END.to_le_bytes());
+        end[8..16].copy_from_slice(&77u64.to_le_bytes());
+        let Some(SpanRecord::End(e)) = decode_span_record(&end) else { panic!("not an end") };
+        assert_eq!(e.span_id, 77);
+        assert_eq!(decode_span_record(&end[..48]), None, "an end record's kind with a stall's size");
+        end[..4].copy_from_slice(&99u32.to_le_bytes());
+        assert_eq!(decode_span_record(&end), None);
     }
 }

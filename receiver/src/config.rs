@@ -41,6 +41,19 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: &str = "10s";
 /// How often the exporter checks its TLS files for changes.
 pub const DEFAULT_TLS_RELOAD_INTERVAL: &str = "10s";
 
+/// Trace linkage: spans the service exports are joined with what the
+/// probes saw while they were active.
+pub const DEFAULT_LINKAGE_ENABLED: bool = true;
+/// Longest an export request waits for its spans' runtime data (the probes'
+/// data is read every 25 ms; the rest is margin for a busy machine).
+pub const DEFAULT_LINKAGE_HOLD: &str = "500ms";
+/// Longest a span's runtime data waits for the span (SDK batching delays).
+pub const DEFAULT_LINKAGE_ACCOUNT_TTL: &str = "60s";
+/// Most span accounts waiting for their spans.
+pub const DEFAULT_LINKAGE_MAX_ACCOUNTS: u64 = 65_536;
+/// A wait inside a span at least this long becomes a child span.
+pub const DEFAULT_LINKAGE_STALL_THRESHOLD: &str = "1ms";
+
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("{path}: {source}")]
@@ -67,6 +80,26 @@ pub struct RawConfig {
     /// gort's own metrics and health.
     #[serde(default)]
     pub telemetry: RawTelemetry,
+    /// Trace linkage: runtime accounting added to the service's spans.
+    #[serde(default)]
+    pub linkage: RawLinkage,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLinkage {
+    /// Join spans with the probes' data (needs the OpenTelemetry Go SDK in
+    /// the target); `false` forwards spans untouched and keeps the hot
+    /// probe sampled.
+    pub enabled: Option<bool>,
+    /// Longest an export request waits for its spans' runtime data.
+    pub hold: Option<String>,
+    /// Longest a span's runtime data waits for the span.
+    pub account_ttl: Option<String>,
+    /// Most span accounts waiting for their spans (oldest evicted, counted).
+    pub max_accounts: Option<u64>,
+    /// A wait inside a span at least this long becomes a child span.
+    pub stall_threshold: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -170,6 +203,8 @@ pub struct Config {
     pub receiver: ReceiverConfig,
     pub exporter: ExporterConfig,
     pub telemetry: Option<SocketAddr>,
+    /// None when linkage is off.
+    pub linkage: Option<crate::linkage::Settings>,
 }
 
 impl Default for Config {
@@ -372,7 +407,26 @@ impl RawConfig {
         }
         let telemetry =
             endpoint("telemetry.endpoint", self.telemetry.endpoint.as_deref(), DEFAULT_TELEMETRY_ENDPOINT)?;
-        Ok(Config { receiver, exporter, telemetry })
+        let l = self.linkage;
+        let linkage = if l.enabled.unwrap_or(DEFAULT_LINKAGE_ENABLED) {
+            let max_accounts = l.max_accounts.unwrap_or(DEFAULT_LINKAGE_MAX_ACCOUNTS);
+            if max_accounts == 0 {
+                return Err(invalid("linkage.max_accounts", "must be at least 1"));
+            }
+            Some(crate::linkage::Settings {
+                hold: duration("linkage.hold", l.hold.as_deref(), DEFAULT_LINKAGE_HOLD)?,
+                account_ttl: duration("linkage.account_ttl", l.account_ttl.as_deref(), DEFAULT_LINKAGE_ACCOUNT_TTL)?,
+                max_accounts: usize::try_from(max_accounts).unwrap_or(usize::MAX),
+                stall_threshold: duration(
+                    "linkage.stall_threshold",
+                    l.stall_threshold.as_deref(),
+                    DEFAULT_LINKAGE_STALL_THRESHOLD,
+                )?,
+            })
+        } else {
+            None
+        };
+        Ok(Config { receiver, exporter, telemetry, linkage })
     }
 }
 

@@ -14,6 +14,7 @@ use gort_proto::{
 use crate::{
     analysis::Analysis,
     goroutines,
+    linkage::{Exemplar, ExemplarFor, Exemplars},
     stats::{RuntimeCounts, TimeHistogram},
     target::Process,
 };
@@ -137,16 +138,33 @@ fn gauge_metric(name: &str, description: &str, unit: &str, w: Window, value: f64
 /// One cumulative explicit-bucket data point in seconds, with the runtime's
 /// buckets folded to powers of two (runtime/metrics' four sub-buckets per
 /// power would make ~160 Prometheus series per histogram).
-fn histogram_point(w: Window, h: &TimeHistogram, attributes: Vec<KeyValue>) -> HistogramDataPoint {
+fn histogram_point(
+    w: Window,
+    h: &TimeHistogram,
+    attributes: Vec<KeyValue>,
+    exemplars: Vec<Exemplar>,
+) -> HistogramDataPoint {
     let (explicit_bounds, bucket_counts) = h.power_of_two_buckets();
     HistogramDataPoint {
         attributes,
+        exemplars: exemplars.iter().map(exemplar).collect(),
         start_time_unix_nano: w.start,
         time_unix_nano: w.now,
         count: h.count(),
         sum: Some(h.sum_ns as f64 / 1e9),
         bucket_counts,
         explicit_bounds,
+        ..Default::default()
+    }
+}
+
+/// An OTLP exemplar: the observation (seconds) and the span it belongs to.
+fn exemplar(e: &Exemplar) -> metrics::Exemplar {
+    metrics::Exemplar {
+        time_unix_nano: e.time_unix_ns,
+        value: Some(metrics::exemplar::Value::AsDouble(e.value_ns as f64 / 1e9)),
+        span_id: e.span_id.to_vec(),
+        trace_id: e.trace_id.to_vec(),
         ..Default::default()
     }
 }
@@ -166,11 +184,14 @@ fn histogram_metric(name: &str, description: &str, data_points: Vec<HistogramDat
 
 /// `gort.goroutine.blocked.duration`: time parked, one point per wait-reason
 /// category (`go.wait.reason`, a fixed set of about ten values).
-fn blocked_metric(w: Window, runtime: &RuntimeCounts) -> Metric {
+fn blocked_metric(w: Window, runtime: &RuntimeCounts, exemplars: &Exemplars) -> Metric {
     let points = runtime
         .blocked_by_category()
         .into_iter()
-        .map(|(category, h)| histogram_point(w, &h, vec![kv_str("go.wait.reason", category)]))
+        .map(|(category, h)| {
+            let ex = exemplars.of(ExemplarFor::Blocked(category));
+            histogram_point(w, &h, vec![kv_str("go.wait.reason", category)], ex)
+        })
         .collect();
     histogram_metric(
         "gort.goroutine.blocked.duration",
@@ -181,13 +202,16 @@ fn blocked_metric(w: Window, runtime: &RuntimeCounts) -> Metric {
 
 /// Everything gort measured in one process, as one cumulative OTLP export:
 /// `go.schedule.duration`, `go.memory.gc.pause.duration` (semantic-convention
-/// names), GC cycles, goroutines created/exited, and per-probe hits.
+/// names), GC cycles, goroutines created/exited, and per-probe hits. The
+/// histograms carry `exemplars` (spans that suffered their observations).
+#[allow(clippy::too_many_arguments)]
 pub fn metrics_request(
     resource: &ResourceFacts,
     probe_hits: &[(&str, u64)],
     runtime: &RuntimeCounts,
     sampling_ratio: f64,
     live: Option<&goroutines::Counts>,
+    exemplars: &Exemplars,
     start_unix_nanos: u64,
     now_unix_nanos: u64,
 ) -> ExportMetricsServiceRequest {
@@ -196,14 +220,14 @@ pub fn metrics_request(
         histogram_metric(
             "go.schedule.duration",
             "Time goroutines spent runnable before running.",
-            vec![histogram_point(w, &runtime.schedule_latency, vec![])],
+            vec![histogram_point(w, &runtime.schedule_latency, vec![], exemplars.of(ExemplarFor::Schedule))],
         ),
         histogram_metric(
             "go.memory.gc.pause.duration",
             "Duration of each GC stop-the-world pause.",
-            vec![histogram_point(w, &runtime.gc_pause, vec![])],
+            vec![histogram_point(w, &runtime.gc_pause, vec![], exemplars.of(ExemplarFor::GcPause))],
         ),
-        blocked_metric(w, runtime),
+        blocked_metric(w, runtime, exemplars),
         sum_metric(
             "gort.gc.cycles",
             "Completed GC cycles.",
@@ -303,7 +327,10 @@ mod tests {
         runtime.schedule_latency.counts[10] = 3;
         runtime.schedule_latency.sum_ns = 3_000;
         runtime.gc_cycles = 2;
-        let req = metrics_request(&facts, &[("execute", 10), ("ready", 4)], &runtime, 0.05, None, 100, 200);
+        let mut exemplars = Exemplars::default();
+        let e = Exemplar { value_ns: 3_000_000, time_unix_ns: 150, trace_id: [7; 16], span_id: [8; 8] };
+        exemplars.offer(ExemplarFor::Schedule, e);
+        let req = metrics_request(&facts, &[("execute", 10), ("ready", 4)], &runtime, 0.05, None, &exemplars, 100, 200);
         let rm = &req.resource_metrics[0];
         let metrics = &rm.scope_metrics[0].metrics;
         let by_name = |n: &str| metrics.iter().find(|m| m.name == n).unwrap_or_else(|| panic!("no {n}"));
@@ -317,6 +344,9 @@ mod tests {
         assert_eq!(p.bucket_counts.len(), p.explicit_bounds.len() + 1);
         assert_eq!(p.bucket_counts.iter().sum::<u64>(), 3);
         assert!(p.attributes.is_empty(), "no per-goroutine or per-trace attributes on histograms");
+        assert_eq!(p.exemplars.len(), 1, "the trace goes in an exemplar");
+        assert_eq!((p.exemplars[0].trace_id.as_slice(), p.exemplars[0].span_id.as_slice()), (&[7u8; 16][..], &[8u8; 8][..]));
+        assert_eq!(p.exemplars[0].value, Some(metrics::exemplar::Value::AsDouble(0.003)));
         let attrs: Vec<&str> =
             rm.resource.as_ref().unwrap().attributes.iter().map(|a| a.key.as_str()).collect();
         assert_eq!(

@@ -128,8 +128,9 @@ enum ProbeSiteArg {
 fn inspect(path: &PathBuf, json: bool) -> anyhow::Result<()> {
     let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let cache = object::ReadCache::new(file);
-    let request =
-        Request { functions: probe_table::INSPECTED_FUNCTIONS, fields: probe_table::INSPECTED_FIELDS };
+    let inspected_fields: Vec<_> =
+        probe_table::INSPECTED_FIELDS.iter().chain(probe_table::SDK_FIELDS).copied().collect();
+    let request = Request { functions: probe_table::INSPECTED_FUNCTIONS, fields: &inspected_fields };
     let analysis = analysis::analyse(&cache, &request).with_context(|| path.display().to_string())?;
     if json {
         println!("{}", serde_json::to_string_pretty(&analysis)?);

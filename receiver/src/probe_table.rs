@@ -37,6 +37,10 @@ pub enum Heat {
     /// Diagnostics that fire several times per state change on top of the
     /// sampled probe: deep mode only.
     DeepOnly,
+    /// Trace linkage (span start/end, goroutine creation, GC assists):
+    /// attached for as long as linkage is on, and only then. Linkage also
+    /// keeps the sampled probe attached, since a span's waits must all be seen.
+    Linked,
 }
 
 /// The Go releases a probe applies to: `[since, until)` as (major, minor).
@@ -131,7 +135,68 @@ pub const PROBES: &[ProbeSpec] = &[
         heat: Heat::Cold,
         go: GoRange::ALL,
     },
+    ProbeSpec {
+        id: ProbeId::SpanStart,
+        name: "span_start",
+        symbol: SDK_NEW_RECORDING_SPAN,
+        site: Site::Returns,
+        program: names::PROG_SPAN_START,
+        need: Need::Optional,
+        heat: Heat::Linked,
+        go: GoRange::ALL,
+    },
+    ProbeSpec {
+        id: ProbeId::SpanEnd,
+        name: "span_end",
+        symbol: SDK_SPAN_END,
+        site: Site::AfterEntry,
+        program: names::PROG_SPAN_END,
+        need: Need::Optional,
+        heat: Heat::Linked,
+        go: GoRange::ALL,
+    },
+    ProbeSpec {
+        id: ProbeId::Newproc,
+        name: "newproc",
+        symbol: "runtime.newproc1",
+        site: Site::Returns,
+        program: names::PROG_NEWPROC,
+        need: Need::Optional,
+        heat: Heat::Linked,
+        go: GoRange::ALL,
+    },
+    ProbeSpec {
+        id: ProbeId::AssistStart,
+        name: "assist_start",
+        symbol: "runtime.gcAssistAlloc",
+        site: Site::AfterEntry,
+        program: names::PROG_ASSIST_START,
+        need: Need::Optional,
+        heat: Heat::Linked,
+        go: GoRange::ALL,
+    },
+    ProbeSpec {
+        id: ProbeId::AssistEnd,
+        name: "assist_end",
+        symbol: "runtime.gcAssistAlloc",
+        site: Site::Returns,
+        program: names::PROG_ASSIST_END,
+        need: Need::Optional,
+        heat: Heat::Linked,
+        go: GoRange::ALL,
+    },
 ];
+
+/// The OpenTelemetry Go SDK function that builds every sampled span; its
+/// RET hands the new `*recordingSpan` over, on the goroutine starting it.
+pub const SDK_NEW_RECORDING_SPAN: &str = "go.opentelemetry.io/otel/sdk/trace.(*tracer).newRecordingSpan";
+
+/// The SDK's span End (the recording span's; non-recording spans are not
+/// exported, so nothing joins them).
+pub const SDK_SPAN_END: &str = "go.opentelemetry.io/otel/sdk/trace.(*recordingSpan).End";
+
+/// The SDK module whose version keys the span offsets table.
+pub const SDK_MODULE: &str = "go.opentelemetry.io/otel/sdk";
 
 /// What each optional probe feeds, for the warning when it is missing.
 pub fn feeds(id: ProbeId) -> &'static str {
@@ -141,6 +206,9 @@ pub fn feeds(id: ProbeId) -> &'static str {
         ProbeId::StopTheWorld | ProbeId::StartTheWorldReturn | ProbeId::StartTheWorldArgs => {
             "go.memory.gc.pause.duration and GC cycles"
         }
+        ProbeId::SpanStart | ProbeId::SpanEnd => "trace linkage",
+        ProbeId::Newproc => "span inheritance by new goroutines",
+        ProbeId::AssistStart | ProbeId::AssistEnd => "GC assist time per span",
     }
 }
 
@@ -150,10 +218,23 @@ pub const WAITREASON: FieldRef = FieldRef { type_name: "runtime.g", field: "wait
 
 pub const ATOMICSTATUS: FieldRef = FieldRef { type_name: "runtime.g", field: "atomicstatus" };
 
+pub const PARENT_GOID: FieldRef = FieldRef { type_name: "runtime.g", field: "parentGoid" };
+
+/// Where the SDK span keeps its `trace.SpanContext` (trace id: 16 bytes at
+/// +0, span id: 8 bytes at +16, the layout of go.opentelemetry.io/otel/trace
+/// since v1.0).
+pub const SPAN_CONTEXT: FieldRef =
+    FieldRef { type_name: "go.opentelemetry.io/otel/sdk/trace.recordingSpan", field: "spanContext" };
+
 /// Struct fields the probes (and the goroutine census) read, with whether
 /// they are required.
-pub const FIELDS: &[(FieldRef, Need)] =
-    &[(GOID, Need::Required), (WAITREASON, Need::Optional), (ATOMICSTATUS, Need::Optional)];
+pub const FIELDS: &[(FieldRef, Need)] = &[
+    (GOID, Need::Required),
+    (WAITREASON, Need::Optional),
+    (ATOMICSTATUS, Need::Optional),
+    (PARENT_GOID, Need::Optional),
+    (SPAN_CONTEXT, Need::Optional),
+];
 
 /// The runtime's list of every goroutine, read by the live-goroutine census.
 pub const ALLGS: &str = "runtime.allgs";
@@ -178,6 +259,9 @@ pub const INSPECTED_FUNCTIONS: &[&str] = &[
     "runtime.startTheWorldGC",
     "runtime.stopTheWorldWithSema",
     "runtime.startTheWorldWithSema",
+    "runtime.gcAssistAlloc",
+    SDK_NEW_RECORDING_SPAN,
+    SDK_SPAN_END,
 ];
 
 const fn field(type_name: &'static str, field: &'static str) -> FieldRef {
@@ -210,6 +294,10 @@ pub const INSPECTED_FIELDS: &[FieldRef] = &[
     field("runtime.moduledata", "text"),
     field("runtime.moduledata", "gofunc"),
 ];
+
+/// Fields of the OpenTelemetry Go SDK `gort inspect` reports and the SDK
+/// offsets table covers (keyed by SDK release, not Go release).
+pub const SDK_FIELDS: &[FieldRef] = &[SPAN_CONTEXT];
 
 pub fn symbols() -> Vec<&'static str> {
     PROBES.iter().map(|p| p.symbol).collect()

@@ -21,9 +21,10 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::{
     analysis::{self, Analysis, AnalysisError, Function, Request},
-    bpf::{Attachment, BpfError, Probes},
+    bpf::{Attachment, BpfError, Probes, SpanRecord},
     export,
     goroutines::{self, Census},
+    linkage::{self, Account, LinkCounts},
     pipeline::{self, Payload},
     probe_table::{self, Heat, Need, PROBES, ProbeSpec, Site},
     stats::{RuntimeCounts, TimeHistogram},
@@ -36,6 +37,9 @@ const LIVENESS_POLL: Duration = Duration::from_millis(100);
 /// without waking us, so this bounds how long an event waits; 256 KiB hold
 /// 8192 events, i.e. ~80k events/s before any is lost.
 const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
+/// With trace linkage, spans wait in the pipeline for their probe data, so
+/// the span ring buffer is read more often.
+const LINKED_DRAIN_INTERVAL: Duration = Duration::from_millis(25);
 /// Most events taken per drain, so a flood cannot stall the loop.
 const DRAIN_MAX: usize = 16_384;
 /// Recent notable events kept per target for the summary.
@@ -185,7 +189,25 @@ pub struct TargetSummary {
     /// Live goroutines at the end, by "state" or "waiting/<category>".
     pub live_goroutines: BTreeMap<String, u64>,
     pub notable: NotableSummary,
+    /// Trace linkage, when it was on for this target.
+    pub linkage: Option<LinkageSummary>,
     pub exited: bool,
+}
+
+/// What trace linkage did for one target.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LinkageSummary {
+    /// Offset of the SDK span's span context, and where it came from.
+    pub span_context_offset: u64,
+    pub offset_source: analysis::OffsetSource,
+    /// Span ends and stalls read from the kernel.
+    pub span_ends: u64,
+    pub stalls: u64,
+    /// Span records the kernel had no room for, and records not decodable.
+    pub records_lost: u64,
+    pub undecodable: u64,
+    /// The pipeline's join books (all targets) at the end.
+    pub counts: LinkCounts,
 }
 
 /// One notable event as reported.
@@ -286,6 +308,11 @@ struct Session {
     lost_baseline: u64,
     notable: NotableSummary,
     started: SystemTime,
+    /// Trace linkage for this target, when its SDK was found and linkage is on.
+    linkage: Option<LinkageSummary>,
+    span_lost_baseline: u64,
+    /// The pipeline's linkage, shared with the receivers.
+    forward: Option<Arc<pipeline::Shared>>,
 }
 
 /// Reads the in-kernel runtime aggregates; `wait_names` names the wait
@@ -361,18 +388,47 @@ impl Session {
                 analysis.go_version
             );
         }
+        let linkage_settings =
+            options.forward.as_ref().and_then(|f| f.linkage.as_ref()).map(|l| l.lock().settings());
+        let linkage = linkage_settings.and_then(|_| linkage_offsets(&exe, &analysis));
+        let mut wait_slot = [0u8; 64];
+        for (n, slot) in wait_slot.iter_mut().enumerate() {
+            let name = crate::wait_reasons::name(wait_names, n as u32);
+            *slot = linkage::wait_slot(crate::wait_reasons::category(&name));
+        }
         let config = TargetConfig {
             goid_offset: u32::try_from(goid_offset).unwrap_or(u32::MAX),
             waitreason_offset,
             stall_threshold_ns,
             window_start_ns: 0,
             window_ns: 0,
+            parent_goid_offset: match (&linkage, analysis.fields.get(&probe_table::PARENT_GOID)) {
+                (Some(_), Some(f)) => u32::try_from(f.offset).unwrap_or(NO_OFFSET),
+                _ => NO_OFFSET,
+            },
+            span_context_offset: linkage
+                .as_ref()
+                .map_or(NO_OFFSET, |l| u32::try_from(l.span_context_offset).unwrap_or(NO_OFFSET)),
+            wait_slot,
+            span_stall_threshold_ns: linkage_settings.map_or(u64::MAX, |s| duration_ns(s.stall_threshold)),
+        };
+        // Every wait of a span must be seen: linkage keeps the hot probe on.
+        let sampling = match &linkage {
+            Some(_) if !options.sampling.is_continuous() => {
+                log::info!(
+                    "{}: trace linkage on: goroutine state changes are probed continuously (sampling off)",
+                    exe.display()
+                );
+                Sampling { window: options.sampling.period, period: options.sampling.period }
+            }
+            _ => options.sampling,
         };
         // Events left from an earlier target are not this one's.
         let _ = probes.drain_events(usize::MAX);
         probes.add_target(process.pid, config)?;
         let mut planned = Vec::new();
-        for spec in PROBES.iter().filter(|p| p.go.contains(analysis.go_version)) {
+        let wanted = |p: &&ProbeSpec| p.go.contains(analysis.go_version) && (p.heat != Heat::Linked || linkage.is_some());
+        for spec in PROBES.iter().filter(wanted) {
             let Some(function) = analysis.functions.get(spec.symbol) else {
                 log::warn!(
                     "{}: {} not found; {} disabled",
@@ -401,7 +457,7 @@ impl Session {
             goid_offset,
             planned,
             config,
-            sampling: options.sampling,
+            sampling,
             phase: Phase::Continuous,
             factor: 1.0,
             baseline: hit_counts(probes)?,
@@ -416,6 +472,9 @@ impl Session {
             lost_baseline: probes.counter(CounterId::EventsLost)?,
             notable: NotableSummary { stall_threshold_ns, ..NotableSummary::default() },
             started: SystemTime::now(),
+            span_lost_baseline: probes.counter(CounterId::SpanEventsLost)?,
+            linkage,
+            forward: options.forward.clone(),
         };
         // Every probe is attached once now, so that a site the kernel refuses
         // fails at start-up rather than in the first sampling window.
@@ -429,6 +488,9 @@ impl Session {
         }
         // A first census now: a short-lived target may be gone by the first report.
         session.take_census();
+        if let Some(l) = session.linker() {
+            l.lock().set_linked(true);
+        }
         Ok(session)
     }
 
@@ -620,16 +682,86 @@ impl Session {
                     Heat::Cold => "always",
                     Heat::Sampled => "sampled",
                     Heat::DeepOnly => "deep mode",
+                    Heat::Linked => "trace linkage",
                 }
             ));
         }
         out.push_str(&format!("gort:   mode: {}\n", self.mode()));
+        if let Some(l) = &self.linkage {
+            out.push_str(&format!(
+                "gort:   trace linkage: OpenTelemetry Go SDK span context at offset {} ({:?})\n",
+                l.span_context_offset, l.offset_source
+            ));
+        }
         out
+    }
+
+    fn linker(&self) -> Option<&pipeline::Linkage> {
+        self.linkage.as_ref()?;
+        self.forward.as_ref()?.linkage.as_ref()
+    }
+
+    /// Hands this target's span records (and GC pauses) to the pipeline's join.
+    fn drain_spans(&mut self, probes: &mut Probes, pauses: &[(u64, u64)]) -> Result<(), RunError> {
+        let Some(summary) = self.linkage.as_mut() else { return Ok(()) };
+        let (records, undecodable) = probes.drain_span_records(DRAIN_MAX);
+        summary.undecodable += undecodable;
+        summary.records_lost =
+            probes.counter(CounterId::SpanEventsLost)?.saturating_sub(self.span_lost_baseline);
+        let Some(linkage) = self.forward.as_ref().and_then(|f| f.linkage.as_ref()) else { return Ok(()) };
+        let pid = self.process.pid;
+        let offset = crate::bpf::realtime_offset_ns();
+        let names = self.wait_names;
+        let namer = |n: u32| {
+            let name = crate::wait_reasons::name(names, n);
+            let category = crate::wait_reasons::category(&name);
+            (name, category)
+        };
+        let now = Instant::now();
+        let mut linker = linkage.lock();
+        for &(s, e) in pauses {
+            linker.add_pause(linkage::mono_to_unix(s, offset), linkage::mono_to_unix(e, offset));
+        }
+        let arrived = !records.is_empty();
+        for record in records {
+            match record {
+                SpanRecord::End(end) if end.tgid == pid => {
+                    summary.span_ends += 1;
+                    let ids = (end.trace_id, end.span_id.to_le_bytes());
+                    linker.add_account(pid, ids, Account::from_end(&end, offset, &namer), now);
+                }
+                SpanRecord::Stall(stall) if stall.tgid == pid => {
+                    summary.stalls += 1;
+                    match linkage::stall_from_record(&stall, offset, &namer) {
+                        Some(s) => linker.add_stall(pid, stall.span_id.to_le_bytes(), s),
+                        None => summary.undecodable += 1,
+                    }
+                }
+                _ => {}
+            }
+        }
+        summary.counts = linker.counts();
+        drop(linker);
+        if arrived {
+            linkage.arrived.notify_one();
+        }
+        Ok(())
+    }
+
+    /// How often the ring buffers are read.
+    fn drain_interval(&self) -> Duration {
+        if self.linkage.is_some() { LINKED_DRAIN_INTERVAL } else { DRAIN_INTERVAL }
     }
 
     /// Takes this target's notable events out of the ring buffer.
     fn drain(&mut self, probes: &mut Probes) -> Result<(), RunError> {
         let (events, undecodable) = probes.drain_events(DRAIN_MAX);
+        let pauses: Vec<(u64, u64)> = events
+            .iter()
+            .filter(|e| e.tgid == self.process.pid && e.kind == event_kind::GC_PAUSE)
+            .map(|e| (e.start_ns, e.end_ns))
+            .collect();
+        self.drain_spans(probes, &pauses)?;
         let n = &mut self.notable;
         n.undecodable += undecodable;
         for e in events.iter().filter(|e| e.tgid == self.process.pid) {
@@ -710,11 +842,15 @@ impl Session {
             sampling: self.sampling_summary.clone(),
             live_goroutines: self.last_live.iter().flatten().map(|(k, v)| (live_key(*k), *v)).collect(),
             notable: self.notable.clone(),
+            linkage: self.linkage.clone(),
             exited,
         })
     }
 
     fn detach(mut self, probes: &mut Probes) {
+        if let Some(l) = self.linker() {
+            l.lock().set_linked(false);
+        }
         if let Err(e) = self.set_attached(probes, |_| true, false) {
             log::warn!("pid {}: detaching: {e}", self.process.pid);
         }
@@ -722,6 +858,47 @@ impl Session {
             log::warn!("forgetting pid {}: {e}", self.process.pid);
         }
     }
+}
+
+/// The SDK span offsets for trace linkage, or None with a warning saying why
+/// linkage is off for this target.
+fn linkage_offsets(exe: &std::path::Path, analysis: &Analysis) -> Option<LinkageSummary> {
+    let exe = exe.display();
+    let sdk = analysis.build.deps.iter().find(|m| m.path == probe_table::SDK_MODULE);
+    let Some(sdk) = sdk else {
+        log::info!("{exe}: no OpenTelemetry Go SDK ({}) in the build: trace linkage off", probe_table::SDK_MODULE);
+        return None;
+    };
+    for symbol in [probe_table::SDK_NEW_RECORDING_SPAN, probe_table::SDK_SPAN_END] {
+        if !analysis.functions.contains_key(symbol) {
+            let why = analysis
+                .inlined_only
+                .get(symbol)
+                .map_or("not in the binary".to_owned(), |c| format!("inlined into {}", c.join(", ")));
+            log::warn!("{exe}: SDK {}: {symbol} {why}: trace linkage off", sdk.version);
+            return None;
+        }
+    }
+    let Some(field) = analysis.fields.get(&probe_table::SPAN_CONTEXT) else {
+        log::warn!(
+            "{exe}: SDK {}: the span context offset is unknown ({}): trace linkage off",
+            sdk.version,
+            if analysis.warnings.is_empty() { "no DWARF".to_owned() } else { analysis.warnings.join("; ") }
+        );
+        return None;
+    };
+    if !analysis.fields.contains_key(&probe_table::PARENT_GOID) {
+        log::warn!("{exe}: runtime.g.parentGoid offset unknown: goroutines will not inherit their creator's span");
+    }
+    Some(LinkageSummary {
+        span_context_offset: field.offset,
+        offset_source: field.source,
+        span_ends: 0,
+        stalls: 0,
+        records_lost: 0,
+        undecodable: 0,
+        counts: LinkCounts::default(),
+    })
 }
 
 fn live_key((state, category): (&str, &str)) -> String {
@@ -796,12 +973,15 @@ impl Outputs {
         if self.otlp.is_none() && self.forward.is_none() {
             return Ok(());
         }
+        // Exemplars gathered since the last report go out once.
+        let exemplars = session.linker().map(|l| l.lock().take_exemplars()).unwrap_or_default();
         let request = export::metrics_request(
             &export::ResourceFacts::new(&session.process, &session.analysis, service),
             &session.probe_hits(snap),
             &snap.runtime,
             snap.sampling_ratio,
             snap.live.as_ref(),
+            &exemplars,
             unix_nanos(session.started),
             unix_nanos(SystemTime::now()),
         );
@@ -943,9 +1123,10 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
         let reason = loop {
             // Wake for the next window edge too, so windows last what the
             // probes were told (the estimate's scale depends on it).
+            let drain_every = session.drain_interval();
             let step = session
                 .next_change()
-                .map_or(DRAIN_INTERVAL, |t| t.saturating_duration_since(Instant::now()).min(DRAIN_INTERVAL));
+                .map_or(drain_every, |t| t.saturating_duration_since(Instant::now()).min(drain_every));
             match wait(&mut signals, Some(&session.process), step, deadline).await {
                 None => {
                     session.tick(&mut probes)?;

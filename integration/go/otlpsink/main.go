@@ -30,6 +30,37 @@ type item struct {
 	Attrs   []string `json:"attrs,omitempty"`
 	Body    string   `json:"body,omitempty"`
 	Metric  string   `json:"metric,omitempty"`
+	// Spans: what trace-linkage tests compare.
+	Name   string         `json:"name,omitempty"`
+	Scope  string         `json:"scope,omitempty"`
+	Parent string         `json:"parent,omitempty"`
+	Start  uint64         `json:"start,omitempty"`
+	End    uint64         `json:"end,omitempty"`
+	Values map[string]any `json:"values,omitempty"`
+	// Histogram points: their exemplars.
+	Exemplars []exemplar `json:"exemplars,omitempty"`
+}
+
+type exemplar struct {
+	ID    string  `json:"id"`
+	Value float64 `json:"value"`
+}
+
+func values(kvs []*common.KeyValue) map[string]any {
+	out := map[string]any{}
+	for _, kv := range kvs {
+		switch v := kv.GetValue().GetValue().(type) {
+		case *common.AnyValue_StringValue:
+			out[kv.Key] = v.StringValue
+		case *common.AnyValue_IntValue:
+			out[kv.Key] = v.IntValue
+		case *common.AnyValue_DoubleValue:
+			out[kv.Key] = v.DoubleValue
+		case *common.AnyValue_BoolValue:
+			out[kv.Key] = v.BoolValue
+		}
+	}
+	return out
 }
 
 type sink struct {
@@ -72,7 +103,12 @@ func (s *sink) Export(ctx context.Context, r *coltrace.ExportTraceServiceRequest
 	for _, rs := range r.ResourceSpans {
 		for _, ss := range rs.ScopeSpans {
 			for _, sp := range ss.Spans {
-				items = append(items, item{Kind: "span", Service: service(rs.Resource), ID: hex.EncodeToString(sp.TraceId) + "/" + hex.EncodeToString(sp.SpanId), Attrs: keys(sp.Attributes)})
+				it := item{Kind: "span", Service: service(rs.Resource), ID: hex.EncodeToString(sp.TraceId) + "/" + hex.EncodeToString(sp.SpanId), Attrs: keys(sp.Attributes),
+					Name: sp.Name, Scope: ss.GetScope().GetName(), Start: sp.StartTimeUnixNano, End: sp.EndTimeUnixNano, Values: values(sp.Attributes)}
+				if len(sp.ParentSpanId) > 0 {
+					it.Parent = hex.EncodeToString(sp.TraceId) + "/" + hex.EncodeToString(sp.ParentSpanId)
+				}
+				items = append(items, it)
 			}
 		}
 	}
@@ -87,7 +123,14 @@ func (s metricsSink) Export(ctx context.Context, r *colmetrics.ExportMetricsServ
 	for _, rm := range r.ResourceMetrics {
 		for _, sm := range rm.ScopeMetrics {
 			for _, m := range sm.Metrics {
-				n := len(m.GetSum().GetDataPoints()) + len(m.GetGauge().GetDataPoints()) + len(m.GetHistogram().GetDataPoints()) + len(m.GetExponentialHistogram().GetDataPoints()) + len(m.GetSummary().GetDataPoints())
+				for _, p := range m.GetHistogram().GetDataPoints() {
+					it := item{Kind: "point", Service: service(rm.Resource), Metric: m.Name, Values: values(p.Attributes)}
+					for _, e := range p.Exemplars {
+						it.Exemplars = append(it.Exemplars, exemplar{hex.EncodeToString(e.TraceId) + "/" + hex.EncodeToString(e.SpanId), e.GetAsDouble()})
+					}
+					items = append(items, it)
+				}
+				n := len(m.GetSum().GetDataPoints()) + len(m.GetGauge().GetDataPoints()) + len(m.GetExponentialHistogram().GetDataPoints()) + len(m.GetSummary().GetDataPoints())
 				for i := 0; i < n; i++ {
 					items = append(items, item{Kind: "point", Service: service(rm.Resource), Metric: m.Name})
 				}

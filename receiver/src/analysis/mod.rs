@@ -247,7 +247,7 @@ pub fn analyse<'data, R: ReadRef<'data>>(data: R, request: &Request<'_>) -> Resu
     };
     let mut fields = fields;
     let mut warnings = Vec::new();
-    if request.fields.iter().any(|f| !fields.contains_key(f)) {
+    if request.fields.iter().any(|f| f.type_name.starts_with("runtime.") && !fields.contains_key(f)) {
         match crate::offsets::embedded().lookup(go_version, arch) {
             Ok(m) => {
                 warnings.extend(m.warning);
@@ -258,6 +258,25 @@ pub fn analyse<'data, R: ReadRef<'data>>(data: R, request: &Request<'_>) -> Resu
                 }
             }
             Err(e) => warnings.push(format!("struct offsets: {e}")),
+        }
+    }
+    let sdk_wanted: Vec<&FieldRef> = request
+        .fields
+        .iter()
+        .filter(|f| f.type_name.starts_with("go.opentelemetry.io/") && !fields.contains_key(f))
+        .collect();
+    let sdk = build.deps.iter().find(|m| m.path == crate::probe_table::SDK_MODULE);
+    if let (false, Some(sdk)) = (sdk_wanted.is_empty(), sdk) {
+        match crate::sdk_offsets::embedded().lookup(&sdk.version, arch) {
+            Ok((layout, warning)) => {
+                warnings.extend(warning);
+                for f in sdk_wanted {
+                    if let Some(&offset) = layout.offsets.get(&f.to_string()) {
+                        fields.insert(*f, FieldOffset { offset, source: OffsetSource::Table });
+                    }
+                }
+            }
+            Err(e) => warnings.push(format!("SDK struct offsets: {e}")),
         }
     }
     let missing_fields = request.fields.iter().filter(|f| !fields.contains_key(f)).copied().collect();

@@ -29,7 +29,7 @@ use gort_proto::{
 };
 use thiserror::Error;
 
-use crate::config::Config;
+use crate::{config::Config, linkage::Linker};
 
 #[derive(Debug, Error)]
 pub enum PipelineError {
@@ -223,6 +223,49 @@ pub struct Shared {
     pub counters: Counters,
     /// False once shutdown begins: health turns unready, receivers refuse.
     pub ready: AtomicBool,
+    /// Trace linkage, when configured: spans wait there for their runtime
+    /// accounting before they enter the queue.
+    pub linkage: Option<Linkage>,
+}
+
+/// The linkage state the run loop feeds and the pipeline drains.
+pub struct Linkage {
+    state: std::sync::Mutex<Linker>,
+    /// Woken when probe data arrives, so held spans go on without waiting
+    /// for the next tick.
+    pub arrived: tokio::sync::Notify,
+}
+
+impl Linkage {
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Linker> {
+        // Linker methods leave it consistent at every return, so a panic
+        // elsewhere while holding the lock cannot corrupt it.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// How often held spans are looked at (besides when probe data arrives).
+const LINKAGE_TICK: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Moves held export requests into the queue when their data has arrived or
+/// their hold is over; at stop, everything held at once.
+async fn run_linkage(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let Some(linkage) = &shared.linkage else { return };
+    loop {
+        let stopping = *stop.borrow();
+        let released = linkage.lock().release(std::time::Instant::now(), stopping);
+        for (request, items) in released {
+            shared.queue.push_reserved(Payload::Traces(request), items);
+        }
+        if stopping {
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(LINKAGE_TICK) => {}
+            () = linkage.arrived.notified() => {}
+            _ = stop.changed() => {}
+        }
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -237,6 +280,10 @@ impl Shared {
             queue: queue::Queue::new(config.exporter.queue_items),
             counters: Counters::default(),
             ready: AtomicBool::new(true),
+            linkage: config.linkage.map(|settings| Linkage {
+                state: std::sync::Mutex::new(Linker::new(settings)),
+                arrived: tokio::sync::Notify::new(),
+            }),
         })
     }
 
@@ -248,6 +295,24 @@ impl Shared {
             self.counters.refused(signal, items);
             return false;
         }
+        let payload = match (payload, &self.linkage) {
+            (Payload::Traces(request), Some(linkage)) => {
+                let mut linker = linkage.lock();
+                if linker.is_linked() {
+                    // Room is taken in the queue now, so backpressure and the
+                    // books are those of a queued request.
+                    if self.queue.reserve(items).is_err() {
+                        self.counters.refused(signal, items);
+                        return false;
+                    }
+                    self.counters.accepted(signal, items);
+                    linker.hold(request, items, std::time::Instant::now());
+                    return true;
+                }
+                Payload::Traces(request)
+            }
+            (payload, _) => payload,
+        };
         match self.queue.push(payload, items) {
             Ok(()) => {
                 self.counters.accepted(signal, items);
@@ -291,6 +356,9 @@ impl Pipeline {
             }
             None => None,
         };
+        if shared.linkage.is_some() {
+            tasks.push(tokio::spawn(run_linkage(shared.clone(), stopped.clone())));
+        }
         let forwarder = forward::Forwarder::new(&config.exporter, shared.clone())?;
         let forwarder = tokio::spawn(forwarder.run(stopped));
         Ok(Self {

@@ -78,6 +78,24 @@ impl Queue {
         Ok(())
     }
 
+    /// Takes room for `items` to be pushed later with `push_reserved`
+    /// (trace linkage holds spans before they enter the queue).
+    pub fn reserve(&self, items: u64) -> Result<(), Full> {
+        let _waiting = self.lock();
+        let held = self.held.load(Ordering::Relaxed);
+        if items > 0 && held + items > self.capacity {
+            return Err(Full);
+        }
+        self.held.fetch_add(items, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Queues a request whose room `reserve` took.
+    pub fn push_reserved(&self, payload: Payload, items: u64) {
+        self.lock().push_back(Entry { payload, items, enqueued: Instant::now() });
+        self.pushed.notify_one();
+    }
+
     /// Items waiting or in flight.
     pub fn held(&self) -> u64 {
         self.held.load(Ordering::Relaxed)
