@@ -613,7 +613,8 @@ pub fn gort_newproc(ctx: ProbeContext) -> u32 {
         return 0;
     };
     // SAFETY: copied out at once.
-    if let Some(span_id) = unsafe { ACTIVE_SPAN.get(&GoroutineKey { tgid, _pad: 0, goid: parent }) }.copied() {
+    if let Some(span_id) = unsafe { ACTIVE_SPAN.get(&GoroutineKey { tgid, _pad: 0, goid: parent }) }.copied()
+    {
         let _ = ACTIVE_SPAN.insert(&GoroutineKey { tgid, _pad: 0, goid }, &span_id, 0);
     }
     0

@@ -32,7 +32,10 @@ fn main() -> anyhow::Result<()> {
             .clone();
         let offsets: BTreeMap<String, u64> =
             a.fields.iter().map(|(f, o)| (f.to_string(), o.offset)).collect();
-        anyhow::ensure!(offsets.len() == probe_table::SDK_FIELDS.len(), "{path}: fields missing: {offsets:?}");
+        anyhow::ensure!(
+            offsets.len() == probe_table::SDK_FIELDS.len(),
+            "{path}: fields missing: {offsets:?}"
+        );
         eprintln!("{path}: SDK {sdk} {:?}: {offsets:?}", a.arch);
         layouts.push(SdkLayout { sdk, arch: a.arch, offsets });
     }

@@ -13,8 +13,8 @@ use aya::{
     },
 };
 use gort_common::{
-    CounterId, Event, GoroutineKey, HistogramId, ProbeId, SpanEnd, SpanStall, TargetConfig, names, span_record,
-    time_hist,
+    CounterId, Event, GoroutineKey, HistogramId, ProbeId, SpanEnd, SpanStall, TargetConfig, names,
+    span_record, time_hist,
 };
 use thiserror::Error;
 
@@ -68,7 +68,9 @@ pub struct Probes {
     span_events: RingBuf<MapData>,
 }
 
-/// A record of the span ring buffer.
+/// A record of the span ring buffer. Unboxed on purpose: records are
+/// drained into a Vec and consumed at once, and most are span ends.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SpanRecord {
     End(SpanEnd),
@@ -302,7 +304,7 @@ pub fn realtime_offset_ns() -> i64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: as in monotonic_ns; CLOCK_REALTIME always exists.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    let real = (ts.tv_sec as i64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as i64);
+    let real = ts.tv_sec.wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec);
     real.wrapping_sub(monotonic_ns() as i64)
 }
 
@@ -342,7 +344,16 @@ mod tests {
 
     #[test]
     fn span_records_decode_by_kind_and_size() {
-        let stall = SpanStall { kind: span_record::PARKED, tgid: 9, span_id: 5, goid: 3, start_ns: 10, end_ns: 30, reason: 21, _pad: 0 };
+        let stall = SpanStall {
+            kind: span_record::PARKED,
+            tgid: 9,
+            span_id: 5,
+            goid: 3,
+            start_ns: 10,
+            end_ns: 30,
+            reason: 21,
+            _pad: 0,
+        };
         let mut bytes = Vec::new();
         for v in [stall.kind, stall.tgid] {
             bytes.extend(v.to_le_bytes());

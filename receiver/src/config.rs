@@ -415,7 +415,11 @@ impl RawConfig {
             }
             Some(crate::linkage::Settings {
                 hold: duration("linkage.hold", l.hold.as_deref(), DEFAULT_LINKAGE_HOLD)?,
-                account_ttl: duration("linkage.account_ttl", l.account_ttl.as_deref(), DEFAULT_LINKAGE_ACCOUNT_TTL)?,
+                account_ttl: duration(
+                    "linkage.account_ttl",
+                    l.account_ttl.as_deref(),
+                    DEFAULT_LINKAGE_ACCOUNT_TTL,
+                )?,
                 max_accounts: usize::try_from(max_accounts).unwrap_or(usize::MAX),
                 stall_threshold: duration(
                     "linkage.stall_threshold",

@@ -330,7 +330,16 @@ mod tests {
         let mut exemplars = Exemplars::default();
         let e = Exemplar { value_ns: 3_000_000, time_unix_ns: 150, trace_id: [7; 16], span_id: [8; 8] };
         exemplars.offer(ExemplarFor::Schedule, e);
-        let req = metrics_request(&facts, &[("execute", 10), ("ready", 4)], &runtime, 0.05, None, &exemplars, 100, 200);
+        let req = metrics_request(
+            &facts,
+            &[("execute", 10), ("ready", 4)],
+            &runtime,
+            0.05,
+            None,
+            &exemplars,
+            100,
+            200,
+        );
         let rm = &req.resource_metrics[0];
         let metrics = &rm.scope_metrics[0].metrics;
         let by_name = |n: &str| metrics.iter().find(|m| m.name == n).unwrap_or_else(|| panic!("no {n}"));
@@ -345,7 +354,10 @@ mod tests {
         assert_eq!(p.bucket_counts.iter().sum::<u64>(), 3);
         assert!(p.attributes.is_empty(), "no per-goroutine or per-trace attributes on histograms");
         assert_eq!(p.exemplars.len(), 1, "the trace goes in an exemplar");
-        assert_eq!((p.exemplars[0].trace_id.as_slice(), p.exemplars[0].span_id.as_slice()), (&[7u8; 16][..], &[8u8; 8][..]));
+        assert_eq!(
+            (p.exemplars[0].trace_id.as_slice(), p.exemplars[0].span_id.as_slice()),
+            (&[7u8; 16][..], &[8u8; 8][..])
+        );
         assert_eq!(p.exemplars[0].value, Some(metrics::exemplar::Value::AsDouble(0.003)));
         let attrs: Vec<&str> =
             rm.resource.as_ref().unwrap().attributes.iter().map(|a| a.key.as_str()).collect();

@@ -427,7 +427,8 @@ impl Linker {
                     self.counts.enriched += 1;
                     let pauses = self.pauses_within(span.start_time_unix_nano, span.end_time_unix_nano);
                     self.offer_exemplars(ids, &account, &pauses);
-                    let threshold = u64::try_from(self.settings.stall_threshold.as_nanos()).unwrap_or(u64::MAX);
+                    let threshold =
+                        u64::try_from(self.settings.stall_threshold.as_nanos()).unwrap_or(u64::MAX);
                     let mut stalls = account.stalls.clone();
                     stalls.extend(pauses.iter().filter(|(s, e)| e - s >= threshold).map(|&(s, e)| Stall {
                         kind: StallKind::StopTheWorld,
@@ -532,7 +533,8 @@ fn annotate(span: &mut Span, a: &Account, stalls: usize) {
 /// stall's own bounds, so a request sent twice carries the same children.
 fn child_span(parent: &Span, stall: &Stall, n: usize) -> Span {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in parent.span_id.iter().chain(&stall.start_unix_ns.to_le_bytes()).chain(&(n as u64).to_le_bytes()) {
+    for b in parent.span_id.iter().chain(&stall.start_unix_ns.to_le_bytes()).chain(&(n as u64).to_le_bytes())
+    {
         h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
     }
     let span_id = if h == 0 { 1u64 } else { h }.to_be_bytes().to_vec();
@@ -643,7 +645,10 @@ mod tests {
         assert_eq!(children.len(), 1, "span 2 did not stall: no child");
         assert_eq!(children[0].parent_span_id, vec![1; 8]);
         assert_eq!(children[0].trace_id, vec![1; 16]);
-        assert_eq!((children[0].start_time_unix_nano, children[0].end_time_unix_nano), (1_010 * MS, 1_030 * MS));
+        assert_eq!(
+            (children[0].start_time_unix_nano, children[0].end_time_unix_nano),
+            (1_010 * MS, 1_030 * MS)
+        );
         assert!(children[0].name.starts_with("sync.Mutex.Lock 20.0 ms"), "{}", children[0].name);
         assert_eq!(l.counts().enriched, 2);
         assert_eq!(l.counts().stall_spans, 1);
@@ -684,12 +689,17 @@ mod tests {
     fn stalls_before_their_span_end_join_it_and_pauses_become_children_and_exemplars() {
         let mut l = Linker::new(settings());
         let t0 = Instant::now();
-        let stall = Stall { kind: StallKind::Runnable, goid: 3, start_unix_ns: 1_002 * MS, end_unix_ns: 1_014 * MS };
+        let stall =
+            Stall { kind: StallKind::Runnable, goid: 3, start_unix_ns: 1_002 * MS, end_unix_ns: 1_014 * MS };
         l.add_stall(1, [5; 8], stall.clone());
         l.add_pause(1_020 * MS, 1_023 * MS);
         l.add_pause(5_000 * MS, 5_001 * MS);
-        let account =
-            Account { start_seen: true, max_runnable: Some((12 * MS, 1_014 * MS)), runnable_ns: 12 * MS, ..Default::default() };
+        let account = Account {
+            start_seen: true,
+            max_runnable: Some((12 * MS, 1_014 * MS)),
+            runnable_ns: 12 * MS,
+            ..Default::default()
+        };
         l.add_account(1, ids(5), account, t0);
         l.hold(request(vec![span(5, 1_000 * MS, 1_030 * MS)]), 1, t0);
         let out = l.release(t0, false);

@@ -427,7 +427,9 @@ impl Session {
         let _ = probes.drain_events(usize::MAX);
         probes.add_target(process.pid, config)?;
         let mut planned = Vec::new();
-        let wanted = |p: &&ProbeSpec| p.go.contains(analysis.go_version) && (p.heat != Heat::Linked || linkage.is_some());
+        let wanted = |p: &&ProbeSpec| {
+            p.go.contains(analysis.go_version) && (p.heat != Heat::Linked || linkage.is_some())
+        };
         for spec in PROBES.iter().filter(wanted) {
             let Some(function) = analysis.functions.get(spec.symbol) else {
                 log::warn!(
@@ -866,7 +868,10 @@ fn linkage_offsets(exe: &std::path::Path, analysis: &Analysis) -> Option<Linkage
     let exe = exe.display();
     let sdk = analysis.build.deps.iter().find(|m| m.path == probe_table::SDK_MODULE);
     let Some(sdk) = sdk else {
-        log::info!("{exe}: no OpenTelemetry Go SDK ({}) in the build: trace linkage off", probe_table::SDK_MODULE);
+        log::info!(
+            "{exe}: no OpenTelemetry Go SDK ({}) in the build: trace linkage off",
+            probe_table::SDK_MODULE
+        );
         return None;
     };
     for symbol in [probe_table::SDK_NEW_RECORDING_SPAN, probe_table::SDK_SPAN_END] {
@@ -888,7 +893,9 @@ fn linkage_offsets(exe: &std::path::Path, analysis: &Analysis) -> Option<Linkage
         return None;
     };
     if !analysis.fields.contains_key(&probe_table::PARENT_GOID) {
-        log::warn!("{exe}: runtime.g.parentGoid offset unknown: goroutines will not inherit their creator's span");
+        log::warn!(
+            "{exe}: runtime.g.parentGoid offset unknown: goroutines will not inherit their creator's span"
+        );
     }
     Some(LinkageSummary {
         span_context_offset: field.offset,

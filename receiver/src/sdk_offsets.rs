@@ -129,7 +129,10 @@ mod tests {
         assert!(matches!(t.lookup("v1.20.0", Arch::Amd64), Err(SdkTableError::Older { .. })));
         assert!(matches!(t.lookup("garbage", Arch::Amd64), Err(SdkTableError::Version(_))));
         assert!(matches!(t.lookup("v1.32.0", Arch::Arm64), Err(SdkTableError::NoArch(_))));
-        let changed = SdkTable { generated_by: "test".into(), layouts: vec![layout("v1.32.0", 80), layout("v1.33.0", 88)] };
+        let changed = SdkTable {
+            generated_by: "test".into(),
+            layouts: vec![layout("v1.32.0", 80), layout("v1.33.0", 88)],
+        };
         assert!(matches!(changed.lookup("v1.35.0", Arch::Amd64), Err(SdkTableError::NewerChanged { .. })));
     }
 
