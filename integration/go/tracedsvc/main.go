@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -266,6 +267,8 @@ func loadGen() {
 	}
 	defer conn.Close()
 	var sent, failed, stalls atomic.Int64
+	var latMu sync.Mutex
+	var lats []time.Duration
 	deadline := time.Now().Add(*duration)
 	kinds := []string{"runnable", "gc", "mutex"}
 	var wg sync.WaitGroup
@@ -294,16 +297,27 @@ func loadGen() {
 			for time.Now().Before(deadline) {
 				<-tick.C
 				out := new(wrapperspb.StringValue)
+				t0 := time.Now()
 				if err := conn.Invoke(context.Background(), method, wrapperspb.String("plain"), out); err != nil {
 					failed.Add(1)
 				} else {
 					sent.Add(1)
+					latMu.Lock()
+					lats = append(lats, time.Since(t0))
+					latMu.Unlock()
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	fmt.Printf("{\"event\":\"load-done\",\"plain\":%d,\"stalls\":%d,\"failed\":%d}\n", sent.Load(), stalls.Load(), failed.Load())
+	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
+	q := func(f float64) float64 {
+		if len(lats) == 0 {
+			return 0
+		}
+		return float64(lats[int(f*float64(len(lats)-1))].Microseconds()) / 1000
+	}
+	fmt.Printf("{\"event\":\"load-done\",\"plain\":%d,\"stalls\":%d,\"failed\":%d,\"p50_ms\":%.3f,\"p99_ms\":%.3f}\n", sent.Load(), stalls.Load(), failed.Load(), q(0.5), q(0.99))
 }
 
 func main() {

@@ -11,7 +11,9 @@
 //! `gort_receiver_malformed_requests_total`, `gort_receiver_oversize_requests_total`
 //! (over `max_recv_msg_size_mib`), `gort_exporter_tls_reloads_total`,
 //! `gort_queue_items` (waiting or
-//! in flight), `gort_queue_oldest_age_seconds`.
+//! in flight), `gort_queue_oldest_age_seconds`; with trace linkage,
+//! `gort_linkage_*` (spans enriched, unmatched, stall children added, span
+//! accounts expired, late stalls; spans held and accounts waiting now).
 
 use std::{fmt::Write, net::SocketAddr, sync::Arc, sync::atomic::Ordering};
 
@@ -69,6 +71,46 @@ pub fn render(shared: &Shared) -> String {
         shared.queue.held(),
         oldest.map_or(0.0, |d| d.as_secs_f64()),
     );
+    if let Some(linkage) = &shared.linkage {
+        let c = linkage.lock().counts();
+        let rows: [(&str, &str, &str, u64); 7] = [
+            (
+                "gort_linkage_spans_enriched_total",
+                "counter",
+                "Spans forwarded with their runtime accounting.",
+                c.enriched,
+            ),
+            (
+                "gort_linkage_spans_unmatched_total",
+                "counter",
+                "Spans forwarded without (no probe data within linkage.hold).",
+                c.unmatched,
+            ),
+            ("gort_linkage_stall_spans_total", "counter", "Child spans added, one per stall.", c.stall_spans),
+            (
+                "gort_linkage_accounts_expired_total",
+                "counter",
+                "Span accounts whose span never arrived (expired or evicted).",
+                c.accounts_expired,
+            ),
+            (
+                "gort_linkage_late_stalls_total",
+                "counter",
+                "Stall records dropped: their span was already forwarded, or too many were pending.",
+                c.late_stalls,
+            ),
+            ("gort_linkage_held_spans", "gauge", "Spans waiting for their probe data.", c.held_spans),
+            (
+                "gort_linkage_waiting_accounts",
+                "gauge",
+                "Span accounts waiting for their span.",
+                c.waiting_accounts,
+            ),
+        ];
+        for (name, kind, help, value) in rows {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        }
+    }
     out
 }
 
