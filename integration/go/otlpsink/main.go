@@ -161,7 +161,15 @@ func main() {
 	out := flag.String("out", "sink.jsonl", "where to write what arrives")
 	countOnly := flag.Bool("count", false, "only count spans and measure their delay since the start time (benchmarks); print it at SIGTERM")
 	seeds := flag.String("seeds", "", "write one OTLP export request per signal (protobuf and JSON) to this directory and exit")
+	reportFrom := flag.String("report", "", "read a sink file and print the slowest trace an exemplar points to, with gort's runtime breakdown, and exit")
 	flag.Parse()
+	if *reportFrom != "" {
+		if err := report(*reportFrom); err != nil {
+			fmt.Fprintln(os.Stderr, "report:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *seeds != "" {
 		if err := writeSeeds(*seeds); err != nil {
 			fmt.Fprintln(os.Stderr, err)
