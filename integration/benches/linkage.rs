@@ -47,36 +47,20 @@ fn run(mode: Mode, rate: &str) -> Figures {
         serde_json::from_str::<serde_json::Value>(&listening).unwrap()["addr"].as_str().unwrap().to_owned();
     let config = std::env::temp_dir().join(format!("gort-bench-linkage-{}.yaml", std::process::id()));
     std::fs::write(&config, format!("linkage:\n  enabled: {}\n", mode == Mode::LinkageOn)).unwrap();
+    let mut c = Command::new(gort_binary());
+    c.args(["run", "--upstream", &format!("http://127.0.0.1:{sink_port}")]);
+    let listen = format!("127.0.0.1:{gort_port}");
+    c.args(["--otlp-grpc", &listen, "--otlp-http", "off", "--telemetry", "off"]);
     let mut gort = match mode {
         Mode::NoGort => {
             // Something must take the spans: gort's pipeline alone, no target.
-            let mut c = Command::new(gort_binary());
-            c.args(["run", "--otlp", "--upstream", &format!("http://127.0.0.1:{sink_port}")]);
-            c.args([
-                "--otlp-grpc",
-                &format!("127.0.0.1:{gort_port}"),
-                "--otlp-http",
-                "off",
-                "--telemetry",
-                "off",
-            ]);
+            c.arg("--otlp");
             let g = Proc::spawn(c, "[gort]");
             wait_for_port(gort_port, Duration::from_secs(30));
             g
         }
         _ => {
-            let mut c = Command::new(gort_binary());
-            c.args(["run", "--pid", &svc.pid().to_string(), "--config"]).arg(&config);
-            c.args(["--upstream", &format!("http://127.0.0.1:{sink_port}")]);
-            c.args([
-                "--otlp-grpc",
-                &format!("127.0.0.1:{gort_port}"),
-                "--otlp-http",
-                "off",
-                "--telemetry",
-                "off",
-            ]);
-            c.args(["--interval", "5s"]);
+            c.args(["--pid", &svc.pid().to_string(), "--interval", "5s", "--config"]).arg(&config);
             let mut g = Proc::spawn(c, "[gort]");
             g.wait_line(Duration::from_secs(30), |l| l.contains("mode:"));
             g

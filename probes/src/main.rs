@@ -472,13 +472,20 @@ fn linked_target() -> Option<(u32, &'static TargetConfig)> {
     current_target().filter(|(_, c)| c.span_context_offset != NO_OFFSET)
 }
 
-/// Reads `len` bytes of the span context of the SDK span at `span`.
+/// The trace id and span id (16 + 8 bytes) of the SDK span at `span`, and
+/// the span id as the u64 that keys the maps; None for an unreadable or
+/// invalid (zero) span id.
 #[inline(always)]
-fn read_span_bytes(span: u64, config: &TargetConfig, at: u64, dst: &mut [u8]) -> bool {
-    let src = (span + u64::from(config.span_context_offset) + at) as *const u8;
+fn read_span_ids(span: u64, config: &TargetConfig) -> Option<([u8; 24], u64)> {
+    let src = (span + u64::from(config.span_context_offset)) as *const u8;
+    let mut ids = [0u8; 24];
     // SAFETY: bpf_probe_read_user copies from the target's memory and fails
     // cleanly on a bad address.
-    unsafe { aya_ebpf::helpers::bpf_probe_read_user_buf(src, dst) }.is_ok()
+    unsafe { aya_ebpf::helpers::bpf_probe_read_user_buf(src, &mut ids) }.ok()?;
+    let mut span_id = [0u8; 8];
+    span_id.copy_from_slice(&ids[16..24]);
+    let span_id = u64::from_le_bytes(span_id);
+    (span_id != 0).then_some((ids, span_id))
 }
 
 /// RET of the SDK's `(*tracer).newRecordingSpan`: RAX is the new
@@ -499,17 +506,9 @@ pub fn gort_span_start(ctx: ProbeContext) -> u32 {
     // SAFETY: the per-CPU scratch value is only used by this program on this
     // CPU, to completion, and BPF programs are not preempted mid-run.
     let account = unsafe { &mut *scratch };
-    let span = go_arg0(&ctx);
-    let mut ids = [0u8; 24];
-    if !read_span_bytes(span, config, 0, &mut ids) {
+    let Some((ids, span_id)) = read_span_ids(go_arg0(&ctx), config) else {
         return 0;
-    }
-    let mut span_id_bytes = [0u8; 8];
-    span_id_bytes.copy_from_slice(&ids[16..24]);
-    let span_id = u64::from_le_bytes(span_id_bytes);
-    if span_id == 0 {
-        return 0;
-    }
+    };
     account.trace_id.copy_from_slice(&ids[..16]);
     account.span_id = span_id;
     let gkey = GoroutineKey { tgid, _pad: 0, goid };
@@ -534,17 +533,9 @@ pub fn gort_span_end(ctx: ProbeContext) -> u32 {
         return 0;
     };
     count_hit(ProbeId::SpanEnd);
-    let span = go_arg0(&ctx);
-    let mut ids = [0u8; 24];
-    if !read_span_bytes(span, config, 0, &mut ids) {
+    let Some((ids, span_id)) = read_span_ids(go_arg0(&ctx), config) else {
         return 0;
-    }
-    let mut span_id_bytes = [0u8; 8];
-    span_id_bytes.copy_from_slice(&ids[16..24]);
-    let span_id = u64::from_le_bytes(span_id_bytes);
-    if span_id == 0 {
-        return 0;
-    }
+    };
     let goid = read_goid(current_g(&ctx), config).unwrap_or(0);
     let key = SpanKey { tgid, _pad: 0, span_id };
     let now = now_ns();
