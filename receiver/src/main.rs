@@ -131,7 +131,15 @@ fn inspect(path: &PathBuf, json: bool) -> anyhow::Result<()> {
     let inspected_fields: Vec<_> =
         probe_table::INSPECTED_FIELDS.iter().chain(probe_table::SDK_FIELDS).copied().collect();
     let request = Request { functions: probe_table::INSPECTED_FUNCTIONS, fields: &inspected_fields };
-    let analysis = analysis::analyse(&cache, &request).with_context(|| path.display().to_string())?;
+    let mut analysis = analysis::analyse(&cache, &request).with_context(|| path.display().to_string())?;
+    // The SDK's functions and fields are only missing from a program that
+    // uses the SDK; for any other, they are not worth a mention.
+    if !analysis.build.deps.iter().any(|m| m.path == probe_table::SDK_MODULE) {
+        let sdk = |name: &str| name.starts_with("go.opentelemetry.io/");
+        analysis.missing_functions.retain(|f| !sdk(f));
+        analysis.missing_fields.retain(|f| !sdk(f.type_name));
+        analysis.inlined_only.retain(|f, _| !sdk(f));
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&analysis)?);
         return Ok(());
