@@ -83,16 +83,19 @@ impl Census {
         self.read(ptr, &mut pointers)?;
         let mut counts = Counts::new();
         for gp in pointers.as_chunks::<8>().0.iter().map(|c| u64::from_le_bytes(*c)) {
-            let mut status = [0; 4];
-            // A g freed under us reads as garbage or fails: skip it.
-            if gp == 0 || self.read(gp + self.status_offset, &mut status).is_err() {
+            if gp == 0 {
                 continue;
             }
+            // The runtime never frees a g, so an unreadable one means the
+            // process is going away: a census of what is left would be a
+            // partial count reported as a whole one, so there is none.
+            let mut status = [0; 4];
+            self.read(gp + self.status_offset, &mut status)?;
             let key = match u32::from_le_bytes(status) & !gstatus::SCAN {
                 gstatus::RUNNABLE => ("runnable", ""),
                 gstatus::RUNNING => ("running", ""),
                 gstatus::SYSCALL => ("syscall", ""),
-                gstatus::WAITING => ("waiting", self.wait_category(gp)),
+                gstatus::WAITING => ("waiting", self.wait_category(gp)?),
                 _ => continue,
             };
             *counts.entry(key).or_default() += 1;
@@ -103,13 +106,11 @@ impl Census {
         Ok(counts)
     }
 
-    fn wait_category(&self, gp: u64) -> &'static str {
-        let Some(offset) = self.waitreason_offset else { return "other" };
+    fn wait_category(&self, gp: u64) -> Result<&'static str, CensusError> {
+        let Some(offset) = self.waitreason_offset else { return Ok("other") };
         let mut reason = [0; 1];
-        if self.read(gp + offset, &mut reason).is_err() {
-            return "other";
-        }
-        wait_reasons::category(&wait_reasons::name(self.wait_names, u32::from(reason[0])))
+        self.read(gp + offset, &mut reason)?;
+        Ok(wait_reasons::category(&wait_reasons::name(self.wait_names, u32::from(reason[0]))))
     }
 }
 
