@@ -207,12 +207,15 @@ fn assert_stalls_are_on_the_spans_that_suffered_them(r: &Run) {
                 child(&|c| c["values"]["go.runtime.wait_reason"] == "sync.Mutex.Lock"),
                 "sync.Mutex.Lock children",
             ),
-            // runtime.GC: parked for the GC's phases (the mark above all)
-            // and frozen in its stop-the-worlds.
+            // runtime.GC: the time the span lost to the GC cycle: parked for
+            // its phases (the mark above all), frozen in its stop-the-worlds,
+            // and runnable behind its workers on the only P. What remains of
+            // the call is the handler's own work in it (the sweep).
             "gc" => (
                 number(span, "go.runtime.parked.runtime_gc.duration")
-                    + number(span, "go.runtime.gc.stw.duration"),
-                "GC parking and stop-the-world attributes",
+                    + number(span, "go.runtime.gc.stw.duration")
+                    + number(span, "go.runtime.runnable.duration"),
+                "GC parking, stop-the-world and runnable time",
             ),
             other => panic!("unknown injection {other}"),
         };
