@@ -256,12 +256,21 @@ struct Held {
     arrived: Instant,
 }
 
+/// An account waiting for its span.
+struct Waiting {
+    trace_id: [u8; 16],
+    account: Account,
+    arrived: Instant,
+}
+
 /// The join's state.
 pub struct Linker {
     settings: Settings,
-    accounts: HashMap<SpanIds, (Account, Instant)>,
+    /// By span id, as the kernel keys spans: a stall record carries only
+    /// that, and finds its account in one lookup.
+    accounts: HashMap<[u8; 8], Waiting>,
     /// Arrival order of accounts, for expiry (entries may be stale).
-    order: VecDeque<(Instant, SpanIds)>,
+    order: VecDeque<(Instant, [u8; 8])>,
     /// Stalls whose span end has not arrived yet, by (pid, span id).
     pending_stalls: HashMap<(u32, [u8; 8]), Vec<Stall>>,
     /// Recent GC pauses (Unix ns), for stop-the-world children.
@@ -314,14 +323,18 @@ impl Linker {
         if let Some(stalls) = self.pending_stalls.remove(&(pid, ids.1)) {
             account.stalls.extend(stalls);
         }
-        match self.accounts.get_mut(&ids) {
+        let (trace_id, span_id) = ids;
+        match self.accounts.get_mut(&span_id) {
             // A second End of the same span (the SDK ignores it): keep the
             // account of the first, which saw the start.
-            Some((first, _)) if first.start_seen || !account.start_seen => {}
-            Some(slot) => slot.0 = account,
-            None => {
-                self.accounts.insert(ids, (account, now));
-                self.order.push_back((now, ids));
+            Some(w) if w.trace_id == trace_id => {
+                if !w.account.start_seen && account.start_seen {
+                    w.account = account;
+                }
+            }
+            _ => {
+                self.accounts.insert(span_id, Waiting { trace_id, account, arrived: now });
+                self.order.push_back((now, span_id));
             }
         }
         while self.accounts.len() > self.settings.max_accounts {
@@ -335,8 +348,8 @@ impl Linker {
     /// A stall inside a span still open (or just ended: the span-end record
     /// may come first when CPUs race).
     pub fn add_stall(&mut self, pid: u32, span_id: [u8; 8], stall: Stall) {
-        if let Some((_, (account, _))) = self.accounts.iter_mut().find(|(ids, _)| ids.1 == span_id) {
-            account.stalls.push(stall);
+        if let Some(w) = self.accounts.get_mut(&span_id) {
+            w.account.stalls.push(stall);
             return;
         }
         let pending = self.pending_stalls.entry((pid, span_id)).or_default();
@@ -372,7 +385,7 @@ impl Linker {
                 .iter()
                 .flat_map(|r| &r.scope_spans)
                 .flat_map(|s| &s.spans)
-                .all(|s| ids_of(s).is_some_and(|ids| self.accounts.contains_key(&ids)))
+                .all(|s| ids_of(s).is_some_and(|ids| self.has_account(ids)))
     }
 
     /// Requests ready to go on (`all`: every held one, at shutdown),
@@ -393,13 +406,13 @@ impl Linker {
             }
         }
         self.held = keep;
-        while let Some(&(t, ids)) = self.order.front() {
+        while let Some(&(t, span_id)) = self.order.front() {
             if now.duration_since(t) < self.settings.account_ttl {
                 break;
             }
             self.order.pop_front();
-            if self.accounts.get(&ids).is_some_and(|(_, at)| *at == t) {
-                self.accounts.remove(&ids);
+            if self.accounts.get(&span_id).is_some_and(|w| w.arrived == t) {
+                self.accounts.remove(&span_id);
                 self.counts.accounts_expired += 1;
             }
         }
@@ -420,7 +433,7 @@ impl Linker {
                         self.counts.unmatched += 1;
                         continue;
                     };
-                    let Some((account, _)) = self.accounts.remove(&ids) else {
+                    let Some(account) = self.take_account(ids) else {
                         self.counts.unmatched += 1;
                         continue;
                     };
@@ -456,6 +469,14 @@ impl Linker {
                 });
             }
         }
+    }
+
+    fn has_account(&self, (trace_id, span_id): SpanIds) -> bool {
+        self.accounts.get(&span_id).is_some_and(|w| w.trace_id == trace_id)
+    }
+
+    fn take_account(&mut self, ids: SpanIds) -> Option<Account> {
+        self.has_account(ids).then(|| self.accounts.remove(&ids.1)).flatten().map(|w| w.account)
     }
 
     /// The GC pauses overlapping [start, end], clipped to it.
