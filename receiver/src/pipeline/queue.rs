@@ -65,24 +65,18 @@ impl Queue {
     }
 
     pub fn push(&self, payload: Payload, items: u64) -> Result<(), Full> {
-        let mut waiting = self.lock();
-        let held = self.held.load(Ordering::Relaxed);
-        // An empty request is accepted (nothing to hold); any other must fit.
-        if items > 0 && held + items > self.capacity {
-            return Err(Full);
-        }
-        self.held.fetch_add(items, Ordering::Relaxed);
-        waiting.push_back(Entry { payload, items, enqueued: Instant::now() });
-        drop(waiting);
-        self.pushed.notify_one();
+        self.reserve(items)?;
+        self.push_reserved(payload, items);
         Ok(())
     }
 
     /// Takes room for `items` to be pushed later with `push_reserved`
     /// (trace linkage holds spans before they enter the queue).
     pub fn reserve(&self, items: u64) -> Result<(), Full> {
+        // Under the lock, so two reservations cannot both take the last room.
         let _waiting = self.lock();
         let held = self.held.load(Ordering::Relaxed);
+        // An empty request is accepted (nothing to hold); any other must fit.
         if items > 0 && held + items > self.capacity {
             return Err(Full);
         }
