@@ -121,6 +121,21 @@ fn decode_event(bytes: &[u8]) -> Option<Event> {
     })
 }
 
+/// Takes up to `max` records from a ring buffer, decoded; returns them and
+/// how many could not be decoded.
+fn drain<T>(ring: &mut RingBuf<MapData>, max: usize, decode: fn(&[u8]) -> Option<T>) -> (Vec<T>, u64) {
+    let mut records = Vec::new();
+    let mut bad = 0;
+    while records.len() < max {
+        let Some(item) = ring.next() else { break };
+        match decode(&item) {
+            Some(r) => records.push(r),
+            None => bad += 1,
+        }
+    }
+    (records, bad)
+}
+
 /// The uprobes of one program on one target (one per site), so they can be
 /// detached when the target goes away.
 #[derive(Debug)]
@@ -246,31 +261,13 @@ impl Probes {
     /// Takes the notable events waiting in the ring buffer (at most `max`,
     /// so one drain cannot stall the loop); undecodable records are counted.
     pub fn drain_events(&mut self, max: usize) -> (Vec<Event>, u64) {
-        let mut events = Vec::new();
-        let mut bad = 0;
-        while events.len() < max {
-            let Some(item) = self.events.next() else { break };
-            match decode_event(&item) {
-                Some(e) => events.push(e),
-                None => bad += 1,
-            }
-        }
-        (events, bad)
+        drain(&mut self.events, max, decode_event)
     }
 
     /// Takes the span records waiting (at most `max`); undecodable ones are
     /// counted.
     pub fn drain_span_records(&mut self, max: usize) -> (Vec<SpanRecord>, u64) {
-        let mut records = Vec::new();
-        let mut bad = 0;
-        while records.len() < max {
-            let Some(item) = self.span_events.next() else { break };
-            match decode_span_record(&item) {
-                Some(r) => records.push(r),
-                None => bad += 1,
-            }
-        }
-        (records, bad)
+        drain(&mut self.span_events, max, decode_span_record)
     }
 
     /// Goroutine ids the probes saw in `pid`, with how often each was seen.
