@@ -2,6 +2,8 @@
 //! test programs under `integration/go/`, runs them as child processes, and
 //! reads their line-oriented output with timeouts.
 
+pub mod summary;
+
 use std::{
     io::{BufRead, BufReader, Write},
     path::{Path, PathBuf},
@@ -42,9 +44,15 @@ pub fn require_root(test: &str) -> bool {
 /// Builds `gort` (with its probes) once per test process and returns its path:
 /// a debug build for tests, a release build for benchmarks (which cargo
 /// compiles without debug assertions), so gort's own CPU is measured as shipped.
+///
+/// `GORT_BINARY` names another build instead (e.g. an older release, for
+/// before/after figures).
 pub fn gort_binary() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
+        if let Some(path) = std::env::var_os("GORT_BINARY") {
+            return PathBuf::from(path);
+        }
         let mut cmd = Command::new(env!("CARGO"));
         cmd.current_dir(workspace_root());
         cmd.args(["build", "-p", "gort", "--bin", "gort", "--message-format=json-render-diagnostics"]);

@@ -243,7 +243,7 @@ fn ebpf_blocked_time_by_wait_reason_matches_the_workload() {
 }
 
 /// The default configuration samples the hot probe: attached 200 ms in every
-/// 400 ms here (the default is 1 s in 20 s; a short period gives this 2 s
+/// 400 ms here (the default is 2 s at attach, then 500 ms in 10 s; a short period gives this 2 s
 /// workload several windows). GC pauses and cycles come from probes that are
 /// never sampled, so they stay exact; the schedule-latency estimate, scaled
 /// up from the windows, must agree with the runtime's own count and
@@ -251,7 +251,7 @@ fn ebpf_blocked_time_by_wait_reason_matches_the_workload() {
 fn check_sampled(version: &str, env: &[(&str, &str)]) {
     let binary = go_program("runtimeload", version, &[], env);
     let args = ["-workload", "sched", "-duration", "2s", "-workers", "4"];
-    let sampling = ["--sample-window", "200ms", "--sample-period", "400ms"];
+    let sampling = ["--sample-first-window", "200ms", "--sample-window", "200ms", "--sample-period", "400ms"];
     let (gort, runtime) = run(&binary, &args, &[("GOMAXPROCS", "1")], &sampling);
     let windows = gort["sampling"]["windows"].as_u64().unwrap();
     assert!(windows >= 4, "{version}: {windows} sampling windows in 2 s");

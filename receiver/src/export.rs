@@ -210,6 +210,7 @@ pub fn metrics_request(
     probe_hits: &[(&str, u64)],
     runtime: &RuntimeCounts,
     sampling_ratio: f64,
+    coverage: f64,
     live: Option<&goroutines::Counts>,
     exemplars: &Exemplars,
     start_unix_nanos: u64,
@@ -268,6 +269,13 @@ pub fn metrics_request(
             "1",
             w,
             sampling_ratio,
+        ),
+        gauge_metric(
+            "gort.probe.sampling.coverage",
+            "Fraction of the time since attach the hot probe recorded; below 1, the goroutine-level metrics are estimates scaled by its inverse.",
+            "1",
+            w,
+            coverage,
         ),
     ];
     if let Some(live) = live {
@@ -335,6 +343,7 @@ mod tests {
             &[("execute", 10), ("ready", 4)],
             &runtime,
             0.05,
+            0.4,
             None,
             &exemplars,
             100,

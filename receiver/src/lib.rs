@@ -10,6 +10,7 @@ pub mod offsets;
 pub mod pipeline;
 pub mod probe_table;
 pub mod run;
+pub mod sampling;
 pub mod sdk_offsets;
 pub mod stats;
 pub mod target;

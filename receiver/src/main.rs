@@ -15,13 +15,18 @@ use gort::{
 const DEFAULT_INTERVAL: &str = "1s";
 /// Default runnable time from which a goroutine's wait is a notable event.
 const DEFAULT_STALL_THRESHOLD: &str = "10ms";
+/// Default window that opens at attach: a short look at a process (a run
+/// of a few seconds) sees its first seconds whole instead of one sampled
+/// second scaled by the period.
+const DEFAULT_SAMPLE_FIRST_WINDOW: &str = "2s";
 /// Default sampling window of the hot probes: intervals up to about this long
 /// are measured (longer ones cannot fit in a window).
-const DEFAULT_SAMPLE_WINDOW: &str = "1s";
+const DEFAULT_SAMPLE_WINDOW: &str = "500ms";
 /// Default sampling period: one window per period, i.e. hot probes attached
 /// 5% of the time, which keeps a busy server's overhead within budget (see
-/// the README's overhead section).
-const DEFAULT_SAMPLE_PERIOD: &str = "20s";
+/// the README's overhead section); short enough that a load which starts
+/// after the first window is seen within 10 s.
+const DEFAULT_SAMPLE_PERIOD: &str = "10s";
 /// How long deep mode lasts when SIGUSR1 asks for it.
 const DEFAULT_DEEP_ON_SIGNAL: &str = "60s";
 /// Deep mode is bounded: every hook costs on every goroutine switch.
@@ -74,9 +79,13 @@ struct RunArgs {
     /// A goroutine runnable at least this long is reported as a notable stall.
     #[arg(long, value_parser = duration::parse, default_value = DEFAULT_STALL_THRESHOLD)]
     stall_threshold: Duration,
+    /// The first sampling window, which opens at attach.
+    #[arg(long, value_parser = duration::parse, default_value = DEFAULT_SAMPLE_FIRST_WINDOW)]
+    sample_first_window: Duration,
     /// Sampling window: the hot probe (goroutine state changes) is attached
-    /// this long at the start of each period; measured values are scaled up
-    /// and marked as sampled. Intervals longer than the window are not seen.
+    /// this long at the start of each period; what it records is scaled by
+    /// the time since the window opened over the window, and marked as an
+    /// estimate. Intervals longer than the window are not seen.
     #[arg(long, value_parser = duration::parse, default_value = DEFAULT_SAMPLE_WINDOW)]
     sample_window: Duration,
     /// Sampling period; equal to the window means always attached (no sampling).
@@ -248,8 +257,12 @@ async fn run_target(
     target: TargetSpec,
     forward: Option<std::sync::Arc<pipeline::Shared>>,
 ) -> anyhow::Result<()> {
-    if args.sample_window < MIN_SAMPLE_WINDOW {
-        anyhow::bail!("--sample-window {:?} is shorter than {MIN_SAMPLE_WINDOW:?}", args.sample_window);
+    for (flag, d) in
+        [("--sample-window", args.sample_window), ("--sample-first-window", args.sample_first_window)]
+    {
+        if d < MIN_SAMPLE_WINDOW {
+            anyhow::bail!("{flag} {d:?} is shorter than {MIN_SAMPLE_WINDOW:?}");
+        }
     }
     if args.sample_period < args.sample_window {
         anyhow::bail!(
@@ -275,7 +288,11 @@ async fn run_target(
         },
         service_name: args.service_name,
         stall_threshold: args.stall_threshold,
-        sampling: run::Sampling { window: args.sample_window, period: args.sample_period },
+        sampling: gort::sampling::Schedule {
+            first_window: args.sample_first_window,
+            window: args.sample_window,
+            period: args.sample_period,
+        },
         deep: args.deep,
         deep_on_signal: args.deep_on_signal,
         forward,

@@ -13,8 +13,8 @@ use std::{
 use std::collections::{BTreeMap, VecDeque};
 
 use gort_common::{
-    CounterId, Event, HistogramId, MAX_WAIT_REASONS, NO_OFFSET, ProbeId, TargetConfig, blocked_base,
-    event_kind, time_hist,
+    CounterId, Event, HistogramId, MAX_WAIT_REASONS, NO_OFFSET, ProbeId, TargetConfig, WEIGHT_ONE,
+    blocked_base, event_kind, time_hist,
 };
 use thiserror::Error;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -27,6 +27,7 @@ use crate::{
     linkage::{self, Account, LinkCounts},
     pipeline::{self, Payload},
     probe_table::{self, Heat, Need, PROBES, ProbeSpec, Site},
+    sampling::{self, Sampler, Schedule, Step, StratumCount},
     stats::{RuntimeCounts, TimeHistogram},
     target::{self, Process, TargetError},
 };
@@ -97,54 +98,13 @@ pub struct RunOptions {
     /// A goroutine runnable at least this long is reported as a notable event.
     pub stall_threshold: Duration,
     /// How the sampled probes run outside deep mode.
-    pub sampling: Sampling,
+    pub sampling: Schedule,
     /// Deep mode (every probe, continuously) for this long after attaching.
     pub deep: Option<Duration>,
     /// How long deep mode lasts when SIGUSR1 asks for it.
     pub deep_on_signal: Duration,
     /// The OTLP pipeline gort's runtime metrics are forwarded through.
     pub forward: Option<Arc<pipeline::Shared>>,
-}
-
-/// Duty cycle of the sampled probes (`probe_table::Heat::Sampled`): attached
-/// for `window` at the start of every `period`. A uprobe costs its trap
-/// whether or not the program does anything, so the only way to make a hot
-/// hook cheaper is to not have it attached.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Sampling {
-    pub window: Duration,
-    pub period: Duration,
-}
-
-impl Sampling {
-    /// A window as long as the period: always attached, nothing scaled.
-    pub fn is_continuous(&self) -> bool {
-        self.window >= self.period
-    }
-
-    /// What one observation made in a window stands for.
-    fn factor(&self) -> f64 {
-        if self.is_continuous() { 1.0 } else { self.period.as_secs_f64() / self.window.as_secs_f64() }
-    }
-}
-
-/// Where a session is in its attach cycle.
-#[derive(Clone, Copy, Debug)]
-enum Phase {
-    /// Every probe attached until then.
-    Deep {
-        until: Instant,
-    },
-    /// The sampled probes stay attached (sampling turned off).
-    Continuous,
-    /// A sampling window is open until `until`; the next opens at `next`.
-    Open {
-        until: Instant,
-        next: Instant,
-    },
-    Closed {
-        next: Instant,
-    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -258,19 +218,31 @@ struct Snapshot {
     runtime: RuntimeCounts,
     /// Fraction of time the sampled probes are attached now (1 = always).
     sampling_ratio: f64,
+    /// Fraction of the time since attach the hot probe recorded.
+    coverage: f64,
+    sampling: SamplingSummary,
     /// Live goroutines by (state, wait category), if the census works.
     live: Option<goroutines::Counts>,
 }
 
-/// How the sampled probes ran, for the summary.
+/// How the sampled probes ran, and how much the estimates rest on.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct SamplingSummary {
+    pub first_window_ns: u64,
     pub window_ns: u64,
     pub period_ns: u64,
     /// Sampling windows opened.
     pub windows: u64,
     /// Deep-mode periods entered.
     pub deep_periods: u64,
+    /// Time the hot probe recorded, and time since attach: the estimates
+    /// scale the first up to the second.
+    pub covered_ns: u64,
+    pub elapsed_ns: u64,
+    /// Relative standard error (1 sigma) of the estimated schedule-latency
+    /// count and of the estimated count of application waits; 0 when exact.
+    pub schedule_count_relative_error: Option<f64>,
+    pub blocked_count_relative_error: Option<f64>,
 }
 
 /// A probe the session may attach, with its sites and its live attachment.
@@ -288,18 +260,17 @@ struct Session {
     goid_offset: u64,
     planned: Vec<Planned>,
     config: TargetConfig,
-    sampling: Sampling,
-    phase: Phase,
-    /// What an observation recorded now stands for (see `Sampling::factor`).
-    factor: f64,
+    /// When the sampled probes are attached and what they stand for.
+    sampler: Sampler,
     /// Hit counters when this session attached: the counters are shared by
     /// every target, so each session reports its own difference.
     baseline: Vec<u64>,
-    /// The kernel's runtime aggregates at the last collection.
-    last_raw: RuntimeCounts,
-    /// Estimated totals since attach, built from the differences collected.
-    estimate: RuntimeCounts,
-    sampling_summary: SamplingSummary,
+    /// The kernel's runtime aggregates when the current stratum began.
+    stratum_base: RuntimeCounts,
+    /// Estimated totals of the strata before the current one.
+    folded: RuntimeCounts,
+    /// What each folded stratum saw, for the estimates' error.
+    strata: Vec<(StratumCount, StratumCount)>,
     wait_names: Option<&'static [String]>,
     /// Live goroutines by state, when the binary has its symbol table.
     census: Option<Census>,
@@ -400,7 +371,9 @@ impl Session {
             goid_offset: u32::try_from(goid_offset).unwrap_or(u32::MAX),
             waitreason_offset,
             stall_threshold_ns,
-            window_start_ns: 0,
+            // Nothing records until the first window opens: the estimates
+            // cover the time from there, not the attaching.
+            window_start_ns: TargetConfig::WINDOW_CLOSED,
             window_ns: 0,
             parent_goid_offset: match (&linkage, analysis.fields.get(&probe_table::PARENT_GOID)) {
                 (Some(_), Some(f)) => u32::try_from(f.offset).unwrap_or(NO_OFFSET),
@@ -419,10 +392,11 @@ impl Session {
                     "{}: trace linkage on: goroutine state changes are probed continuously (sampling off)",
                     exe.display()
                 );
-                Sampling { window: options.sampling.period, period: options.sampling.period }
+                Schedule { window: options.sampling.period, ..options.sampling }
             }
             _ => options.sampling,
         };
+        let (sampler, first_step) = Sampler::new(sampling, Instant::now(), options.deep);
         // Events left from an earlier target are not this one's.
         let _ = probes.drain_events(usize::MAX);
         probes.add_target(process.pid, config)?;
@@ -459,17 +433,11 @@ impl Session {
             goid_offset,
             planned,
             config,
-            sampling,
-            phase: Phase::Continuous,
-            factor: 1.0,
+            sampler,
             baseline: hit_counts(probes)?,
-            last_raw: read_runtime(probes, wait_names)?,
-            estimate: RuntimeCounts::default(),
-            sampling_summary: SamplingSummary {
-                window_ns: duration_ns(options.sampling.window),
-                period_ns: duration_ns(options.sampling.period),
-                ..SamplingSummary::default()
-            },
+            stratum_base: read_runtime(probes, wait_names)?,
+            folded: RuntimeCounts::default(),
+            strata: Vec::new(),
             wait_names,
             lost_baseline: probes.counter(CounterId::EventsLost)?,
             notable: NotableSummary { stall_threshold_ns, ..NotableSummary::default() },
@@ -480,10 +448,8 @@ impl Session {
         };
         // Every probe is attached once now, so that a site the kernel refuses
         // fails at start-up rather than in the first sampling window.
-        let first = session.set_attached(probes, |_| true, true).and_then(|()| match options.deep {
-            Some(d) => session.start_deep(probes, d),
-            None => session.leave_deep(probes),
-        });
+        let first =
+            session.set_attached(probes, |_| true, true).and_then(|()| session.apply(probes, first_step));
         if let Err(e) = first {
             session.detach(probes);
             return Err(e);
@@ -545,7 +511,8 @@ impl Session {
 
     /// Attaches the probes `which` selects inside a closed window, then opens
     /// it: attaching takes milliseconds, and what fires meanwhile must not
-    /// count (nor intervals left over from an earlier window).
+    /// count (nor intervals left over from an earlier window). The stratum
+    /// before it is folded while nothing records.
     fn open_window(
         &mut self,
         probes: &mut Probes,
@@ -553,99 +520,128 @@ impl Session {
         length: Option<Duration>,
     ) -> Result<(), RunError> {
         self.set_window(probes, None)?;
+        self.fold(probes)?;
         self.set_attached(probes, which, true)?;
-        self.set_window(probes, Some(length))
-    }
-
-    /// Every probe, continuously, for `length` (what `--deep` and SIGUSR1 ask).
-    fn start_deep(&mut self, probes: &mut Probes, length: Duration) -> Result<(), RunError> {
-        self.collect(probes)?;
-        self.factor = 1.0;
-        self.open_window(probes, |_| true, None)?;
-        self.phase = Phase::Deep { until: Instant::now() + length };
-        self.sampling_summary.deep_periods += 1;
+        self.set_window(probes, Some(length))?;
+        self.sampler.opened(Instant::now());
         Ok(())
     }
 
-    /// Back to the default: cold probes, and the sampled ones per `sampling`.
-    fn leave_deep(&mut self, probes: &mut Probes) -> Result<(), RunError> {
-        self.collect(probes)?;
-        self.set_attached(probes, |h| h == Heat::DeepOnly, false)?;
-        if self.sampling.is_continuous() {
-            self.factor = 1.0;
-            self.open_window(probes, |h| h == Heat::Sampled, None)?;
-            self.phase = Phase::Continuous;
-        } else {
-            self.set_attached(probes, |h| h == Heat::Sampled, false)?;
-            self.phase = Phase::Closed { next: Instant::now() };
-            self.tick(probes)?;
+    /// Carries out what the sampler asks.
+    fn apply(&mut self, probes: &mut Probes, step: Step) -> Result<(), RunError> {
+        match step {
+            Step::StartDeep => self.open_window(probes, |_| true, None),
+            Step::OpenWindow { length } => {
+                self.set_attached(probes, |h| h == Heat::DeepOnly, false)?;
+                self.open_window(probes, |h| h == Heat::Sampled, length)
+            }
+            // The kernel closed the window itself at its end; detaching
+            // after it costs nothing in accuracy.
+            Step::CloseWindow => self.set_attached(probes, |h| h == Heat::Sampled, false),
         }
-        Ok(())
+    }
+
+    /// Every probe, continuously, for `length` (what SIGUSR1 asks).
+    fn start_deep(&mut self, probes: &mut Probes, length: Duration) -> Result<(), RunError> {
+        let step = self.sampler.deep(Instant::now(), length);
+        self.apply(probes, step)
     }
 
     /// When the phase changes next, if it does.
     fn next_change(&self) -> Option<Instant> {
-        match self.phase {
-            Phase::Deep { until } | Phase::Open { until, .. } => Some(until),
-            Phase::Closed { next } => Some(next),
-            Phase::Continuous => None,
-        }
+        self.sampler.next_change()
     }
 
     /// Makes the phase changes that are due.
     fn tick(&mut self, probes: &mut Probes) -> Result<(), RunError> {
-        let now = Instant::now();
-        match self.phase {
-            Phase::Deep { until } if now >= until => self.leave_deep(probes)?,
+        match self.sampler.tick(Instant::now()) {
             // A process that just exited cannot be attached to; the caller
             // notices the exit on its next wait.
-            Phase::Closed { next } if now >= next && self.process.is_alive() => {
-                self.collect(probes)?;
-                self.factor = self.sampling.factor();
-                self.open_window(probes, |h| h == Heat::Sampled, Some(self.sampling.window))?;
-                // The kernel closes the window itself; detaching after it
-                // costs nothing in accuracy.
-                let until = Instant::now() + self.sampling.window;
-                self.phase = Phase::Open { until, next: now + self.sampling.period };
-                self.sampling_summary.windows += 1;
-            }
-            Phase::Open { until, next } if now >= until => {
-                self.collect(probes)?;
-                self.set_attached(probes, |h| h == Heat::Sampled, false)?;
-                self.phase = Phase::Closed { next };
-            }
-            _ => {}
+            Some(Step::OpenWindow { .. }) if !self.process.is_alive() => Ok(()),
+            Some(step) => self.apply(probes, step),
+            None => Ok(()),
         }
+    }
+
+    /// What the current stratum recorded so far, and the two counts its
+    /// error is judged by.
+    fn current_stratum(
+        &self,
+        probes: &Probes,
+        now: Instant,
+    ) -> Result<(RuntimeCounts, StratumCount, StratumCount), RunError> {
+        let raw = read_runtime(probes, self.wait_names)?.since(&self.stratum_base);
+        let (covered, elapsed) = self.sampler.stratum_times(now);
+        let count = |observed: u64| StratumCount {
+            observed: observed as f64 / WEIGHT_ONE as f64,
+            covered_s: covered.as_secs_f64(),
+            elapsed_s: elapsed.as_secs_f64(),
+        };
+        let blocked: u64 = raw.blocked.values().map(TimeHistogram::count).sum();
+        let (sched, blocked) = (count(raw.schedule_latency.count()), count(blocked));
+        Ok((raw, sched, blocked))
+    }
+
+    /// Ends the current stratum: what it recorded joins the estimate at the
+    /// factor it has reached, and the next stratum starts from here.
+    fn fold(&mut self, probes: &Probes) -> Result<(), RunError> {
+        let now = Instant::now();
+        let (raw, sched, blocked) = self.current_stratum(probes, now)?;
+        self.folded.add(&raw.unweighted(self.sampler.factor(now)));
+        self.strata.push((sched, blocked));
+        self.stratum_base.add(&raw);
         Ok(())
     }
 
-    /// Folds what the kernel recorded since the last collection into the
-    /// estimate, at the factor in force while it was recorded.
-    fn collect(&mut self, probes: &Probes) -> Result<(), RunError> {
-        let raw = read_runtime(probes, self.wait_names)?;
-        self.estimate.add(&raw.since(&self.last_raw).unweighted(self.factor));
-        self.last_raw = raw;
-        Ok(())
+    /// The estimated totals since attach, and the strata they rest on.
+    fn estimate(
+        &self,
+        probes: &Probes,
+    ) -> Result<(RuntimeCounts, Vec<(StratumCount, StratumCount)>), RunError> {
+        let now = Instant::now();
+        let (raw, sched, blocked) = self.current_stratum(probes, now)?;
+        let mut estimate = self.folded.clone();
+        estimate.add(&raw.unweighted(self.sampler.factor(now)));
+        let mut strata = self.strata.clone();
+        strata.push((sched, blocked));
+        Ok((estimate, strata))
     }
 
-    /// Fraction of the time the sampled probes are attached in this phase.
-    fn sampling_ratio(&self) -> f64 {
-        match self.phase {
-            Phase::Deep { .. } | Phase::Continuous => 1.0,
-            Phase::Open { .. } | Phase::Closed { .. } => 1.0 / self.sampling.factor(),
+    /// How the sampled probes ran so far, and the error of the estimates.
+    fn sampling_summary(&self, strata: &[(StratumCount, StratumCount)]) -> SamplingSummary {
+        let schedule = self.sampler.schedule();
+        let (covered, elapsed) = self.sampler.coverage(Instant::now());
+        let of = |pick: fn(&(StratumCount, StratumCount)) -> StratumCount| {
+            let counts: Vec<StratumCount> = strata.iter().map(pick).collect();
+            sampling::relative_error(&counts)
+        };
+        SamplingSummary {
+            first_window_ns: duration_ns(schedule.first_window),
+            window_ns: duration_ns(schedule.window),
+            period_ns: duration_ns(schedule.period),
+            windows: self.sampler.windows,
+            deep_periods: self.sampler.deep_periods,
+            covered_ns: duration_ns(covered),
+            elapsed_ns: duration_ns(elapsed),
+            schedule_count_relative_error: of(|s| s.0),
+            blocked_count_relative_error: of(|s| s.1),
         }
     }
 
     fn mode(&self) -> String {
-        match self.phase {
-            Phase::Deep { .. } => "deep (every probe)".to_owned(),
-            Phase::Continuous => "continuous".to_owned(),
-            Phase::Open { .. } | Phase::Closed { .. } => format!(
-                "sampled {:.1}% ({:?} every {:?})",
-                100.0 * self.sampling_ratio(),
-                self.sampling.window,
-                self.sampling.period
-            ),
+        let schedule = self.sampler.schedule();
+        if self.sampler.is_deep() {
+            "deep (every probe)".to_owned()
+        } else if self.sampler.is_sampled() {
+            format!(
+                "sampled {:.1}% ({:?} at attach, then {:?} every {:?})",
+                100.0 * self.sampler.ratio(),
+                schedule.first_window,
+                schedule.window,
+                schedule.period
+            )
+        } else {
+            "continuous".to_owned()
         }
     }
 
@@ -784,12 +780,19 @@ impl Session {
     /// Collects the in-kernel aggregates once for every output of one report
     /// (hundreds of map lookups each time).
     fn snapshot(&mut self, probes: &Probes) -> Result<Snapshot, RunError> {
-        self.collect(probes)?;
+        let (runtime, strata) = self.estimate(probes)?;
         let now = hit_counts(probes)?;
+        let sampling = self.sampling_summary(&strata);
         Ok(Snapshot {
             hits: now.iter().zip(&self.baseline).map(|(n, b)| n.wrapping_sub(*b)).collect(),
-            runtime: self.estimate.clone(),
-            sampling_ratio: self.sampling_ratio(),
+            runtime,
+            sampling_ratio: self.sampler.ratio(),
+            coverage: if sampling.elapsed_ns == 0 {
+                1.0
+            } else {
+                (sampling.covered_ns as f64 / sampling.elapsed_ns as f64).min(1.0)
+            },
+            sampling,
             live: self.take_census(),
         })
     }
@@ -841,7 +844,7 @@ impl Session {
                 .collect(),
             gc_mark_worker_ns: snap.runtime.gc_mark_worker_ns(),
             runtime: snap.runtime,
-            sampling: self.sampling_summary.clone(),
+            sampling: snap.sampling.clone(),
             live_goroutines: self.last_live.iter().flatten().map(|(k, v)| (live_key(*k), *v)).collect(),
             notable: self.notable.clone(),
             linkage: self.linkage.clone(),
@@ -987,6 +990,7 @@ impl Outputs {
             &session.probe_hits(snap),
             &snap.runtime,
             snap.sampling_ratio,
+            snap.coverage,
             snap.live.as_ref(),
             &exemplars,
             unix_nanos(session.started),
@@ -1197,8 +1201,18 @@ fn report_line(session: &Session, probes: &Probes, snap: &Snapshot) -> Result<()
     }
     let rt = &snap.runtime;
     let ms = |ns: Option<f64>| ns.map_or("-".to_owned(), |v| format!("{:.3}ms", v / 1e6));
+    let s = &snap.sampling;
+    if s.covered_ns < s.elapsed_ns {
+        let err = s.schedule_count_relative_error.map_or(String::new(), |e| format!(", +-{:.0}%", 100.0 * e));
+        line.push_str(&format!(
+            "\ngort:   estimates (~) from {:.1}s recorded of {:.1}s attached{err}",
+            s.covered_ns as f64 / 1e9,
+            s.elapsed_ns as f64 / 1e9,
+        ));
+    }
+    let approx = if s.covered_ns < s.elapsed_ns { "~" } else { "" };
     line.push_str(&format!(
-        "\ngort:   schedule latency n={} p50={} p99={}; gc cycles={} stw pauses={} p50={} max<={}",
+        "\ngort:   schedule latency n={approx}{} p50={} p99={}; gc cycles={} stw pauses={} p50={} max<={}",
         rt.schedule_latency.count(),
         ms(rt.schedule_latency.quantile_ns(0.5)),
         ms(rt.schedule_latency.quantile_ns(0.99)),

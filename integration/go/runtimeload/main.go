@@ -5,7 +5,12 @@
 // Workloads: "sched" runs CPU-bound goroutines that yield to each other
 // (run it with GOMAXPROCS=1: every goroutine waits for the others), "gc"
 // allocates in bursts and forces collections, "block" sleeps, waits on a
-// held mutex and on a slow channel, timing each wait itself.
+// held mutex and on a slow channel, timing each wait itself, "steady"
+// keeps goroutines sleeping in a loop, counting their sleeps, and prints
+// the count for every line on stdin (a test reads it when gort attaches
+// and when gort stops), "system" leaves the runtime's own goroutines idle
+// (GC workers, sweeper, scavenger) while application goroutines wait on a
+// channel, and reports runtime.NumGoroutine().
 package main
 
 import (
@@ -19,6 +24,7 @@ import (
 	"runtime/metrics"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -74,6 +80,52 @@ func parkLoad(n int) {
 	started.Wait()
 	time.Sleep(100 * time.Millisecond) // let the last ones reach their wait
 	fmt.Printf("{\"event\":\"parked\",\"per_kind\":%d}\n", n)
+	bufio.NewReader(os.Stdin).ReadString('\n')
+}
+
+// steadyLoad sleeps 10 ms in a loop in each of `workers` goroutines, and
+// answers every stdin line with the sleeps completed so far, until stdin
+// closes or says "stop".
+func steadyLoad(workers int) {
+	var sleeps atomic.Int64
+	for i := 0; i < workers; i++ {
+		go func() {
+			for {
+				time.Sleep(10 * time.Millisecond)
+				sleeps.Add(1)
+			}
+		}()
+	}
+	start := time.Now()
+	in := bufio.NewReader(os.Stdin)
+	for {
+		line, err := in.ReadString('\n')
+		if err != nil || strings.TrimSpace(line) == "stop" {
+			return
+		}
+		fmt.Printf("{\"event\":\"count\",\"sleeps\":%d,\"t_ns\":%d}\n", sleeps.Load(), time.Since(start).Nanoseconds())
+	}
+}
+
+// systemLoad makes the runtime start its own goroutines (a few GC cycles
+// start the background mark workers) and parks `n` application goroutines
+// on a channel, then reports runtime.NumGoroutine() (which leaves the
+// runtime's goroutines out) and waits for stdin: a census now must count
+// the same application goroutines, and the idle runtime goroutines apart.
+func systemLoad(n int) {
+	for i := 0; i < 3; i++ {
+		sink = append(sink[:0], make([]byte, 1<<20))
+		runtime.GC()
+	}
+	ch := make(chan int)
+	var started sync.WaitGroup
+	started.Add(n)
+	for i := 0; i < n; i++ {
+		go func() { started.Done(); <-ch }()
+	}
+	started.Wait()
+	time.Sleep(100 * time.Millisecond)
+	fmt.Printf("{\"event\":\"parked\",\"num_goroutine\":%d}\n", runtime.NumGoroutine())
 	bufio.NewReader(os.Stdin).ReadString('\n')
 }
 
@@ -204,6 +256,10 @@ func main() {
 		r.SleepNs, r.MutexNs, r.ChanNs = blockLoad()
 	case "park":
 		parkLoad(*parked)
+	case "steady":
+		steadyLoad(*workers)
+	case "system":
+		systemLoad(*parked)
 	}
 	after := read()
 
