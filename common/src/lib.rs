@@ -30,6 +30,7 @@ pub mod names {
     pub const MAP_STW_TOTAL: &str = "GORT_STW_TOTAL";
     pub const MAP_ASSIST_SINCE: &str = "GORT_ASSIST_SINCE";
     pub const MAP_SPAN_SCRATCH: &str = "GORT_SPAN_SCRATCH";
+    pub const MAP_RUNTIME_ENTRIES: &str = "GORT_RUNTIME_ENTRIES";
     pub const PROG_SPAN_START: &str = "gort_span_start";
     pub const PROG_SPAN_END: &str = "gort_span_end";
     pub const PROG_NEWPROC: &str = "gort_newproc";
@@ -135,8 +136,13 @@ pub struct TargetConfig {
     /// A wait inside a span at least this long (ns) is sent to userspace
     /// with its bounds (it becomes a child span).
     pub span_stall_threshold_ns: u64,
+    /// Offset of `runtime.g.startpc`: where a goroutine started tells the
+    /// runtime's own goroutines (GORT_RUNTIME_ENTRIES) from the
+    /// application's; NO_OFFSET: none is told apart.
+    pub startpc_offset: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<TargetConfig>() == 112);
+const _: () = assert!(core::mem::size_of::<TargetConfig>() == 120);
 
 impl Default for TargetConfig {
     fn default() -> Self {
@@ -150,6 +156,8 @@ impl Default for TargetConfig {
             span_context_offset: NO_OFFSET,
             wait_slot: [0; 64],
             span_stall_threshold_ns: u64::MAX,
+            startpc_offset: NO_OFFSET,
+            _pad: 0,
         }
     }
 }
@@ -276,13 +284,21 @@ impl HistogramId {
 }
 
 /// Histograms in `GORT_HISTOGRAMS`: the fixed ones, then one per wait reason
-/// (time parked, by the runtime's `waitReason` number).
-pub const HISTOGRAMS: u32 = HistogramId::COUNT + MAX_WAIT_REASONS;
+/// (time parked, by the runtime's `waitReason` number) for the
+/// application's goroutines, then one per wait reason for the runtime's own.
+pub const HISTOGRAMS: u32 = HistogramId::COUNT + 2 * MAX_WAIT_REASONS;
 
-/// Base slot of the blocked-time histogram of wait reason `reason`.
+/// Set in a parked goroutine's recorded reason (`Parked::reason`) when the
+/// goroutine is one of the runtime's own (it started at a runtime entry).
+pub const RUNTIME_GOROUTINE: u64 = 0x100;
+
+/// Base slot of the blocked-time histogram of wait reason `reason`, in the
+/// runtime goroutines' bank when `reason` carries `RUNTIME_GOROUTINE`.
 pub const fn blocked_base(reason: u64) -> u32 {
+    let bank = if reason & RUNTIME_GOROUTINE != 0 { MAX_WAIT_REASONS } else { 0 };
+    let reason = reason & 0xff;
     let r = if reason < MAX_WAIT_REASONS as u64 { reason as u32 } else { MAX_WAIT_REASONS - 1 };
-    (HistogramId::COUNT + r) * time_hist::SLOTS
+    (HistogramId::COUNT + bank + r) * time_hist::SLOTS
 }
 
 /// Event counters: index into `GORT_COUNTERS`.
@@ -357,6 +373,21 @@ pub struct Parked {
 const _: () = assert!(core::mem::size_of::<Parked>() == 16);
 
 /// Key of the goroutine map: goroutine ids are only unique within a process.
+/// Key of `GORT_RUNTIME_ENTRIES`: a run-time code address in a target at
+/// which the runtime's own goroutines start.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct EntryKey {
+    pub tgid: u32,
+    pub _pad: u32,
+    pub pc: u64,
+}
+const _: () = assert!(core::mem::size_of::<EntryKey>() == 16);
+
+/// Room in `GORT_RUNTIME_ENTRIES`: a Go binary has about 1,500 to 2,500
+/// runtime functions, so this holds several targets.
+pub const MAX_RUNTIME_ENTRIES: u32 = 32_768;
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct GoroutineKey {
@@ -390,6 +421,15 @@ mod tests {
         assert!(c.in_window(u64::MAX - 1));
         c.window_start_ns = super::TargetConfig::WINDOW_CLOSED;
         assert!(!c.in_window(5_000));
+    }
+
+    #[test]
+    fn runtime_goroutines_have_their_own_bank_of_blocked_histograms() {
+        use super::{HISTOGRAMS, HistogramId, MAX_WAIT_REASONS, RUNTIME_GOROUTINE, blocked_base};
+        assert_eq!(blocked_base(0), HistogramId::COUNT * SLOTS);
+        assert_eq!(blocked_base(RUNTIME_GOROUTINE | 3), (HistogramId::COUNT + MAX_WAIT_REASONS + 3) * SLOTS);
+        assert_eq!(blocked_base(200), blocked_base(u64::from(MAX_WAIT_REASONS) - 1), "unknown reasons clamp");
+        assert!(blocked_base(RUNTIME_GOROUTINE | 0xff) < HISTOGRAMS * SLOTS);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::{path::Path, process::Command, time::Duration};
 
-use gort_integration::{Proc, go_program, require_root, start_gort};
+use gort_integration::{Proc, go_program, require_root, start_gort, summary};
 
 /// Runs `runtimeload` with gort attached; returns (gort summary target,
 /// runtime report).
@@ -310,7 +310,74 @@ fn check_census(variant: &str, build_args: &[&str]) {
     eprintln!("{variant}: live goroutines {live}");
     for key in ["waiting/chan_receive", "waiting/mutex", "waiting/sleep"] {
         let n = live[key].as_u64().unwrap_or(0);
-        assert!((100..=105).contains(&n), "{variant}: {key} = {n}, expected 100 (+ a few of the runtime's)");
+        // The runtime's own goroutines are counted apart.
+        assert_eq!(n, 100, "{variant}: {key} = {n}, expected 100");
+    }
+}
+
+/// The runtime's own goroutines (GC workers, sweeper, scavenger, ...) are
+/// kept apart from the application's: after three GCs, with 50 application
+/// goroutines parked on a channel, the census counts exactly what
+/// runtime.NumGoroutine() says (it leaves the runtime's out, by the same
+/// rule), the runtime's goroutines are counted apart, and their idle waits
+/// never appear among the application's wait reasons.
+fn check_runtime_goroutines(version: &str, env: &[(&str, &str)]) {
+    let binary = go_program("runtimeload", version, &[], env);
+    let mut cmd = Command::new(&binary);
+    cmd.args(["-workload", "system", "-parked", "50"]);
+    let mut load = Proc::spawn(cmd, "[runtimeload]");
+    load.wait_line(Duration::from_secs(30), |l| l.contains("\"ready\""));
+    let path = std::env::temp_dir().join(format!("gort-system-{}.json", load.pid()));
+    let mut gort = start_gort(
+        load.pid(),
+        &["--interval", "200ms", "--deep", "30m", "--summary-json", path.to_str().unwrap()],
+    );
+    gort.wait_line(Duration::from_secs(10), |l| l.contains("probe stw_end"));
+    load.send_line("go");
+    let parked = load.wait_line(Duration::from_secs(30), |l| l.contains("\"parked\""));
+    let num_goroutine =
+        serde_json::from_str::<serde_json::Value>(&parked).unwrap()["num_goroutine"].as_u64().unwrap();
+    // Two reports, so the last census is one of the parked population.
+    for _ in 0..2 {
+        gort.wait_line(Duration::from_secs(10), |l| l.contains("live goroutines:"));
+    }
+    load.send_line("exit");
+    assert!(load.wait_exit(Duration::from_secs(10)).success());
+    assert!(gort.wait_exit(Duration::from_secs(15)).success());
+    let target = summary::take(&path).targets.remove(0);
+    let application: u64 = target.live_goroutines.values().sum();
+    let runtime: u64 = target.runtime_goroutines.values().sum();
+    let idle = ["GC worker (idle)", "GC sweep wait", "GC scavenge wait", "force gc (idle)", "finalizer wait"];
+    let seconds = |m: &std::collections::BTreeMap<String, summary::Histogram>| -> f64 {
+        m.iter().filter(|(r, _)| idle.contains(&r.as_str())).map(|(_, h)| h.sum_ns as f64 / 1e9).sum()
+    };
+    eprintln!(
+        "{version}: census: {application} application goroutines (runtime.NumGoroutine {num_goroutine}), \
+         {runtime} of the runtime's {:?}; idle runtime waits among the application's: {:.3} s, apart: {:.3} s",
+        target.runtime_goroutines,
+        seconds(&target.runtime.blocked),
+        seconds(&target.runtime.runtime_blocked),
+    );
+    assert_eq!(application, num_goroutine, "{version}: {:?}", target.live_goroutines);
+    assert!(
+        runtime >= 3,
+        "{version}: GC workers, sweeper and scavenger at least: {:?}",
+        target.runtime_goroutines
+    );
+    for reason in target.runtime.blocked.keys() {
+        assert!(
+            !idle.contains(&reason.as_str()),
+            "{version}: the runtime's idle wait {reason:?} among the application's"
+        );
+    }
+    assert!(seconds(&target.runtime.runtime_blocked) > 0.0, "{version}: no idle runtime wait seen at all");
+}
+
+#[test]
+fn ebpf_runtime_goroutines_are_kept_apart_from_the_application() {
+    if require_root("ebpf_runtime_goroutines_are_kept_apart_from_the_application") {
+        check_runtime_goroutines("default", &[]);
+        check_runtime_goroutines("go1.21.13", &[("GOTOOLCHAIN", "go1.21.13")]);
     }
 }
 

@@ -120,6 +120,36 @@ fn check(version: &str, goarch: &str, variant: &str, flags: &[&str], env: &[(&st
         assert_eq!(got_rets, rets, "{tag}: {name}: RETs differ from go tool objdump");
     }
 
+    // Where the runtime's own goroutines start, from the stripped build's
+    // .gopclntab: its GC workers, sweeper, scavenger and finalizer
+    // goroutine, and never runtime.main (the program's main goroutine).
+    let bytes = std::fs::read(&binary).unwrap();
+    let entries = gort::analysis::runtime_goroutine_entries(bytes.as_slice()).unwrap();
+    for name in [
+        "runtime.gcBgMarkWorker",
+        "runtime.bgsweep",
+        "runtime.bgscavenge",
+        "runtime.forcegchelper",
+        "runtime.runfinq",
+    ] {
+        // runtime.runfinq is linked only into programs that set finalizers.
+        let Some(&(addr, _)) = symbols.get(name) else {
+            assert_eq!(name, "runtime.runfinq", "{tag}: {name} missing from go tool nm");
+            continue;
+        };
+        assert!(
+            entries.binary_search(&addr).is_ok(),
+            "{tag}: {name} at {addr:#x} is not a runtime goroutine entry"
+        );
+    }
+    let (main, _) = symbols["runtime.main"];
+    assert!(entries.binary_search(&main).is_err(), "{tag}: runtime.main counted as the runtime's");
+    let user = symbols.iter().filter(|(n, _)| n.starts_with("main.")).map(|(_, (a, _))| *a);
+    assert!(
+        user.into_iter().all(|a| entries.binary_search(&a).is_err()),
+        "{tag}: a main.* function counted as the runtime's"
+    );
+
     // runtime.goready has no body of its own in these releases: inlined only.
     assert!(!symbols.contains_key("runtime.goready"), "{tag}: goready is a function here; update the test");
     let callers = got["inlined_only"]["runtime.goready"].as_array().unwrap_or_else(|| panic!("{tag}: {got}"));

@@ -19,10 +19,11 @@ use aya_ebpf::{
     programs::ProbeContext,
 };
 use gort_common::{
-    CounterId, EVENTS_BYTES, Event, GoroutineKey, HISTOGRAMS as HISTOGRAM_COUNT, HistogramId, MAX_COUNTERS,
-    MAX_GOIDS_SEEN, MAX_PROBES, MAX_SPANS, MAX_TARGETS, NO_OFFSET, Parked, ProbeId, SPAN_EVENTS_BYTES,
-    SPAN_WAIT_SLOTS, SpanAccount, SpanEnd, SpanKey, SpanStall, SpanTotals, StwStart, TargetConfig,
-    WEIGHT_ONE, blocked_base, event_kind, gstatus, interval_weight, span_record, stw_reason, time_hist,
+    CounterId, EVENTS_BYTES, EntryKey, Event, GoroutineKey, HISTOGRAMS as HISTOGRAM_COUNT, HistogramId,
+    MAX_COUNTERS, MAX_GOIDS_SEEN, MAX_PROBES, MAX_RUNTIME_ENTRIES, MAX_SPANS, MAX_TARGETS, NO_OFFSET, Parked,
+    ProbeId, RUNTIME_GOROUTINE, SPAN_EVENTS_BYTES, SPAN_WAIT_SLOTS, SpanAccount, SpanEnd, SpanKey, SpanStall,
+    SpanTotals, StwStart, TargetConfig, WEIGHT_ONE, blocked_base, event_kind, gstatus, interval_weight,
+    span_record, stw_reason, time_hist,
 };
 
 #[map(name = "GORT_TARGETS")]
@@ -82,6 +83,12 @@ static STW_TOTAL: HashMap<u32, u64> = HashMap::with_max_entries(MAX_TARGETS, 0);
 /// Goroutines inside a GC assist, since when.
 #[map(name = "GORT_ASSIST_SINCE")]
 static ASSIST_SINCE: LruHashMap<GoroutineKey, u64> = LruHashMap::with_max_entries(MAX_GOIDS_SEEN, 0);
+
+/// Code addresses at which the runtime's own goroutines start (GC workers,
+/// sweeper, scavenger, ...), per target: their waits are kept apart from
+/// the application's.
+#[map(name = "GORT_RUNTIME_ENTRIES")]
+static RUNTIME_ENTRIES: HashMap<EntryKey, u8> = HashMap::with_max_entries(MAX_RUNTIME_ENTRIES, 0);
 
 /// Room to build a SpanAccount: at 256 bytes it would take half the BPF stack.
 #[map(name = "GORT_SPAN_SCRATCH")]
@@ -207,6 +214,26 @@ fn read_goid(gp: u64, config: &TargetConfig) -> Option<u64> {
     unsafe { bpf_probe_read_user(goid_ptr) }.ok()
 }
 
+/// `RUNTIME_GOROUTINE` if the goroutine `gp` started at one of the
+/// runtime's entries (the runtime's own `isSystemGoroutine` rule), else 0.
+#[inline(always)]
+fn runtime_goroutine_flag(gp: u64, tgid: u32, config: &TargetConfig) -> u64 {
+    if config.startpc_offset == NO_OFFSET {
+        return 0;
+    }
+    let at = (gp + u64::from(config.startpc_offset)) as *const u64;
+    // SAFETY: bpf_probe_read_user copies from the target's memory and fails
+    // cleanly on a bad address.
+    let Ok(pc) = (unsafe { bpf_probe_read_user(at) }) else {
+        return 0;
+    };
+    // SAFETY: only whether the entry exists is used.
+    match unsafe { RUNTIME_ENTRIES.get(&EntryKey { tgid, _pad: 0, pc }) } {
+        Some(_) => RUNTIME_GOROUTINE,
+        None => 0,
+    }
+}
+
 /// Shared body of the probes whose first argument is a `*g`: count the hit and
 /// record the goroutine id read at the DWARF-resolved `goid` offset.
 #[inline(always)]
@@ -300,7 +327,9 @@ pub fn gort_casgstatus(ctx: ProbeContext) -> u32 {
                 let parked_ns = now.saturating_sub(parked.since_ns);
                 let weight = interval_weight(parked_ns, config.window_ns);
                 record_at(blocked_base(parked.reason), parked_ns, weight);
-                charge_span(config, &key, Charge::Parked, parked.since_ns, now, parked.reason);
+                if parked.reason & RUNTIME_GOROUTINE == 0 {
+                    charge_span(config, &key, Charge::Parked, parked.since_ns, now, parked.reason);
+                }
             }
             let _ = PARKED_SINCE.remove(&key);
         }
@@ -311,7 +340,8 @@ pub fn gort_casgstatus(ctx: ProbeContext) -> u32 {
             let at = (go_arg(&ctx, 0) + u64::from(config.waitreason_offset)) as *const u8;
             // SAFETY: bpf_probe_read_user copies from the target's memory and
             // fails cleanly on a bad address.
-            let reason = unsafe { bpf_probe_read_user(at) }.map_or(0, u64::from);
+            let reason = unsafe { bpf_probe_read_user(at) }.map_or(0, u64::from)
+                | runtime_goroutine_flag(go_arg(&ctx, 0), tgid, config);
             let _ = PARKED_SINCE.insert(&key, &Parked { since_ns: now, reason }, 0);
         }
         gstatus::RUNNABLE => {

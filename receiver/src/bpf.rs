@@ -13,7 +13,7 @@ use aya::{
     },
 };
 use gort_common::{
-    CounterId, Event, GoroutineKey, HistogramId, ProbeId, SpanEnd, SpanStall, TargetConfig, names,
+    CounterId, EntryKey, Event, GoroutineKey, HistogramId, ProbeId, SpanEnd, SpanStall, TargetConfig, names,
     span_record, time_hist,
 };
 use thiserror::Error;
@@ -49,6 +49,12 @@ unsafe impl Pod for TargetConfigPod {}
 struct GoroutineKeyPod(GoroutineKey);
 // SAFETY: as above: #[repr(C)] integers with explicit padding.
 unsafe impl Pod for GoroutineKeyPod {}
+
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct EntryKeyPod(EntryKey);
+// SAFETY: as above: #[repr(C)] integers with explicit padding.
+unsafe impl Pod for EntryKeyPod {}
 
 #[cfg(gort_probes_embedded)]
 fn object() -> Result<&'static [u8], BpfError> {
@@ -169,6 +175,23 @@ impl Probes {
         targets.insert(&pid, &TargetConfigPod(config), 0).map_err(|source| BpfError::Map { map, source })
     }
 
+    /// Tells the probes where a target's runtime goroutines start
+    /// (run-time addresses). Returns how many fitted: the map is shared by
+    /// every target, and what does not fit is counted as the application's.
+    pub fn add_runtime_entries(&mut self, pid: u32, entries: &[u64]) -> Result<usize, BpfError> {
+        let map = names::MAP_RUNTIME_ENTRIES;
+        let mut table: HashMap<_, EntryKeyPod, u8> = self.map_mut(map)?;
+        let mut added = 0;
+        for &pc in entries {
+            let key = EntryKeyPod(EntryKey { tgid: pid, _pad: 0, pc });
+            if table.insert(&key, &1, 0).is_err() {
+                break;
+            }
+            added += 1;
+        }
+        Ok(added)
+    }
+
     /// Forgets a target: its per-goroutine entries and its configuration.
     pub fn remove_target(&mut self, pid: u32) -> Result<(), BpfError> {
         let map = names::MAP_TARGETS;
@@ -181,6 +204,13 @@ impl Probes {
             goids.keys().filter_map(Result::ok).filter(|k| k.0.tgid == pid).collect();
         for key in stale {
             let _ = goids.remove(&key);
+        }
+        let map = names::MAP_RUNTIME_ENTRIES;
+        let mut entries: HashMap<_, EntryKeyPod, u8> = self.map_mut(map)?;
+        let stale: Vec<EntryKeyPod> =
+            entries.keys().filter_map(Result::ok).filter(|k| k.0.tgid == pid).collect();
+        for key in stale {
+            let _ = entries.remove(&key);
         }
         Ok(())
     }

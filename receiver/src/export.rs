@@ -195,9 +195,51 @@ fn blocked_metric(w: Window, runtime: &RuntimeCounts, exemplars: &Exemplars) -> 
         .collect();
     histogram_metric(
         "gort.goroutine.blocked.duration",
-        "Time goroutines spent parked, by wait-reason category.",
+        "Time the application's goroutines spent parked, by wait-reason category (the runtime's own goroutines are in gort.runtime_goroutine.blocked.duration).",
         points,
     )
+}
+
+/// The runtime's own goroutines' parked time, by the runtime's wait reason
+/// (a small, fixed set: GC workers idle, sweeper, scavenger, finalizers).
+/// Mark workers marking ("GC worker (active)") are `gort.gc.mark_worker.time`.
+fn runtime_blocked_metric(w: Window, runtime: &RuntimeCounts) -> Metric {
+    let points = runtime
+        .runtime_blocked
+        .iter()
+        .filter(|(reason, _)| *reason != crate::wait_reasons::GC_WORKER_ACTIVE)
+        .map(|(reason, h)| histogram_point(w, h, vec![kv_str("go.runtime.wait_reason", reason)], vec![]))
+        .collect();
+    histogram_metric(
+        "gort.runtime_goroutine.blocked.duration",
+        "Time the Go runtime's own goroutines (GC workers, sweeper, scavenger, finalizers) spent parked, by wait reason: their normal idle state, not time the application waited.",
+        points,
+    )
+}
+
+/// Live goroutines of one kind as points by state and wait-reason category.
+fn live_metric(name: &str, description: &str, w: Window, live: &goroutines::Counts) -> Metric {
+    let points = live
+        .iter()
+        .map(|((state, category), n)| {
+            let mut attrs = vec![("go.goroutine.state", *state)];
+            if !category.is_empty() {
+                attrs.push(("go.wait.reason", *category));
+            }
+            (attrs, Value::Int(*n))
+        })
+        .collect();
+    Metric {
+        name: name.into(),
+        description: description.into(),
+        unit: "{goroutine}".into(),
+        data: Some(metrics::metric::Data::Sum(Sum {
+            data_points: number_points(w, points),
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+            is_monotonic: false,
+        })),
+        ..Default::default()
+    }
 }
 
 /// Everything gort measured in one process, as one cumulative OTLP export:
@@ -211,7 +253,7 @@ pub fn metrics_request(
     runtime: &RuntimeCounts,
     sampling_ratio: f64,
     coverage: f64,
-    live: Option<&goroutines::Counts>,
+    live: Option<&goroutines::Live>,
     exemplars: &Exemplars,
     start_unix_nanos: u64,
     now_unix_nanos: u64,
@@ -229,6 +271,7 @@ pub fn metrics_request(
             vec![histogram_point(w, &runtime.gc_pause, vec![], exemplars.of(ExemplarFor::GcPause))],
         ),
         blocked_metric(w, runtime, exemplars),
+        runtime_blocked_metric(w, runtime),
         sum_metric(
             "gort.gc.cycles",
             "Completed GC cycles.",
@@ -279,27 +322,18 @@ pub fn metrics_request(
         ),
     ];
     if let Some(live) = live {
-        let points = live
-            .iter()
-            .map(|((state, category), n)| {
-                let mut attrs = vec![("go.goroutine.state", *state)];
-                if !category.is_empty() {
-                    attrs.push(("go.wait.reason", *category));
-                }
-                (attrs, Value::Int(*n))
-            })
-            .collect();
-        metrics.push(Metric {
-            name: "go.goroutine.count".into(),
-            description: "Live goroutines, by state (and wait-reason category when waiting).".into(),
-            unit: "{goroutine}".into(),
-            data: Some(metrics::metric::Data::Sum(Sum {
-                data_points: number_points(w, points),
-                aggregation_temporality: AggregationTemporality::Cumulative as i32,
-                is_monotonic: false,
-            })),
-            ..Default::default()
-        });
+        metrics.push(live_metric(
+            "go.goroutine.count",
+            "Live goroutines of the application (as runtime.NumGoroutine counts them), by state (and wait-reason category when waiting).",
+            w,
+            &live.application,
+        ));
+        metrics.push(live_metric(
+            "gort.runtime_goroutine.count",
+            "Live goroutines of the Go runtime itself (GC workers, sweeper, scavenger, ...), by state.",
+            w,
+            &live.runtime,
+        ));
     }
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {

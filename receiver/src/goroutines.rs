@@ -2,9 +2,11 @@
 //! from its memory through /proc/PID/mem once per report. Probes could only
 //! count transitions seen since attach (and not at all between sampling
 //! windows); the runtime's own list is exact at every moment and costs the
-//! target nothing.
+//! target nothing. The runtime's own goroutines (those that start at a
+//! runtime entry: GC workers, sweeper, scavenger, ...) are counted apart,
+//! as `runtime.NumGoroutine` leaves them out.
 
-use std::{collections::BTreeMap, fs, io, os::unix::fs::FileExt, path::Path};
+use std::{collections::BTreeMap, fs, io, os::unix::fs::FileExt, path::Path, sync::Arc};
 
 use gort_common::gstatus;
 use thiserror::Error;
@@ -33,15 +35,45 @@ pub struct Census {
     status_offset: u64,
     waitreason_offset: Option<u64>,
     wait_names: Option<&'static [String]>,
+    runtime: Option<RuntimeEntries>,
 }
 
-/// The goroutines of one census: (state, wait-reason category or "") → count.
+/// How the census tells the runtime's goroutines apart.
+pub struct RuntimeEntries {
+    /// Offset of `runtime.g.startpc`.
+    pub startpc_offset: u64,
+    /// Run-time addresses of the runtime's goroutine entries, sorted.
+    pub entries: Arc<[u64]>,
+}
+
+/// Goroutines of one kind in one census: (state, wait-reason category or
+/// "") → count.
 pub type Counts = BTreeMap<(&'static str, &'static str), u64>;
+
+/// One census: the application's goroutines (what `runtime.NumGoroutine`
+/// counts) and the runtime's own, apart.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Live {
+    pub application: Counts,
+    pub runtime: Counts,
+}
+
+/// How far a (PIE) executable is loaded from where it was linked: the
+/// start of its first page in /proc/PID/maps minus the lowest address it is
+/// linked at (`image_base`).
+pub fn load_bias(pid: u32, exe: &Path, image_base: u64) -> Result<u64, CensusError> {
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps"))
+        .map_err(|source| CensusError::Open { pid, source })?;
+    let start = mapped_start(&maps, exe)
+        .ok_or_else(|| CensusError::NotMapped { pid, exe: exe.display().to_string() })?;
+    Ok(start.wrapping_sub(image_base & !0xfff))
+}
 
 impl Census {
     /// `allgs_link` is the symbol's link-time address and `image_base` the
     /// lowest address the executable is linked at; a PIE is relocated by
     /// where /proc/PID/maps shows its first page.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         pid: u32,
         exe: &Path,
@@ -50,15 +82,19 @@ impl Census {
         status_offset: u64,
         waitreason_offset: Option<u64>,
         wait_names: Option<&'static [String]>,
+        runtime: Option<RuntimeEntries>,
     ) -> Result<Self, CensusError> {
-        let maps = fs::read_to_string(format!("/proc/{pid}/maps"))
-            .map_err(|source| CensusError::Open { pid, source })?;
-        let start = mapped_start(&maps, exe)
-            .ok_or_else(|| CensusError::NotMapped { pid, exe: exe.display().to_string() })?;
-        let bias = start.wrapping_sub(image_base & !0xfff);
+        let bias = load_bias(pid, exe, image_base)?;
         let mem =
             fs::File::open(format!("/proc/{pid}/mem")).map_err(|source| CensusError::Open { pid, source })?;
-        Ok(Self { mem, allgs: allgs_link.wrapping_add(bias), status_offset, waitreason_offset, wait_names })
+        Ok(Self {
+            mem,
+            allgs: allgs_link.wrapping_add(bias),
+            status_offset,
+            waitreason_offset,
+            wait_names,
+            runtime,
+        })
     }
 
     fn read(&self, address: u64, buf: &mut [u8]) -> Result<(), CensusError> {
@@ -75,13 +111,13 @@ impl Census {
     /// read, so a goroutine can be missed or counted in its previous state:
     /// a snapshot as good as a racing reader gets, like the runtime's own
     /// `runtime.NumGoroutine`.
-    pub fn take(&self) -> Result<Counts, CensusError> {
+    pub fn take(&self) -> Result<Live, CensusError> {
         let ptr = self.u64_at(self.allgs)?;
         let len = self.u64_at(self.allgs + 8)?;
         let read = len.min(MAX_CENSUS);
         let mut pointers = vec![0u8; (read * 8) as usize];
         self.read(ptr, &mut pointers)?;
-        let mut counts = Counts::new();
+        let mut live = Live::default();
         for gp in pointers.as_chunks::<8>().0.iter().map(|c| u64::from_le_bytes(*c)) {
             if gp == 0 {
                 continue;
@@ -98,12 +134,20 @@ impl Census {
                 gstatus::WAITING => ("waiting", self.wait_category(gp)?),
                 _ => continue,
             };
+            let counts = if self.is_runtime(gp)? { &mut live.runtime } else { &mut live.application };
             *counts.entry(key).or_default() += 1;
         }
         if len > read {
-            counts.insert(("unread", ""), len - read);
+            live.application.insert(("unread", ""), len - read);
         }
-        Ok(counts)
+        Ok(live)
+    }
+
+    /// Whether `gp` started at one of the runtime's goroutine entries.
+    fn is_runtime(&self, gp: u64) -> Result<bool, CensusError> {
+        let Some(r) = &self.runtime else { return Ok(false) };
+        let pc = self.u64_at(gp + r.startpc_offset)?;
+        Ok(r.entries.binary_search(&pc).is_ok())
     }
 
     fn wait_category(&self, gp: u64) -> Result<&'static str, CensusError> {

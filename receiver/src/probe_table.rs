@@ -218,6 +218,9 @@ pub const WAITREASON: FieldRef = FieldRef { type_name: "runtime.g", field: "wait
 
 pub const ATOMICSTATUS: FieldRef = FieldRef { type_name: "runtime.g", field: "atomicstatus" };
 
+/// Where a goroutine started: tells the runtime's goroutines from the application's.
+pub const STARTPC: FieldRef = FieldRef { type_name: "runtime.g", field: "startpc" };
+
 pub const PARENT_GOID: FieldRef = FieldRef { type_name: "runtime.g", field: "parentGoid" };
 
 /// Where the SDK span keeps its `trace.SpanContext` (trace id: 16 bytes at
@@ -233,6 +236,7 @@ pub const FIELDS: &[(FieldRef, Need)] = &[
     (WAITREASON, Need::Optional),
     (ATOMICSTATUS, Need::Optional),
     (PARENT_GOID, Need::Optional),
+    (STARTPC, Need::Optional),
     (SPAN_CONTEXT, Need::Optional),
 ];
 

@@ -13,8 +13,8 @@ use std::{
 use std::collections::{BTreeMap, VecDeque};
 
 use gort_common::{
-    CounterId, Event, HistogramId, MAX_WAIT_REASONS, NO_OFFSET, ProbeId, TargetConfig, WEIGHT_ONE,
-    blocked_base, event_kind, time_hist,
+    CounterId, Event, HistogramId, MAX_WAIT_REASONS, NO_OFFSET, ProbeId, RUNTIME_GOROUTINE, TargetConfig,
+    WEIGHT_ONE, blocked_base, event_kind, time_hist,
 };
 use thiserror::Error;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -146,8 +146,11 @@ pub struct TargetSummary {
     /// Time GC background mark workers spent marking (ns).
     pub gc_mark_worker_ns: u64,
     pub sampling: SamplingSummary,
-    /// Live goroutines at the end, by "state" or "waiting/<category>".
+    /// Live application goroutines at the end (what runtime.NumGoroutine
+    /// counts), by "state" or "waiting/<category>".
     pub live_goroutines: BTreeMap<String, u64>,
+    /// The runtime's own goroutines at the end, likewise.
+    pub runtime_goroutines: BTreeMap<String, u64>,
     pub notable: NotableSummary,
     /// Trace linkage, when it was on for this target.
     pub linkage: Option<LinkageSummary>,
@@ -222,7 +225,7 @@ struct Snapshot {
     coverage: f64,
     sampling: SamplingSummary,
     /// Live goroutines by (state, wait category), if the census works.
-    live: Option<goroutines::Counts>,
+    live: Option<goroutines::Live>,
 }
 
 /// How the sampled probes ran, and how much the estimates rest on.
@@ -275,7 +278,7 @@ struct Session {
     /// Live goroutines by state, when the binary has its symbol table.
     census: Option<Census>,
     /// The last census that succeeded (the one at exit finds no process).
-    last_live: Option<goroutines::Counts>,
+    last_live: Option<goroutines::Live>,
     lost_baseline: u64,
     notable: NotableSummary,
     started: SystemTime,
@@ -291,17 +294,21 @@ struct Session {
 fn read_runtime(probes: &Probes, wait_names: Option<&[String]>) -> Result<RuntimeCounts, RunError> {
     let hist = |id| probes.histogram(id).map(|s| TimeHistogram::from_slots(&s));
     let reasons = wait_names.map_or(MAX_WAIT_REASONS, |n| (n.len() as u32).min(MAX_WAIT_REASONS));
-    let mut blocked = std::collections::BTreeMap::new();
-    for n in 0..reasons {
-        let base = blocked_base(u64::from(n));
-        if probes.histogram_slot(base, time_hist::SUM_SLOT)? == 0 {
-            continue;
+    let bank = |flag: u64| -> Result<BTreeMap<String, TimeHistogram>, RunError> {
+        let mut blocked = BTreeMap::new();
+        for n in 0..reasons {
+            let base = blocked_base(u64::from(n) | flag);
+            if probes.histogram_slot(base, time_hist::SUM_SLOT)? == 0 {
+                continue;
+            }
+            let h = TimeHistogram::from_slots(&probes.histogram_at(base)?);
+            blocked.insert(crate::wait_reasons::name(wait_names, n), h);
         }
-        let h = TimeHistogram::from_slots(&probes.histogram_at(base)?);
-        blocked.insert(crate::wait_reasons::name(wait_names, n), h);
-    }
+        Ok(blocked)
+    };
     Ok(RuntimeCounts {
-        blocked,
+        blocked: bank(0)?,
+        runtime_blocked: bank(RUNTIME_GOROUTINE)?,
         schedule_latency: hist(HistogramId::ScheduleLatency)?,
         gc_pause: hist(HistogramId::GcPause)?,
         gc_cycles: probes.counter(CounterId::GcCycles)?,
@@ -362,6 +369,7 @@ impl Session {
         let linkage_settings =
             options.forward.as_ref().and_then(|f| f.linkage.as_ref()).map(|l| l.lock().settings());
         let linkage = linkage_settings.and_then(|_| linkage_offsets(&exe, &analysis));
+        let runtime_entries = runtime_entries(&process, &analysis, &cache);
         let mut wait_slot = [0u8; 64];
         for (n, slot) in wait_slot.iter_mut().enumerate() {
             let name = crate::wait_reasons::name(wait_names, n as u32);
@@ -384,6 +392,11 @@ impl Session {
                 .map_or(NO_OFFSET, |l| u32::try_from(l.span_context_offset).unwrap_or(NO_OFFSET)),
             wait_slot,
             span_stall_threshold_ns: linkage_settings.map_or(u64::MAX, |s| duration_ns(s.stall_threshold)),
+            startpc_offset: match (&runtime_entries, analysis.fields.get(&probe_table::STARTPC)) {
+                (Some(_), Some(f)) => u32::try_from(f.offset).unwrap_or(NO_OFFSET),
+                _ => NO_OFFSET,
+            },
+            _pad: 0,
         };
         // Every wait of a span must be seen: linkage keeps the hot probe on.
         let sampling = match &linkage {
@@ -400,6 +413,16 @@ impl Session {
         // Events left from an earlier target are not this one's.
         let _ = probes.drain_events(usize::MAX);
         probes.add_target(process.pid, config)?;
+        if let Some(entries) = &runtime_entries {
+            let added = probes.add_runtime_entries(process.pid, entries)?;
+            if added < entries.len() {
+                log::warn!(
+                    "{}: room for {added} of {} runtime goroutine entries; goroutines starting at the others count as the application's",
+                    exe.display(),
+                    entries.len()
+                );
+            }
+        }
         let mut planned = Vec::new();
         let wanted = |p: &&ProbeSpec| {
             p.go.contains(analysis.go_version) && (p.heat != Heat::Linked || linkage.is_some())
@@ -426,7 +449,7 @@ impl Session {
             planned.push(Planned { spec, function: function.clone(), file_offsets, attachment: None });
         }
         let mut session = Self {
-            census: census(&process, &analysis, &cache, wait_names),
+            census: census(&process, &analysis, &cache, wait_names, runtime_entries.as_ref()),
             last_live: None,
             process,
             analysis,
@@ -797,7 +820,7 @@ impl Session {
         })
     }
 
-    fn take_census(&mut self) -> Option<goroutines::Counts> {
+    fn take_census(&mut self) -> Option<goroutines::Live> {
         match self.census.as_ref()?.take() {
             Ok(live) => {
                 self.last_live = Some(live.clone());
@@ -845,7 +868,18 @@ impl Session {
             gc_mark_worker_ns: snap.runtime.gc_mark_worker_ns(),
             runtime: snap.runtime,
             sampling: snap.sampling.clone(),
-            live_goroutines: self.last_live.iter().flatten().map(|(k, v)| (live_key(*k), *v)).collect(),
+            live_goroutines: self
+                .last_live
+                .iter()
+                .flat_map(|l| &l.application)
+                .map(|(k, v)| (live_key(*k), *v))
+                .collect(),
+            runtime_goroutines: self
+                .last_live
+                .iter()
+                .flat_map(|l| &l.runtime)
+                .map(|(k, v)| (live_key(*k), *v))
+                .collect(),
             notable: self.notable.clone(),
             linkage: self.linkage.clone(),
             exited,
@@ -915,12 +949,40 @@ fn live_key((state, category): (&str, &str)) -> String {
     if category.is_empty() { state.to_owned() } else { format!("{state}/{category}") }
 }
 
+/// Where the target's runtime goroutines start (run-time addresses,
+/// sorted), or None with a warning saying why they cannot be told apart.
+fn runtime_entries<'a, R: object::ReadRef<'a>>(
+    process: &Process,
+    analysis: &Analysis,
+    data: R,
+) -> Option<Arc<[u64]>> {
+    let exe = process.exe.display();
+    let why = if !analysis.fields.contains_key(&probe_table::STARTPC) {
+        "the offset of runtime.g.startpc is unknown".to_owned()
+    } else {
+        let found = analysis::runtime_goroutine_entries(data).and_then(|entries| {
+            let (base, _) = analysis::data_symbols(data, &[])?;
+            Ok((entries, base))
+        });
+        match found {
+            Ok((entries, base)) => match goroutines::load_bias(process.pid, &process.exe, base) {
+                Ok(bias) => return Some(entries.iter().map(|e| e.wrapping_add(bias)).collect()),
+                Err(e) => e.to_string(),
+            },
+            Err(e) => e.to_string(),
+        }
+    };
+    log::warn!("{exe}: {why}: the runtime's own goroutines are counted with the application's");
+    None
+}
+
 /// The live-goroutine census, or None with a warning saying why not.
 fn census<'a, R: object::ReadRef<'a>>(
     process: &Process,
     analysis: &Analysis,
     data: R,
     wait_names: Option<&'static [String]>,
+    runtime: Option<&Arc<[u64]>>,
 ) -> Option<Census> {
     let exe = process.exe.display();
     let Some(status) = analysis.fields.get(&probe_table::ATOMICSTATUS) else {
@@ -939,7 +1001,10 @@ fn census<'a, R: object::ReadRef<'a>>(
         return None;
     };
     let waitreason = analysis.fields.get(&probe_table::WAITREASON).map(|f| f.offset);
-    Census::new(process.pid, &process.exe, base, allgs, status.offset, waitreason, wait_names)
+    let runtime = runtime.zip(analysis.fields.get(&probe_table::STARTPC)).map(|(entries, startpc)| {
+        goroutines::RuntimeEntries { startpc_offset: startpc.offset, entries: entries.clone() }
+    });
+    Census::new(process.pid, &process.exe, base, allgs, status.offset, waitreason, wait_names, runtime)
         .map_err(|e| log::warn!("{exe}: {e}; live goroutine counts disabled"))
         .ok()
 }
@@ -1226,13 +1291,14 @@ fn report_line(session: &Session, probes: &Probes, snap: &Snapshot) -> Result<()
     line.push_str(&format!("; gc mark workers={:.3}s", rt.gc_mark_worker_ns() as f64 / 1e9));
     if let Some(live) = &snap.live {
         let mut by_state: BTreeMap<&str, u64> = BTreeMap::new();
-        for ((state, _), n) in live {
+        for ((state, _), n) in &live.application {
             *by_state.entry(state).or_default() += n;
         }
         line.push_str("\ngort:   live goroutines:");
         for (state, n) in by_state {
             line.push_str(&format!(" {state}={n}"));
         }
+        line.push_str(&format!(" (and {} of the runtime's own)", live.runtime.values().sum::<u64>()));
     }
     line.push_str("\ngort:   blocked:");
     for (category, h) in blocked.iter().take(5) {

@@ -134,9 +134,34 @@ pub struct RuntimeCounts {
     pub other_stw_pauses: u64,
     pub goroutines_created: u64,
     pub goroutines_exited: u64,
-    /// Time goroutines spent parked, by the runtime's wait-reason name
-    /// (reasons with nothing recorded are left out).
+    /// Time the application's goroutines spent parked, by the runtime's
+    /// wait-reason name (reasons with nothing recorded are left out).
     pub blocked: BTreeMap<String, TimeHistogram>,
+    /// The same for the runtime's own goroutines (GC workers, sweeper,
+    /// scavenger, finalizers, ...): their idle waits are their normal state,
+    /// not something the application waited for.
+    pub runtime_blocked: BTreeMap<String, TimeHistogram>,
+}
+
+/// `since` for a map of histograms: reasons with no new observation are left out.
+fn blocked_since(
+    now: &BTreeMap<String, TimeHistogram>,
+    base: &BTreeMap<String, TimeHistogram>,
+) -> BTreeMap<String, TimeHistogram> {
+    now.iter()
+        .map(|(reason, h)| (reason.clone(), base.get(reason).map_or_else(|| h.clone(), |b| h.since(b))))
+        .filter(|(_, h)| h.count() > 0)
+        .collect()
+}
+
+fn blocked_unweighted(m: &BTreeMap<String, TimeHistogram>, factor: f64) -> BTreeMap<String, TimeHistogram> {
+    m.iter().map(|(r, h)| (r.clone(), h.unweighted(factor))).collect()
+}
+
+fn blocked_add(into: &mut BTreeMap<String, TimeHistogram>, other: &BTreeMap<String, TimeHistogram>) {
+    for (reason, h) in other {
+        into.entry(reason.clone()).or_default().merge(h);
+    }
 }
 
 impl RuntimeCounts {
@@ -149,14 +174,8 @@ impl RuntimeCounts {
             other_stw_pauses: self.other_stw_pauses.wrapping_sub(b.other_stw_pauses),
             goroutines_created: self.goroutines_created.wrapping_sub(b.goroutines_created),
             goroutines_exited: self.goroutines_exited.wrapping_sub(b.goroutines_exited),
-            blocked: self
-                .blocked
-                .iter()
-                .map(|(reason, h)| {
-                    (reason.clone(), b.blocked.get(reason).map_or_else(|| h.clone(), |base| h.since(base)))
-                })
-                .filter(|(_, h)| h.count() > 0)
-                .collect(),
+            blocked: blocked_since(&self.blocked, &b.blocked),
+            runtime_blocked: blocked_since(&self.runtime_blocked, &b.runtime_blocked),
         }
     }
 
@@ -172,7 +191,8 @@ impl RuntimeCounts {
             other_stw_pauses: self.other_stw_pauses,
             goroutines_created: scale(self.goroutines_created),
             goroutines_exited: scale(self.goroutines_exited),
-            blocked: self.blocked.iter().map(|(r, h)| (r.clone(), h.unweighted(factor))).collect(),
+            blocked: blocked_unweighted(&self.blocked, factor),
+            runtime_blocked: blocked_unweighted(&self.runtime_blocked, factor),
         }
     }
 
@@ -184,15 +204,20 @@ impl RuntimeCounts {
         self.other_stw_pauses += other.other_stw_pauses;
         self.goroutines_created += other.goroutines_created;
         self.goroutines_exited += other.goroutines_exited;
-        for (reason, h) in &other.blocked {
-            self.blocked.entry(reason.clone()).or_default().merge(h);
-        }
+        blocked_add(&mut self.blocked, &other.blocked);
+        blocked_add(&mut self.runtime_blocked, &other.runtime_blocked);
     }
 
     /// Time GC background mark workers spent marking, in ns: the P-time the
     /// GC took from goroutines.
+    /// Mark workers are runtime goroutines; a target whose `g.startpc`
+    /// offset is unknown has them among the application's.
     pub fn gc_mark_worker_ns(&self) -> u64 {
-        self.blocked.get(wait_reasons::GC_WORKER_ACTIVE).map_or(0, |h| h.sum_ns)
+        [&self.runtime_blocked, &self.blocked]
+            .iter()
+            .filter_map(|m| m.get(wait_reasons::GC_WORKER_ACTIVE))
+            .map(|h| h.sum_ns)
+            .sum()
     }
 
     /// Blocked time merged into the exported wait-reason categories (without

@@ -194,6 +194,22 @@ impl<'data> Pclntab<'data> {
         Ok(found.into_iter().map(|(k, (_, f))| (k, f)).collect())
     }
 
+    /// Entries (link-time addresses) of every function whose name `keep`
+    /// accepts, in table order.
+    pub fn entries_where(&self, keep: impl Fn(&[u8]) -> bool) -> Result<Vec<u64>, PclntabError> {
+        let mut out = Vec::new();
+        for i in 0..self.nfunc {
+            let rec = self.func_record(i).ok_or(PclntabError::Corrupt("funcoff"))?;
+            let name_off = u32_at(rec, 4).ok_or(PclntabError::Corrupt("_func"))?;
+            let Some(name) = self.name_at(name_off) else { continue };
+            if keep(name) {
+                let (entry_off, _) = self.functab(i).ok_or(PclntabError::Corrupt("functab"))?;
+                out.push(self.module.text.wrapping_add(u64::from(entry_off)));
+            }
+        }
+        Ok(out)
+    }
+
     /// For each wanted function, the functions it was inlined into.
     pub fn inlined<R: ReadRef<'data>>(
         &self,
