@@ -105,7 +105,7 @@ fn run(o: &Options<'_>) -> Run {
         g
     });
     let mut load = Command::new(o.binary);
-    load.args(["-load", &addr, "-duration", "6s", "-rate", "200", "-stall-every", "300ms"]);
+    load.args(["-load", &addr, "-duration", "8s", "-rate", "200", "-stall-every", "300ms"]);
     let mut load = Proc::spawn(load, "[load]");
     if let Some(delay) = o.late_attach {
         std::thread::sleep(delay);
@@ -207,6 +207,28 @@ fn assert_stalls_are_on_the_spans_that_suffered_them(r: &Run) {
                 child(&|c| c["values"]["go.runtime.wait_reason"] == "sync.Mutex.Lock"),
                 "sync.Mutex.Lock children",
             ),
+            // A goroutine the handler started sat in sync.Mutex.Lock: its
+            // wait is a child marked as the started goroutine's, and is not
+            // the span's own parked time.
+            "fanout" => {
+                assert!(number(span, "go.runtime.started.goroutines") >= 1.0, "fanout span {id}: {span}");
+                assert!(
+                    number(span, "go.runtime.parked.mutex.duration") < 0.001,
+                    "fanout span {id}: the started goroutine's lock wait counted as the span's own: {span}"
+                );
+                (
+                    child(&|c| {
+                        c["values"]["go.runtime.wait_reason"] == "sync.Mutex.Lock"
+                            && c["values"]["go.runtime.stall.goroutine"] == "started"
+                    }),
+                    "started goroutine's sync.Mutex.Lock children",
+                )
+            }
+            // An ordinary wait: an attribute, never a child.
+            "select" => {
+                assert!(children.is_empty(), "select span {id} got stall children {names:?}");
+                (number(span, "go.runtime.parked.select.duration"), "select parked time")
+            }
             // runtime.GC: the time the span lost to the GC cycle: parked for
             // its phases (the mark above all), frozen in its stop-the-worlds,
             // and runnable behind its workers on the only P. What remains of
@@ -230,7 +252,7 @@ fn assert_stalls_are_on_the_spans_that_suffered_them(r: &Run) {
             error <= 0.10,
             "{kind} span {id}: {what} {measured} s vs injected {injected} s; children {names:?}"
         );
-        if kind != "gc" {
+        if kind != "gc" && kind != "select" {
             assert!(!children.is_empty(), "{kind} span {id} has no stall child");
         }
         if kind == "runnable" {
@@ -245,9 +267,14 @@ fn assert_stalls_are_on_the_spans_that_suffered_them(r: &Run) {
         }
         *by_kind.entry(kind).or_default() += 1;
     }
-    for kind in ["runnable", "gc", "mutex"] {
+    for kind in ["runnable", "gc", "mutex", "fanout", "select"] {
         assert!(by_kind.get(kind).copied().unwrap_or(0) >= 3, "too few {kind} injections: {by_kind:?}");
     }
+    assert_wall_time_within_duration(r);
+    // Every child gort made is counted in its books.
+    let arrived: usize = r.children.values().map(Vec::len).sum();
+    let counted = &r.summary["targets"][0]["linkage"]["counts"]["stall_spans"];
+    assert_eq!(Some(arrived as u64), counted.as_u64(), "children arrived vs gort_linkage_stall_spans_total");
     // Spans that lived through no injection (5 ms margin on either side: an
     // injection on the only P stalls everything in flight with it) got no
     // stall children, and did get their runtime accounting.
@@ -275,6 +302,38 @@ fn assert_stalls_are_on_the_spans_that_suffered_them(r: &Run) {
         r.spans.values().filter(|(s, _)| s["values"].get("go.runtime.runnable.duration").is_some()).count();
     assert_eq!(enriched, r.spans.len(), "every span of the watched service carries its runtime accounting");
     assert_exemplars_point_at_exported_spans(r);
+}
+
+/// Every per-span attribute that is wall time (the span's own goroutine's
+/// runnable, parked and assist time, stop-the-world time, the longest waits
+/// of the goroutines it started) lies within the span's duration.
+fn assert_wall_time_within_duration(r: &Run) {
+    let mut over = Vec::new();
+    let mut checked = 0;
+    for (id, (span, _)) in &r.spans {
+        let duration_ns = span["end"].as_u64().unwrap() - span["start"].as_u64().unwrap();
+        for (key, value) in span["values"].as_object().into_iter().flatten() {
+            if !(key.starts_with("go.runtime.") && key.ends_with(".duration")) {
+                continue;
+            }
+            checked += 1;
+            let ns = value.as_f64().unwrap() * 1e9;
+            if ns > duration_ns as f64 + 1.0 {
+                over.push(format!(
+                    "{id}: {key} = {:.3} ms > span {:.3} ms",
+                    ns / 1e6,
+                    duration_ns as f64 / 1e6
+                ));
+            }
+        }
+    }
+    eprintln!("wall-time attributes: {checked} checked, {} longer than their span", over.len());
+    assert!(
+        over.is_empty(),
+        "{} attributes exceed their span's duration: {:?}",
+        over.len(),
+        &over[..over.len().min(5)]
+    );
 }
 
 fn assert_exemplars_point_at_exported_spans(r: &Run) {

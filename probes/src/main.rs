@@ -19,11 +19,11 @@ use aya_ebpf::{
     programs::ProbeContext,
 };
 use gort_common::{
-    CounterId, EVENTS_BYTES, EntryKey, Event, GoroutineKey, HISTOGRAMS as HISTOGRAM_COUNT, HistogramId,
-    MAX_COUNTERS, MAX_GOIDS_SEEN, MAX_PROBES, MAX_RUNTIME_ENTRIES, MAX_SPANS, MAX_TARGETS, NO_OFFSET, Parked,
-    ProbeId, RUNTIME_GOROUTINE, SPAN_EVENTS_BYTES, SPAN_WAIT_SLOTS, SpanAccount, SpanEnd, SpanKey, SpanStall,
-    SpanTotals, StwStart, TargetConfig, WEIGHT_ONE, blocked_base, event_kind, gstatus, interval_weight,
-    span_record, stw_reason, time_hist,
+    ActiveSpan, CounterId, EVENTS_BYTES, EntryKey, Event, GoroutineKey, HISTOGRAMS as HISTOGRAM_COUNT,
+    HistogramId, MAX_COUNTERS, MAX_GOIDS_SEEN, MAX_PROBES, MAX_RUNTIME_ENTRIES, MAX_SPANS, MAX_TARGETS,
+    NO_OFFSET, Parked, ProbeId, RUNTIME_GOROUTINE, SPAN_EVENTS_BYTES, SPAN_WAIT_SLOTS, SpanAccount, SpanEnd,
+    SpanKey, SpanStall, SpanTotals, StwStart, TargetConfig, WEIGHT_ONE, blocked_base, event_kind, gstatus,
+    interval_weight, span_record, stw_reason, time_hist,
 };
 
 #[map(name = "GORT_TARGETS")]
@@ -64,7 +64,7 @@ static STW: HashMap<u32, StwStart> = HashMap::with_max_entries(MAX_TARGETS, 0);
 /// Goroutine -> the span active on it (its span id), for goroutines of
 /// targets with trace linkage.
 #[map(name = "GORT_ACTIVE_SPAN")]
-static ACTIVE_SPAN: LruHashMap<GoroutineKey, u64> = LruHashMap::with_max_entries(MAX_SPANS, 0);
+static ACTIVE_SPAN: LruHashMap<GoroutineKey, ActiveSpan> = LruHashMap::with_max_entries(MAX_SPANS, 0);
 
 /// Spans in flight and what the runtime did to them so far.
 #[map(name = "GORT_SPANS")]
@@ -443,9 +443,12 @@ fn charge_span(config: &TargetConfig, key: &GoroutineKey, what: Charge, since: u
         return;
     }
     // SAFETY: copied out of the map value at once.
-    let Some(span_id) = (unsafe { ACTIVE_SPAN.get(key) }).copied() else {
+    let Some(active) = (unsafe { ACTIVE_SPAN.get(key) }).copied() else {
         return;
     };
+    let span_id = active.span_id;
+    // A span that has ended has no account: goroutines that outlive it
+    // are not charged to it.
     let Some(account) = SPANS.get_ptr_mut(&SpanKey { tgid: key.tgid, _pad: 0, span_id }) else {
         return;
     };
@@ -454,6 +457,24 @@ fn charge_span(config: &TargetConfig, key: &GoroutineKey, what: Charge, since: u
     // the program runs. Sums are atomic adds; the "max" fields are plain
     // stores, where a race between two CPUs loses one candidate at worst.
     let totals: &mut SpanTotals = unsafe { &mut (*account).totals };
+    if active.inherited != 0 {
+        // A goroutine the span started: its waits overlap the span's own
+        // goroutine's and each other's, so they are not summed into the
+        // span's wall time; the longest of each kind is kept, and stalls
+        // go out flagged.
+        match what {
+            Charge::Runnable if waited > totals.started_max_runnable_ns => {
+                totals.started_max_runnable_ns = waited
+            }
+            Charge::Parked if waited > totals.started_max_parked_ns => {
+                totals.started_max_parked_ns = waited;
+                totals.started_max_parked_reason = reason;
+            }
+            _ => {}
+        }
+        send_stall(config, key, what, span_id, since, now, reason, span_record::STARTED_GOROUTINE);
+        return;
+    }
     match what {
         Charge::Runnable => {
             atomic_add(&mut totals.runnable_ns, waited);
@@ -474,7 +495,24 @@ fn charge_span(config: &TargetConfig, key: &GoroutineKey, what: Charge, since: u
         }
         Charge::Assist => atomic_add(&mut totals.assist_ns, waited),
     }
-    if waited >= config.span_stall_threshold_ns {
+    send_stall(config, key, what, span_id, since, now, reason, 0);
+}
+
+/// Sends a wait at least the stall threshold long to userspace with its
+/// exact bounds.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn send_stall(
+    config: &TargetConfig,
+    key: &GoroutineKey,
+    what: Charge,
+    span_id: u64,
+    since: u64,
+    now: u64,
+    reason: u64,
+    flags: u32,
+) {
+    if now.saturating_sub(since) >= config.span_stall_threshold_ns {
         let kind = match what {
             Charge::Runnable => span_record::RUNNABLE,
             Charge::Parked => span_record::PARKED,
@@ -488,7 +526,7 @@ fn charge_span(config: &TargetConfig, key: &GoroutineKey, what: Charge, since: u
             start_ns: since,
             end_ns: now,
             reason: reason as u32,
-            _pad: 0,
+            flags,
         };
         if SPAN_EVENTS.output(&stall, u64::from(BPF_RB_NO_WAKEUP)).is_err() {
             count(CounterId::SpanEventsLost);
@@ -543,14 +581,16 @@ pub fn gort_span_start(ctx: ProbeContext) -> u32 {
     account.span_id = span_id;
     let gkey = GoroutineKey { tgid, _pad: 0, goid };
     // SAFETY: copied out at once.
-    account.prev_span = unsafe { ACTIVE_SPAN.get(&gkey) }.copied().unwrap_or(0);
+    let prev = unsafe { ACTIVE_SPAN.get(&gkey) }.copied().unwrap_or_default();
+    account.prev_span = prev.span_id;
+    account.prev_inherited = prev.inherited;
     account.start_goid = goid;
     account.start_ns = now_ns();
     // SAFETY: copied out at once.
     account.stw_at_start_ns = unsafe { STW_TOTAL.get(&tgid) }.copied().unwrap_or(0);
     account.totals = SpanTotals::default();
     let _ = SPANS.insert(&SpanKey { tgid, _pad: 0, span_id }, account, 0);
-    let _ = ACTIVE_SPAN.insert(&gkey, &span_id, 0);
+    let _ = ACTIVE_SPAN.insert(&gkey, &ActiveSpan { span_id, inherited: 0 }, 0);
     0
 }
 
@@ -593,11 +633,13 @@ pub fn gort_span_end(ctx: ProbeContext) -> u32 {
                 let stw_now = STW_TOTAL.get(&tgid).copied().unwrap_or(0);
                 (*record).totals.stw_ns = stw_now.saturating_sub(account.stw_at_start_ns);
                 let gkey = GoroutineKey { tgid, _pad: 0, goid };
-                if ACTIVE_SPAN.get(&gkey).copied() == Some(span_id) {
+                if ACTIVE_SPAN.get(&gkey).is_some_and(|a| a.span_id == span_id) {
                     if account.prev_span == 0 {
                         let _ = ACTIVE_SPAN.remove(&gkey);
                     } else {
-                        let _ = ACTIVE_SPAN.insert(&gkey, &account.prev_span, 0);
+                        let prev =
+                            ActiveSpan { span_id: account.prev_span, inherited: account.prev_inherited };
+                        let _ = ACTIVE_SPAN.insert(&gkey, &prev, 0);
                     }
                 }
             }
@@ -634,10 +676,22 @@ pub fn gort_newproc(ctx: ProbeContext) -> u32 {
         return 0;
     };
     // SAFETY: copied out at once.
-    if let Some(span_id) = unsafe { ACTIVE_SPAN.get(&GoroutineKey { tgid, _pad: 0, goid: parent }) }.copied()
-    {
-        let _ = ACTIVE_SPAN.insert(&GoroutineKey { tgid, _pad: 0, goid }, &span_id, 0);
+    let Some(active) = (unsafe { ACTIVE_SPAN.get(&GoroutineKey { tgid, _pad: 0, goid: parent }) }).copied()
+    else {
+        return 0;
+    };
+    // The runtime's own goroutines (a GC worker started during a request)
+    // do not work for the span.
+    if runtime_goroutine_flag(newg, tgid, config) != 0 {
+        return 0;
     }
+    let Some(account) = SPANS.get_ptr_mut(&SpanKey { tgid, _pad: 0, span_id: active.span_id }) else {
+        return 0;
+    };
+    // SAFETY: a pointer into this span's map value, valid while the program runs.
+    atomic_add(unsafe { &mut (*account).totals.started_goroutines }, 1);
+    let inherited = ActiveSpan { span_id: active.span_id, inherited: 1 };
+    let _ = ACTIVE_SPAN.insert(&GoroutineKey { tgid, _pad: 0, goid }, &inherited, 0);
     0
 }
 

@@ -379,7 +379,7 @@ mod tests {
             start_ns: 10,
             end_ns: 30,
             reason: 21,
-            _pad: 0,
+            flags: 1,
         };
         let mut bytes = Vec::new();
         for v in [stall.kind, stall.tgid] {
@@ -389,7 +389,7 @@ mod tests {
             bytes.extend(v.to_le_bytes());
         }
         bytes.extend(21u32.to_le_bytes());
-        bytes.extend(0u32.to_le_bytes());
+        bytes.extend(1u32.to_le_bytes());
         assert_eq!(decode_span_record(&bytes), Some(SpanRecord::Stall(stall)));
         assert_eq!(decode_span_record(&bytes[..47]), None);
         let mut end = vec![0u8; size_of::<SpanEnd>()];

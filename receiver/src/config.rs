@@ -53,6 +53,11 @@ pub const DEFAULT_LINKAGE_ACCOUNT_TTL: &str = "60s";
 pub const DEFAULT_LINKAGE_MAX_ACCOUNTS: u64 = 65_536;
 /// A wait inside a span at least this long becomes a child span.
 pub const DEFAULT_LINKAGE_STALL_THRESHOLD: &str = "1ms";
+/// The waits that become child spans by default: delays the runtime or
+/// contention caused. Ordinary waits (a select on a backend's answer, a
+/// read, a sleep) stay attributes of the span.
+pub const DEFAULT_LINKAGE_STALL_SPANS: &[&str] =
+    &["runnable", "gc_stop_the_world", "gc_assist", "runtime_gc", "mutex"];
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -100,6 +105,11 @@ pub struct RawLinkage {
     pub max_accounts: Option<u64>,
     /// A wait inside a span at least this long becomes a child span.
     pub stall_threshold: Option<String>,
+    /// Which kinds of wait become child spans (`runnable`,
+    /// `gc_stop_the_world`, `gc_assist`, and the wait categories
+    /// `runtime_gc`, `mutex`, `sync`, `chan_receive`, `chan_send`, `select`,
+    /// `io`, `sleep`, `other`); the rest stay attributes only.
+    pub stall_spans: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -426,6 +436,19 @@ impl RawConfig {
                     l.stall_threshold.as_deref(),
                     DEFAULT_LINKAGE_STALL_THRESHOLD,
                 )?,
+                stall_spans: match &l.stall_spans {
+                    Some(kinds) => crate::linkage::StallKinds::parse(kinds.iter().map(String::as_str)),
+                    None => crate::linkage::StallKinds::parse(DEFAULT_LINKAGE_STALL_SPANS.iter().copied()),
+                }
+                .map_err(|bad| {
+                    invalid(
+                        "linkage.stall_spans",
+                        format!(
+                            "{bad:?} is not a kind of wait; known: {}",
+                            crate::linkage::STALL_KIND_NAMES.join(", ")
+                        ),
+                    )
+                })?,
             })
         } else {
             None
@@ -440,6 +463,15 @@ mod tests {
 
     fn p() -> &'static Path {
         Path::new("gort.yaml")
+    }
+
+    #[test]
+    fn stall_spans_take_known_kinds_only() {
+        let c = parse("linkage:\n  stall_spans: [select, mutex]\n", p()).unwrap();
+        let kinds = c.linkage.unwrap().stall_spans;
+        assert!(kinds.contains("select") && kinds.contains("mutex") && !kinds.contains("runnable"));
+        let e = parse("linkage:\n  stall_spans: [lock]\n", p()).unwrap_err().to_string();
+        assert!(e.starts_with("linkage.stall_spans: \"lock\" is not a kind of wait; known: runnable"), "{e}");
     }
 
     #[test]

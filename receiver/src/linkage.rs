@@ -54,6 +54,44 @@ pub fn wait_slot(category: &str) -> u8 {
     WAIT_SLOT_NAMES.iter().position(|c| *c == category).unwrap_or(0) as u8
 }
 
+/// The kinds of wait a child span can be made for: the runtime's and
+/// contention's delays (`runnable`, `gc_stop_the_world`, `gc_assist`, and
+/// the wait categories of `WAIT_SLOT_NAMES`).
+pub const STALL_KIND_NAMES: [&str; 12] = [
+    "runnable",
+    "gc_stop_the_world",
+    "gc_assist",
+    "runtime_gc",
+    "mutex",
+    "sync",
+    "chan_receive",
+    "chan_send",
+    "select",
+    "io",
+    "sleep",
+    "other",
+];
+
+/// Which stall kinds become child spans: a set of `STALL_KIND_NAMES`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StallKinds(u16);
+
+impl StallKinds {
+    /// The set of `names`, or the first name that is not a stall kind.
+    pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
+        let mut bits = 0;
+        for name in names {
+            let i = STALL_KIND_NAMES.iter().position(|k| *k == name).ok_or_else(|| name.to_owned())?;
+            bits |= 1 << i;
+        }
+        Ok(Self(bits))
+    }
+
+    pub fn contains(&self, kind: &str) -> bool {
+        STALL_KIND_NAMES.iter().position(|k| *k == kind).is_some_and(|i| self.0 & (1 << i) != 0)
+    }
+}
+
 /// What a stall inside a span was.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StallKind {
@@ -83,6 +121,14 @@ impl StallKind {
             Self::StopTheWorld => "gc_stop_the_world",
         }
     }
+
+    /// The name `StallKinds` knows it by: a parked wait by its category.
+    fn selector(&self) -> &'static str {
+        match self {
+            Self::Parked(reason) => crate::wait_reasons::category(reason),
+            other => other.kind(),
+        }
+    }
 }
 
 /// One wait inside a span, in Unix ns.
@@ -90,6 +136,8 @@ impl StallKind {
 pub struct Stall {
     pub kind: StallKind,
     pub goid: u64,
+    /// A goroutine the span started waited, not the span's own goroutine.
+    pub started_goroutine: bool,
     pub start_unix_ns: u64,
     pub end_unix_ns: u64,
 }
@@ -114,6 +162,11 @@ pub struct Account {
     pub max_runnable: Option<(u64, u64)>,
     /// Longest park: (ns, Unix ns when it ended, category).
     pub max_parked: Option<(u64, u64, &'static str)>,
+    /// Goroutines the span started, and the longest single runnable wait
+    /// and park of theirs that ended inside the span (ns, category).
+    pub started_goroutines: u64,
+    pub started_max_runnable_ns: u64,
+    pub started_max_parked: Option<(u64, &'static str)>,
     pub stalls: Vec<Stall>,
 }
 
@@ -149,6 +202,10 @@ impl Account {
                 let (_, category) = names(t.max_parked_reason as u32);
                 (t.max_parked_ns, mono_to_unix(t.max_parked_end_ns, offset), category)
             }),
+            started_goroutines: t.started_goroutines,
+            started_max_runnable_ns: t.started_max_runnable_ns,
+            started_max_parked: (t.started_max_parked_ns > 0)
+                .then(|| (t.started_max_parked_ns, names(t.started_max_parked_reason as u32).1)),
             stalls: Vec::new(),
         }
     }
@@ -165,6 +222,7 @@ pub fn stall_from_record(s: &SpanStall, offset: i64, names: ReasonNamer<'_>) -> 
     Some(Stall {
         kind,
         goid: s.goid,
+        started_goroutine: s.flags & span_record::STARTED_GOROUTINE != 0,
         start_unix_ns: mono_to_unix(s.start_ns, offset),
         end_unix_ns: mono_to_unix(s.end_ns, offset),
     })
@@ -181,6 +239,9 @@ pub struct Settings {
     pub max_accounts: usize,
     /// A GC stop-the-world at least this long inside a span becomes a child.
     pub stall_threshold: Duration,
+    /// The kinds of stall that become child spans; the others stay in the
+    /// span's attributes only.
+    pub stall_spans: StallKinds,
 }
 
 /// The linkage's books, for self-telemetry and tests.
@@ -190,8 +251,17 @@ pub struct LinkCounts {
     pub enriched: u64,
     /// Spans forwarded without (no probe data within `hold`).
     pub unmatched: u64,
-    /// Child spans added (one per stall).
+    /// Child spans added (one per stall of a kind in `stall_spans`): items
+    /// gort adds to the service's, so accepted + stall_spans = sent +
+    /// dropped + queued.
     pub stall_spans: u64,
+    /// Stalls left as attributes only (their kind makes no child span).
+    pub stalls_not_spans: u64,
+    /// Spans received from the service (held for their data).
+    pub spans_received: u64,
+    /// Spans the probes saw end whose data expired while the service sent
+    /// gort no span at all: it exports elsewhere, or not over OTLP to gort.
+    pub spans_not_received: u64,
     /// Accounts whose span never arrived (expired or evicted).
     pub accounts_expired: u64,
     /// Stall records that arrived after their span's account was used.
@@ -250,6 +320,14 @@ impl Exemplars {
     }
 }
 
+/// A request that goes on: the service's `items` and gort's `children`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Released {
+    pub request: ExportTraceServiceRequest,
+    pub items: u64,
+    pub children: u64,
+}
+
 struct Held {
     request: ExportTraceServiceRequest,
     items: u64,
@@ -280,6 +358,19 @@ pub struct Linker {
     counts: LinkCounts,
     /// Targets with linkage attached now: with none, nothing is held.
     linked_targets: usize,
+    /// When a span last arrived from the service.
+    last_span: Option<Instant>,
+    /// The service seems not to export to gort, not yet told.
+    silence: Option<Silence>,
+    silence_told: bool,
+}
+
+/// Spans the probes saw end, none of which reached gort.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Silence {
+    /// Span ends seen by the probes whose spans never came.
+    pub spans: u64,
+    pub waited: Duration,
 }
 
 /// How long recent GC pauses are remembered: longer than any hold plus
@@ -298,7 +389,21 @@ impl Linker {
             exemplars: Exemplars::default(),
             counts: LinkCounts::default(),
             linked_targets: 0,
+            last_span: None,
+            silence: None,
+            silence_told: false,
         }
+    }
+
+    /// The first time the service's spans were found missing: to be said
+    /// once, with the likely causes (`None` after, and before).
+    pub fn take_silence(&mut self) -> Option<Silence> {
+        if self.silence_told {
+            return None;
+        }
+        let s = self.silence.take()?;
+        self.silence_told = true;
+        Some(s)
     }
 
     pub fn settings(&self) -> Settings {
@@ -374,6 +479,8 @@ impl Linker {
     pub fn hold(&mut self, request: ExportTraceServiceRequest, items: u64, now: Instant) {
         self.counts.held_requests += 1;
         self.counts.held_spans += items;
+        self.counts.spans_received += items;
+        self.last_span = Some(now);
         self.held.push_back(Held { request, items, arrived: now });
     }
 
@@ -391,7 +498,8 @@ impl Linker {
     /// Requests ready to go on (`all`: every held one, at shutdown),
     /// enriched, with their item counts as accepted. Also expires old
     /// accounts and stalls.
-    pub fn release(&mut self, now: Instant, all: bool) -> Vec<(ExportTraceServiceRequest, u64)> {
+    /// Each comes with the service's items and the child spans gort added.
+    pub fn release(&mut self, now: Instant, all: bool) -> Vec<Released> {
         let mut out = Vec::new();
         let mut keep = VecDeque::new();
         while let Some(held) = self.held.pop_front() {
@@ -399,8 +507,8 @@ impl Linker {
                 self.counts.held_requests -= 1;
                 self.counts.held_spans -= held.items;
                 let mut request = held.request;
-                self.enrich(&mut request);
-                out.push((request, held.items));
+                let children = self.enrich(&mut request);
+                out.push(Released { request, items: held.items, children });
             } else {
                 keep.push_back(held);
             }
@@ -414,6 +522,14 @@ impl Linker {
             if self.accounts.get(&span_id).is_some_and(|w| w.arrived == t) {
                 self.accounts.remove(&span_id);
                 self.counts.accounts_expired += 1;
+                // No span at all arrived since this one ended: the service's
+                // spans do not come to gort.
+                if self.last_span.is_none_or(|l| l < t) {
+                    self.counts.spans_not_received += 1;
+                    let silence =
+                        self.silence.get_or_insert(Silence { spans: 0, waited: self.settings.account_ttl });
+                    silence.spans += 1;
+                }
             }
         }
         if self.pending_stalls.len() > 4 * self.settings.max_accounts {
@@ -423,8 +539,10 @@ impl Linker {
         out
     }
 
-    /// Adds the accounting of every span that has some, and the stall children.
-    fn enrich(&mut self, request: &mut ExportTraceServiceRequest) {
+    /// Adds the accounting of every span that has some, and the stall
+    /// children; returns how many children.
+    fn enrich(&mut self, request: &mut ExportTraceServiceRequest) -> u64 {
+        let mut added = 0;
         for resource in &mut request.resource_spans {
             let mut children = Vec::new();
             for scope in &mut resource.scope_spans {
@@ -446,9 +564,13 @@ impl Linker {
                     stalls.extend(pauses.iter().filter(|(s, e)| e - s >= threshold).map(|&(s, e)| Stall {
                         kind: StallKind::StopTheWorld,
                         goid: 0,
+                        started_goroutine: false,
                         start_unix_ns: s,
                         end_unix_ns: e,
                     }));
+                    let before = stalls.len();
+                    stalls.retain(|s| self.settings.stall_spans.contains(s.kind.selector()));
+                    self.counts.stalls_not_spans += (before - stalls.len()) as u64;
                     stalls.sort_by_key(|s| s.start_unix_ns);
                     annotate(span, &account, stalls.len());
                     for (n, stall) in stalls.iter().enumerate() {
@@ -458,6 +580,7 @@ impl Linker {
             }
             if !children.is_empty() {
                 self.counts.stall_spans += children.len() as u64;
+                added += children.len() as u64;
                 resource.scope_spans.push(ScopeSpans {
                     scope: Some(InstrumentationScope {
                         name: crate::export::SCOPE_NAME.into(),
@@ -469,6 +592,7 @@ impl Linker {
                 });
             }
         }
+        added
     }
 
     fn has_account(&self, (trace_id, span_id): SpanIds) -> bool {
@@ -544,6 +668,15 @@ fn annotate(span: &mut Span, a: &Account, stalls: usize) {
     attrs.push(kv_f64("go.runtime.gc.stw.duration", seconds(a.stw_ns)));
     attrs.push(kv_f64("go.runtime.gc.assist.duration", seconds(a.assist_ns)));
     attrs.push(kv_int("go.runtime.stalls", stalls as i64));
+    if a.started_goroutines > 0 {
+        attrs.push(kv_int("go.runtime.started.goroutines", a.started_goroutines as i64));
+        attrs.push(kv_f64("go.runtime.started.runnable.max.duration", seconds(a.started_max_runnable_ns)));
+        let (ns, category) = a.started_max_parked.unwrap_or((0, "other"));
+        attrs.push(kv_f64("go.runtime.started.parked.max.duration", seconds(ns)));
+        if ns > 0 {
+            attrs.push(kv_str("go.runtime.started.parked.max.wait_reason", category));
+        }
+    }
     if !a.start_seen {
         // gort attached after the span began: its totals miss the beginning.
         attrs.push(kv_str("go.runtime.coverage", "partial"));
@@ -569,6 +702,10 @@ fn child_span(parent: &Span, stall: &Stall, n: usize) -> Span {
     }
     if stall.goid != 0 {
         attributes.push(kv_int("go.goroutine.id", stall.goid as i64));
+    }
+    if stall.started_goroutine {
+        // The wait was a goroutine's the span started, not the span's own.
+        attributes.push(kv_str("go.runtime.stall.goroutine", "started"));
     }
     Span {
         trace_id: parent.trace_id.clone(),
@@ -596,7 +733,12 @@ mod tests {
             account_ttl: Duration::from_secs(30),
             max_accounts: 4,
             stall_threshold: Duration::from_millis(1),
+            stall_spans: default_stall_spans(),
         }
+    }
+
+    fn default_stall_spans() -> StallKinds {
+        StallKinds::parse(crate::config::DEFAULT_LINKAGE_STALL_SPANS.iter().copied()).unwrap()
     }
 
     fn span(n: u8, start: u64, end: u64) -> Span {
@@ -638,6 +780,7 @@ mod tests {
             stalls: vec![Stall {
                 kind: StallKind::Parked("sync.Mutex.Lock".into()),
                 goid: 7,
+                started_goroutine: false,
                 start_unix_ns: 1_010 * MS,
                 end_unix_ns: 1_030 * MS,
             }],
@@ -656,8 +799,9 @@ mod tests {
         l.add_account(1, ids(2), Account { start_seen: true, ..Default::default() }, t0);
         let out = l.release(t0, false);
         assert_eq!(out.len(), 1);
-        let (req, items) = &out[0];
+        let Released { request: req, items, children: added } = &out[0];
         assert_eq!(*items, 2, "accepted items are the service's spans, not the children");
+        assert_eq!(*added, 1, "the children are counted apart");
         let rs = &req.resource_spans[0];
         let s1 = &rs.scope_spans[0].spans[0];
         assert_eq!(attr(s1, "go.runtime.parked.mutex.duration"), Some(&any_value::Value::DoubleValue(0.02)));
@@ -684,7 +828,7 @@ mod tests {
         l.hold(original.clone(), 1, t0);
         assert!(l.release(t0 + Duration::from_millis(499), false).is_empty());
         let out = l.release(t0 + Duration::from_millis(500), false);
-        assert_eq!(out, vec![(original, 1)]);
+        assert_eq!(out, vec![Released { request: original, items: 1, children: 0 }]);
         assert_eq!(l.counts().unmatched, 1);
         // Its data arrives too late: kept until the TTL, then counted.
         l.add_account(1, ids(9), Account::default(), t0 + Duration::from_secs(1));
@@ -710,8 +854,13 @@ mod tests {
     fn stalls_before_their_span_end_join_it_and_pauses_become_children_and_exemplars() {
         let mut l = Linker::new(settings());
         let t0 = Instant::now();
-        let stall =
-            Stall { kind: StallKind::Runnable, goid: 3, start_unix_ns: 1_002 * MS, end_unix_ns: 1_014 * MS };
+        let stall = Stall {
+            kind: StallKind::Runnable,
+            goid: 3,
+            started_goroutine: false,
+            start_unix_ns: 1_002 * MS,
+            end_unix_ns: 1_014 * MS,
+        };
         l.add_stall(1, [5; 8], stall.clone());
         l.add_pause(1_020 * MS, 1_023 * MS);
         l.add_pause(5_000 * MS, 5_001 * MS);
@@ -724,7 +873,7 @@ mod tests {
         l.add_account(1, ids(5), account, t0);
         l.hold(request(vec![span(5, 1_000 * MS, 1_030 * MS)]), 1, t0);
         let out = l.release(t0, false);
-        let children = &out[0].0.resource_spans[0].scope_spans[1].spans;
+        let children = &out[0].request.resource_spans[0].scope_spans[1].spans;
         let names: Vec<&str> = children.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["runnable 12.0 ms", "gc stop-the-world 3.0 ms"]);
         let ex = l.take_exemplars();
@@ -733,6 +882,83 @@ mod tests {
         assert_eq!((sched[0].trace_id, sched[0].span_id, sched[0].value_ns), ([5; 16], [5; 8], 12 * MS));
         assert_eq!(ex.of(ExemplarFor::GcPause)[0].value_ns, 3 * MS);
         assert!(l.take_exemplars().by_bucket.is_empty(), "taken once");
+    }
+
+    #[test]
+    fn ordinary_waits_stay_attributes_and_started_goroutines_are_reported_apart() {
+        let mut l = Linker::new(settings());
+        let t0 = Instant::now();
+        let stall = |reason: &str, started_goroutine: bool, start: u64, end: u64| Stall {
+            kind: StallKind::Parked(reason.into()),
+            goid: 9,
+            started_goroutine,
+            start_unix_ns: start * MS,
+            end_unix_ns: end * MS,
+        };
+        let account = Account {
+            start_seen: true,
+            parked: [("select", 51 * MS)].into(),
+            started_goroutines: 2,
+            started_max_parked: Some((20 * MS, "mutex")),
+            stalls: vec![stall("select", false, 1_001, 1_052), stall("sync.Mutex.Lock", true, 1_010, 1_030)],
+            ..Default::default()
+        };
+        l.add_account(1, ids(3), account, t0);
+        l.hold(request(vec![span(3, 1_000 * MS, 1_060 * MS)]), 1, t0);
+        let out = l.release(t0, false);
+        let rs = &out[0].request.resource_spans[0];
+        let s = &rs.scope_spans[0].spans[0];
+        assert_eq!(attr(s, "go.runtime.parked.select.duration"), Some(&any_value::Value::DoubleValue(0.051)));
+        assert_eq!(attr(s, "go.runtime.started.goroutines"), Some(&any_value::Value::IntValue(2)));
+        assert_eq!(
+            attr(s, "go.runtime.started.parked.max.duration"),
+            Some(&any_value::Value::DoubleValue(0.02))
+        );
+        let children = &rs.scope_spans[1].spans;
+        assert_eq!(children.len(), 1, "a select wait is an attribute, a lock a child");
+        assert_eq!(
+            attr(&children[0], "go.runtime.stall.goroutine"),
+            Some(&any_value::Value::StringValue("started".into()))
+        );
+        assert_eq!((out[0].children, l.counts().stall_spans, l.counts().stalls_not_spans), (1, 1, 1));
+    }
+
+    #[test]
+    fn spans_that_never_arrive_are_told_once() {
+        let mut l = Linker::new(settings());
+        let t0 = Instant::now();
+        for n in 0..3 {
+            l.add_account(1, ids(n), Account::default(), t0);
+        }
+        assert_eq!(l.take_silence(), None, "not before the data expired");
+        l.release(t0 + Duration::from_secs(31), false);
+        assert_eq!(l.take_silence(), Some(Silence { spans: 3, waited: Duration::from_secs(30) }));
+        assert_eq!(l.counts().spans_not_received, 3);
+        l.add_account(1, ids(7), Account::default(), t0 + Duration::from_secs(31));
+        l.release(t0 + Duration::from_secs(70), false);
+        assert_eq!(l.take_silence(), None, "told once");
+        assert_eq!(l.counts().spans_not_received, 4, "still counted");
+        // A service that does export: data that outlives its span is no silence.
+        let mut l = Linker::new(settings());
+        l.hold(request(vec![span(1, 1, 2)]), 1, t0);
+        l.release(t0 + Duration::from_secs(1), false);
+        l.add_account(1, ids(8), Account::default(), t0);
+        l.release(t0 + Duration::from_secs(40), false);
+        assert_eq!((l.counts().spans_not_received, l.take_silence()), (0, None));
+    }
+
+    #[test]
+    fn stall_kinds_are_named_and_unknown_ones_refused() {
+        let k = StallKinds::parse(["runnable", "mutex"]).unwrap();
+        assert!(k.contains("runnable") && k.contains("mutex") && !k.contains("select"));
+        assert_eq!(StallKinds::parse(["mutex", "lock"]), Err("lock".to_owned()));
+        let d = default_stall_spans();
+        for kind in ["runnable", "gc_stop_the_world", "gc_assist", "runtime_gc", "mutex"] {
+            assert!(d.contains(kind), "{kind}");
+        }
+        for kind in ["select", "chan_receive", "io", "sleep", "sync", "other"] {
+            assert!(!d.contains(kind), "{kind}");
+        }
     }
 
     #[test]

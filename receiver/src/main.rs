@@ -225,18 +225,24 @@ async fn run_command(args: RunArgs) -> anyhow::Result<()> {
         Some(c) => Some(pipeline::Pipeline::start(c).await?),
         None => None,
     };
+    let summary_json = args.summary_json.clone();
+    let shared = pipeline.as_ref().map(|p| p.shared.clone());
     let result = match target {
-        Some(target) => run_target(args, target, pipeline.as_ref().map(|p| p.shared.clone())).await,
+        Some(target) => run_target(args, target, shared.clone()).await,
         None if pipeline.is_some() => {
             println!("gort: OTLP pipeline running; Ctrl-C or SIGTERM stops it");
-            wait_for_stop(args.duration).await
+            wait_for_stop(args.duration).await.map(|()| None)
         }
         None => Err(anyhow::anyhow!("nothing to do: give --pid or --exe, and/or --config (or --otlp)")),
     };
     if let Some(p) = pipeline {
         p.shutdown().await;
     }
-    result
+    if let (Ok(Some(summary)), Some(path)) = (&result, &summary_json) {
+        let mut summary = summary.clone();
+        summary.write(path, shared.as_deref())?;
+    }
+    result.map(|_| ())
 }
 
 async fn wait_for_stop(duration: Option<Duration>) -> anyhow::Result<()> {
@@ -256,7 +262,7 @@ async fn run_target(
     args: RunArgs,
     target: TargetSpec,
     forward: Option<std::sync::Arc<pipeline::Shared>>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<run::Summary>> {
     for (flag, d) in
         [("--sample-window", args.sample_window), ("--sample-first-window", args.sample_first_window)]
     {
@@ -281,7 +287,6 @@ async fn run_target(
         duration: args.duration,
         interval: args.interval,
         otlp_json: args.otlp_json,
-        summary_json: args.summary_json,
         site_mode: match args.probe_site {
             ProbeSiteArg::Auto => SiteMode::Auto,
             ProbeSiteArg::Entry => SiteMode::Entry,
@@ -299,7 +304,7 @@ async fn run_target(
     };
     let summary = run::run(options).await?;
     println!("gort: stopped ({})", serde_json::to_string(&summary.ended)?.trim_matches('"'));
-    Ok(())
+    Ok(Some(summary))
 }
 
 /// The error and its causes joined with ": ", leaving out a cause whose text

@@ -92,7 +92,6 @@ pub struct RunOptions {
     pub duration: Option<Duration>,
     pub interval: Duration,
     pub otlp_json: Option<PathBuf>,
-    pub summary_json: Option<PathBuf>,
     pub site_mode: SiteMode,
     pub service_name: Option<String>,
     /// A goroutine runnable at least this long is reported as a notable event.
@@ -169,7 +168,8 @@ pub struct LinkageSummary {
     /// Span records the kernel had no room for, and records not decodable.
     pub records_lost: u64,
     pub undecodable: u64,
-    /// The pipeline's join books (all targets) at the end.
+    /// The pipeline's join books (all targets) at the end of the run, once
+    /// the pipeline drained.
     pub counts: LinkCounts,
 }
 
@@ -1234,12 +1234,29 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
             (Wait::Interrupted, _) => break EndReason::Interrupted,
         }
     };
-    let summary = Summary { targets, ended };
-    if let Some(path) = &options.summary_json {
-        let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
-        fs::write(path, text).map_err(|source| RunError::Output { path: path.clone(), source })?;
+    Ok(Summary { targets, ended })
+}
+
+impl Summary {
+    /// Writes the summary, with the pipeline's join books as they stand
+    /// now (the caller writes it once the pipeline has drained: spans the
+    /// service flushes at its exit are joined after its session ended).
+    pub fn write(
+        &mut self,
+        path: &std::path::Path,
+        pipeline: Option<&pipeline::Shared>,
+    ) -> Result<(), RunError> {
+        if let Some(linkage) = pipeline.and_then(|p| p.linkage.as_ref()) {
+            let counts = linkage.lock().counts();
+            for t in &mut self.targets {
+                if let Some(l) = &mut t.linkage {
+                    l.counts = counts;
+                }
+            }
+        }
+        let text = serde_json::to_string_pretty(self).unwrap_or_default();
+        fs::write(path, text).map_err(|source| RunError::Output { path: path.to_owned(), source })
     }
-    Ok(summary)
 }
 
 /// One snapshot of the aggregates, printed and exported.

@@ -5,7 +5,11 @@
 //   - runnable: the handler yields while a CPU hog holds the only P
 //     (run it with GOMAXPROCS=1), so it waits runnable for the hog's spin;
 //   - gc: the handler forces a garbage collection over a pointer-heavy heap;
-//   - mutex: the handler locks a mutex another goroutine holds for 20 ms.
+//   - mutex: the handler locks a mutex another goroutine holds for 20 ms;
+//   - fanout: the handler starts a goroutine that locks that mutex, and
+//     waits for it (the wait is the started goroutine's, not the span's own);
+//   - select: the handler waits 15 ms in a select on a timer, an ordinary
+//     wait (as for a backend's answer), which is no stall.
 //
 // The handler measures what it suffered itself and writes one JSON line per
 // injection to -truth; at exit it writes the id of every span it ended to
@@ -48,7 +52,7 @@ var (
 	load       = flag.String("load", "", "load mode: send requests to this gRPC address")
 	clients    = flag.Int("clients", 4, "load mode: concurrent clients")
 	rate       = flag.Float64("rate", 200, "load mode: requests per second in all")
-	stallEvery = flag.Duration("stall-every", 300*time.Millisecond, "load mode: inject a stall this often (runnable, gc, mutex in turn; 0: never)")
+	stallEvery = flag.Duration("stall-every", 300*time.Millisecond, "load mode: inject a stall this often (runnable, gc, mutex, fanout, select in turn; 0: never)")
 	duration   = flag.Duration("duration", 10*time.Second, "load mode: how long")
 	hogSpin    = flag.Duration("hog", 8*time.Millisecond, "runnable stall: how long the hog spins (under the runtime's 10 ms preemption)")
 	mutexHold  = flag.Duration("mutex-hold", 20*time.Millisecond, "mutex stall: how long the lock is held")
@@ -141,6 +145,27 @@ func (s *server) do(ctx context.Context, req *wrapperspb.StringValue) (*wrappers
 		s.mu.Lock()
 		injected = time.Since(t0)
 		s.mu.Unlock()
+	case "fanout":
+		locked := make(chan struct{})
+		s.holdMu <- locked
+		<-locked
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t0 := time.Now()
+			s.mu.Lock()
+			injected = time.Since(t0)
+			s.mu.Unlock()
+		}()
+		wg.Wait()
+	case "select":
+		t0 := time.Now()
+		select {
+		case <-time.After(15 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		injected = time.Since(t0)
 	}
 	if injected > 0 {
 		sc := span.SpanContext()
@@ -279,7 +304,7 @@ func loadGen() {
 	var latMu sync.Mutex
 	var lats []time.Duration
 	deadline := time.Now().Add(*duration)
-	kinds := []string{"runnable", "gc", "mutex"}
+	kinds := []string{"runnable", "gc", "mutex", "fanout", "select"}
 	var wg sync.WaitGroup
 	if *stallEvery > 0 {
 		wg.Add(1)

@@ -253,9 +253,26 @@ async fn run_linkage(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver
     let Some(linkage) = &shared.linkage else { return };
     loop {
         let stopping = *stop.borrow();
-        let released = linkage.lock().release(std::time::Instant::now(), stopping);
-        for (request, items) in released {
-            shared.queue.push_reserved(Payload::Traces(request), items);
+        let (released, silence) = {
+            let mut linker = linkage.lock();
+            (linker.release(std::time::Instant::now(), stopping), linker.take_silence())
+        };
+        if let Some(s) = silence {
+            log::warn!(
+                "trace linkage: the probes saw {} span(s) end in the service, but none of its spans reached gort within {:?}; \
+                 is the service's OTLP exporter pointed at gort (OTEL_EXPORTER_OTLP_ENDPOINT, or the traces endpoint), \
+                 with a protocol gort receives (grpc on the gRPC port, http/protobuf or http/json on the HTTP port), \
+                 and do those ports match gort's receiver? (counted in gort_linkage_spans_not_received_total)",
+                s.spans,
+                s.waited
+            );
+        }
+        for r in released {
+            // The children are gort's own items: room is made for them (they
+            // are never refused: their parent was accepted), and they are
+            // sent and counted like the service's.
+            shared.queue.add_reserved(r.children);
+            shared.queue.push_reserved(Payload::Traces(r.request), r.items + r.children);
         }
         if stopping {
             return;

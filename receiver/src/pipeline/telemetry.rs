@@ -73,7 +73,7 @@ pub fn render(shared: &Shared) -> String {
     );
     if let Some(linkage) = &shared.linkage {
         let c = linkage.lock().counts();
-        let rows: [(&str, &str, &str, u64); 7] = [
+        let rows: [(&str, &str, &str, u64); 10] = [
             (
                 "gort_linkage_spans_enriched_total",
                 "counter",
@@ -86,7 +86,30 @@ pub fn render(shared: &Shared) -> String {
                 "Spans forwarded without (no probe data within linkage.hold).",
                 c.unmatched,
             ),
-            ("gort_linkage_stall_spans_total", "counter", "Child spans added, one per stall.", c.stall_spans),
+            (
+                "gort_linkage_stall_spans_total",
+                "counter",
+                "Child spans gort added, one per stall of a kind in linkage.stall_spans; sent and counted as spans by the exporter.",
+                c.stall_spans,
+            ),
+            (
+                "gort_linkage_stalls_not_spans_total",
+                "counter",
+                "Stalls left as span attributes only (their kind is not in linkage.stall_spans).",
+                c.stalls_not_spans,
+            ),
+            (
+                "gort_linkage_spans_received_total",
+                "counter",
+                "Spans received from the service while linkage was on.",
+                c.spans_received,
+            ),
+            (
+                "gort_linkage_spans_not_received_total",
+                "counter",
+                "Spans the probes saw end whose span never reached gort while the service sent none at all.",
+                c.spans_not_received,
+            ),
             (
                 "gort_linkage_accounts_expired_total",
                 "counter",
