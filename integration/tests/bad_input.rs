@@ -26,6 +26,23 @@ fn a_pid_that_does_not_exist() {
 }
 
 #[test]
+fn a_pid_that_is_a_kernel_thread() {
+    // pid 2 is kthreadd on Linux.
+    let (ok, stderr) = gort(&["run", "--pid", "2", "--for", "1s"]);
+    assert!(!ok);
+    assert_one_sentence(&stderr, "pid 2 is a kernel thread, not a program");
+}
+
+/// Turning a part off does not start the pipeline behind the user's back:
+/// with nothing else to do, gort says so (it used to listen on 4317/4318).
+#[test]
+fn telemetry_off_alone_starts_no_pipeline() {
+    let (ok, stderr) = gort(&["run", "--telemetry", "off", "--for", "2s"]);
+    assert!(!ok);
+    assert_one_sentence(&stderr, "nothing to do");
+}
+
+#[test]
 fn inspect_go_older_than_1_21() {
     let binary = go_program("pingpong", "go1.20.14", &[], &[("GOTOOLCHAIN", "go1.20.14")]);
     let (ok, stderr) = gort(&["inspect", binary.to_str().unwrap()]);

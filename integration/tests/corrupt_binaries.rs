@@ -32,8 +32,9 @@ impl Rng {
 }
 
 /// Runs the full analysis on `bytes` in a thread; panics in it or a run
-/// longer than the limit fail the test with the case's name.
-fn survives(case: &str, bytes: Vec<u8>) {
+/// longer than the limit fail the test with the case's name. Returns the
+/// error's text ("" for a result).
+fn survives(case: &str, bytes: Vec<u8>) -> String {
     let (tx, rx) = mpsc::channel();
     let started = Instant::now();
     std::thread::spawn(move || {
@@ -45,12 +46,14 @@ fn survives(case: &str, bytes: Vec<u8>) {
         });
         let _ = tx.send(outcome);
     });
-    match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(Ok(err)) => assert!(err.is_empty() || err.len() > 10, "{case}: unclear error {err:?}"),
+    let err = match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(Ok(err)) => err,
         Ok(Err(_)) => panic!("{case}: the analysis panicked"),
         Err(_) => panic!("{case}: the analysis hung (> 20 s)"),
-    }
+    };
+    assert!(err.is_empty() || err.len() > 10, "{case}: unclear error {err:?}");
     assert!(started.elapsed() < Duration::from_secs(20));
+    err
 }
 
 fn section_ranges(bytes: &[u8]) -> Vec<(String, usize, usize)> {
@@ -81,7 +84,20 @@ fn damage(label: &str, original: &Path, seed: u64) {
     let bytes = std::fs::read(original).unwrap();
     let len = bytes.len();
     for cut in [0, 4, 16, 63, 64, 512, 4096, 65_536, len / 4, len / 2, 3 * len / 4, len - 1] {
-        survives(&format!("{label} truncated to {cut}"), bytes[..cut].to_vec());
+        let err = survives(&format!("{label} truncated to {cut}"), bytes[..cut].to_vec());
+        // With its ELF header still there, a copy cut short says so, with
+        // its size and what its headers describe: more than is left, and
+        // no more than the original (which may end in padding no header
+        // describes); "at least" while some headers are cut off. A cut
+        // into that padding alone takes nothing the analysis reads.
+        if cut >= 64 && !err.is_empty() {
+            let said =
+                format!("the executable is truncated: the file has {cut} bytes, its ELF headers describe ");
+            let rest =
+                err.strip_prefix(&said).unwrap_or_else(|| panic!("{label} truncated to {cut}: {err:?}"));
+            let n: usize = rest.trim_start_matches("at least ").parse().unwrap();
+            assert!(n > cut && n <= len, "{label} truncated to {cut}: {err:?} (original {len} bytes)");
+        }
     }
     let mut rng = Rng(seed);
     // The ELF header and the section header table, then each parsed section.

@@ -31,6 +31,10 @@ struct Run {
     ended: HashSet<String>,
     truths: Vec<serde_json::Value>,
     summary: serde_json::Value,
+    /// `service` of gort's metric points upstream, in arrival order.
+    metric_services: Vec<String>,
+    /// What gort wrote to --otlp-json: (spans with runtime attributes, metric requests).
+    json_copy: (usize, usize),
 }
 
 struct Options<'a> {
@@ -55,13 +59,14 @@ fn run(o: &Options<'_>) -> Run {
     // Built now, not when a late attach needs it in the middle of the load.
     let gort = gort_binary();
     let tag = format!("{}-{}", o.processor, o.binary.file_name().unwrap().to_string_lossy());
-    let (sink_out, truth, ended, summary) = (
+    let (sink_out, truth, ended, summary, json_copy) = (
         tmp(&format!("{tag}-sink")),
         tmp(&format!("{tag}-truth")),
         tmp(&format!("{tag}-ended")),
         tmp(&format!("{tag}-summary")),
+        tmp(&format!("{tag}-otlp.jsonl")),
     );
-    for f in [&sink_out, &truth, &ended, &summary] {
+    for f in [&sink_out, &truth, &ended, &summary, &json_copy] {
         let _ = std::fs::remove_file(f);
     }
     let (mut sink, sink_port) = start_sink(&sink_out);
@@ -83,7 +88,7 @@ fn run(o: &Options<'_>) -> Run {
             "off",
         ]);
         cmd.args(["--telemetry", "off", "--interval", "1s", "--stall-threshold", "2ms", "--summary-json"]);
-        cmd.arg(&summary);
+        cmd.arg(&summary).arg("--otlp-json").arg(&json_copy);
         cmd
     };
     let mut svc_cmd = Command::new(o.binary);
@@ -132,6 +137,7 @@ fn run(o: &Options<'_>) -> Run {
     let mut spans: HashMap<String, (serde_json::Value, usize)> = HashMap::new();
     let mut children: HashMap<String, Vec<serde_json::Value>> = HashMap::new();
     let mut exemplars = Vec::new();
+    let mut metric_services = Vec::new();
     for item in read_jsonl(&sink_out) {
         match item["kind"].as_str() {
             Some("span") if item["scope"] == "gort" => {
@@ -142,6 +148,9 @@ fn run(o: &Options<'_>) -> Run {
                 spans.entry(id).or_insert((item, 0)).1 += 1;
             }
             Some("point") => {
+                if item["metric"] == "go.schedule.duration" {
+                    metric_services.push(item["service"].as_str().unwrap_or_default().to_owned());
+                }
                 for e in item["exemplars"].as_array().into_iter().flatten() {
                     exemplars.push((
                         item["metric"].as_str().unwrap().to_owned(),
@@ -156,10 +165,28 @@ fn run(o: &Options<'_>) -> Run {
     let truths =
         std::fs::read_to_string(&truth).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let summary_json = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
-    for f in [&sink_out, &truth, &summary] {
+    let copy = read_jsonl(&json_copy);
+    let enriched_in_copy = copy
+        .iter()
+        .flat_map(|r| r["resourceSpans"].as_array().cloned().unwrap_or_default())
+        .flat_map(|r| r["scopeSpans"].as_array().cloned().unwrap_or_default())
+        .flat_map(|s| s["spans"].as_array().cloned().unwrap_or_default())
+        .filter(|s| s.to_string().contains("go.runtime.runnable.duration"))
+        .count();
+    let metric_requests = copy.iter().filter(|r| r.get("resourceMetrics").is_some()).count();
+    for f in [&sink_out, &truth, &summary, &json_copy] {
         let _ = std::fs::remove_file(f);
     }
-    Run { spans, children, exemplars, ended, truths, summary: summary_json }
+    Run {
+        spans,
+        children,
+        exemplars,
+        ended,
+        truths,
+        summary: summary_json,
+        metric_services,
+        json_copy: (enriched_in_copy, metric_requests),
+    }
 }
 
 fn unsafe_kill(pid: u32, signal: &str) {
@@ -360,6 +387,16 @@ fn stalls_are_charged_to_the_spans_that_suffered_them() {
     let r = run(&Options { binary: &binary, processor: "batch", late_attach: None, through_collector: true });
     assert_eq!(r.summary["targets"][0]["linkage"]["offset_source"], "dwarf");
     assert_stalls_are_on_the_spans_that_suffered_them(&r);
+    // gort's metrics name the service as its spans do ("tracedsvc", not the
+    // main module path) once its first export has arrived.
+    eprintln!("services of gort's go.schedule.duration points, in order: {:?}", r.metric_services);
+    assert_eq!(r.metric_services.last().map(String::as_str), Some("tracedsvc"));
+    assert!(r.spans.values().all(|(s, _)| s["service"] == "tracedsvc"));
+    // --otlp-json holds what gort forwards: the enriched spans and gort's metrics.
+    let (spans_in_copy, metrics_in_copy) = r.json_copy;
+    eprintln!("--otlp-json: {spans_in_copy} enriched spans, {metrics_in_copy} metric requests");
+    assert_eq!(spans_in_copy, r.spans.len(), "every forwarded span is in the --otlp-json copy");
+    assert!(metrics_in_copy >= 5, "gort's metrics are in the copy too");
 }
 
 #[test]
@@ -422,5 +459,67 @@ fn spans_gort_never_saw_arrive_once_unchanged() {
         if span["values"].get("go.runtime.runnable.duration").is_none() {
             assert!(!r.children.contains_key(id), "an unseen span {id} got stall children");
         }
+    }
+}
+
+/// A service that exports its spans somewhere else (here: a port where
+/// nothing listens) while gort watches it: the probes see its spans end,
+/// none arrive, and gort says so once, with the likely causes, and counts
+/// them (linkage.account_ttl is 3 s here, so the test need not wait a
+/// minute).
+#[test]
+fn a_service_whose_spans_never_arrive_is_told_of_once() {
+    if !require_root("a_service_whose_spans_never_arrive_is_told_of_once") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let binary = service("default", &[]);
+    let (config, summary) = (tmp("silent-config.yaml"), tmp("silent-summary"));
+    std::fs::write(&config, "linkage:\n  account_ttl: 3s\n").unwrap();
+    let (mut sink, sink_port) = start_sink(&tmp("silent-sink"));
+    let (gort_port, elsewhere) = (free_port(), free_port());
+    let mut svc_cmd = Command::new(&binary);
+    svc_cmd.env("GOMAXPROCS", "1").args(["-otlp", &format!("127.0.0.1:{elsewhere}")]);
+    let mut svc = Proc::spawn(svc_cmd, "[svc]");
+    let listening = svc.wait_line(Duration::from_secs(30), |l| l.contains("\"listening\""));
+    let addr =
+        serde_json::from_str::<serde_json::Value>(&listening).unwrap()["addr"].as_str().unwrap().to_owned();
+    // gort's log goes to stderr: read it with its reports.
+    let gort_cmd = format!(
+        "exec {} run --pid {} --config {} --upstream http://127.0.0.1:{sink_port} --otlp-grpc 127.0.0.1:{gort_port} \
+         --otlp-http off --telemetry off --summary-json {} 2>&1",
+        gort_binary().display(),
+        svc.pid(),
+        config.display(),
+        summary.display()
+    );
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &gort_cmd]);
+    let mut gort = Proc::spawn(cmd, "[gort]");
+    gort.wait_line(Duration::from_secs(30), |l| l.contains("mode:"));
+    let mut load = Command::new(&binary);
+    load.args(["-load", &addr, "-duration", "2s", "-rate", "100", "-stall-every", "0"]);
+    let mut load = Proc::spawn(load, "[load]");
+    load.wait_line(Duration::from_secs(30), |l| l.contains("load-done"));
+    let warning = gort.wait_line(Duration::from_secs(20), |l| l.contains("none of its spans reached gort"));
+    for cause in ["OTEL_EXPORTER_OTLP_ENDPOINT", "protocol", "port"] {
+        assert!(warning.contains(cause), "the warning names no {cause}: {warning}");
+    }
+    unsafe_kill(svc.pid(), "TERM");
+    let _ = svc.wait_exit(Duration::from_secs(90));
+    gort.wait_line(Duration::from_secs(10), |l| l.contains("exited; probes detached"));
+    unsafe_kill(gort.pid(), "TERM");
+    assert!(gort.wait_exit(Duration::from_secs(30)).success(), "gort failed");
+    let told = gort.seen.iter().filter(|l| l.contains("none of its spans reached gort")).count();
+    assert_eq!(told, 1, "told once");
+    unsafe_kill(sink.pid(), "TERM");
+    let _ = sink.wait_exit(Duration::from_secs(10));
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let counts = &s["targets"][0]["linkage"]["counts"];
+    eprintln!("books of a silent service: {counts}");
+    assert_eq!(counts["spans_received"], 0);
+    assert!(counts["spans_not_received"].as_u64().unwrap() > 100, "{counts}");
+    for f in [&config, &summary] {
+        let _ = std::fs::remove_file(f);
     }
 }

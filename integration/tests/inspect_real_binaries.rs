@@ -207,3 +207,23 @@ fn arm64_cross_builds() {
         check(v, "arm64", "pie", &["-buildmode=pie"], &[("CGO_ENABLED", "0")]);
     }
 }
+
+/// The text output names the OpenTelemetry Go SDK release trace linkage
+/// will use (it was only in --json), and says so when there is none.
+#[test]
+fn inspect_names_the_opentelemetry_sdk_in_text() {
+    let text = |binary: &Path| {
+        let out = Command::new(gort_binary()).args(["inspect", binary.to_str().unwrap()]).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let traced = text(&go_program("tracedsvc", "default", &[], &[]));
+    assert!(
+        traced
+            .lines()
+            .any(|l| l.trim_start().starts_with("OpenTelemetry Go SDK: go.opentelemetry.io/otel/sdk v1.")),
+        "{traced}"
+    );
+    let plain = text(&go_program("pingpong", "default", &[], &[]));
+    assert!(plain.contains("OpenTelemetry Go SDK: not in the build"), "{plain}");
+}

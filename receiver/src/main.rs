@@ -107,7 +107,8 @@ struct RunArgs {
     #[arg(long)]
     config: Option<PathBuf>,
     /// Run the OTLP pipeline (receive on 4317/4318, forward upstream) even
-    /// without --config; implied by --config and the flags below.
+    /// without --config; implied by --config and by the flags below when
+    /// they give an address (not when they say `off`).
     #[arg(long)]
     otlp: bool,
     /// Upstream OTLP/gRPC endpoint (overrides exporter.endpoint).
@@ -155,6 +156,10 @@ fn inspect(path: &PathBuf, json: bool) -> anyhow::Result<()> {
     }
     println!("{}: {} {:?}", path.display(), analysis.build.go_version, analysis.arch);
     println!("  main module: {} {}", analysis.build.main.path, analysis.build.main.version);
+    match analysis.build.deps.iter().find(|m| m.path == probe_table::SDK_MODULE) {
+        Some(sdk) => println!("  OpenTelemetry Go SDK: {} {} (trace linkage)", sdk.path, sdk.version),
+        None => println!("  OpenTelemetry Go SDK: not in the build (no trace linkage)"),
+    }
     println!("  symbols: {}  dwarf: {}", analysis.has_symbols, analysis.has_dwarf);
     for f in analysis.functions.values() {
         println!(
@@ -191,8 +196,11 @@ fn inspect(path: &PathBuf, json: bool) -> anyhow::Result<()> {
 
 /// The pipeline's configuration: the file (if any) with the flags on top.
 fn pipeline_config(args: &RunArgs) -> anyhow::Result<Option<config::Config>> {
+    // A flag that turns a part off (`--telemetry off`) does not ask for
+    // the pipeline; one that sets an address does.
     let overrides = [&args.upstream, &args.otlp_grpc, &args.otlp_http, &args.telemetry];
-    if args.config.is_none() && !args.otlp && overrides.iter().all(|o| o.is_none()) {
+    let asks = |o: &&Option<String>| o.as_deref().is_some_and(|v| v != "off");
+    if args.config.is_none() && !args.otlp && !overrides.iter().any(asks) {
         return Ok(None);
     }
     let mut raw: config::RawConfig = match &args.config {
@@ -222,9 +230,24 @@ async fn run_command(args: RunArgs) -> anyhow::Result<()> {
         (None, None) => None,
     };
     let pipeline = match &pipeline_config {
-        Some(c) => Some(pipeline::Pipeline::start(c).await?),
+        Some(c) => {
+            let p = pipeline::Pipeline::start(c).await?;
+            let at = |a: Option<std::net::SocketAddr>| a.map_or("off".to_owned(), |a| a.to_string());
+            println!(
+                "gort: OTLP pipeline: receiving OTLP/gRPC on {}, OTLP/HTTP on {}; forwarding to {}; self-telemetry on {}",
+                at(c.receiver.grpc),
+                at(c.receiver.http),
+                c.exporter.endpoint,
+                at(c.telemetry)
+            );
+            Some(p)
+        }
         None => None,
     };
+    if let (Some(p), Some(path)) = (&pipeline, &args.otlp_json) {
+        let tap = pipeline::tap::JsonTap::create(path).with_context(|| path.display().to_string())?;
+        let _ = p.shared.tap.set(tap);
+    }
     let summary_json = args.summary_json.clone();
     let shared = pipeline.as_ref().map(|p| p.shared.clone());
     let result = match target {

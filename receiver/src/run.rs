@@ -1027,14 +1027,18 @@ struct Outputs {
 }
 
 impl Outputs {
+    /// With the pipeline, `--otlp-json` is the pipeline's copy of
+    /// everything it forwards (`pipeline::tap`, set up by the caller);
+    /// without, gort's metrics are written here.
     fn open(options: &RunOptions) -> Result<Self, RunError> {
-        let otlp = match &options.otlp_json {
-            Some(path) => {
+        let otlp = match (&options.otlp_json, &options.forward) {
+            (Some(_), Some(_)) => None,
+            (Some(path), None) => {
                 let file = fs::File::create(path)
                     .map_err(|source| RunError::Output { path: path.clone(), source })?;
                 Some((path.clone(), BufWriter::new(file)))
             }
-            None => None,
+            (None, _) => None,
         };
         Ok(Self { otlp, forward: options.forward.clone() })
     }
@@ -1050,8 +1054,10 @@ impl Outputs {
         }
         // Exemplars gathered since the last report go out once.
         let exemplars = session.linker().map(|l| l.lock().take_exemplars()).unwrap_or_default();
+        let identity = self.forward.as_ref().and_then(|p| p.identities.for_pid(session.process.pid));
         let request = export::metrics_request(
-            &export::ResourceFacts::new(&session.process, &session.analysis, service),
+            &export::ResourceFacts::new(&session.process, &session.analysis, service)
+                .with_identity(identity.as_ref().map_or(&[], |i| i.attributes.as_slice())),
             &session.probe_hits(snap),
             &snap.runtime,
             snap.sampling_ratio,
@@ -1069,7 +1075,7 @@ impl Outputs {
         // Cumulative points: a refused export (counted by the pipeline) is
         // made good by the next one.
         if let Some(pipeline) = &self.forward
-            && !pipeline.offer(Payload::Metrics(request))
+            && !pipeline.offer_own(Payload::Metrics(request))
         {
             log::warn!("gort's runtime metrics: the pipeline queue is full; the next report carries them");
         }

@@ -14,6 +14,8 @@ use thiserror::Error;
 pub enum TargetError {
     #[error("no process with pid {0} exists")]
     NoSuchPid(u32),
+    #[error("pid {0} is a kernel thread, not a program: give the pid of the Go process")]
+    KernelThread(u32),
     #[error("cannot read /proc/{pid}: {source}")]
     Proc { pid: u32, source: std::io::Error },
     #[error("{path}: {source}")]
@@ -39,6 +41,9 @@ impl Process {
 
     pub fn from_pid(pid: u32) -> Result<Self, TargetError> {
         let start_time = start_time(pid)?.ok_or(TargetError::NoSuchPid(pid))?;
+        if is_kernel_thread(pid) {
+            return Err(TargetError::KernelThread(pid));
+        }
         let exe =
             fs::read_link(format!("/proc/{pid}/exe")).map_err(|source| TargetError::Proc { pid, source })?;
         Ok(Self { pid, start_time, exe })
@@ -48,6 +53,19 @@ impl Process {
     pub fn is_alive(&self) -> bool {
         matches!(start_time(self.pid), Ok(Some(t)) if t == self.start_time) && !is_zombie(self.pid)
     }
+}
+
+/// The kernel's PF_KTHREAD in /proc/PID/stat's flags (field 9): a kernel
+/// thread has no executable to read.
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+fn is_kernel_thread(pid: u32) -> bool {
+    // Field 9 overall is index 6 after "pid (comm)".
+    stat_fields(pid)
+        .ok()
+        .flatten()
+        .and_then(|f| f.get(6)?.parse::<u64>().ok())
+        .is_some_and(|flags| flags & PF_KTHREAD != 0)
 }
 
 fn is_zombie(pid: u32) -> bool {

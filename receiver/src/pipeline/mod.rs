@@ -15,7 +15,9 @@
 pub mod forward;
 pub mod grpc;
 pub mod http;
+pub mod identity;
 pub mod queue;
+pub mod tap;
 pub mod telemetry;
 
 use std::sync::{
@@ -226,6 +228,10 @@ pub struct Shared {
     /// Trace linkage, when configured: spans wait there for their runtime
     /// accounting before they enter the queue.
     pub linkage: Option<Linkage>,
+    /// How the services that export to gort name themselves.
+    pub identities: identity::Identities,
+    /// `--otlp-json`: a copy of every request as it enters the queue.
+    pub tap: std::sync::OnceLock<tap::JsonTap>,
 }
 
 /// The linkage state the run loop feeds and the pipeline drains.
@@ -272,7 +278,7 @@ async fn run_linkage(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver
             // are never refused: their parent was accepted), and they are
             // sent and counted like the service's.
             shared.queue.add_reserved(r.children);
-            shared.queue.push_reserved(Payload::Traces(r.request), r.items + r.children);
+            shared.enqueue_reserved(Payload::Traces(r.request), r.items + r.children);
         }
         if stopping {
             return;
@@ -301,12 +307,31 @@ impl Shared {
                 state: std::sync::Mutex::new(Linker::new(settings)),
                 arrived: tokio::sync::Notify::new(),
             }),
+            identities: identity::Identities::default(),
+            tap: std::sync::OnceLock::new(),
         })
     }
 
-    /// Takes a received request into the queue, or refuses it whole (the
-    /// client is told to retry). Returns whether it was accepted.
+    /// Puts a request that has its room into the queue (and its copy into
+    /// `--otlp-json`).
+    pub fn enqueue_reserved(&self, payload: Payload, items: u64) {
+        if let Some(tap) = self.tap.get() {
+            tap.write(&payload);
+        }
+        self.queue.push_reserved(payload, items);
+    }
+
+    /// Takes a request received from a client into the queue, or refuses
+    /// it whole (the client is told to retry). Returns whether it was
+    /// accepted.
     pub fn offer(&self, payload: Payload) -> bool {
+        self.identities.observe(&payload);
+        self.offer_own(payload)
+    }
+
+    /// `offer` for what gort itself exports (its metrics): it says nothing
+    /// of how the service names itself.
+    pub fn offer_own(&self, payload: Payload) -> bool {
         let (signal, items) = (payload.signal(), payload.items());
         if !self.ready.load(Ordering::Relaxed) {
             self.counters.refused(signal, items);
@@ -330,9 +355,10 @@ impl Shared {
             }
             (payload, _) => payload,
         };
-        match self.queue.push(payload, items) {
+        match self.queue.reserve(items) {
             Ok(()) => {
                 self.counters.accepted(signal, items);
+                self.enqueue_reserved(payload, items);
                 true
             }
             Err(_) => {

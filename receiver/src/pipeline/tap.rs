@@ -1,0 +1,42 @@
+//! `--otlp-json`: a copy of everything the pipeline forwards upstream (the
+//! service's spans as enriched, its metrics and logs, gort's own metrics),
+//! one `Export*ServiceRequest` per line in the Collector file exporter's
+//! format, written as each request enters the queue.
+
+use std::{
+    fs,
+    io::{BufWriter, Write},
+    path::{Path, PathBuf},
+    sync::Mutex,
+};
+
+use super::Payload;
+
+pub struct JsonTap {
+    path: PathBuf,
+    out: Mutex<Option<BufWriter<fs::File>>>,
+}
+
+impl JsonTap {
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        let file = fs::File::create(path)?;
+        Ok(Self { path: path.to_owned(), out: Mutex::new(Some(BufWriter::new(file))) })
+    }
+
+    /// Appends one request. A write error is said once and ends the copy
+    /// (the requests still go upstream).
+    pub fn write(&self, payload: &Payload) {
+        let mut out = self.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(w) = out.as_mut() else { return };
+        let written = match payload {
+            Payload::Traces(r) => gort_proto::write_json_line(w, r),
+            Payload::Metrics(r) => gort_proto::write_json_line(w, r),
+            Payload::Logs(r) => gort_proto::write_json_line(w, r),
+        }
+        .and_then(|()| w.flush());
+        if let Err(e) = written {
+            log::error!("{}: {e}; no more is written there (forwarding goes on)", self.path.display());
+            *out = None;
+        }
+    }
+}
