@@ -198,19 +198,20 @@ impl Probes {
         let mut targets: HashMap<_, u32, TargetConfigPod> = self.map_mut(map)?;
         // Already gone is fine: removal is idempotent.
         let _ = targets.remove(&pid);
-        let map = names::MAP_GOIDS_SEEN;
-        let mut goids: HashMap<_, GoroutineKeyPod, u64> = self.map_mut(map)?;
-        let stale: Vec<GoroutineKeyPod> =
-            goids.keys().filter_map(Result::ok).filter(|k| k.0.tgid == pid).collect();
-        for key in stale {
-            let _ = goids.remove(&key);
-        }
-        let map = names::MAP_RUNTIME_ENTRIES;
-        let mut entries: HashMap<_, EntryKeyPod, u8> = self.map_mut(map)?;
-        let stale: Vec<EntryKeyPod> =
-            entries.keys().filter_map(Result::ok).filter(|k| k.0.tgid == pid).collect();
-        for key in stale {
-            let _ = entries.remove(&key);
+        self.remove_keys::<GoroutineKeyPod, u64>(names::MAP_GOIDS_SEEN, |k| k.0.tgid == pid)?;
+        self.remove_keys::<EntryKeyPod, u8>(names::MAP_RUNTIME_ENTRIES, |k| k.0.tgid == pid)
+    }
+
+    /// Removes the entries of a hash map whose keys `stale` selects.
+    fn remove_keys<K: Pod, V: Pod>(
+        &mut self,
+        map: &'static str,
+        stale: impl Fn(&K) -> bool,
+    ) -> Result<(), BpfError> {
+        let mut table: HashMap<_, K, V> = self.map_mut(map)?;
+        let keys: Vec<K> = table.keys().filter_map(Result::ok).filter(|k| stale(k)).collect();
+        for key in keys {
+            let _ = table.remove(&key);
         }
         Ok(())
     }

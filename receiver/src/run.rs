@@ -868,18 +868,8 @@ impl Session {
             gc_mark_worker_ns: snap.runtime.gc_mark_worker_ns(),
             runtime: snap.runtime,
             sampling: snap.sampling.clone(),
-            live_goroutines: self
-                .last_live
-                .iter()
-                .flat_map(|l| &l.application)
-                .map(|(k, v)| (live_key(*k), *v))
-                .collect(),
-            runtime_goroutines: self
-                .last_live
-                .iter()
-                .flat_map(|l| &l.runtime)
-                .map(|(k, v)| (live_key(*k), *v))
-                .collect(),
+            live_goroutines: live_keys(self.last_live.as_ref().map(|l| &l.application)),
+            runtime_goroutines: live_keys(self.last_live.as_ref().map(|l| &l.runtime)),
             notable: self.notable.clone(),
             linkage: self.linkage.clone(),
             exited,
@@ -945,8 +935,12 @@ fn linkage_offsets(exe: &std::path::Path, analysis: &Analysis) -> Option<Linkage
     })
 }
 
-fn live_key((state, category): (&str, &str)) -> String {
-    if category.is_empty() { state.to_owned() } else { format!("{state}/{category}") }
+/// Census counts keyed "state" or "state/category", for the summary.
+fn live_keys(counts: Option<&goroutines::Counts>) -> BTreeMap<String, u64> {
+    let key = |(state, category): (&str, &str)| {
+        if category.is_empty() { state.to_owned() } else { format!("{state}/{category}") }
+    };
+    counts.into_iter().flatten().map(|(k, v)| (key(*k), *v)).collect()
 }
 
 /// Where the target's runtime goroutines start (run-time addresses,
