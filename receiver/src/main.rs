@@ -163,14 +163,15 @@ fn inspect(path: &PathBuf, json: bool) -> anyhow::Result<()> {
     println!("  symbols: {}  dwarf: {}", analysis.has_symbols, analysis.has_dwarf);
     for f in analysis.functions.values() {
         println!(
-            "  {:<24} {:#x} size {:<5} site +{:#x} {:?} ({}) returns {:?}",
+            "  {:<24} {:#x} size {:<5} site +{:#x} {:?} ({}) returns {:?} (each {:?})",
             f.name,
             f.address,
             f.size,
             f.code.site.offset,
             f.code.site.kind,
             f.code.site.instruction,
-            f.code.returns
+            f.code.returns,
+            analysis::RETURN_SITE_KIND
         );
     }
     for name in &analysis.missing_functions {

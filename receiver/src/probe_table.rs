@@ -7,7 +7,8 @@ use gort_common::{ProbeId, names};
 use crate::analysis::FieldRef;
 
 /// Where in the function the uprobe goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Site {
     /// The first instruction the kernel emulates after the entry (see
     /// `analysis::sites`): arguments are still in their registers.

@@ -120,7 +120,11 @@ pub struct ProbeSummary {
     pub symbol: &'static str,
     pub address: u64,
     pub file_offset: u64,
+    /// `after_entry` (one site past the entry) or `returns` (every RET).
+    pub site: probe_table::Site,
+    /// Offset of the site from the entry (the first RET's for `returns`).
     pub site_offset: u64,
+    /// Whether the kernel emulates the probed instruction or single-steps it.
     pub site_kind: analysis::SiteKind,
     pub instruction: String,
     pub hits: u64,
@@ -679,7 +683,7 @@ impl Session {
         for Planned { spec, function: f, .. } in &self.planned {
             let (place, file_offsets) = match (spec.site, site_mode) {
                 (Site::Returns, _) => (
-                    format!("RET at +{:x?} [emulated]", f.code.returns),
+                    format!("RET at +{:x?} [{:?}: ret]", f.code.returns, analysis::RETURN_SITE_KIND),
                     f.return_file_offsets().map(|o| format!("{o:#x}")).collect::<Vec<_>>().join(","),
                 ),
                 (Site::AfterEntry, SiteMode::Auto) => (
@@ -840,7 +844,6 @@ impl Session {
 
     fn summary(&self, probes: &Probes, snap: Snapshot, exited: bool) -> Result<TargetSummary, RunError> {
         let hits = &snap.hits;
-        let site_offset = |f: &Function| f.code.site.offset;
         Ok(TargetSummary {
             pid: self.process.pid,
             exe: self.process.exe.clone(),
@@ -854,9 +857,19 @@ impl Session {
                     symbol: spec.symbol,
                     address: f.address,
                     file_offset: f.file_offset,
-                    site_offset: site_offset(f),
-                    site_kind: f.code.site.kind,
-                    instruction: f.code.site.instruction.clone(),
+                    site: spec.site,
+                    site_offset: match spec.site {
+                        Site::AfterEntry => f.code.site.offset,
+                        Site::Returns => f.code.returns.first().copied().unwrap_or(0),
+                    },
+                    site_kind: match spec.site {
+                        Site::AfterEntry => f.code.site.kind,
+                        Site::Returns => analysis::RETURN_SITE_KIND,
+                    },
+                    instruction: match spec.site {
+                        Site::AfterEntry => f.code.site.instruction.clone(),
+                        Site::Returns => "ret".to_owned(),
+                    },
                     hits: hits[spec.id.index() as usize],
                 })
                 .collect(),

@@ -20,7 +20,7 @@ use thiserror::Error;
 pub use self::{
     buildinfo::BuildInfo,
     dwarf::FieldRef,
-    sites::{Arch, CodeFacts, ProbeSite, SiteKind},
+    sites::{Arch, CodeFacts, ProbeSite, RETURN_SITE_KIND, SiteKind},
 };
 
 /// The oldest Go release gort supports.

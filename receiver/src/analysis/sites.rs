@@ -73,16 +73,23 @@ pub fn analyse(arch: Arch, address: u64, code: &[u8]) -> Result<CodeFacts, SiteE
 }
 
 /// x86 opcodes the kernel's uprobe code emulates instead of single-stepping
-/// (arch/x86/kernel/uprobes.c: relative JMP/CALL/Jcc and NOP), without
-/// prefixes, which make it fall back to single-stepping.
-fn amd64_emulated(bytes: &[u8]) -> bool {
+/// (arch/x86/kernel/uprobes.c: relative JMP/CALL/Jcc, NOP, and PUSH of a
+/// register, with REX.B 0x41 for r8-r15), without other prefixes, which make
+/// it fall back to single-stepping. Everything else, RET included, is
+/// single-stepped: in a KVM guest every single step exits to the hypervisor.
+pub fn amd64_emulated(bytes: &[u8]) -> bool {
     match bytes {
         [0xeb | 0xe9 | 0xe8 | 0x90, ..] => true,
         [op, ..] if (0x70..=0x7f).contains(op) => true,
         [0x0f, op, ..] if (0x80..=0x8f).contains(op) => true,
+        [op, ..] if (0x50..=0x57).contains(op) => true,
+        [0x41, op, ..] if (0x50..=0x57).contains(op) => true,
         _ => false,
     }
 }
+
+/// How the kernel runs a uprobe on a RET: it does not emulate it.
+pub const RETURN_SITE_KIND: SiteKind = SiteKind::SingleStepped;
 
 /// Registers whose entry values a probe reads: the Go register ABI's integer
 /// arguments and R14 (the current g). RSP is left out: a frame push moves it,
@@ -251,6 +258,25 @@ mod tests {
         assert!(facts.site.instruction.starts_with("jbe"), "{}", facts.site.instruction);
         assert!(facts.site.args_intact);
         assert_eq!(facts.returns, vec![14]);
+    }
+
+    #[test]
+    fn amd64_emulated_set_is_the_kernel_s() {
+        for emulated in [
+            &[0xeb, 0x00][..],
+            &[0x0f, 0x86, 0, 0, 0, 0],
+            &[0x90],
+            &[0x55],
+            &[0x41, 0x57],
+            &[0xe8, 0, 0, 0, 0],
+        ] {
+            assert!(amd64_emulated(emulated), "{emulated:x?}");
+        }
+        // RET, MOV, CMP, a PUSH with another prefix: single-stepped.
+        for stepped in [&[0xc3][..], &[0x48, 0x89, 0xe5], &[0x49, 0x3b, 0x66, 0x10], &[0x48, 0x55]] {
+            assert!(!amd64_emulated(stepped), "{stepped:x?}");
+        }
+        assert_eq!(RETURN_SITE_KIND, SiteKind::SingleStepped);
     }
 
     #[test]
