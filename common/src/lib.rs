@@ -203,13 +203,19 @@ pub const fn interval_weight(length_ns: u64, window_ns: u64) -> u64 {
     if w > MAX_WEIGHT { MAX_WEIGHT } else { w }
 }
 
-/// Go's `runtime.g.atomicstatus` values (runtime2.go), stable since Go 1.x.
+/// Go's `runtime.g.atomicstatus` values (runtime2.go): stable since Go 1.x,
+/// with two added in Go 1.27 (numbers no older release uses).
 pub mod gstatus {
     pub const RUNNABLE: u32 = 1;
     pub const RUNNING: u32 = 2;
     pub const SYSCALL: u32 = 3;
     pub const WAITING: u32 = 4;
     pub const DEAD: u32 = 6;
+    /// Go 1.27: a waiting goroutine the GC found can never be woken (a leak);
+    /// it is still parked where it was.
+    pub const LEAKED: u32 = 10;
+    /// Go 1.27: a dead goroutine attached to an extra M (cgo callbacks).
+    pub const DEADEXTRA: u32 = 11;
     /// Set on top of a status while the GC scans the goroutine's stack.
     pub const SCAN: u32 = 0x1000;
 }

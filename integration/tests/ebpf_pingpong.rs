@@ -41,6 +41,15 @@ fn ebpf_pingpong_go1_21_stripped() {
     }
 }
 
+/// Go 1.27, the current release, stripped: its offsets come from the table.
+#[test]
+fn ebpf_pingpong_go1_27_stripped() {
+    if require_root("ebpf_pingpong_go1_27_stripped") {
+        let env = [("GOTOOLCHAIN", "go1.27.4")];
+        check_pingpong(&go_program("pingpong", "go1.27.4-stripped", &["-ldflags=-s -w"], &env));
+    }
+}
+
 #[test]
 fn ebpf_pingpong_go1_23() {
     if require_root("ebpf_pingpong_go1_23") {

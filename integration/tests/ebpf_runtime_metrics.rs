@@ -378,6 +378,7 @@ fn ebpf_runtime_goroutines_are_kept_apart_from_the_application() {
     if require_root("ebpf_runtime_goroutines_are_kept_apart_from_the_application") {
         check_runtime_goroutines("default", &[]);
         check_runtime_goroutines("go1.21.13", &[("GOTOOLCHAIN", "go1.21.13")]);
+        check_runtime_goroutines("go1.27.4", &[("GOTOOLCHAIN", "go1.27.4")]);
     }
 }
 

@@ -1,14 +1,15 @@
 //! `gort inspect` on real Go builds, checked against the Go toolchain's own
 //! view of the same binary: `go tool nm -size` for addresses and sizes,
 //! `go tool objdump` for RET instructions and the probe-site instruction, and
-//! the DWARF of the unstripped twin for struct offsets. Covers three Go minor
-//! releases, normal / stripped / PIE / cgo builds, and arm64 cross-builds.
+//! the DWARF of the unstripped twin for struct offsets. Covers four Go minor
+//! releases (1.27, the current one, included), normal / stripped / PIE /
+//! cgo builds, and arm64 cross-builds.
 
 use std::{collections::BTreeMap, path::Path, process::Command};
 
 use gort_integration::{go_program, gort_binary};
 
-const VERSIONS: &[&str] = &["go1.21.13", "go1.23.12", "go1.26.11"];
+const VERSIONS: &[&str] = &["go1.21.13", "go1.23.12", "go1.26.11", "go1.27.4"];
 
 /// Functions every supported release has as functions of their own.
 const ALWAYS_PRESENT: &[&str] = &[
@@ -124,7 +125,8 @@ fn check(version: &str, goarch: &str, variant: &str, flags: &[&str], env: &[(&st
     // .gopclntab: its GC workers, sweeper, scavenger and finalizer
     // goroutine, and never runtime.main (the program's main goroutine).
     let bytes = std::fs::read(&binary).unwrap();
-    let entries = gort::analysis::runtime_goroutine_entries(bytes.as_slice()).unwrap();
+    let go = gort::analysis::GoVersion::parse(version).unwrap();
+    let entries = gort::analysis::runtime_goroutine_entries(bytes.as_slice(), go).unwrap();
     for name in [
         "runtime.gcBgMarkWorker",
         "runtime.bgsweep",

@@ -292,6 +292,17 @@ pub fn gort_casgstatus(ctx: ProbeContext) -> u32 {
     count_hit(ProbeId::Casgstatus);
     let old = go_arg(&ctx, 1) as u32 & !gstatus::SCAN;
     let new = go_arg(&ctx, 2) as u32 & !gstatus::SCAN;
+    // Go 1.27: a leaked goroutine is still parked where it was (its wait
+    // goes on), and a dead one on an extra M is dead.
+    if old == gstatus::WAITING && new == gstatus::LEAKED {
+        return 0;
+    }
+    let old = match old {
+        gstatus::LEAKED => gstatus::WAITING,
+        gstatus::DEADEXTRA => gstatus::DEAD,
+        other => other,
+    };
+    let new = if new == gstatus::DEADEXTRA { gstatus::DEAD } else { new };
     let Some(goid) = read_goid(go_arg(&ctx, 0), config) else {
         return 0;
     };

@@ -132,6 +132,8 @@ impl Census {
                 gstatus::RUNNING => ("running", ""),
                 gstatus::SYSCALL => ("syscall", ""),
                 gstatus::WAITING => ("waiting", self.wait_category(gp)?),
+                // Go 1.27: parked forever, found out by the GC.
+                gstatus::LEAKED => ("leaked", self.wait_category(gp)?),
                 _ => continue,
             };
             let counts = if self.is_runtime(gp)? { &mut live.runtime } else { &mut live.application };

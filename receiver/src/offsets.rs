@@ -140,11 +140,47 @@ mod tests {
         assert!(matches!(stable.lookup(v("go1.24.0"), Arch::Amd64), Err(TableError::Older { .. })));
     }
 
+    /// The Go releases the tests build with (`integration/go-toolchains`),
+    /// the newest included: a release listed there but missing from a
+    /// generated table means the table is stale.
+    fn toolchains() -> Vec<GoVersion> {
+        include_str!("../../integration/go-toolchains")
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .filter_map(|l| GoVersion::parse(l.trim()))
+            .filter(|v| *v >= crate::analysis::MIN_GO)
+            .collect()
+    }
+
+    #[test]
+    fn embedded_tables_cover_every_release_the_tests_build_with() {
+        let releases = toolchains();
+        assert!(releases.iter().any(|v| v.minor >= 27), "go-toolchains lists no Go 1.27");
+        for v in &releases {
+            assert!(
+                crate::wait_reasons::names(*v).is_some(),
+                "wait_reasons.json lacks go{}.{}: run scripts/gen-offsets-table",
+                v.major,
+                v.minor
+            );
+            for arch in [Arch::Amd64, Arch::Arm64] {
+                let m = embedded().lookup(*v, arch).unwrap_or_else(|e| panic!("{arch:?} {v:?}: {e}"));
+                assert!(
+                    m.warning.is_none(),
+                    "offsets_table.json lacks go{}.{} ({arch:?}): run scripts/gen-offsets-table",
+                    v.major,
+                    v.minor
+                );
+            }
+        }
+    }
+
     #[test]
     fn embedded_table_covers_every_supported_minor_on_both_arches() {
         let t = embedded();
+        let newest = toolchains().iter().map(|v| v.minor).max().unwrap_or(26);
         for arch in [Arch::Amd64, Arch::Arm64] {
-            for minor in 21..=26 {
+            for minor in 21..=newest {
                 let m = t.lookup(GoVersion { major: 1, minor, patch: 0 }, arch).unwrap();
                 assert!(m.warning.is_none());
                 for field in crate::probe_table::INSPECTED_FIELDS {

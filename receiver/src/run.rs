@@ -967,7 +967,7 @@ fn runtime_entries<'a, R: object::ReadRef<'a>>(
     let why = if !analysis.fields.contains_key(&probe_table::STARTPC) {
         "the offset of runtime.g.startpc is unknown".to_owned()
     } else {
-        let found = analysis::runtime_goroutine_entries(data).and_then(|entries| {
+        let found = analysis::runtime_goroutine_entries(data, analysis.go_version).and_then(|entries| {
             let (base, _) = analysis::data_symbols(data, &[])?;
             Ok((entries, base))
         });

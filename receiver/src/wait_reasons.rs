@@ -64,7 +64,7 @@ mod tests {
 
     #[test]
     fn every_supported_release_has_names_and_known_reasons_map_to_categories() {
-        for minor in 21..=26 {
+        for minor in 21..=27 {
             let t = names(GoVersion { major: 1, minor, patch: 0 }).unwrap_or_else(|| panic!("1.{minor}"));
             assert_eq!(t[0], "");
             for (reason, cat) in
@@ -78,7 +78,7 @@ mod tests {
         assert_eq!(name(None, 7), "reason 7");
         assert_eq!(category("select (no cases)"), "select");
         assert_eq!(category("GC worker (idle)"), "runtime_gc");
-        for minor in 21..=26 {
+        for minor in 21..=27 {
             let t = names(GoVersion { major: 1, minor, patch: 0 }).unwrap();
             assert!(t.iter().any(|s| s == GC_WORKER_ACTIVE), "1.{minor}");
         }

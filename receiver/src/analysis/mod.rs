@@ -209,7 +209,7 @@ pub fn analyse<'data, R: ReadRef<'data>>(data: R, request: &Request<'_>) -> Resu
     let has_symbols = file.symbol_table().is_some();
     // The pclntab is needed for stripped binaries and for inline trees; a
     // binary with symbols but an unreadable pclntab still gets its functions.
-    let pcln = pclntab::Pclntab::parse(data, &file);
+    let pcln = pclntab::Pclntab::parse(data, &file, pclntab::gofunc_word(go_version));
     let (symbols, source) = if has_symbols {
         (symbol_table(&file, request.functions), SymbolSource::Symtab)
     } else {
@@ -369,10 +369,13 @@ pub fn is_runtime_entry(name: &[u8]) -> bool {
 
 /// Link-time entries of every function at which a goroutine is the
 /// runtime's own (`is_runtime_entry`), from `.gopclntab`, so stripped
-/// binaries have them too; sorted.
-pub fn runtime_goroutine_entries<'data, R: ReadRef<'data>>(data: R) -> Result<Vec<u64>, AnalysisError> {
+/// binaries have them too; sorted. `version`: the binary's Go release.
+pub fn runtime_goroutine_entries<'data, R: ReadRef<'data>>(
+    data: R,
+    version: GoVersion,
+) -> Result<Vec<u64>, AnalysisError> {
     let file = object::File::parse(data).map_err(|e| AnalysisError::NotElf(e.to_string()))?;
-    let pcln = pclntab::Pclntab::parse(data, &file)?;
+    let pcln = pclntab::Pclntab::parse(data, &file, pclntab::gofunc_word(version))?;
     let mut entries = pcln.entries_where(is_runtime_entry)?;
     entries.sort_unstable();
     entries.dedup();

@@ -67,11 +67,17 @@ pub struct ModuleData {
 
 /// Word offsets in `runtime.moduledata`, counted from its `ftab` slice, of
 /// fields after it. `ftab, findfunctab, minpc, maxpc, text, etext` has been
-/// stable since Go 1.16; `gofunc` follows `rodata` since Go 1.20 (covctrs,
-/// ecovctrs added in 1.20). The analysis tests check both against DWARF.
+/// stable since Go 1.16; `gofunc` follows `rodata` (see `gofunc_word`). The
+/// analysis tests check them against DWARF.
 const MD_MINPC_FROM_FTAB: u64 = 4;
 const MD_TEXT_FROM_FTAB: u64 = 6;
-const MD_GOFUNC_FROM_FTAB: u64 = MD_TEXT_FROM_FTAB + 18;
+
+/// Word offset of `moduledata.gofunc` from `ftab`, where the inline trees
+/// are: 18 words after `text` since Go 1.20 (covctrs, ecovctrs), 21 since Go
+/// 1.27 (typedesclen, itaboffset, itabsize came before it).
+pub fn gofunc_word(version: super::GoVersion) -> u64 {
+    if (version.major, version.minor) >= (1, 27) { MD_TEXT_FROM_FTAB + 21 } else { MD_TEXT_FROM_FTAB + 18 }
+}
 
 /// A parsed pclntab, borrowing the section bytes.
 pub struct Pclntab<'data> {
@@ -108,7 +114,12 @@ pub fn section<'data, 'file, R: ReadRef<'data>>(
 }
 
 impl<'data> Pclntab<'data> {
-    pub fn parse<R: ReadRef<'data>>(data: R, file: &object::File<'data, R>) -> Result<Self, PclntabError> {
+    /// `gofunc_word`: where this release keeps `moduledata.gofunc`.
+    pub fn parse<R: ReadRef<'data>>(
+        data: R,
+        file: &object::File<'data, R>,
+        gofunc_word: u64,
+    ) -> Result<Self, PclntabError> {
         let section = section(file).ok_or(PclntabError::Missing)?;
         let raw = data;
         let data = section.data().map_err(|_| PclntabError::Corrupt("section data"))?;
@@ -132,7 +143,14 @@ impl<'data> Pclntab<'data> {
             return Err(PclntabError::Corrupt("nfunc larger than the table"));
         }
         let address = section.address();
-        let module = find_moduledata(raw, file, address.wrapping_add(pcln_off), nfunc as u64 + 1, ptr_size)?;
+        let module = find_moduledata(
+            raw,
+            file,
+            address.wrapping_add(pcln_off),
+            nfunc as u64 + 1,
+            ptr_size,
+            gofunc_word,
+        )?;
         Ok(Self {
             nfunc,
             funcnametab: sub(data, funcname_off, "funcnametab")?,
@@ -391,6 +409,7 @@ fn find_moduledata<'data, R: ReadRef<'data>>(
     ftab_address: u64,
     ftab_len: u64,
     ptr_size: u64,
+    gofunc_word: u64,
 ) -> Result<ModuleData, PclntabError> {
     let mut reader = DataReader::new(data, file);
     let ps = ptr_size as usize;
@@ -428,7 +447,7 @@ fn find_moduledata<'data, R: ReadRef<'data>>(
                         && text != 0
                         && minpc == text.wrapping_add(u64::from(first))
                     {
-                        let gofunc = reader.word(field(MD_GOFUNC_FROM_FTAB), ptr_size).unwrap_or(0);
+                        let gofunc = reader.word(field(gofunc_word), ptr_size).unwrap_or(0);
                         let md_start = slice_at.wrapping_sub(16 * ptr_size);
                         return Ok(ModuleData { address: md_start, text, gofunc });
                     }
