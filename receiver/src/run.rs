@@ -683,7 +683,7 @@ impl Session {
         for Planned { spec, function: f, .. } in &self.planned {
             let (place, file_offsets) = match (spec.site, site_mode) {
                 (Site::Returns, _) => (
-                    format!("RET at +{:x?} [{:?}: ret]", f.code.returns, analysis::RETURN_SITE_KIND),
+                    format!(" RET at +{:x?} [{:?}: ret]", f.code.returns, analysis::RETURN_SITE_KIND),
                     f.return_file_offsets().map(|o| format!("{o:#x}")).collect::<Vec<_>>().join(","),
                 ),
                 (Site::AfterEntry, SiteMode::Auto) => (
