@@ -378,7 +378,6 @@ pub struct Parked {
 }
 const _: () = assert!(core::mem::size_of::<Parked>() == 16);
 
-/// Key of the goroutine map: goroutine ids are only unique within a process.
 /// Key of `GORT_RUNTIME_ENTRIES`: a run-time code address in a target at
 /// which the runtime's own goroutines start.
 #[repr(C)]
@@ -394,6 +393,7 @@ const _: () = assert!(core::mem::size_of::<EntryKey>() == 16);
 /// runtime functions, so this holds several targets.
 pub const MAX_RUNTIME_ENTRIES: u32 = 32_768;
 
+/// Key of the goroutine map: goroutine ids are only unique within a process.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct GoroutineKey {

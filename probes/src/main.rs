@@ -90,7 +90,7 @@ static ASSIST_SINCE: LruHashMap<GoroutineKey, u64> = LruHashMap::with_max_entrie
 #[map(name = "GORT_RUNTIME_ENTRIES")]
 static RUNTIME_ENTRIES: HashMap<EntryKey, u8> = HashMap::with_max_entries(MAX_RUNTIME_ENTRIES, 0);
 
-/// Room to build a SpanAccount: at 256 bytes it would take half the BPF stack.
+/// Room to build a SpanAccount: at 296 bytes it would take over half the BPF stack.
 #[map(name = "GORT_SPAN_SCRATCH")]
 static SPAN_SCRATCH: PerCpuArray<SpanAccount> = PerCpuArray::with_max_entries(1, 0);
 
