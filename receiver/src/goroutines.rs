@@ -73,18 +73,15 @@ impl Census {
     /// `allgs_link` is the symbol's link-time address and `image_base` the
     /// lowest address the executable is linked at; a PIE is relocated by
     /// where /proc/PID/maps shows its first page.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         pid: u32,
-        exe: &Path,
-        image_base: u64,
+        bias: u64,
         allgs_link: u64,
         status_offset: u64,
         waitreason_offset: Option<u64>,
         wait_names: Option<&'static [String]>,
         runtime: Option<RuntimeEntries>,
     ) -> Result<Self, CensusError> {
-        let bias = load_bias(pid, exe, image_base)?;
         let mem =
             fs::File::open(format!("/proc/{pid}/mem")).map_err(|source| CensusError::Open { pid, source })?;
         Ok(Self {

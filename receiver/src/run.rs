@@ -225,8 +225,6 @@ struct Snapshot {
     runtime: RuntimeCounts,
     /// Fraction of time the sampled probes are attached now (1 = always).
     sampling_ratio: f64,
-    /// Fraction of the time since attach the hot probe recorded.
-    coverage: f64,
     sampling: SamplingSummary,
     /// Live goroutines by (state, wait category), if the census works.
     live: Option<goroutines::Live>,
@@ -250,6 +248,19 @@ pub struct SamplingSummary {
     /// count and of the estimated count of application waits; 0 when exact.
     pub schedule_count_relative_error: Option<f64>,
     pub blocked_count_relative_error: Option<f64>,
+}
+
+impl SamplingSummary {
+    /// Whether the hot probe missed some of the time since attach, so the
+    /// goroutine-level figures are estimates.
+    pub fn is_estimate(&self) -> bool {
+        self.covered_ns < self.elapsed_ns
+    }
+
+    /// Fraction of the time since attach the hot probe recorded.
+    pub fn coverage(&self) -> f64 {
+        if self.elapsed_ns == 0 { 1.0 } else { (self.covered_ns as f64 / self.elapsed_ns as f64).min(1.0) }
+    }
 }
 
 /// A probe the session may attach, with its sites and its live attachment.
@@ -373,7 +384,17 @@ impl Session {
         let linkage_settings =
             options.forward.as_ref().and_then(|f| f.linkage.as_ref()).map(|l| l.lock().settings());
         let linkage = linkage_settings.and_then(|_| linkage_offsets(&exe, &analysis));
-        let runtime_entries = runtime_entries(&process, &analysis, &cache);
+        // Where the executable is loaded and its symbols, read once for the
+        // runtime goroutine entries and the census.
+        let image = analysis::data_symbols(&cache, &[probe_table::ALLGS])
+            .map_err(|e| e.to_string())
+            .and_then(|(base, symbols)| {
+                let bias =
+                    goroutines::load_bias(process.pid, &process.exe, base).map_err(|e| e.to_string())?;
+                Ok((bias, symbols))
+            });
+        let runtime_entries =
+            runtime_entries(&process, &analysis, &cache, image.as_ref().map(|(bias, _)| *bias));
         let mut wait_slot = [0u8; 64];
         for (n, slot) in wait_slot.iter_mut().enumerate() {
             let name = crate::wait_reasons::name(wait_names, n as u32);
@@ -453,7 +474,7 @@ impl Session {
             planned.push(Planned { spec, function: function.clone(), file_offsets, attachment: None });
         }
         let mut session = Self {
-            census: census(&process, &analysis, &cache, wait_names, runtime_entries.as_ref()),
+            census: census(&process, &analysis, image.as_ref(), wait_names, runtime_entries.as_ref()),
             last_live: None,
             process,
             analysis,
@@ -814,11 +835,6 @@ impl Session {
             hits: now.iter().zip(&self.baseline).map(|(n, b)| n.wrapping_sub(*b)).collect(),
             runtime,
             sampling_ratio: self.sampler.ratio(),
-            coverage: if sampling.elapsed_ns == 0 {
-                1.0
-            } else {
-                (sampling.covered_ns as f64 / sampling.elapsed_ns as f64).min(1.0)
-            },
             sampling,
             live: self.take_census(),
         })
@@ -852,25 +868,28 @@ impl Session {
             probes: self
                 .planned
                 .iter()
-                .map(|Planned { spec, function: f, .. }| ProbeSummary {
-                    name: spec.name,
-                    symbol: spec.symbol,
-                    address: f.address,
-                    file_offset: f.file_offset,
-                    site: spec.site,
-                    site_offset: match spec.site {
-                        Site::AfterEntry => f.code.site.offset,
-                        Site::Returns => f.code.returns.first().copied().unwrap_or(0),
-                    },
-                    site_kind: match spec.site {
-                        Site::AfterEntry => f.code.site.kind,
-                        Site::Returns => analysis::RETURN_SITE_KIND,
-                    },
-                    instruction: match spec.site {
-                        Site::AfterEntry => f.code.site.instruction.clone(),
-                        Site::Returns => "ret".to_owned(),
-                    },
-                    hits: hits[spec.id.index() as usize],
+                .map(|Planned { spec, function: f, .. }| {
+                    let (site_offset, site_kind, instruction) = match spec.site {
+                        Site::AfterEntry => {
+                            (f.code.site.offset, f.code.site.kind, f.code.site.instruction.clone())
+                        }
+                        Site::Returns => (
+                            f.code.returns.first().copied().unwrap_or(0),
+                            analysis::RETURN_SITE_KIND,
+                            "ret".to_owned(),
+                        ),
+                    };
+                    ProbeSummary {
+                        name: spec.name,
+                        symbol: spec.symbol,
+                        address: f.address,
+                        file_offset: f.file_offset,
+                        site: spec.site,
+                        site_offset,
+                        site_kind,
+                        instruction,
+                        hits: hits[spec.id.index() as usize],
+                    }
                 })
                 .collect(),
             goroutines: probes
@@ -958,25 +977,21 @@ fn live_keys(counts: Option<&goroutines::Counts>) -> BTreeMap<String, u64> {
 
 /// Where the target's runtime goroutines start (run-time addresses,
 /// sorted), or None with a warning saying why they cannot be told apart.
+/// `bias`: how far the executable is loaded from where it was linked.
 fn runtime_entries<'a, R: object::ReadRef<'a>>(
     process: &Process,
     analysis: &Analysis,
     data: R,
+    bias: Result<u64, &String>,
 ) -> Option<Arc<[u64]>> {
     let exe = process.exe.display();
     let why = if !analysis.fields.contains_key(&probe_table::STARTPC) {
         "the offset of runtime.g.startpc is unknown".to_owned()
     } else {
-        let found = analysis::runtime_goroutine_entries(data, analysis.go_version).and_then(|entries| {
-            let (base, _) = analysis::data_symbols(data, &[])?;
-            Ok((entries, base))
-        });
-        match found {
-            Ok((entries, base)) => match goroutines::load_bias(process.pid, &process.exe, base) {
-                Ok(bias) => return Some(entries.iter().map(|e| e.wrapping_add(bias)).collect()),
-                Err(e) => e.to_string(),
-            },
-            Err(e) => e.to_string(),
+        match (analysis::runtime_goroutine_entries(data, analysis.go_version), bias) {
+            (Ok(entries), Ok(bias)) => return Some(entries.iter().map(|e| e.wrapping_add(bias)).collect()),
+            (Err(e), _) => e.to_string(),
+            (_, Err(e)) => e.clone(),
         }
     };
     log::warn!("{exe}: {why}: the runtime's own goroutines are counted with the application's");
@@ -984,10 +999,11 @@ fn runtime_entries<'a, R: object::ReadRef<'a>>(
 }
 
 /// The live-goroutine census, or None with a warning saying why not.
-fn census<'a, R: object::ReadRef<'a>>(
+/// `image`: the executable's load bias and its data symbols.
+fn census(
     process: &Process,
     analysis: &Analysis,
-    data: R,
+    image: Result<&(u64, BTreeMap<String, u64>), &String>,
     wait_names: Option<&'static [String]>,
     runtime: Option<&Arc<[u64]>>,
 ) -> Option<Census> {
@@ -996,8 +1012,8 @@ fn census<'a, R: object::ReadRef<'a>>(
         log::warn!("{exe}: runtime.g.atomicstatus offset unknown; live goroutine counts disabled");
         return None;
     };
-    let (base, symbols) = match analysis::data_symbols(data, &[probe_table::ALLGS]) {
-        Ok(found) => found,
+    let (bias, symbols) = match image {
+        Ok((bias, symbols)) => (*bias, symbols),
         Err(e) => {
             log::warn!("{exe}: {e}; live goroutine counts disabled");
             return None;
@@ -1011,7 +1027,7 @@ fn census<'a, R: object::ReadRef<'a>>(
     let runtime = runtime.zip(analysis.fields.get(&probe_table::STARTPC)).map(|(entries, startpc)| {
         goroutines::RuntimeEntries { startpc_offset: startpc.offset, entries: entries.clone() }
     });
-    Census::new(process.pid, &process.exe, base, allgs, status.offset, waitreason, wait_names, runtime)
+    Census::new(process.pid, bias, allgs, status.offset, waitreason, wait_names, runtime)
         .map_err(|e| log::warn!("{exe}: {e}; live goroutine counts disabled"))
         .ok()
 }
@@ -1068,7 +1084,7 @@ impl Outputs {
             &session.probe_hits(snap),
             &snap.runtime,
             snap.sampling_ratio,
-            snap.coverage,
+            snap.sampling.coverage(),
             snap.live.as_ref(),
             &exemplars,
             unix_nanos(session.started),
@@ -1297,7 +1313,7 @@ fn report_line(session: &Session, probes: &Probes, snap: &Snapshot) -> Result<()
     let rt = &snap.runtime;
     let ms = |ns: Option<f64>| ns.map_or("-".to_owned(), |v| format!("{:.3}ms", v / 1e6));
     let s = &snap.sampling;
-    if s.covered_ns < s.elapsed_ns {
+    if s.is_estimate() {
         let err = s.schedule_count_relative_error.map_or(String::new(), |e| format!(", +-{:.0}%", 100.0 * e));
         line.push_str(&format!(
             "\ngort:   estimates (~) from {:.1}s recorded of {:.1}s attached{err}",
@@ -1305,7 +1321,7 @@ fn report_line(session: &Session, probes: &Probes, snap: &Snapshot) -> Result<()
             s.elapsed_ns as f64 / 1e9,
         ));
     }
-    let approx = if s.covered_ns < s.elapsed_ns { "~" } else { "" };
+    let approx = if s.is_estimate() { "~" } else { "" };
     line.push_str(&format!(
         "\ngort:   schedule latency n={approx}{} p50={} p99={}; gc cycles={} stw pauses={} p50={} max<={}",
         rt.schedule_latency.count(),
