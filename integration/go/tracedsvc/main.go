@@ -146,18 +146,26 @@ func (s *server) do(ctx context.Context, req *wrapperspb.StringValue) (*wrappers
 		injected = time.Since(t0)
 		s.mu.Unlock()
 	case "fanout":
-		locked := make(chan struct{})
-		s.holdMu <- locked
-		<-locked
+		// The started goroutine runs first and waits for the go-ahead, so
+		// its lock wait is the holder's 20 ms, not time spent runnable
+		// behind others on the only P before it reached the lock.
+		running, ahead := make(chan struct{}), make(chan struct{})
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			close(running)
+			<-ahead
 			t0 := time.Now()
 			s.mu.Lock()
 			injected = time.Since(t0)
 			s.mu.Unlock()
 		}()
+		<-running
+		locked := make(chan struct{})
+		s.holdMu <- locked
+		<-locked
+		close(ahead)
 		wg.Wait()
 	case "select":
 		t0 := time.Now()
