@@ -2,14 +2,13 @@
 //! module data, DWARF and instruction decoding, as `gort inspect` runs them.
 #![no_main]
 
-use gort::{
-    analysis::{self, Request},
-    probe_table,
+use gort_goexe::{
+    self as analysis, Request,
+    functions::{INSPECTED_FIELDS, INSPECTED_FUNCTIONS},
 };
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let request =
-        Request { functions: probe_table::INSPECTED_FUNCTIONS, fields: probe_table::INSPECTED_FIELDS };
+    let request = Request { functions: INSPECTED_FUNCTIONS, fields: INSPECTED_FIELDS };
     let _ = analysis::analyse(data, &request);
 });

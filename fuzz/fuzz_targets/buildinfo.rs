@@ -2,7 +2,7 @@
 //! own, where short inputs reach every branch quickly.
 #![no_main]
 
-use gort::analysis::{Arch, buildinfo, sites};
+use gort_goexe::{Arch, buildinfo, sites};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

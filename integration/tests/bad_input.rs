@@ -106,8 +106,8 @@ fn run_against_a_stripped_go_newer_than_the_offsets_table() {
     let mut target = Proc::spawn(cmd, "[synthetic]");
     target.wait_line(std::time::Duration::from_secs(30), |l| l.contains("ready"));
     let (ok, stderr) = gort(&["run", "--pid", &target.pid().to_string(), "--for", "2s"]);
-    let table = gort::offsets::embedded();
-    if table.newest_equals_previous[&gort::analysis::Arch::Amd64] {
+    let table = gort_goexe::offsets::embedded();
+    if table.lookup(gort_goexe::Module::Runtime, "go1.99.0", gort_goexe::Arch::Amd64).is_ok() {
         assert!(ok, "{stderr}");
         assert!(stderr.contains("newer than the offsets table"), "no warning: {stderr}");
     } else {

@@ -10,9 +10,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use gort::{
-    analysis::{self, Request},
-    probe_table,
+use gort_goexe::{
+    self as analysis, Request,
+    functions::{INSPECTED_FIELDS, INSPECTED_FUNCTIONS},
 };
 use gort_integration::go_program;
 use object::{Object, ObjectSection};
@@ -39,7 +39,7 @@ fn survives(case: &str, bytes: Vec<u8>) -> String {
     let started = Instant::now();
     std::thread::spawn(move || {
         let request =
-            Request { functions: probe_table::INSPECTED_FUNCTIONS, fields: probe_table::INSPECTED_FIELDS };
+            Request { functions: INSPECTED_FUNCTIONS, fields: INSPECTED_FIELDS };
         let outcome = std::panic::catch_unwind(|| match analysis::analyse(&bytes[..], &request) {
             Ok(_) => String::new(),
             Err(e) => e.to_string(),

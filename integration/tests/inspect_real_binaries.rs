@@ -125,8 +125,8 @@ fn check(version: &str, goarch: &str, variant: &str, flags: &[&str], env: &[(&st
     // .gopclntab: its GC workers, sweeper, scavenger and finalizer
     // goroutine, and never runtime.main (the program's main goroutine).
     let bytes = std::fs::read(&binary).unwrap();
-    let go = gort::analysis::GoVersion::parse(version).unwrap();
-    let entries = gort::analysis::runtime_goroutine_entries(bytes.as_slice(), go).unwrap();
+    let go = gort_goexe::GoVersion::parse(version).unwrap();
+    let entries = gort_goexe::runtime_goroutine_entries(bytes.as_slice(), go).unwrap();
     for name in [
         "runtime.gcBgMarkWorker",
         "runtime.bgsweep",

@@ -7,9 +7,11 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use gort::{
     analysis::{self, Request},
-    config, duration, pipeline, probe_table,
+    config, duration, pipeline,
     run::{self, RunOptions, SiteMode, TargetSpec},
 };
+use gort_common::field::{Module, OTEL_SDK_MODULE};
+use gort_goexe::functions::{INSPECTED_FIELDS, INSPECTED_FUNCTIONS};
 
 /// Default interval between live reports of `gort run`.
 const DEFAULT_INTERVAL: &str = "1s";
@@ -138,16 +140,14 @@ enum ProbeSiteArg {
 fn inspect(path: &PathBuf, json: bool) -> anyhow::Result<()> {
     let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let cache = object::ReadCache::new(file);
-    let inspected_fields: Vec<_> =
-        probe_table::INSPECTED_FIELDS.iter().chain(probe_table::SDK_FIELDS).copied().collect();
-    let request = Request { functions: probe_table::INSPECTED_FUNCTIONS, fields: &inspected_fields };
+    let request = Request { functions: INSPECTED_FUNCTIONS, fields: INSPECTED_FIELDS };
     let mut analysis = analysis::analyse(&cache, &request).with_context(|| path.display().to_string())?;
     // The SDK's functions and fields are only missing from a program that
     // uses the SDK; for any other, they are not worth a mention.
-    if !analysis.build.deps.iter().any(|m| m.path == probe_table::SDK_MODULE) {
+    if !analysis.build.deps.iter().any(|m| m.path == OTEL_SDK_MODULE) {
         let sdk = |name: &str| name.starts_with("go.opentelemetry.io/");
         analysis.missing_functions.retain(|f| !sdk(f));
-        analysis.missing_fields.retain(|f| !sdk(f.type_name));
+        analysis.missing_fields.retain(|f| f.module() != Module::OtelSdk);
         analysis.inlined_only.retain(|f, _| !sdk(f));
     }
     if json {
@@ -156,7 +156,7 @@ fn inspect(path: &PathBuf, json: bool) -> anyhow::Result<()> {
     }
     println!("{}: {} {:?}", path.display(), analysis.build.go_version, analysis.arch);
     println!("  main module: {} {}", analysis.build.main.path, analysis.build.main.version);
-    match analysis.build.deps.iter().find(|m| m.path == probe_table::SDK_MODULE) {
+    match analysis.build.deps.iter().find(|m| m.path == OTEL_SDK_MODULE) {
         Some(sdk) => println!("  OpenTelemetry Go SDK: {} {} (trace linkage)", sdk.path, sdk.version),
         None => println!("  OpenTelemetry Go SDK: not in the build (no trace linkage)"),
     }

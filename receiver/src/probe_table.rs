@@ -4,7 +4,10 @@
 
 use gort_common::{ProbeId, names};
 
-use crate::analysis::FieldRef;
+use gort_goexe::{
+    Field,
+    functions::{SDK_NEW_RECORDING_SPAN, SDK_SPAN_END},
+};
 
 /// Where in the function the uprobe goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -54,7 +57,7 @@ pub struct GoRange {
 impl GoRange {
     pub const ALL: Self = Self { since: None, until: None };
 
-    pub fn contains(&self, v: crate::analysis::GoVersion) -> bool {
+    pub fn contains(&self, v: gort_goexe::GoVersion) -> bool {
         let v = (v.major, v.minor);
         self.since.is_none_or(|s| v >= s) && self.until.is_none_or(|u| v < u)
     }
@@ -188,17 +191,6 @@ pub const PROBES: &[ProbeSpec] = &[
     },
 ];
 
-/// The OpenTelemetry Go SDK function that builds every sampled span; its
-/// RET hands the new `*recordingSpan` over, on the goroutine starting it.
-pub const SDK_NEW_RECORDING_SPAN: &str = "go.opentelemetry.io/otel/sdk/trace.(*tracer).newRecordingSpan";
-
-/// The SDK's span End (the recording span's; non-recording spans are not
-/// exported, so nothing joins them).
-pub const SDK_SPAN_END: &str = "go.opentelemetry.io/otel/sdk/trace.(*recordingSpan).End";
-
-/// The SDK module whose version keys the span offsets table.
-pub const SDK_MODULE: &str = "go.opentelemetry.io/otel/sdk";
-
 /// What each optional probe feeds, for the warning when it is missing.
 pub fn feeds(id: ProbeId) -> &'static str {
     match id {
@@ -213,101 +205,24 @@ pub fn feeds(id: ProbeId) -> &'static str {
     }
 }
 
-pub const GOID: FieldRef = FieldRef { type_name: "runtime.g", field: "goid" };
-
-pub const WAITREASON: FieldRef = FieldRef { type_name: "runtime.g", field: "waitreason" };
-
-pub const ATOMICSTATUS: FieldRef = FieldRef { type_name: "runtime.g", field: "atomicstatus" };
-
-/// Where a goroutine started: tells the runtime's goroutines from the application's.
-pub const STARTPC: FieldRef = FieldRef { type_name: "runtime.g", field: "startpc" };
-
-pub const PARENT_GOID: FieldRef = FieldRef { type_name: "runtime.g", field: "parentGoid" };
-
-/// Where the SDK span keeps its `trace.SpanContext` (trace id: 16 bytes at
-/// +0, span id: 8 bytes at +16, the layout of go.opentelemetry.io/otel/trace
-/// since v1.0).
-pub const SPAN_CONTEXT: FieldRef =
-    FieldRef { type_name: "go.opentelemetry.io/otel/sdk/trace.recordingSpan", field: "spanContext" };
-
 /// Struct fields the probes (and the goroutine census) read, with whether
 /// they are required.
-pub const FIELDS: &[(FieldRef, Need)] = &[
-    (GOID, Need::Required),
-    (WAITREASON, Need::Optional),
-    (ATOMICSTATUS, Need::Optional),
-    (PARENT_GOID, Need::Optional),
-    (STARTPC, Need::Optional),
-    (SPAN_CONTEXT, Need::Optional),
+pub const FIELDS: &[(Field, Need)] = &[
+    (Field::GGoid, Need::Required),
+    (Field::GWaitreason, Need::Optional),
+    (Field::GAtomicstatus, Need::Optional),
+    (Field::GParentGoid, Need::Optional),
+    (Field::GStartpc, Need::Optional),
+    (Field::SpanContext, Need::Optional),
 ];
 
 /// The runtime's list of every goroutine, read by the live-goroutine census.
 pub const ALLGS: &str = "runtime.allgs";
 
-/// Runtime functions `gort inspect` reports: those probed now and those the
-/// scheduler, GC and blocking telemetry attaches to. The stop/start-the-world
-/// entry points changed names across releases, so all spellings are listed;
-/// a binary has the ones of its version.
-pub const INSPECTED_FUNCTIONS: &[&str] = &[
-    "runtime.schedule",
-    "runtime.execute",
-    "runtime.gcBgMarkWorker",
-    "runtime.ready",
-    "runtime.goready",
-    "runtime.gopark",
-    "runtime.newproc1",
-    "runtime.goexit1",
-    "runtime.casgstatus",
-    "runtime.stopTheWorld",
-    "runtime.startTheWorld",
-    "runtime.stopTheWorldGC",
-    "runtime.startTheWorldGC",
-    "runtime.stopTheWorldWithSema",
-    "runtime.startTheWorldWithSema",
-    "runtime.gcAssistAlloc",
-    SDK_NEW_RECORDING_SPAN,
-    SDK_SPAN_END,
-];
-
-const fn field(type_name: &'static str, field: &'static str) -> FieldRef {
-    FieldRef { type_name, field }
-}
-
-/// Struct fields `gort inspect` reports and the offsets table covers: the
-/// goroutine's identity, state and wait reason, its M and start pc, the M's
-/// current goroutine, and the module-data fields the pclntab reader relies on.
-pub const INSPECTED_FIELDS: &[FieldRef] = &[
-    field("runtime.g", "goid"),
-    field("runtime.g", "atomicstatus"),
-    field("runtime.g", "m"),
-    field("runtime.g", "waitreason"),
-    field("runtime.g", "startpc"),
-    field("runtime.g", "gopc"),
-    field("runtime.g", "parentGoid"),
-    field("runtime.g", "waitsince"),
-    field("runtime.g", "sched"),
-    field("runtime.g", "labels"),
-    field("runtime.gobuf", "pc"),
-    field("runtime.gobuf", "sp"),
-    field("runtime.m", "curg"),
-    field("runtime.m", "p"),
-    field("runtime.m", "procid"),
-    field("runtime.p", "id"),
-    field("runtime.p", "status"),
-    field("runtime.moduledata", "ftab"),
-    field("runtime.moduledata", "minpc"),
-    field("runtime.moduledata", "text"),
-    field("runtime.moduledata", "gofunc"),
-];
-
-/// Fields of the OpenTelemetry Go SDK `gort inspect` reports and the SDK
-/// offsets table covers (keyed by SDK release, not Go release).
-pub const SDK_FIELDS: &[FieldRef] = &[SPAN_CONTEXT];
-
 pub fn symbols() -> Vec<&'static str> {
     PROBES.iter().map(|p| p.symbol).collect()
 }
 
-pub fn fields() -> Vec<FieldRef> {
+pub fn fields() -> Vec<Field> {
     FIELDS.iter().map(|(f, _)| *f).collect()
 }

@@ -19,6 +19,11 @@ use gort_common::{
 use thiserror::Error;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
+use gort_goexe::{
+    Field,
+    functions::{SDK_NEW_RECORDING_SPAN, SDK_SPAN_END},
+};
+
 use crate::{
     analysis::{self, Analysis, AnalysisError, Function, Request},
     bpf::{Attachment, BpfError, Probes, SpanRecord},
@@ -59,7 +64,7 @@ pub enum RunError {
     )]
     MissingFunction { exe: PathBuf, symbol: &'static str },
     #[error("{exe}: the offset of {field} is unknown: {reason}; gort needs it")]
-    MissingField { exe: PathBuf, field: analysis::FieldRef, reason: String },
+    MissingField { exe: PathBuf, field: analysis::Field, reason: String },
     #[error("{exe}: no probe site in {symbol}: {reason}")]
     NoSite { exe: PathBuf, symbol: &'static str, reason: String },
     #[error(transparent)]
@@ -364,15 +369,11 @@ impl Session {
         for warning in &analysis.warnings {
             log::warn!("{}: {warning}", exe.display());
         }
-        let goid_offset = analysis.fields[&probe_table::GOID].offset;
+        let goid_offset = analysis.fields[&Field::GGoid].offset;
         let stall_threshold_ns = duration_ns(options.stall_threshold);
-        let waitreason_offset = match analysis.fields.get(&probe_table::WAITREASON) {
-            Some(f) => u32::try_from(f.offset).unwrap_or(NO_OFFSET),
-            None => {
-                log::warn!("{}: runtime.g.waitreason offset unknown; blocked time disabled", exe.display());
-                NO_OFFSET
-            }
-        };
+        if !analysis.fields.contains_key(&Field::GWaitreason) {
+            log::warn!("{}: runtime.g.waitreason offset unknown; blocked time disabled", exe.display());
+        }
         let wait_names = crate::wait_reasons::names(analysis.go_version);
         if wait_names.is_none() {
             log::warn!(
@@ -400,29 +401,28 @@ impl Session {
             let name = crate::wait_reasons::name(wait_names, n as u32);
             *slot = linkage::wait_slot(crate::wait_reasons::category(&name));
         }
-        let config = TargetConfig {
-            goid_offset: u32::try_from(goid_offset).unwrap_or(u32::MAX),
-            waitreason_offset,
+        let mut config = TargetConfig {
             stall_threshold_ns,
             // Nothing records until the first window opens: the estimates
             // cover the time from there, not the attaching.
             window_start_ns: TargetConfig::WINDOW_CLOSED,
             window_ns: 0,
-            parent_goid_offset: match (&linkage, analysis.fields.get(&probe_table::PARENT_GOID)) {
-                (Some(_), Some(f)) => u32::try_from(f.offset).unwrap_or(NO_OFFSET),
-                _ => NO_OFFSET,
-            },
-            span_context_offset: linkage
-                .as_ref()
-                .map_or(NO_OFFSET, |l| u32::try_from(l.span_context_offset).unwrap_or(NO_OFFSET)),
             wait_slot,
             span_stall_threshold_ns: linkage_settings.map_or(u64::MAX, |s| duration_ns(s.stall_threshold)),
-            startpc_offset: match (&runtime_entries, analysis.fields.get(&probe_table::STARTPC)) {
-                (Some(_), Some(f)) => u32::try_from(f.offset).unwrap_or(NO_OFFSET),
-                _ => NO_OFFSET,
-            },
-            _pad: 0,
+            ..TargetConfig::default()
         };
+        for (&field, f) in &analysis.fields {
+            // What needs a field it cannot use stays off: inheritance and the
+            // span context without linkage, start pcs without the entries.
+            let used = match field {
+                Field::GParentGoid | Field::SpanContext => linkage.is_some(),
+                Field::GStartpc => runtime_entries.is_some(),
+                _ => true,
+            };
+            if used {
+                config.offsets[field.index()] = u32::try_from(f.offset).unwrap_or(NO_OFFSET);
+            }
+        }
         // Every wait of a span must be seen: linkage keeps the hot probe on.
         let sampling = match &linkage {
             Some(_) if !options.sampling.is_continuous() => {
@@ -925,15 +925,15 @@ impl Session {
 /// linkage is off for this target.
 fn linkage_offsets(exe: &std::path::Path, analysis: &Analysis) -> Option<LinkageSummary> {
     let exe = exe.display();
-    let sdk = analysis.build.deps.iter().find(|m| m.path == probe_table::SDK_MODULE);
+    let sdk = analysis.build.deps.iter().find(|m| m.path == gort_common::field::OTEL_SDK_MODULE);
     let Some(sdk) = sdk else {
         log::info!(
             "{exe}: no OpenTelemetry Go SDK ({}) in the build: trace linkage off",
-            probe_table::SDK_MODULE
+            gort_common::field::OTEL_SDK_MODULE
         );
         return None;
     };
-    for symbol in [probe_table::SDK_NEW_RECORDING_SPAN, probe_table::SDK_SPAN_END] {
+    for symbol in [SDK_NEW_RECORDING_SPAN, SDK_SPAN_END] {
         if !analysis.functions.contains_key(symbol) {
             let why = analysis
                 .inlined_only
@@ -943,7 +943,7 @@ fn linkage_offsets(exe: &std::path::Path, analysis: &Analysis) -> Option<Linkage
             return None;
         }
     }
-    let Some(field) = analysis.fields.get(&probe_table::SPAN_CONTEXT) else {
+    let Some(field) = analysis.fields.get(&Field::SpanContext) else {
         log::warn!(
             "{exe}: SDK {}: the span context offset is unknown ({}): trace linkage off",
             sdk.version,
@@ -951,7 +951,7 @@ fn linkage_offsets(exe: &std::path::Path, analysis: &Analysis) -> Option<Linkage
         );
         return None;
     };
-    if !analysis.fields.contains_key(&probe_table::PARENT_GOID) {
+    if !analysis.fields.contains_key(&Field::GParentGoid) {
         log::warn!(
             "{exe}: runtime.g.parentGoid offset unknown: goroutines will not inherit their creator's span"
         );
@@ -985,7 +985,7 @@ fn runtime_entries<'a, R: object::ReadRef<'a>>(
     bias: Result<u64, &String>,
 ) -> Option<Arc<[u64]>> {
     let exe = process.exe.display();
-    let why = if !analysis.fields.contains_key(&probe_table::STARTPC) {
+    let why = if !analysis.fields.contains_key(&Field::GStartpc) {
         "the offset of runtime.g.startpc is unknown".to_owned()
     } else {
         match (analysis::runtime_goroutine_entries(data, analysis.go_version), bias) {
@@ -1008,7 +1008,7 @@ fn census(
     runtime: Option<&Arc<[u64]>>,
 ) -> Option<Census> {
     let exe = process.exe.display();
-    let Some(status) = analysis.fields.get(&probe_table::ATOMICSTATUS) else {
+    let Some(status) = analysis.fields.get(&Field::GAtomicstatus) else {
         log::warn!("{exe}: runtime.g.atomicstatus offset unknown; live goroutine counts disabled");
         return None;
     };
@@ -1023,8 +1023,8 @@ fn census(
         log::warn!("{exe}: no symbol table (stripped), so no runtime.allgs; live goroutine counts disabled");
         return None;
     };
-    let waitreason = analysis.fields.get(&probe_table::WAITREASON).map(|f| f.offset);
-    let runtime = runtime.zip(analysis.fields.get(&probe_table::STARTPC)).map(|(entries, startpc)| {
+    let waitreason = analysis.fields.get(&Field::GWaitreason).map(|f| f.offset);
+    let runtime = runtime.zip(analysis.fields.get(&Field::GStartpc)).map(|(entries, startpc)| {
         goroutines::RuntimeEntries { startpc_offset: startpc.offset, entries: entries.clone() }
     });
     Census::new(process.pid, bias, allgs, status.offset, waitreason, wait_names, runtime)

@@ -1,6 +1,6 @@
 // sdkspan starts and ends one span with the OpenTelemetry Go SDK. It exists
 // to be built against every SDK release gort supports, so that
-// scripts/gen-sdk-offsets can read the SDK's struct layout from each build's
+// scripts/gen-offsets-table sdk can read the SDK's struct layout from each build's
 // DWARF (for binaries that are stripped of theirs).
 package main
 

@@ -8,6 +8,7 @@
 use std::{borrow::Cow, collections::BTreeMap};
 
 use gimli::{AttributeValue, EndianSlice, LittleEndian, constants};
+use gort_common::Field;
 use object::{Object, ObjectSection, ReadRef};
 use thiserror::Error;
 
@@ -19,19 +20,6 @@ pub enum DwarfError {
     Decompress { section: String, source: object::Error },
     #[error("corrupt DWARF: {0}")]
     Corrupt(#[from] gimli::Error),
-}
-
-/// A field gort reads from a Go runtime struct, e.g. `runtime.g` / `goid`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-pub struct FieldRef {
-    pub type_name: &'static str,
-    pub field: &'static str,
-}
-
-impl std::fmt::Display for FieldRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}", self.type_name, self.field)
-    }
 }
 
 /// Returns whether the file carries a `.debug_info` (possibly compressed).
@@ -74,8 +62,8 @@ fn load_section<'data, R: ReadRef<'data>>(
 /// required.
 pub fn field_offsets<'data, R: ReadRef<'data>>(
     file: &object::File<'data, R>,
-    wanted: &[FieldRef],
-) -> Result<BTreeMap<FieldRef, u64>, DwarfError> {
+    wanted: &[Field],
+) -> Result<BTreeMap<Field, u64>, DwarfError> {
     if !has_dwarf(file) {
         return Err(DwarfError::Absent);
     }
@@ -101,8 +89,10 @@ pub fn field_offsets<'data, R: ReadRef<'data>>(
             match entry.tag() {
                 constants::DW_TAG_structure_type => {
                     let Some(name) = entry_name(&dwarf, entry)? else { continue };
-                    current =
-                        wanted.iter().find(|f| f.type_name.as_bytes() == name).map(|f| (f.type_name, depth));
+                    current = wanted
+                        .iter()
+                        .find(|f| f.type_name().as_bytes() == name)
+                        .map(|f| (f.type_name(), depth));
                 }
                 constants::DW_TAG_member => {
                     let Some((type_name, struct_depth)) = current else { continue };
@@ -111,7 +101,7 @@ pub fn field_offsets<'data, R: ReadRef<'data>>(
                     }
                     let Some(name) = entry_name(&dwarf, entry)? else { continue };
                     let Some(field) =
-                        wanted.iter().find(|f| f.type_name == type_name && f.field.as_bytes() == name)
+                        wanted.iter().find(|f| f.type_name() == type_name && f.member().as_bytes() == name)
                     else {
                         continue;
                     };

@@ -9,18 +9,30 @@
 
 pub mod buildinfo;
 pub mod dwarf;
+pub mod functions;
+pub mod goroutines;
+pub mod offsets;
 pub mod pclntab;
 pub mod sites;
+pub mod symbols;
+pub mod truncation;
+pub mod version;
+pub mod wait_reasons;
 
 use std::collections::BTreeMap;
 
-use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol, ReadRef, SectionKind};
+use object::{Object, ObjectSection, ObjectSymbol, ReadRef, SectionKind};
 use thiserror::Error;
+
+pub use gort_common::{Field, Module};
 
 pub use self::{
     buildinfo::BuildInfo,
-    dwarf::FieldRef,
+    goroutines::{is_runtime_entry, runtime_goroutine_entries},
     sites::{Arch, CodeFacts, ProbeSite, RETURN_SITE_KIND, SiteKind},
+    symbols::data_symbols,
+    truncation::truncation,
+    version::GoVersion,
 };
 
 /// The oldest Go release gort supports.
@@ -53,48 +65,13 @@ pub enum AnalysisError {
     Pclntab(#[from] pclntab::PclntabError),
 }
 
-/// A Go release number, comparable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-pub struct GoVersion {
-    pub major: u32,
-    pub minor: u32,
-    pub patch: u32,
-}
-
-impl GoVersion {
-    /// Parses `go1.22.12`, `go1.21rc2`, `go1.26.8 X:nocoverageredesign`; a
-    /// `devel` build parses as the release it names, if any.
-    pub fn parse(text: &str) -> Option<Self> {
-        let start = text.find("go1.")? + 2;
-        let digits = |s: &str| -> (u32, usize) {
-            let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-            (s[..end].parse().unwrap_or(0), end)
-        };
-        let rest = &text[start..];
-        let (major, n) = digits(rest);
-        let rest = rest.get(n + 1..)?;
-        let (minor, n) = digits(rest);
-        let patch = match rest[n..].strip_prefix('.') {
-            Some(p) => digits(p).0,
-            None => 0,
-        };
-        Some(Self { major, minor, patch })
-    }
-}
-
-impl std::fmt::Display for GoVersion {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "go{}.{}.{}", self.major, self.minor, self.patch)
-    }
-}
-
 /// Where a struct field offset came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OffsetSource {
     /// The binary's own DWARF.
     Dwarf,
-    /// The generated version-keyed table (`offsets_table.json`).
+    /// The generated table keyed by (module, release) (`offsets/offsets.json`).
     Table,
 }
 
@@ -161,16 +138,21 @@ pub struct Analysis {
     /// Functions found but offering no probe site (with the reason).
     pub unprobeable: BTreeMap<String, String>,
     #[serde(serialize_with = "serialize_fields")]
-    pub fields: BTreeMap<FieldRef, FieldOffset>,
+    pub fields: BTreeMap<Field, FieldOffset>,
     /// Requested fields not found.
-    pub missing_fields: Vec<FieldRef>,
+    #[serde(serialize_with = "serialize_field_names")]
+    pub missing_fields: Vec<Field>,
     /// Things the user should know (an extrapolated offsets table, a table
     /// that cannot serve this release).
     pub warnings: Vec<String>,
 }
 
+fn serialize_field_names<S: serde::Serializer>(fields: &[Field], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(fields.iter().map(ToString::to_string))
+}
+
 fn serialize_fields<S: serde::Serializer>(
-    fields: &BTreeMap<FieldRef, FieldOffset>,
+    fields: &BTreeMap<Field, FieldOffset>,
     s: S,
 ) -> Result<S::Ok, S::Error> {
     s.collect_map(fields.iter().map(|(k, v)| (k.to_string(), v)))
@@ -179,7 +161,7 @@ fn serialize_fields<S: serde::Serializer>(
 /// What the caller wants resolved.
 pub struct Request<'a> {
     pub functions: &'a [&'a str],
-    pub fields: &'a [FieldRef],
+    pub fields: &'a [Field],
 }
 
 /// Analyses a Go ELF executable: `data` is its bytes in memory, or an
@@ -245,7 +227,7 @@ pub fn analyse<'data, R: ReadRef<'data>>(data: R, request: &Request<'_>) -> Resu
     }
 
     let has_dwarf = dwarf::has_dwarf(&file);
-    let fields: BTreeMap<FieldRef, FieldOffset> = if has_dwarf && !request.fields.is_empty() {
+    let mut fields: BTreeMap<Field, FieldOffset> = if has_dwarf && !request.fields.is_empty() {
         dwarf::field_offsets(&file, request.fields)?
             .into_iter()
             .map(|(k, offset)| (k, FieldOffset { offset, source: OffsetSource::Dwarf }))
@@ -253,38 +235,33 @@ pub fn analyse<'data, R: ReadRef<'data>>(data: R, request: &Request<'_>) -> Resu
     } else {
         BTreeMap::new()
     };
-    let mut fields = fields;
     let mut warnings = Vec::new();
-    if request.fields.iter().any(|f| f.type_name.starts_with("runtime.") && !fields.contains_key(f)) {
-        match crate::offsets::embedded().lookup(go_version, arch) {
+    for module in Module::ALL {
+        let wanted: Vec<Field> = request
+            .fields
+            .iter()
+            .filter(|f| f.module() == module && !fields.contains_key(f))
+            .copied()
+            .collect();
+        let version = match module {
+            Module::Runtime => Some(go_version.to_string()),
+            Module::OtelSdk => build
+                .deps
+                .iter()
+                .find(|m| m.path == gort_common::field::OTEL_SDK_MODULE)
+                .map(|m| m.version.clone()),
+        };
+        let (false, Some(version)) = (wanted.is_empty(), version) else { continue };
+        match offsets::embedded().lookup(module, &version, arch) {
             Ok(m) => {
                 warnings.extend(m.warning);
-                for f in request.fields {
-                    if let (None, Some(&offset)) = (fields.get(f), m.layout.offsets.get(&f.to_string())) {
-                        fields.insert(*f, FieldOffset { offset, source: OffsetSource::Table });
+                for f in wanted {
+                    if let Some(&offset) = m.layout.offsets.get(&f.to_string()) {
+                        fields.insert(f, FieldOffset { offset, source: OffsetSource::Table });
                     }
                 }
             }
             Err(e) => warnings.push(format!("struct offsets: {e}")),
-        }
-    }
-    let sdk_wanted: Vec<&FieldRef> = request
-        .fields
-        .iter()
-        .filter(|f| f.type_name.starts_with("go.opentelemetry.io/") && !fields.contains_key(f))
-        .collect();
-    let sdk = build.deps.iter().find(|m| m.path == crate::probe_table::SDK_MODULE);
-    if let (false, Some(sdk)) = (sdk_wanted.is_empty(), sdk) {
-        match crate::sdk_offsets::embedded().lookup(&sdk.version, arch) {
-            Ok((layout, warning)) => {
-                warnings.extend(warning);
-                for f in sdk_wanted {
-                    if let Some(&offset) = layout.offsets.get(&f.to_string()) {
-                        fields.insert(*f, FieldOffset { offset, source: OffsetSource::Table });
-                    }
-                }
-            }
-            Err(e) => warnings.push(format!("SDK struct offsets: {e}")),
         }
     }
     let missing_fields = request.fields.iter().filter(|f| !fields.contains_key(f)).copied().collect();
@@ -303,104 +280,6 @@ pub fn analyse<'data, R: ReadRef<'data>>(data: R, request: &Request<'_>) -> Resu
         missing_fields,
         warnings,
     })
-}
-
-/// (file size, bytes its ELF headers describe, whether some headers were
-/// cut off so the extent is a lower bound) when a 64-bit little-endian ELF
-/// file is shorter than its own headers say: a copy cut short, which
-/// deserves that sentence rather than whatever part is missing first. The
-/// extent is the furthest of the program and section header tables, every
-/// segment's file bytes and every section's (but NOBITS) that the file
-/// still holds headers for.
-pub fn truncation<'data, R: ReadRef<'data>>(data: R) -> Option<(u64, u64, bool)> {
-    let size = data.len().ok()?;
-    let header = data.read_bytes_at(0, 64).ok()?;
-    if header[..4] != *b"\x7fELF" || header[4] != 2 || header[5] != 1 {
-        return None;
-    }
-    let u16_at = |b: &[u8], o: usize| u64::from(u16::from_le_bytes([b[o], b[o + 1]]));
-    let u32_at = |b: &[u8], o: usize| u64::from(u32::from_le_bytes(b[o..o + 4].try_into().unwrap_or([0; 4])));
-    let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
-    let (phoff, shoff) = (u64_at(header, 32), u64_at(header, 40));
-    let (phentsize, phnum) = (u16_at(header, 54), u16_at(header, 56));
-    let (shentsize, shnum) = (u16_at(header, 58), u16_at(header, 60));
-    let mut needed = 64u64;
-    let mut partial = false;
-    let tables = [(phoff, phentsize, phnum, 56u64), (shoff, shentsize, shnum, 64u64)];
-    for (i, &(off, entsize, num, min_entsize)) in tables.iter().enumerate() {
-        if num == 0 || entsize < min_entsize {
-            continue;
-        }
-        let end = off.saturating_add(entsize.saturating_mul(num));
-        needed = needed.max(end);
-        for n in 0..num {
-            let Ok(entry) = data.read_bytes_at(off.saturating_add(n * entsize), min_entsize) else {
-                partial = true;
-                break;
-            };
-            let (start, len) = if i == 0 {
-                // A segment: p_offset, p_filesz.
-                (u64_at(entry, 8), u64_at(entry, 32))
-            } else {
-                // A section: sh_type (8 = NOBITS holds no file bytes), sh_offset, sh_size.
-                if u32_at(entry, 4) == 8 {
-                    continue;
-                }
-                (u64_at(entry, 24), u64_at(entry, 32))
-            };
-            needed = needed.max(start.saturating_add(len));
-        }
-    }
-    (size < needed).then_some((size, needed, partial))
-}
-
-/// Functions that make a goroutine the runtime's own when it starts there:
-/// everything in package runtime except these (the runtime's own rule,
-/// `isSystemGoroutine` in runtime/traceback.go, Go 1.21-1.27).
-const USER_RUNTIME_ENTRIES: &[&[u8]] = &[b"runtime.main", b"runtime.corostart", b"runtime.handleAsyncEvent"];
-
-/// Whether a goroutine that starts in `name` is one of the runtime's own
-/// (GC workers, the sweeper, the scavenger, the finalizer goroutine, ...).
-/// The finalizer goroutine counts as the runtime's even while it runs a
-/// finalizer, where the runtime's own accounting calls it a user goroutine.
-pub fn is_runtime_entry(name: &[u8]) -> bool {
-    name.starts_with(b"runtime.") && !USER_RUNTIME_ENTRIES.contains(&name)
-}
-
-/// Link-time entries of every function at which a goroutine is the
-/// runtime's own (`is_runtime_entry`), from `.gopclntab`, so stripped
-/// binaries have them too; sorted. `version`: the binary's Go release.
-pub fn runtime_goroutine_entries<'data, R: ReadRef<'data>>(
-    data: R,
-    version: GoVersion,
-) -> Result<Vec<u64>, AnalysisError> {
-    let file = object::File::parse(data).map_err(|e| AnalysisError::NotElf(e.to_string()))?;
-    let pcln = pclntab::Pclntab::parse(data, &file, pclntab::gofunc_word(version))?;
-    let mut entries = pcln.entries_where(is_runtime_entry)?;
-    entries.sort_unstable();
-    entries.dedup();
-    Ok(entries)
-}
-
-/// Link-time addresses of data symbols (e.g. `runtime.allgs`) from the ELF
-/// symbol table, and the image's base address (to relocate them in a PIE
-/// process). Stripped binaries have none: the map is then empty.
-pub fn data_symbols<'data, R: ReadRef<'data>>(
-    data: R,
-    wanted: &[&str],
-) -> Result<(u64, BTreeMap<String, u64>), AnalysisError> {
-    let file = object::File::parse(data).map_err(|e| AnalysisError::NotElf(e.to_string()))?;
-    let found = file
-        .symbols()
-        .filter(|s| s.kind() == object::SymbolKind::Data)
-        .filter_map(|s| Some((s.name().ok()?, s.address())))
-        .filter(|(name, _)| wanted.contains(name))
-        .map(|(name, address)| (name.to_owned(), address))
-        .collect();
-    // The lowest loaded address: where the first page of the file is linked
-    // (0 for a PIE, 0x400000 for a classic amd64 executable).
-    let base = file.segments().map(|s| s.address()).min().unwrap_or(0);
-    Ok((base, found))
 }
 
 /// Address and size of the wanted functions from the ELF symbol table.

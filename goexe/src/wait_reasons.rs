@@ -1,13 +1,13 @@
 //! Names of the Go runtime's wait reasons, per Go minor release (generated
-//! into `analysis/wait_reasons.json` by scripts/gen-offsets-table from each
+//! into `goexe/src/wait_reasons.json` by scripts/gen-offsets-table from each
 //! toolchain's runtime sources), and the bounded categories gort exports as
 //! the `go.wait.reason` attribute.
 
 use std::{collections::BTreeMap, sync::OnceLock};
 
-use crate::analysis::GoVersion;
+use crate::GoVersion;
 
-const TABLE_JSON: &str = include_str!("analysis/wait_reasons.json");
+const TABLE_JSON: &str = include_str!("wait_reasons.json");
 
 fn table() -> &'static BTreeMap<String, Vec<String>> {
     static TABLE: OnceLock<BTreeMap<String, Vec<String>>> = OnceLock::new();

@@ -1,10 +1,10 @@
-//! Generates `receiver/src/analysis/wait_reasons.json`: for each Go minor
+//! Generates `goexe/src/wait_reasons.json`: for each Go minor
 //! release, the `waitReason` numbers of its runtime in order, read from the
 //! toolchain's own runtime/runtime2.go (the `waitReason = iota` block, whose
 //! comments hold the strings the runtime prints). The numbering changes
 //! between releases, so probes report the number and gort names it.
 //!
-//! cargo run -p gort --example wait_reasons_table -- OUT.json GOVERSION=GOROOT...
+//! cargo run -p gort-goexe --example wait_reasons_table -- OUT.json GOVERSION=GOROOT...
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,30 @@
+//! Names of the maps and programs in the probes object. Userspace looks them up
+//! by these strings; the probes declare them with the same names.
+
+pub const MAP_TARGETS: &str = "GORT_TARGETS";
+pub const MAP_PROBE_HITS: &str = "GORT_PROBE_HITS";
+pub const MAP_GOIDS_SEEN: &str = "GORT_GOIDS_SEEN";
+pub const MAP_HISTOGRAMS: &str = "GORT_HISTOGRAMS";
+pub const MAP_COUNTERS: &str = "GORT_COUNTERS";
+pub const MAP_RUNNABLE_SINCE: &str = "GORT_RUNNABLE_SINCE";
+pub const MAP_STW: &str = "GORT_STW";
+pub const MAP_EVENTS: &str = "GORT_EVENTS";
+pub const MAP_PARKED_SINCE: &str = "GORT_PARKED_SINCE";
+pub const PROG_EXECUTE: &str = "gort_execute";
+pub const PROG_READY: &str = "gort_ready";
+pub const PROG_CASGSTATUS: &str = "gort_casgstatus";
+pub const PROG_STW_START: &str = "gort_stw_start";
+pub const PROG_STW_END: &str = "gort_stw_end";
+pub const PROG_STW_ARGS: &str = "gort_stw_args";
+pub const MAP_ACTIVE_SPAN: &str = "GORT_ACTIVE_SPAN";
+pub const MAP_SPANS: &str = "GORT_SPANS";
+pub const MAP_SPAN_EVENTS: &str = "GORT_SPAN_EVENTS";
+pub const MAP_STW_TOTAL: &str = "GORT_STW_TOTAL";
+pub const MAP_ASSIST_SINCE: &str = "GORT_ASSIST_SINCE";
+pub const MAP_SPAN_SCRATCH: &str = "GORT_SPAN_SCRATCH";
+pub const MAP_RUNTIME_ENTRIES: &str = "GORT_RUNTIME_ENTRIES";
+pub const PROG_SPAN_START: &str = "gort_span_start";
+pub const PROG_SPAN_END: &str = "gort_span_end";
+pub const PROG_NEWPROC: &str = "gort_newproc";
+pub const PROG_ASSIST_START: &str = "gort_assist_start";
+pub const PROG_ASSIST_END: &str = "gort_assist_end";

@@ -1,0 +1,138 @@
+//! Keys, values and ring-buffer records of trace linkage: spans in flight,
+//! what the runtime did to each, and the span active on each goroutine.
+
+/// Slots of per-span parked time; userspace maps each wait reason to one
+/// (`TargetConfig::wait_slot`). A power of two so the kernel can mask.
+pub const SPAN_WAIT_SLOTS: usize = 16;
+
+/// Key of a span in flight: span ids are random 64-bit values, unique
+/// enough within a process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SpanKey {
+    pub tgid: u32,
+    pub _pad: u32,
+    pub span_id: u64,
+}
+const _: () = assert!(core::mem::size_of::<SpanKey>() == 16);
+
+/// What the runtime did to one span while it was active, accumulated in the
+/// kernel. Durations in ns; "max" fields describe the longest single wait.
+/// The sums are the span's own goroutine's (the one that started it), so
+/// each is wall time inside the span and none can exceed its duration; the
+/// goroutines it started are described apart (`started_*`): how many, and
+/// their longest single waits.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpanTotals {
+    /// Time its goroutine spent runnable, not running.
+    pub runnable_ns: u64,
+    pub runnable_count: u64,
+    /// GC stop-the-world time while the span was open.
+    pub stw_ns: u64,
+    /// Time its goroutine spent in GC assists (`gcAssistAlloc`).
+    pub assist_ns: u64,
+    pub max_runnable_ns: u64,
+    /// CLOCK_MONOTONIC ns when the longest runnable wait ended.
+    pub max_runnable_end_ns: u64,
+    pub max_parked_ns: u64,
+    pub max_parked_end_ns: u64,
+    /// Wait reason number of the longest park.
+    pub max_parked_reason: u64,
+    /// Time parked, by wait slot (`TargetConfig::wait_slot`).
+    pub parked_ns: [u64; SPAN_WAIT_SLOTS],
+    /// Goroutines started while the span was active on its goroutine (or on
+    /// one it started), which inherit it.
+    pub started_goroutines: u64,
+    /// The longest single runnable wait and park of those goroutines that
+    /// ended while the span was open.
+    pub started_max_runnable_ns: u64,
+    pub started_max_parked_ns: u64,
+    pub started_max_parked_reason: u64,
+}
+const _: () = assert!(core::mem::size_of::<SpanTotals>() == 232);
+
+/// A span in flight (the `GORT_SPANS` value).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpanAccount {
+    pub trace_id: [u8; 16],
+    /// The SDK's span id bytes, as a little-endian u64 (the map key).
+    pub span_id: u64,
+    /// The span that was active on the starting goroutine before this one,
+    /// restored when this one ends there (0: none).
+    pub prev_span: u64,
+    /// `ActiveSpan::inherited` of `prev_span`, restored with it.
+    pub prev_inherited: u64,
+    pub start_goid: u64,
+    /// CLOCK_MONOTONIC ns at start.
+    pub start_ns: u64,
+    /// The process's GC stop-the-world total when the span started.
+    pub stw_at_start_ns: u64,
+    pub totals: SpanTotals,
+}
+const _: () = assert!(core::mem::size_of::<SpanAccount>() == 296);
+
+/// Kinds of span ring-buffer record.
+pub mod span_record {
+    /// A span ended: a `SpanEnd`.
+    pub const END: u32 = 1;
+    /// A `SpanStall`: a goroutine of an active span waited runnable...
+    pub const RUNNABLE: u32 = 2;
+    /// ...was parked (with the wait reason)...
+    pub const PARKED: u32 = 3;
+    /// ...or ran a GC assist, at least the stall threshold.
+    pub const ASSIST: u32 = 4;
+    /// `SpanEnd::flags`: the span's start was seen, so its totals are whole.
+    pub const START_SEEN: u32 = 1;
+    /// Stall flag: the wait was a goroutine's the span started.
+    pub const STARTED_GOROUTINE: u32 = 1;
+}
+
+/// A span ended (record kind `span_record::END`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpanEnd {
+    pub kind: u32,
+    pub tgid: u32,
+    pub span_id: u64,
+    pub trace_id: [u8; 16],
+    /// The goroutine that ended it.
+    pub goid: u64,
+    /// CLOCK_MONOTONIC ns at start (0 when unseen) and at `End`.
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub flags: u32,
+    pub _pad: u32,
+    pub totals: SpanTotals,
+}
+const _: () = assert!(core::mem::size_of::<SpanEnd>() == 296);
+
+/// One wait inside a span at least the stall threshold long.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpanStall {
+    pub kind: u32,
+    pub tgid: u32,
+    pub span_id: u64,
+    pub goid: u64,
+    /// CLOCK_MONOTONIC ns.
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// Wait reason number (parked stalls).
+    pub reason: u32,
+    /// `span_record::STARTED_GOROUTINE` when the wait was a started
+    /// goroutine's, not the span's own goroutine's.
+    pub flags: u32,
+}
+const _: () = assert!(core::mem::size_of::<SpanStall>() == 48);
+
+/// The span active on a goroutine, and how the goroutine came by it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ActiveSpan {
+    pub span_id: u64,
+    /// 1: inherited from the goroutine that started it; 0: its own span.
+    pub inherited: u64,
+}
+const _: () = assert!(core::mem::size_of::<ActiveSpan>() == 16);

@@ -1,0 +1,38 @@
+//! Names of the Go functions gort looks for: the OpenTelemetry SDK's span
+//! entry points and every runtime function `gort inspect` reports.
+
+/// The OpenTelemetry Go SDK function that builds every sampled span; its
+/// RET hands the new `*recordingSpan` over, on the goroutine starting it.
+pub const SDK_NEW_RECORDING_SPAN: &str = "go.opentelemetry.io/otel/sdk/trace.(*tracer).newRecordingSpan";
+
+/// The SDK's span End (the recording span's; non-recording spans are not
+/// exported, so nothing joins them).
+pub const SDK_SPAN_END: &str = "go.opentelemetry.io/otel/sdk/trace.(*recordingSpan).End";
+
+/// Runtime functions `gort inspect` reports: those probed now and those the
+/// scheduler, GC and blocking telemetry attaches to. The stop/start-the-world
+/// entry points changed names across releases, so all spellings are listed;
+/// a binary has the ones of its version.
+pub const INSPECTED_FUNCTIONS: &[&str] = &[
+    "runtime.schedule",
+    "runtime.execute",
+    "runtime.gcBgMarkWorker",
+    "runtime.ready",
+    "runtime.goready",
+    "runtime.gopark",
+    "runtime.newproc1",
+    "runtime.goexit1",
+    "runtime.casgstatus",
+    "runtime.stopTheWorld",
+    "runtime.startTheWorld",
+    "runtime.stopTheWorldGC",
+    "runtime.startTheWorldGC",
+    "runtime.stopTheWorldWithSema",
+    "runtime.startTheWorldWithSema",
+    "runtime.gcAssistAlloc",
+    SDK_NEW_RECORDING_SPAN,
+    SDK_SPAN_END,
+];
+
+/// Struct fields `gort inspect` reports: every field of the one list.
+pub const INSPECTED_FIELDS: &[crate::Field] = crate::Field::ALL;

@@ -1,0 +1,107 @@
+//! GC probes: stop-the-world pauses and GC assists.
+
+use aya_ebpf::{macros::uprobe, programs::ProbeContext};
+use gort_common::{
+    CounterId, GoroutineKey, HistogramId, ProbeId, StwStart, WEIGHT_ONE, event_kind, stw_reason,
+};
+
+use crate::{goabi::*, maps::*, record::*, spans::*};
+
+/// Notes the start of a stop-the-world for the process.
+#[inline(always)]
+pub(crate) fn begin_stw(probe: ProbeId, start_ns: u64, reason: u64) -> u32 {
+    let Some((tgid, _)) = current_target() else {
+        return 0;
+    };
+    count_hit(probe);
+    let _ = STW.insert(&tgid, &StwStart { start_ns, reason: reason & 0xff }, 0);
+    0
+}
+
+/// `runtime.stopTheWorldWithSema(reason stwReason)` (Go 1.21): stopping
+/// begins now.
+#[uprobe]
+pub fn gort_stw_start(ctx: ProbeContext) -> u32 {
+    begin_stw(ProbeId::StopTheWorld, now_ns(), go_arg(&ctx, 0))
+}
+
+/// Entry of `runtime.startTheWorldWithSema(now int64, w worldStop)` (Go
+/// 1.22+): `w.reason` (RBX) and `w.startedStopping` (RCX) are the runtime's
+/// own start of the pause, taken after it acquired sched.lock. Using them
+/// makes gort's pause the very interval runtime/metrics records.
+#[uprobe]
+pub fn gort_stw_args(ctx: ProbeContext) -> u32 {
+    begin_stw(ProbeId::StartTheWorldArgs, go_arg(&ctx, 2), go_arg(&ctx, 1))
+}
+
+/// A RET of `runtime.startTheWorldWithSema`, whose result is the runtime's
+/// `nanotime()` when the world restarted (CLOCK_MONOTONIC, the clock of
+/// bpf_ktime_get_ns): the pause ends exactly where the runtime says it does.
+#[uprobe]
+pub fn gort_stw_end(ctx: ProbeContext) -> u32 {
+    let Some((tgid, _)) = current_target() else {
+        return 0;
+    };
+    count_hit(ProbeId::StartTheWorldReturn);
+    // SAFETY: copied out before the entry is removed.
+    let Some(start) = (unsafe { STW.get(&tgid) }).copied() else {
+        return 0;
+    };
+    let _ = STW.remove(&tgid);
+    let end = match go_arg(&ctx, 0) {
+        0 => now_ns(),
+        now => now,
+    };
+    match start.reason {
+        stw_reason::GC_MARK_TERM | stw_reason::GC_SWEEP_TERM => {
+            let pause = end.saturating_sub(start.start_ns);
+            record_at(HistogramId::GcPause.base(), pause, WEIGHT_ONE);
+            match STW_TOTAL.get_ptr_mut(&tgid) {
+                Some(total) => atomic_add(total, pause),
+                None => {
+                    let _ = STW_TOTAL.insert(&tgid, &pause, 0);
+                }
+            }
+            notify(event_kind::GC_PAUSE, tgid, 0, start.start_ns, end);
+            if start.reason == stw_reason::GC_MARK_TERM {
+                count(CounterId::GcCycles);
+            }
+        }
+        _ => count(CounterId::OtherStw),
+    }
+    0
+}
+
+/// Entry of `runtime.gcAssistAlloc(gp *g)`, on the assisting goroutine.
+#[uprobe]
+pub fn gort_assist_start(ctx: ProbeContext) -> u32 {
+    let Some((tgid, config)) = linked_target() else {
+        return 0;
+    };
+    count_hit(ProbeId::AssistStart);
+    if let Some(goid) = read_goid(go_arg0(&ctx), config) {
+        let _ = ASSIST_SINCE.insert(&GoroutineKey { tgid, _pad: 0, goid }, &now_ns(), 0);
+    }
+    0
+}
+
+/// A RET of `runtime.gcAssistAlloc`: the assist's time goes to the
+/// goroutine's span (R14 is the goroutine again: the function runs on its stack).
+#[uprobe]
+pub fn gort_assist_end(ctx: ProbeContext) -> u32 {
+    let Some((tgid, config)) = linked_target() else {
+        return 0;
+    };
+    count_hit(ProbeId::AssistEnd);
+    let Some(goid) = read_goid(current_g(&ctx), config) else {
+        return 0;
+    };
+    let key = GoroutineKey { tgid, _pad: 0, goid };
+    // SAFETY: copied out before the entry is removed.
+    let Some(since) = (unsafe { ASSIST_SINCE.get(&key) }).copied() else {
+        return 0;
+    };
+    let _ = ASSIST_SINCE.remove(&key);
+    charge_span(config, &key, Charge::Assist, since, now_ns(), 0);
+    0
+}

@@ -1,0 +1,87 @@
+//! The Go ABI as the probes see it: argument registers under the register
+//! ABI, the current goroutine, and reads of `runtime.g` fields at the
+//! offsets userspace wrote into `TargetConfig`.
+
+use aya_ebpf::{helpers::bpf_probe_read_user, programs::ProbeContext};
+use gort_common::{EntryKey, Field, RUNTIME_GOROUTINE, TargetConfig};
+
+use crate::maps::*;
+
+/// First integer argument of a Go function under the register ABI (Go >= 1.17
+/// on amd64, >= 1.18 on arm64): RAX on amd64, X0 on arm64. Not the C ABI's
+/// first argument register, so `ProbeContext::arg` does not apply.
+#[inline(always)]
+pub(crate) fn go_arg0(ctx: &ProbeContext) -> u64 {
+    // SAFETY: `regs` points at the pt_regs the kernel hands every uprobe
+    // program; reading a field of it is always valid.
+    #[cfg(bpf_target_arch = "x86_64")]
+    let value = unsafe { (*ctx.regs).rax };
+    // SAFETY: as above.
+    #[cfg(bpf_target_arch = "aarch64")]
+    let value = unsafe { (*ctx.regs).regs[0] };
+    value
+}
+
+/// Go register-ABI argument `n` (0-based) on amd64: RAX, RBX, RCX; arm64: X0-X2.
+#[inline(always)]
+pub(crate) fn go_arg(ctx: &ProbeContext, n: usize) -> u64 {
+    // SAFETY: `regs` points at the pt_regs the kernel hands every uprobe
+    // program; reading a field of it is always valid.
+    #[cfg(bpf_target_arch = "x86_64")]
+    let value = unsafe {
+        match n {
+            0 => (*ctx.regs).rax,
+            1 => (*ctx.regs).rbx,
+            _ => (*ctx.regs).rcx,
+        }
+    };
+    // SAFETY: as above.
+    #[cfg(bpf_target_arch = "aarch64")]
+    let value = unsafe { (*ctx.regs).regs[n & 7] };
+    value
+}
+
+/// The current goroutine (`g`) under the register ABI: R14 on amd64, X28 on
+/// arm64. Only meaningful in functions that run on the goroutine's own
+/// stack (not on g0, as `execute` and `ready` do).
+#[inline(always)]
+pub(crate) fn current_g(ctx: &ProbeContext) -> u64 {
+    // SAFETY: as in go_arg0: a field of the kernel-provided pt_regs.
+    #[cfg(bpf_target_arch = "x86_64")]
+    let value = unsafe { (*ctx.regs).r14 };
+    // SAFETY: as above.
+    #[cfg(bpf_target_arch = "aarch64")]
+    let value = unsafe { (*ctx.regs).regs[28] };
+    value
+}
+
+#[inline(always)]
+pub(crate) fn read_goid(gp: u64, config: &TargetConfig) -> Option<u64> {
+    if gp == 0 {
+        return None;
+    }
+    let goid_ptr = (gp + u64::from(config.offset(Field::GGoid))) as *const u64;
+    // SAFETY: bpf_probe_read_user copies from the target's memory and fails
+    // cleanly on a bad address; nothing is dereferenced directly.
+    unsafe { bpf_probe_read_user(goid_ptr) }.ok()
+}
+
+/// `RUNTIME_GOROUTINE` if the goroutine `gp` started at one of the
+/// runtime's entries (the runtime's own `isSystemGoroutine` rule), else 0.
+#[inline(always)]
+pub(crate) fn runtime_goroutine_flag(gp: u64, tgid: u32, config: &TargetConfig) -> u64 {
+    if !config.has(Field::GStartpc) {
+        return 0;
+    }
+    let at = (gp + u64::from(config.offset(Field::GStartpc))) as *const u64;
+    // SAFETY: bpf_probe_read_user copies from the target's memory and fails
+    // cleanly on a bad address.
+    let Ok(pc) = (unsafe { bpf_probe_read_user(at) }) else {
+        return 0;
+    };
+    // SAFETY: only whether the entry exists is used.
+    match unsafe { RUNTIME_ENTRIES.get(&EntryKey { tgid, _pad: 0, pc }) } {
+        Some(_) => RUNTIME_GOROUTINE,
+        None => 0,
+    }
+}

@@ -1,0 +1,75 @@
+//! Recording primitives every probe uses: the clock, hit and event
+//! counters, histogram slots, the notable-event ring buffer, and the
+//! current target's configuration.
+
+use core::intrinsics::{AtomicOrdering, atomic_xadd};
+
+use aya_ebpf::{
+    bindings::BPF_RB_NO_WAKEUP,
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    maps::PerCpuArray,
+};
+use gort_common::{CounterId, Event, ProbeId, TargetConfig, WEIGHT_ONE, time_hist};
+
+use crate::maps::*;
+
+#[inline(always)]
+pub(crate) fn atomic_add(slot: *mut u64, value: u64) {
+    // SAFETY: callers pass a pointer into a map value, valid and 8-byte
+    // aligned while the program runs; the add is atomic because a span's
+    // goroutines run on several CPUs at once.
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(slot, value) };
+}
+
+#[inline(always)]
+pub(crate) fn add_per_cpu(map: &PerCpuArray<u64>, index: u32, value: u64) {
+    if let Some(slot) = map.get_ptr_mut(index) {
+        // SAFETY: a per-CPU slot is only touched by the program running on this
+        // CPU, and BPF programs are not preempted mid-run on their CPU.
+        unsafe { *slot += value };
+    }
+}
+
+/// CLOCK_MONOTONIC in ns: the clock Go's nanotime() reads.
+#[inline(always)]
+pub(crate) fn now_ns() -> u64 {
+    // SAFETY: bpf_ktime_get_ns takes no arguments and cannot fail.
+    unsafe { bpf_ktime_get_ns() }
+}
+
+#[inline(always)]
+pub(crate) fn count_hit(probe: ProbeId) {
+    add_per_cpu(&PROBE_HITS, probe.index(), 1);
+}
+
+#[inline(always)]
+pub(crate) fn count(counter: CounterId) {
+    add_per_cpu(&COUNTERS, counter as u32, 1);
+}
+
+/// Adds one observation with fixed-point `weight` (WEIGHT_ONE = seen for
+/// certain): the count slot gets the weight, the sum the weighted duration.
+#[inline(always)]
+pub(crate) fn record_at(base: u32, duration_ns: u64, weight: u64) {
+    add_per_cpu(&HISTOGRAMS, base + time_hist::slot(duration_ns), weight);
+    add_per_cpu(&HISTOGRAMS, base + time_hist::SUM_SLOT, duration_ns.wrapping_mul(weight) / WEIGHT_ONE);
+}
+
+/// Sends a notable event without waking the reader (a wakeup costs about a
+/// microsecond inside a hot probe; userspace polls on a timer instead). A full
+/// buffer is counted, never silent.
+#[inline(always)]
+pub(crate) fn notify(kind: u32, tgid: u32, goid: u64, start_ns: u64, end_ns: u64) {
+    let event = Event { kind, tgid, goid, start_ns, end_ns };
+    if EVENTS.output(&event, u64::from(BPF_RB_NO_WAKEUP)).is_err() {
+        count(CounterId::EventsLost);
+    }
+}
+
+#[inline(always)]
+pub(crate) fn current_target() -> Option<(u32, &'static TargetConfig)> {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: lookups return a pointer into a map value that userspace only
+    // replaces wholesale; a stale read costs one mis-attributed hit at most.
+    unsafe { TARGETS.get(&tgid) }.map(|c| (tgid, c))
+}

@@ -1,0 +1,289 @@
+//! Trace linkage: spans starting and ending on goroutines, goroutines
+//! inheriting their creator's span, and each wait charged to the span active
+//! on the goroutine.
+
+use aya_ebpf::{
+    bindings::BPF_RB_NO_WAKEUP, helpers::bpf_probe_read_user, macros::uprobe, programs::ProbeContext,
+};
+use gort_common::{
+    ActiveSpan, CounterId, Field, GoroutineKey, ProbeId, SPAN_WAIT_SLOTS, SpanEnd, SpanKey, SpanStall,
+    SpanTotals, TargetConfig, span_record,
+};
+
+use crate::{goabi::*, maps::*, record::*};
+
+/// What a wait inside a span was.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Charge {
+    Runnable,
+    Parked,
+    Assist,
+}
+
+/// Charges a wait of goroutine `key` from `since` to `now` to the span active
+/// on it, if any; a wait at least the stall threshold long is also sent to
+/// userspace with its exact bounds.
+#[inline(always)]
+pub(crate) fn charge_span(
+    config: &TargetConfig,
+    key: &GoroutineKey,
+    what: Charge,
+    since: u64,
+    now: u64,
+    reason: u64,
+) {
+    if !config.has(Field::SpanContext) {
+        return;
+    }
+    // SAFETY: copied out of the map value at once.
+    let Some(active) = (unsafe { ACTIVE_SPAN.get(key) }).copied() else {
+        return;
+    };
+    let span_id = active.span_id;
+    // A span that has ended has no account: goroutines that outlive it
+    // are not charged to it.
+    let Some(account) = SPANS.get_ptr_mut(&SpanKey { tgid: key.tgid, _pad: 0, span_id }) else {
+        return;
+    };
+    let waited = now.saturating_sub(since);
+    // SAFETY: `account` points into the map value for this span, valid while
+    // the program runs. Sums are atomic adds; the "max" fields are plain
+    // stores, where a race between two CPUs loses one candidate at worst.
+    let totals: &mut SpanTotals = unsafe { &mut (*account).totals };
+    if active.inherited != 0 {
+        // A goroutine the span started: its waits overlap the span's own
+        // goroutine's and each other's, so they are not summed into the
+        // span's wall time; the longest of each kind is kept, and stalls
+        // go out flagged.
+        match what {
+            Charge::Runnable if waited > totals.started_max_runnable_ns => {
+                totals.started_max_runnable_ns = waited
+            }
+            Charge::Parked if waited > totals.started_max_parked_ns => {
+                totals.started_max_parked_ns = waited;
+                totals.started_max_parked_reason = reason;
+            }
+            _ => {}
+        }
+        send_stall(config, key, what, span_id, since, now, reason, span_record::STARTED_GOROUTINE);
+        return;
+    }
+    match what {
+        Charge::Runnable => {
+            atomic_add(&mut totals.runnable_ns, waited);
+            atomic_add(&mut totals.runnable_count, 1);
+            if waited > totals.max_runnable_ns {
+                totals.max_runnable_ns = waited;
+                totals.max_runnable_end_ns = now;
+            }
+        }
+        Charge::Parked => {
+            let slot = config.wait_slot[(reason & 63) as usize] as usize & (SPAN_WAIT_SLOTS - 1);
+            atomic_add(&mut totals.parked_ns[slot], waited);
+            if waited > totals.max_parked_ns {
+                totals.max_parked_ns = waited;
+                totals.max_parked_end_ns = now;
+                totals.max_parked_reason = reason;
+            }
+        }
+        Charge::Assist => atomic_add(&mut totals.assist_ns, waited),
+    }
+    send_stall(config, key, what, span_id, since, now, reason, 0);
+}
+
+/// Sends a wait at least the stall threshold long to userspace with its
+/// exact bounds.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn send_stall(
+    config: &TargetConfig,
+    key: &GoroutineKey,
+    what: Charge,
+    span_id: u64,
+    since: u64,
+    now: u64,
+    reason: u64,
+    flags: u32,
+) {
+    if now.saturating_sub(since) >= config.span_stall_threshold_ns {
+        let kind = match what {
+            Charge::Runnable => span_record::RUNNABLE,
+            Charge::Parked => span_record::PARKED,
+            Charge::Assist => span_record::ASSIST,
+        };
+        let stall = SpanStall {
+            kind,
+            tgid: key.tgid,
+            span_id,
+            goid: key.goid,
+            start_ns: since,
+            end_ns: now,
+            reason: reason as u32,
+            flags,
+        };
+        if SPAN_EVENTS.output(&stall, u64::from(BPF_RB_NO_WAKEUP)).is_err() {
+            count(CounterId::SpanEventsLost);
+        }
+    }
+}
+
+/// The current process if it is a target with trace linkage on.
+#[inline(always)]
+pub(crate) fn linked_target() -> Option<(u32, &'static TargetConfig)> {
+    current_target().filter(|(_, c)| c.has(Field::SpanContext))
+}
+
+/// The trace id and span id (16 + 8 bytes) of the SDK span at `span`, and
+/// the span id as the u64 that keys the maps; None for an unreadable or
+/// invalid (zero) span id.
+#[inline(always)]
+pub(crate) fn read_span_ids(span: u64, config: &TargetConfig) -> Option<([u8; 24], u64)> {
+    let src = (span + u64::from(config.offset(Field::SpanContext))) as *const u8;
+    let mut ids = [0u8; 24];
+    // SAFETY: bpf_probe_read_user copies from the target's memory and fails
+    // cleanly on a bad address.
+    unsafe { aya_ebpf::helpers::bpf_probe_read_user_buf(src, &mut ids) }.ok()?;
+    let mut span_id = [0u8; 8];
+    span_id.copy_from_slice(&ids[16..24]);
+    let span_id = u64::from_le_bytes(span_id);
+    (span_id != 0).then_some((ids, span_id))
+}
+
+/// RET of the SDK's `(*tracer).newRecordingSpan`: RAX is the new
+/// `*recordingSpan`, R14 the goroutine starting it. The span becomes the
+/// goroutine's active span (the previous one is kept, to be restored at End).
+#[uprobe]
+pub fn gort_span_start(ctx: ProbeContext) -> u32 {
+    let Some((tgid, config)) = linked_target() else {
+        return 0;
+    };
+    count_hit(ProbeId::SpanStart);
+    let Some(goid) = read_goid(current_g(&ctx), config) else {
+        return 0;
+    };
+    let Some(scratch) = SPAN_SCRATCH.get_ptr_mut(0) else {
+        return 0;
+    };
+    // SAFETY: the per-CPU scratch value is only used by this program on this
+    // CPU, to completion, and BPF programs are not preempted mid-run.
+    let account = unsafe { &mut *scratch };
+    let Some((ids, span_id)) = read_span_ids(go_arg0(&ctx), config) else {
+        return 0;
+    };
+    account.trace_id.copy_from_slice(&ids[..16]);
+    account.span_id = span_id;
+    let gkey = GoroutineKey { tgid, _pad: 0, goid };
+    // SAFETY: copied out at once.
+    let prev = unsafe { ACTIVE_SPAN.get(&gkey) }.copied().unwrap_or_default();
+    account.prev_span = prev.span_id;
+    account.prev_inherited = prev.inherited;
+    account.start_goid = goid;
+    account.start_ns = now_ns();
+    // SAFETY: copied out at once.
+    account.stw_at_start_ns = unsafe { STW_TOTAL.get(&tgid) }.copied().unwrap_or(0);
+    account.totals = SpanTotals::default();
+    let _ = SPANS.insert(&SpanKey { tgid, _pad: 0, span_id }, account, 0);
+    let _ = ACTIVE_SPAN.insert(&gkey, &ActiveSpan { span_id, inherited: 0 }, 0);
+    0
+}
+
+/// Entry of the SDK's `(*recordingSpan).End`: RAX is the span, R14 the
+/// goroutine ending it. Sends the span's totals to userspace and hands the
+/// goroutine back to the span that was active before it.
+#[uprobe]
+pub fn gort_span_end(ctx: ProbeContext) -> u32 {
+    let Some((tgid, config)) = linked_target() else {
+        return 0;
+    };
+    count_hit(ProbeId::SpanEnd);
+    let Some((ids, span_id)) = read_span_ids(go_arg0(&ctx), config) else {
+        return 0;
+    };
+    let goid = read_goid(current_g(&ctx), config).unwrap_or(0);
+    let key = SpanKey { tgid, _pad: 0, span_id };
+    let now = now_ns();
+    let Some(mut entry) = SPAN_EVENTS.reserve::<SpanEnd>(0) else {
+        count(CounterId::SpanEventsLost);
+        return 0;
+    };
+    let record = entry.as_mut_ptr();
+    // SAFETY: `record` is this program's exclusive ring-buffer reservation,
+    // sized and aligned for a SpanEnd; every field is written before submit.
+    unsafe {
+        (*record).kind = span_record::END;
+        (*record).tgid = tgid;
+        (*record).span_id = span_id;
+        (*record).trace_id.copy_from_slice(&ids[..16]);
+        (*record).goid = goid;
+        (*record).end_ns = now;
+        (*record)._pad = 0;
+        // SAFETY (get): the value is only read, then the entry removed.
+        match SPANS.get(&key) {
+            Some(account) => {
+                (*record).start_ns = account.start_ns;
+                (*record).flags = span_record::START_SEEN;
+                (*record).totals = account.totals;
+                let stw_now = STW_TOTAL.get(&tgid).copied().unwrap_or(0);
+                (*record).totals.stw_ns = stw_now.saturating_sub(account.stw_at_start_ns);
+                let gkey = GoroutineKey { tgid, _pad: 0, goid };
+                if ACTIVE_SPAN.get(&gkey).is_some_and(|a| a.span_id == span_id) {
+                    if account.prev_span == 0 {
+                        let _ = ACTIVE_SPAN.remove(&gkey);
+                    } else {
+                        let prev =
+                            ActiveSpan { span_id: account.prev_span, inherited: account.prev_inherited };
+                        let _ = ACTIVE_SPAN.insert(&gkey, &prev, 0);
+                    }
+                }
+            }
+            None => {
+                (*record).start_ns = 0;
+                (*record).flags = 0;
+                (*record).totals = SpanTotals::default();
+            }
+        }
+    }
+    entry.submit(u64::from(BPF_RB_NO_WAKEUP));
+    let _ = SPANS.remove(&key);
+    0
+}
+
+/// RET of `runtime.newproc1` (on g0): RAX is the new goroutine, whose
+/// `parentGoid` names its creator; it inherits the creator's active span.
+#[uprobe]
+pub fn gort_newproc(ctx: ProbeContext) -> u32 {
+    let Some((tgid, config)) = linked_target() else {
+        return 0;
+    };
+    count_hit(ProbeId::Newproc);
+    if !config.has(Field::GParentGoid) {
+        return 0;
+    }
+    let newg = go_arg0(&ctx);
+    let Some(goid) = read_goid(newg, config) else {
+        return 0;
+    };
+    let at = (newg + u64::from(config.offset(Field::GParentGoid))) as *const u64;
+    // SAFETY: bpf_probe_read_user fails cleanly on a bad address.
+    let Ok(parent) = (unsafe { bpf_probe_read_user(at) }) else {
+        return 0;
+    };
+    // SAFETY: copied out at once.
+    let Some(active) = (unsafe { ACTIVE_SPAN.get(&GoroutineKey { tgid, _pad: 0, goid: parent }) }).copied()
+    else {
+        return 0;
+    };
+    // The runtime's own goroutines (a GC worker started during a request)
+    // do not work for the span.
+    if runtime_goroutine_flag(newg, tgid, config) != 0 {
+        return 0;
+    }
+    let Some(account) = SPANS.get_ptr_mut(&SpanKey { tgid, _pad: 0, span_id: active.span_id }) else {
+        return 0;
+    };
+    // SAFETY: a pointer into this span's map value, valid while the program runs.
+    atomic_add(unsafe { &mut (*account).totals.started_goroutines }, 1);
+    let inherited = ActiveSpan { span_id: active.span_id, inherited: 1 };
+    let _ = ACTIVE_SPAN.insert(&GoroutineKey { tgid, _pad: 0, goid }, &inherited, 0);
+    0
+}
