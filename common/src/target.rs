@@ -16,7 +16,7 @@ pub const NO_OFFSET: u32 = u32::MAX;
 pub struct TargetConfig {
     /// A goroutine runnable (or, inside a span, parked) at least this long
     /// (ns) is a notable event.
-    pub stall_threshold_ns: u64,
+    pub runnable_event_threshold_ns: u64,
     /// CLOCK_MONOTONIC ns when the sampled probes were last attached: an
     /// interval that began before it was opened in an earlier window and its
     /// middle went unseen, so it is dropped.
@@ -26,7 +26,7 @@ pub struct TargetConfig {
     pub window_ns: u64,
     /// A wait inside a span at least this long (ns) is sent to userspace
     /// with its bounds (it becomes a child span).
-    pub span_stall_threshold_ns: u64,
+    pub child_span_threshold_ns: u64,
     /// Span wait slot (index into `SpanTotals::parked_ns`) of each wait
     /// reason number: userspace knows the names, the kernel only numbers.
     pub wait_slot: [u8; 64],
@@ -41,10 +41,10 @@ const _: () = assert!(core::mem::size_of::<TargetConfig>() == 224);
 impl Default for TargetConfig {
     fn default() -> Self {
         Self {
-            stall_threshold_ns: 0,
+            runnable_event_threshold_ns: 0,
             window_start_ns: 0,
             window_ns: 0,
-            span_stall_threshold_ns: u64::MAX,
+            child_span_threshold_ns: u64::MAX,
             wait_slot: [0; 64],
             offsets: [NO_OFFSET; FIELD_SLOTS],
         }

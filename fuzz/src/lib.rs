@@ -4,7 +4,7 @@
 use std::sync::{Arc, LazyLock};
 
 use gort::{
-    config::Config,
+    config::PipelineConfig,
     pipeline::{Shared, Signal},
 };
 
@@ -15,7 +15,7 @@ pub static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
 /// A small limit, so that bombs and oversize messages are reached quickly.
 pub const LIMIT: usize = 64 * 1024;
 
-pub static SHARED: LazyLock<Arc<Shared>> = LazyLock::new(|| Shared::new(&Config::default()));
+pub static SHARED: LazyLock<Arc<Shared>> = LazyLock::new(|| Shared::new(&PipelineConfig::default()));
 
 pub fn signal(b: u8) -> (Signal, &'static str) {
     match b % 3 {

@@ -38,8 +38,7 @@ fn survives(case: &str, bytes: Vec<u8>) -> String {
     let (tx, rx) = mpsc::channel();
     let started = Instant::now();
     std::thread::spawn(move || {
-        let request =
-            Request { functions: INSPECTED_FUNCTIONS, fields: INSPECTED_FIELDS };
+        let request = Request { functions: INSPECTED_FUNCTIONS, fields: INSPECTED_FIELDS };
         let outcome = std::panic::catch_unwind(|| match analysis::analyse(&bytes[..], &request) {
             Ok(_) => String::new(),
             Err(e) => e.to_string(),

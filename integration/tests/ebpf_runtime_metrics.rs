@@ -152,7 +152,7 @@ fn check_sched(version: &str, env: &[(&str, &str)]) {
     let threshold_slot = 35u32;
     let threshold_ns = gort_common::time_hist::lower_bound(threshold_slot);
     let threshold = format!("{threshold_ns}ns");
-    let (gort, runtime) = run(&binary, &args, &[("GOMAXPROCS", "1")], &["--stall-threshold", &threshold]);
+    let (gort, runtime) = run(&binary, &args, &[("GOMAXPROCS", "1")], &["--runnable-threshold", &threshold]);
     let ours = u64s(&gort["runtime"]["schedule_latency"]["counts"]);
     let theirs = runtime_hist(&runtime, &["/sched/latencies:seconds"]);
     let (n_ours, n_theirs) = (ours.iter().sum::<u64>(), theirs.iter().sum::<u64>());

@@ -87,7 +87,7 @@ fn run(o: &Options<'_>) -> Run {
             "--otlp-http",
             "off",
         ]);
-        cmd.args(["--telemetry", "off", "--interval", "1s", "--stall-threshold", "2ms", "--summary-json"]);
+        cmd.args(["--telemetry", "off", "--interval", "1s", "--runnable-threshold", "2ms", "--summary-json"]);
         cmd.arg(&summary).arg("--otlp-json").arg(&json_copy);
         cmd
     };

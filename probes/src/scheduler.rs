@@ -100,7 +100,7 @@ pub fn gort_casgstatus(ctx: ProbeContext) -> u32 {
                 let waited = now.saturating_sub(since);
                 let weight = interval_weight(waited, config.window_ns);
                 record_at(HistogramId::ScheduleLatency.base(), waited, weight);
-                if waited >= config.stall_threshold_ns {
+                if waited >= config.runnable_event_threshold_ns {
                     notify(event_kind::SCHEDULE_STALL, tgid, goid, since, now);
                 }
                 charge_span(config, &key, Charge::Runnable, since, now, 0);

@@ -105,7 +105,7 @@ pub(crate) fn send_stall(
     reason: u64,
     flags: u32,
 ) {
-    if now.saturating_sub(since) >= config.span_stall_threshold_ns {
+    if now.saturating_sub(since) >= config.child_span_threshold_ns {
         let kind = match what {
             Charge::Runnable => span_record::RUNNABLE,
             Charge::Parked => span_record::PARKED,

@@ -1,15 +1,16 @@
-//! gort's userspace: binary analysis, probe loading, the run loop, and export.
-pub use gort_goexe as analysis;
+//! gort's userspace, by room: the command line (`cli`), one configuration
+//! (`config`), finding the target (`target`), loading and attaching the
+//! probes (`bpf`), reading what they and the target's memory hold
+//! (`telemetry`), the per-target session loop (`session`), the conversion to
+//! OTLP (`export`), the join of spans with probe data (`linkage`), and the
+//! OTLP pipeline (`pipeline`). Go-executable analysis is its own crate,
+//! `gort-goexe`; kernel/userspace types are `gort-common`.
 pub mod bpf;
+pub mod cli;
 pub mod config;
-pub mod duration;
 pub mod export;
-pub mod goroutines;
 pub mod linkage;
 pub mod pipeline;
-pub mod probe_table;
-pub mod run;
-pub mod sampling;
-pub mod stats;
+pub mod session;
 pub mod target;
-pub use gort_goexe::wait_reasons;
+pub mod telemetry;

@@ -31,7 +31,7 @@ use gort_proto::{
 };
 use thiserror::Error;
 
-use crate::{config::Config, linkage::Linker};
+use crate::{config::PipelineConfig, linkage::Linker};
 
 #[derive(Debug, Error)]
 pub enum PipelineError {
@@ -298,7 +298,7 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    pub fn new(config: &Config) -> Arc<Self> {
+    pub fn new(config: &PipelineConfig) -> Arc<Self> {
         Arc::new(Self {
             queue: queue::Queue::new(config.exporter.queue_items),
             counters: Counters::default(),
@@ -382,7 +382,7 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Binds every listener (failing fast on a taken port) and starts serving.
-    pub async fn start(config: &Config) -> Result<Self, PipelineError> {
+    pub async fn start(config: &PipelineConfig) -> Result<Self, PipelineError> {
         let shared = Shared::new(config);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use gort_common::{WEIGHT_ONE, time_hist};
 
-use crate::wait_reasons;
+use gort_goexe::wait_reasons;
 
 /// One histogram in runtime buckets.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]

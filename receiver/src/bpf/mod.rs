@@ -2,6 +2,8 @@
 //! object, attaches uprobes, and reads the in-kernel aggregates. Everything
 //! `unsafe` on the userspace side lives here.
 
+pub mod probes;
+
 use std::{num::NonZeroU32, path::Path};
 
 use aya::{
@@ -154,7 +156,7 @@ impl Probes {
     /// Loads the embedded object and verifies every program (no attach yet).
     pub fn load() -> Result<Self, BpfError> {
         let mut ebpf = Ebpf::load(object()?).map_err(BpfError::Load)?;
-        for program in crate::probe_table::PROBES.iter().map(|p| p.program) {
+        for program in crate::bpf::probes::PROBES.iter().map(|p| p.program) {
             uprobe(&mut ebpf, program)?.load().map_err(|source| BpfError::Program { program, source })?;
         }
         let map = names::MAP_EVENTS;

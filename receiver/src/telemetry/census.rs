@@ -11,7 +11,7 @@ use std::{collections::BTreeMap, fs, io, os::unix::fs::FileExt, path::Path, sync
 use gort_common::gstatus;
 use thiserror::Error;
 
-use crate::wait_reasons;
+use gort_goexe::wait_reasons;
 
 /// Most goroutines read per census; beyond it the rest are counted as
 /// `unread`, so a runaway program cannot make one report take seconds.

@@ -2,6 +2,8 @@
 //! follow the process: detach when it exits and, when watching an executable,
 //! attach again to the next process that runs it.
 
+pub mod sampling;
+
 use std::{
     fs,
     io::{BufWriter, Write},
@@ -20,21 +22,24 @@ use thiserror::Error;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use gort_goexe::{
-    Field,
+    self as analysis, Analysis, AnalysisError, Field, Function, Request,
     functions::{SDK_NEW_RECORDING_SPAN, SDK_SPAN_END},
 };
 
+use self::sampling::{Sampler, Schedule, Step, StratumCount};
 use crate::{
-    analysis::{self, Analysis, AnalysisError, Function, Request},
-    bpf::{Attachment, BpfError, Probes, SpanRecord},
+    bpf::{
+        Attachment, BpfError, Probes, SpanRecord,
+        probes::{self as probe_table, Heat, Need, PROBES, ProbeSpec, Site, SiteMode},
+    },
     export,
-    goroutines::{self, Census},
     linkage::{self, Account, LinkCounts},
     pipeline::{self, Payload},
-    probe_table::{self, Heat, Need, PROBES, ProbeSpec, Site},
-    sampling::{self, Sampler, Schedule, Step, StratumCount},
-    stats::{RuntimeCounts, TimeHistogram},
-    target::{self, Process, TargetError},
+    target::{self, Process, TargetError, TargetSpec},
+    telemetry::{
+        census::{self as goroutines, Census},
+        stats::{RuntimeCounts, TimeHistogram},
+    },
 };
 
 /// How often liveness of the target is checked.
@@ -75,22 +80,6 @@ pub enum RunError {
     Signals(std::io::Error),
 }
 
-/// Which process to watch.
-#[derive(Clone, Debug)]
-pub enum TargetSpec {
-    Pid(u32),
-    /// Every process running this executable, one after another.
-    Exe(PathBuf),
-}
-
-/// Where probes go: the analysed emulatable site, or (for the probe-cost
-/// benchmark only) the function entry, which the kernel single-steps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SiteMode {
-    Auto,
-    Entry,
-}
-
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     pub target: TargetSpec,
@@ -100,7 +89,7 @@ pub struct RunOptions {
     pub site_mode: SiteMode,
     pub service_name: Option<String>,
     /// A goroutine runnable at least this long is reported as a notable event.
-    pub stall_threshold: Duration,
+    pub runnable_event_threshold: Duration,
     /// How the sampled probes run outside deep mode.
     pub sampling: Schedule,
     /// Deep mode (every probe, continuously) for this long after attaching.
@@ -322,7 +311,7 @@ fn read_runtime(probes: &Probes, wait_names: Option<&[String]>) -> Result<Runtim
                 continue;
             }
             let h = TimeHistogram::from_slots(&probes.histogram_at(base)?);
-            blocked.insert(crate::wait_reasons::name(wait_names, n), h);
+            blocked.insert(gort_goexe::wait_reasons::name(wait_names, n), h);
         }
         Ok(blocked)
     };
@@ -370,11 +359,11 @@ impl Session {
             log::warn!("{}: {warning}", exe.display());
         }
         let goid_offset = analysis.fields[&Field::GGoid].offset;
-        let stall_threshold_ns = duration_ns(options.stall_threshold);
+        let stall_threshold_ns = duration_ns(options.runnable_event_threshold);
         if !analysis.fields.contains_key(&Field::GWaitreason) {
             log::warn!("{}: runtime.g.waitreason offset unknown; blocked time disabled", exe.display());
         }
-        let wait_names = crate::wait_reasons::names(analysis.go_version);
+        let wait_names = gort_goexe::wait_reasons::names(analysis.go_version);
         if wait_names.is_none() {
             log::warn!(
                 "{}: no wait-reason names for {}; reasons are reported by number",
@@ -398,17 +387,18 @@ impl Session {
             runtime_entries(&process, &analysis, &cache, image.as_ref().map(|(bias, _)| *bias));
         let mut wait_slot = [0u8; 64];
         for (n, slot) in wait_slot.iter_mut().enumerate() {
-            let name = crate::wait_reasons::name(wait_names, n as u32);
-            *slot = linkage::wait_slot(crate::wait_reasons::category(&name));
+            let name = gort_goexe::wait_reasons::name(wait_names, n as u32);
+            *slot = linkage::wait_slot(gort_goexe::wait_reasons::category(&name));
         }
         let mut config = TargetConfig {
-            stall_threshold_ns,
+            runnable_event_threshold_ns: stall_threshold_ns,
             // Nothing records until the first window opens: the estimates
             // cover the time from there, not the attaching.
             window_start_ns: TargetConfig::WINDOW_CLOSED,
             window_ns: 0,
             wait_slot,
-            span_stall_threshold_ns: linkage_settings.map_or(u64::MAX, |s| duration_ns(s.stall_threshold)),
+            child_span_threshold_ns: linkage_settings
+                .map_or(u64::MAX, |s| duration_ns(s.child_span_threshold)),
             ..TargetConfig::default()
         };
         for (&field, f) in &analysis.fields {
@@ -759,8 +749,8 @@ impl Session {
         let offset = crate::bpf::realtime_offset_ns();
         let names = self.wait_names;
         let namer = |n: u32| {
-            let name = crate::wait_reasons::name(names, n);
-            let category = crate::wait_reasons::category(&name);
+            let name = gort_goexe::wait_reasons::name(names, n);
+            let category = gort_goexe::wait_reasons::category(&name);
             (name, category)
         };
         let now = Instant::now();

@@ -11,12 +11,15 @@ use gort_proto::{
     resource::Resource,
 };
 
+use gort_goexe::Analysis;
+
 use crate::{
-    analysis::Analysis,
-    goroutines,
     linkage::{Exemplar, ExemplarFor, Exemplars},
-    stats::{RuntimeCounts, TimeHistogram},
     target::Process,
+    telemetry::{
+        census as goroutines,
+        stats::{RuntimeCounts, TimeHistogram},
+    },
 };
 
 /// Instrumentation scope of everything gort itself produces.
@@ -224,7 +227,7 @@ fn runtime_blocked_metric(w: Window, runtime: &RuntimeCounts) -> Metric {
     let points = runtime
         .runtime_blocked
         .iter()
-        .filter(|(reason, _)| *reason != crate::wait_reasons::GC_WORKER_ACTIVE)
+        .filter(|(reason, _)| *reason != gort_goexe::wait_reasons::GC_WORKER_ACTIVE)
         .map(|(reason, h)| histogram_point(w, h, vec![kv_str("go.runtime.wait_reason", reason)], vec![]))
         .collect();
     histogram_metric(

@@ -21,6 +21,14 @@ pub enum Site {
     Returns,
 }
 
+/// Where probes go: the analysed emulatable site, or (for the probe-cost
+/// benchmark only) the function entry, which the kernel single-steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SiteMode {
+    Auto,
+    Entry,
+}
+
 /// Whether gort refuses to run when the probe cannot be attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Need {

@@ -128,3 +128,11 @@ mod tests {
         assert_eq!(err.to_string(), format!("no process with pid {} exists", u32::MAX - 1));
     }
 }
+
+/// Which process to watch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetSpec {
+    Pid(u32),
+    /// Every process running this executable, one after another.
+    Exe(PathBuf),
+}

@@ -49,6 +49,12 @@ pub const WAIT_SLOT_NAMES: [&str; 10] = [
 ];
 const _: () = assert!(WAIT_SLOT_NAMES.len() <= SPAN_WAIT_SLOTS);
 
+/// The waits that become child spans by default: delays the runtime or
+/// contention caused. Ordinary waits (a select on a backend's answer, a
+/// read, a sleep) stay attributes of the span.
+pub const DEFAULT_CHILD_SPAN_KINDS: &[&str] =
+    &["runnable", "gc_stop_the_world", "gc_assist", "runtime_gc", "mutex"];
+
 /// The wait slot of a category name.
 pub fn wait_slot(category: &str) -> u8 {
     WAIT_SLOT_NAMES.iter().position(|c| *c == category).unwrap_or(0) as u8
@@ -125,7 +131,7 @@ impl StallKind {
     /// The name `StallKinds` knows it by: a parked wait by its category.
     fn selector(&self) -> &'static str {
         match self {
-            Self::Parked(reason) => crate::wait_reasons::category(reason),
+            Self::Parked(reason) => gort_goexe::wait_reasons::category(reason),
             other => other.kind(),
         }
     }
@@ -238,7 +244,7 @@ pub struct Settings {
     /// Most span accounts kept waiting for their spans.
     pub max_accounts: usize,
     /// A GC stop-the-world at least this long inside a span becomes a child.
-    pub stall_threshold: Duration,
+    pub child_span_threshold: Duration,
     /// The kinds of stall that become child spans; the others stay in the
     /// span's attributes only.
     pub stall_spans: StallKinds,
@@ -559,7 +565,7 @@ impl Linker {
                     let pauses = self.pauses_within(span.start_time_unix_nano, span.end_time_unix_nano);
                     self.offer_exemplars(ids, &account, &pauses);
                     let threshold =
-                        u64::try_from(self.settings.stall_threshold.as_nanos()).unwrap_or(u64::MAX);
+                        u64::try_from(self.settings.child_span_threshold.as_nanos()).unwrap_or(u64::MAX);
                     let mut stalls = account.stalls.clone();
                     stalls.extend(pauses.iter().filter(|(s, e)| e - s >= threshold).map(|&(s, e)| Stall {
                         kind: StallKind::StopTheWorld,
@@ -697,7 +703,7 @@ fn child_span(parent: &Span, stall: &Stall, n: usize) -> Span {
         kv_f64("go.runtime.stall.duration", seconds(stall.duration_ns())),
     ];
     if let StallKind::Parked(reason) = &stall.kind {
-        attributes.push(kv_str("go.wait.reason", crate::wait_reasons::category(reason)));
+        attributes.push(kv_str("go.wait.reason", gort_goexe::wait_reasons::category(reason)));
         attributes.push(kv_str("go.runtime.wait_reason", reason));
     }
     if stall.goid != 0 {
@@ -732,13 +738,13 @@ mod tests {
             hold: Duration::from_millis(500),
             account_ttl: Duration::from_secs(30),
             max_accounts: 4,
-            stall_threshold: Duration::from_millis(1),
+            child_span_threshold: Duration::from_millis(1),
             stall_spans: default_stall_spans(),
         }
     }
 
     fn default_stall_spans() -> StallKinds {
-        StallKinds::parse(crate::config::DEFAULT_LINKAGE_STALL_SPANS.iter().copied()).unwrap()
+        StallKinds::parse(DEFAULT_CHILD_SPAN_KINDS.iter().copied()).unwrap()
     }
 
     fn span(n: u8, start: u64, end: u64) -> Span {

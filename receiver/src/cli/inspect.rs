@@ -1,0 +1,68 @@
+//! `gort inspect`: what gort resolves from a Go executable, as text or JSON.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use gort_common::field::{Module, OTEL_SDK_MODULE};
+use gort_goexe::{
+    self as analysis, Request,
+    functions::{INSPECTED_FIELDS, INSPECTED_FUNCTIONS},
+};
+
+pub fn inspect(path: &Path, json: bool) -> anyhow::Result<()> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let cache = object::ReadCache::new(file);
+    let request = Request { functions: INSPECTED_FUNCTIONS, fields: INSPECTED_FIELDS };
+    let mut analysis = analysis::analyse(&cache, &request).with_context(|| path.display().to_string())?;
+    // The SDK's functions and fields are only missing from a program that
+    // uses the SDK; for any other, they are not worth a mention.
+    if !analysis.build.deps.iter().any(|m| m.path == OTEL_SDK_MODULE) {
+        let sdk = |name: &str| name.starts_with("go.opentelemetry.io/");
+        analysis.missing_functions.retain(|f| !sdk(f));
+        analysis.missing_fields.retain(|f| f.module() != Module::OtelSdk);
+        analysis.inlined_only.retain(|f, _| !sdk(f));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&analysis)?);
+        return Ok(());
+    }
+    println!("{}: {} {:?}", path.display(), analysis.build.go_version, analysis.arch);
+    println!("  main module: {} {}", analysis.build.main.path, analysis.build.main.version);
+    match analysis.build.deps.iter().find(|m| m.path == OTEL_SDK_MODULE) {
+        Some(sdk) => println!("  OpenTelemetry Go SDK: {} {} (trace linkage)", sdk.path, sdk.version),
+        None => println!("  OpenTelemetry Go SDK: not in the build (no trace linkage)"),
+    }
+    println!("  symbols: {}  dwarf: {}", analysis.has_symbols, analysis.has_dwarf);
+    for f in analysis.functions.values() {
+        println!(
+            "  {:<24} {:#x} size {:<5} site +{:#x} {:?} ({}) returns {:?} (each {:?})",
+            f.name,
+            f.address,
+            f.size,
+            f.code.site.offset,
+            f.code.site.kind,
+            f.code.site.instruction,
+            f.code.returns,
+            analysis::RETURN_SITE_KIND
+        );
+    }
+    for name in &analysis.missing_functions {
+        match analysis.inlined_only.get(name) {
+            Some(callers) => println!("  {name:<24} only inlined, into: {}", callers.join(", ")),
+            None => println!("  {name:<24} not found"),
+        }
+    }
+    for (name, reason) in &analysis.unprobeable {
+        println!("  {name:<30} no probe site: {reason}");
+    }
+    for (field, offset) in &analysis.fields {
+        println!("  {field:<24} offset {} ({:?})", offset.offset, offset.source);
+    }
+    for field in &analysis.missing_fields {
+        println!("  {field:<24} offset unknown");
+    }
+    for warning in &analysis.warnings {
+        println!("  warning: {warning}");
+    }
+    Ok(())
+}

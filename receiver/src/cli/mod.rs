@@ -1,0 +1,67 @@
+//! The `gort` command line. Errors end here as one sentence on stderr and a
+//! non-zero exit status; nothing below this room prints a backtrace.
+
+mod inspect;
+mod run;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "gort", version, about = "Go runtime telemetry from eBPF uprobes, for OpenTelemetry")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Attach to a running Go process and report what the probes see.
+    Run(Box<run::RunArgs>),
+    /// Print what gort resolves from a Go executable (no root needed).
+    Inspect {
+        /// The Go executable.
+        path: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The error and its causes joined with ": ", leaving out a cause whose text
+/// the message already carries (errors that print their source inline).
+fn one_sentence(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+/// Parses the command line and runs the command.
+pub fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect { path, json } => inspect::inspect(&path, json),
+        Command::Run(args) => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            Ok(rt) => rt.block_on(run::run_command(*args)),
+            Err(e) => Err(e.into()),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gort: {}", one_sentence(&e));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Every default of the configuration, written once: the file's, the
+//! flags' (they override the file) and the README's table name these.
+
+use std::time::Duration;
+
+/// Interval between live reports of `gort run`.
+pub const DEFAULT_INTERVAL: &str = "1s";
+/// A goroutine runnable at least this long is a notable event.
+pub const DEFAULT_RUNNABLE_EVENT_THRESHOLD: &str = "10ms";
+/// The window that opens at attach: a short look at a process (a run of a
+/// few seconds) sees its first seconds whole instead of one sampled second
+/// scaled by the period.
+pub const DEFAULT_SAMPLE_FIRST_WINDOW: &str = "2s";
+/// Sampling window of the hot probes: intervals up to about this long are
+/// measured (longer ones cannot fit in a window).
+pub const DEFAULT_SAMPLE_WINDOW: &str = "500ms";
+/// Sampling period: one window per period, i.e. hot probes attached 5% of
+/// the time, which keeps a busy server's overhead within budget (see the
+/// README's overhead section); short enough that a load which starts after
+/// the first window is seen within 10 s.
+pub const DEFAULT_SAMPLE_PERIOD: &str = "10s";
+/// How long deep mode lasts when SIGUSR1 asks for it.
+pub const DEFAULT_DEEP_ON_SIGNAL: &str = "60s";
+/// Deep mode is bounded: every hook costs on every goroutine switch.
+pub const MAX_DEEP: Duration = Duration::from_secs(3600);
+/// Shorter windows would spend more on attaching than on measuring.
+pub const MIN_SAMPLE_WINDOW: Duration = Duration::from_millis(100);
+
+/// OTLP/gRPC listen address (the OTLP default port, loopback: a sidecar).
+pub const DEFAULT_GRPC_ENDPOINT: &str = "127.0.0.1:4317";
+/// OTLP/HTTP listen address.
+pub const DEFAULT_HTTP_ENDPOINT: &str = "127.0.0.1:4318";
+/// Largest request accepted, after decompression (the Collector's default).
+pub const DEFAULT_MAX_RECV_MSG_SIZE_MIB: u64 = 4;
+/// Upstream OTLP/gRPC endpoint.
+pub const DEFAULT_UPSTREAM: &str = "http://127.0.0.1:14317";
+/// Per-request timeout towards the upstream.
+pub const DEFAULT_TIMEOUT: &str = "5s";
+/// Items (spans, data points, log records) held at most, waiting or in flight.
+pub const DEFAULT_QUEUE_ITEMS: u64 = 200_000;
+/// A batch is sent once it holds this many items...
+pub const DEFAULT_BATCH_ITEMS: u64 = 8_192;
+/// ...or once its first item waited this long.
+pub const DEFAULT_BATCH_TIMEOUT: &str = "200ms";
+/// First retry delay; doubled per attempt up to the maximum.
+pub const DEFAULT_RETRY_INITIAL: &str = "1s";
+pub const DEFAULT_RETRY_MAX: &str = "30s";
+/// A batch still failing after this long is dropped (and counted).
+pub const DEFAULT_RETRY_MAX_ELAPSED: &str = "5m";
+/// Self-metrics (Prometheus text) and health endpoint.
+pub const DEFAULT_TELEMETRY_ENDPOINT: &str = "127.0.0.1:8888";
+/// Time given to the queue to drain at shutdown.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: &str = "10s";
+/// How often the exporter checks its TLS files for changes.
+pub const DEFAULT_TLS_RELOAD_INTERVAL: &str = "10s";
+
+/// Trace linkage: spans the service exports are joined with what the
+/// probes saw while they were active.
+pub const DEFAULT_LINKAGE_ENABLED: bool = true;
+/// Longest an export request waits for its spans' runtime data (the probes'
+/// data is read every 25 ms; the rest is margin for a busy machine).
+pub const DEFAULT_LINKAGE_HOLD: &str = "500ms";
+/// Longest a span's runtime data waits for the span (SDK batching delays).
+pub const DEFAULT_LINKAGE_ACCOUNT_TTL: &str = "60s";
+/// Most span accounts waiting for their spans.
+pub const DEFAULT_LINKAGE_MAX_ACCOUNTS: u64 = 65_536;
+/// A wait inside a span at least this long becomes a child span.
+pub const DEFAULT_LINKAGE_CHILD_SPAN_THRESHOLD: &str = "1ms";
+/// The waits that become child spans by default (defined with the kinds).
+pub use crate::linkage::DEFAULT_CHILD_SPAN_KINDS as DEFAULT_LINKAGE_CHILD_SPAN_KINDS;
