@@ -12,7 +12,7 @@ pub struct Event {
     pub start_ns: u64,
     pub end_ns: u64,
 }
-const _: () = assert!(core::mem::size_of::<Event>() == 32);
+const _: () = assert!(size_of::<Event>() == 32);
 
 /// A stop-the-world in progress in one process.
 #[repr(C)]
@@ -22,7 +22,7 @@ pub struct StwStart {
     pub start_ns: u64,
     pub reason: u64,
 }
-const _: () = assert!(core::mem::size_of::<StwStart>() == 16);
+const _: () = assert!(size_of::<StwStart>() == 16);
 
 /// A parked goroutine: since when, and why (its `waitReason` number).
 #[repr(C)]
@@ -31,7 +31,7 @@ pub struct Parked {
     pub since_ns: u64,
     pub reason: u64,
 }
-const _: () = assert!(core::mem::size_of::<Parked>() == 16);
+const _: () = assert!(size_of::<Parked>() == 16);
 
 /// Key of `GORT_RUNTIME_ENTRIES`: a run-time code address in a target at
 /// which the runtime's own goroutines start.
@@ -42,7 +42,7 @@ pub struct EntryKey {
     pub _pad: u32,
     pub pc: u64,
 }
-const _: () = assert!(core::mem::size_of::<EntryKey>() == 16);
+const _: () = assert!(size_of::<EntryKey>() == 16);
 
 /// Key of the goroutine map: goroutine ids are only unique within a process.
 #[repr(C)]
@@ -52,4 +52,4 @@ pub struct GoroutineKey {
     pub _pad: u32,
     pub goid: u64,
 }
-const _: () = assert!(core::mem::size_of::<GoroutineKey>() == 16);
+const _: () = assert!(size_of::<GoroutineKey>() == 16);

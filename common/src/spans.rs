@@ -14,7 +14,7 @@ pub struct SpanKey {
     pub _pad: u32,
     pub span_id: u64,
 }
-const _: () = assert!(core::mem::size_of::<SpanKey>() == 16);
+const _: () = assert!(size_of::<SpanKey>() == 16);
 
 /// What the runtime did to one span while it was active, accumulated in the
 /// kernel. Durations in ns; "max" fields describe the longest single wait.
@@ -50,7 +50,7 @@ pub struct SpanTotals {
     pub started_max_parked_ns: u64,
     pub started_max_parked_reason: u64,
 }
-const _: () = assert!(core::mem::size_of::<SpanTotals>() == 232);
+const _: () = assert!(size_of::<SpanTotals>() == 232);
 
 /// A span in flight (the `GORT_SPANS` value).
 #[repr(C)]
@@ -71,7 +71,7 @@ pub struct SpanAccount {
     pub stw_at_start_ns: u64,
     pub totals: SpanTotals,
 }
-const _: () = assert!(core::mem::size_of::<SpanAccount>() == 296);
+const _: () = assert!(size_of::<SpanAccount>() == 296);
 
 /// Kinds of span ring-buffer record.
 pub mod span_record {
@@ -106,7 +106,7 @@ pub struct SpanEnd {
     pub _pad: u32,
     pub totals: SpanTotals,
 }
-const _: () = assert!(core::mem::size_of::<SpanEnd>() == 296);
+const _: () = assert!(size_of::<SpanEnd>() == 296);
 
 /// One wait inside a span at least the stall threshold long.
 #[repr(C)]
@@ -125,7 +125,7 @@ pub struct SpanStall {
     /// goroutine's, not the span's own goroutine's.
     pub flags: u32,
 }
-const _: () = assert!(core::mem::size_of::<SpanStall>() == 48);
+const _: () = assert!(size_of::<SpanStall>() == 48);
 
 /// The span active on a goroutine, and how the goroutine came by it.
 #[repr(C)]
@@ -135,4 +135,4 @@ pub struct ActiveSpan {
     /// 1: inherited from the goroutine that started it; 0: its own span.
     pub inherited: u64,
 }
-const _: () = assert!(core::mem::size_of::<ActiveSpan>() == 16);
+const _: () = assert!(size_of::<ActiveSpan>() == 16);

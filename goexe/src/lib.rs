@@ -21,10 +21,9 @@ pub mod wait_reasons;
 
 use std::collections::BTreeMap;
 
+pub use gort_common::{Field, Module};
 use object::{Object, ObjectSection, ObjectSymbol, ReadRef, SectionKind};
 use thiserror::Error;
-
-pub use gort_common::{Field, Module};
 
 pub use self::{
     buildinfo::BuildInfo,

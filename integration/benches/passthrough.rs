@@ -264,7 +264,7 @@ fn main() {
     let reps: usize = std::env::var("GORT_BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
     let middles = [Middle::Direct, Middle::Gort, Middle::GortUnbatched, Middle::Collector];
     println!("machine: {} CPUs; {SPANS_PER_REQUEST} spans per request; medians of {reps} runs", {
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
     });
     for rate in rates {
         let mut samples: Vec<(Middle, Sample)> = Vec::new();

@@ -137,7 +137,7 @@ fn check_gc(version: &str, env: &[(&str, &str)], accounting: PauseAccounting) {
                 assert!(
                     (a - b).abs() <= 0.10 * b,
                     "{version}: gc pause p{q}: gort {a} ns vs runtime {b} ns (> 10%)"
-                )
+                );
             }
             PauseAccounting::CountsOnly => {}
         }

@@ -141,7 +141,7 @@ fn run(o: &Options<'_>) -> Run {
     for item in read_jsonl(&sink_out) {
         match item["kind"].as_str() {
             Some("span") if item["scope"] == "gort" => {
-                children.entry(item["parent"].as_str().unwrap().to_owned()).or_default().push(item)
+                children.entry(item["parent"].as_str().unwrap().to_owned()).or_default().push(item);
             }
             Some("span") => {
                 let id = item["id"].as_str().unwrap().to_owned();

@@ -6,7 +6,10 @@
 #![no_main]
 // The BPF target has no compare-and-swap, so core's AtomicU64 offers no
 // fetch_add; the intrinsic lowers to BPF's atomic add instruction.
-#![allow(internal_features)]
+#![expect(internal_features, reason = "atomic_xadd: the BPF target has no compare-and-swap")]
+// Every user-memory read and map pointer is unsafe here; each block says
+// why it is sound in a SAFETY comment.
+#![expect(unsafe_code, reason = "BPF helpers and map value pointers")]
 #![feature(core_intrinsics)]
 
 mod gc;

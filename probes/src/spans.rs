@@ -94,7 +94,7 @@ pub(crate) fn charge_span(
 /// Sends a wait at least the stall threshold long to userspace with its
 /// exact bounds.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
+#[expect(clippy::too_many_arguments, reason = "a stall record's fields, passed in registers")]
 pub(crate) fn send_stall(
     config: &TargetConfig,
     key: &GoroutineKey,

@@ -5,6 +5,8 @@
 //! and span ids, 64-bit integers as strings), one `Export*ServiceRequest` per
 //! line, as the Collector's file exporter writes and reads it.
 
+use std::io::Write;
+
 pub use opentelemetry_proto::tonic::{
     collector::{logs::v1 as logs_service, metrics::v1 as metrics_service, trace::v1 as trace_service},
     common::v1 as common,
@@ -13,8 +15,6 @@ pub use opentelemetry_proto::tonic::{
     resource::v1 as resource,
     trace::v1 as trace,
 };
-
-use std::io::Write;
 
 /// Writes one OTLP export request as a single JSON line.
 pub fn write_json_line<W: Write, M: serde::Serialize>(out: &mut W, message: &M) -> std::io::Result<()> {

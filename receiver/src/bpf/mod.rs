@@ -1,6 +1,10 @@
 //! The one userspace module that touches BPF: loads the embedded probes
 //! object, attaches uprobes, and reads the in-kernel aggregates. Everything
 //! `unsafe` on the userspace side lives here.
+#![expect(
+    unsafe_code,
+    reason = "Pod impls for map keys and values, byte copies out of ring buffers, clock_gettime"
+)]
 
 pub mod probes;
 
@@ -78,7 +82,10 @@ pub struct Probes {
 
 /// A record of the span ring buffer. Unboxed on purpose: records are
 /// drained into a Vec and consumed at once, and most are span ends.
-#[allow(clippy::large_enum_variant)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "drained into a Vec and consumed at once; most records are span ends"
+)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SpanRecord {
     End(SpanEnd),
@@ -156,7 +163,7 @@ impl Probes {
     /// Loads the embedded object and verifies every program (no attach yet).
     pub fn load() -> Result<Self, BpfError> {
         let mut ebpf = Ebpf::load(object()?).map_err(BpfError::Load)?;
-        for program in crate::bpf::probes::PROBES.iter().map(|p| p.program) {
+        for program in probes::PROBES.iter().map(|p| p.program) {
             uprobe(&mut ebpf, program)?.load().map_err(|source| BpfError::Program { program, source })?;
         }
         let map = names::MAP_EVENTS;

@@ -3,7 +3,6 @@
 //! The analysis resolves every symbol and field named here; attach walks it.
 
 use gort_common::{ProbeId, names};
-
 use gort_goexe::{
     Field,
     functions::{SDK_NEW_RECORDING_SPAN, SDK_SPAN_END},

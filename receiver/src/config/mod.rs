@@ -125,7 +125,7 @@ fn invalid(field: &str, message: impl Into<String>) -> ConfigError {
 }
 
 fn duration(field: &str, value: Option<&str>, default: &str) -> Result<Duration, ConfigError> {
-    crate::config::duration::parse(value.unwrap_or(default)).map_err(|e| invalid(field, e))
+    duration::parse(value.unwrap_or(default)).map_err(|e| invalid(field, e))
 }
 
 #[cfg(test)]

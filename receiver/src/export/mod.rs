@@ -1,5 +1,6 @@
 //! Pure transforms from what the probes counted to OTLP messages.
 
+use gort_goexe::Analysis;
 use gort_proto::{
     common::{InstrumentationScope, KeyValue},
     kv_int, kv_str,
@@ -11,13 +12,11 @@ use gort_proto::{
     resource::Resource,
 };
 
-use gort_goexe::Analysis;
-
 use crate::{
-    linkage::{Exemplar, ExemplarFor, Exemplars},
     target::Process,
     telemetry::{
         census as goroutines,
+        exemplars::{Exemplar, ExemplarFor, Exemplars},
         stats::{RuntimeCounts, TimeHistogram},
     },
 };
@@ -162,7 +161,7 @@ fn histogram_point(
     w: Window,
     h: &TimeHistogram,
     attributes: Vec<KeyValue>,
-    exemplars: Vec<Exemplar>,
+    exemplars: &[Exemplar],
 ) -> HistogramDataPoint {
     let (explicit_bounds, bucket_counts) = h.power_of_two_buckets();
     HistogramDataPoint {
@@ -210,7 +209,7 @@ fn blocked_metric(w: Window, runtime: &RuntimeCounts, exemplars: &Exemplars) -> 
         .into_iter()
         .map(|(category, h)| {
             let ex = exemplars.of(ExemplarFor::Blocked(category));
-            histogram_point(w, &h, vec![kv_str("go.wait.reason", category)], ex)
+            histogram_point(w, &h, vec![kv_str("go.wait.reason", category)], &ex)
         })
         .collect();
     histogram_metric(
@@ -228,7 +227,7 @@ fn runtime_blocked_metric(w: Window, runtime: &RuntimeCounts) -> Metric {
         .runtime_blocked
         .iter()
         .filter(|(reason, _)| *reason != gort_goexe::wait_reasons::GC_WORKER_ACTIVE)
-        .map(|(reason, h)| histogram_point(w, h, vec![kv_str("go.runtime.wait_reason", reason)], vec![]))
+        .map(|(reason, h)| histogram_point(w, h, vec![kv_str("go.runtime.wait_reason", reason)], &[]))
         .collect();
     histogram_metric(
         "gort.runtime_goroutine.blocked.duration",
@@ -266,7 +265,7 @@ fn live_metric(name: &str, description: &str, w: Window, live: &goroutines::Coun
 /// `go.schedule.duration`, `go.memory.gc.pause.duration` (semantic-convention
 /// names), GC cycles, goroutines created/exited, and per-probe hits. The
 /// histograms carry `exemplars` (spans that suffered their observations).
-#[allow(clippy::too_many_arguments)]
+#[expect(clippy::too_many_arguments, reason = "one report's inputs, each from a different room")]
 pub fn metrics_request(
     resource: &ResourceFacts,
     probe_hits: &[(&str, u64)],
@@ -283,12 +282,12 @@ pub fn metrics_request(
         histogram_metric(
             "go.schedule.duration",
             "Time goroutines spent runnable before running.",
-            vec![histogram_point(w, &runtime.schedule_latency, vec![], exemplars.of(ExemplarFor::Schedule))],
+            vec![histogram_point(w, &runtime.schedule_latency, vec![], &exemplars.of(ExemplarFor::Schedule))],
         ),
         histogram_metric(
             "go.memory.gc.pause.duration",
             "Duration of each GC stop-the-world pause.",
-            vec![histogram_point(w, &runtime.gc_pause, vec![], exemplars.of(ExemplarFor::GcPause))],
+            vec![histogram_point(w, &runtime.gc_pause, vec![], &exemplars.of(ExemplarFor::GcPause))],
         ),
         blocked_metric(w, runtime, exemplars),
         runtime_blocked_metric(w, runtime),

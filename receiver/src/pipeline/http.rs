@@ -218,8 +218,9 @@ pub async fn serve(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use std::io::Write;
+
+    use super::*;
 
     #[test]
     fn bodies_decompress_within_the_limit() {

@@ -16,6 +16,7 @@ pub mod forward;
 pub mod grpc;
 pub mod http;
 pub mod identity;
+pub mod linkage;
 pub mod queue;
 pub mod tap;
 pub mod telemetry;
@@ -31,7 +32,8 @@ use gort_proto::{
 };
 use thiserror::Error;
 
-use crate::{config::PipelineConfig, linkage::Linker};
+pub use self::linkage::Linkage;
+use crate::config::PipelineConfig;
 
 #[derive(Debug, Error)]
 pub enum PipelineError {
@@ -170,22 +172,22 @@ impl Counters {
     }
 
     pub fn accepted(&self, s: Signal, n: u64) {
-        Self::add(&self.accepted, s, n)
+        Self::add(&self.accepted, s, n);
     }
     pub fn refused(&self, s: Signal, n: u64) {
-        Self::add(&self.refused, s, n)
+        Self::add(&self.refused, s, n);
     }
     pub fn sent(&self, s: Signal, n: u64) {
-        Self::add(&self.sent, s, n)
+        Self::add(&self.sent, s, n);
     }
     pub fn dropped(&self, s: Signal, n: u64) {
-        Self::add(&self.dropped, s, n)
+        Self::add(&self.dropped, s, n);
     }
     pub fn retried(&self, s: Signal) {
-        Self::add(&self.retries, s, 1)
+        Self::add(&self.retries, s, 1);
     }
     pub fn upstream_rejected(&self, s: Signal, n: u64) {
-        Self::add(&self.upstream_rejected, s, n)
+        Self::add(&self.upstream_rejected, s, n);
     }
     pub fn malformed(&self) {
         self.malformed_requests.fetch_add(1, Ordering::Relaxed);
@@ -234,63 +236,6 @@ pub struct Shared {
     pub tap: std::sync::OnceLock<tap::JsonTap>,
 }
 
-/// The linkage state the run loop feeds and the pipeline drains.
-pub struct Linkage {
-    state: std::sync::Mutex<Linker>,
-    /// Woken when probe data arrives, so held spans go on without waiting
-    /// for the next tick.
-    pub arrived: tokio::sync::Notify,
-}
-
-impl Linkage {
-    pub fn lock(&self) -> std::sync::MutexGuard<'_, Linker> {
-        // Linker methods leave it consistent at every return, so a panic
-        // elsewhere while holding the lock cannot corrupt it.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// How often held spans are looked at (besides when probe data arrives).
-const LINKAGE_TICK: std::time::Duration = std::time::Duration::from_millis(20);
-
-/// Moves held export requests into the queue when their data has arrived or
-/// their hold is over; at stop, everything held at once.
-async fn run_linkage(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let Some(linkage) = &shared.linkage else { return };
-    loop {
-        let stopping = *stop.borrow();
-        let (released, silence) = {
-            let mut linker = linkage.lock();
-            (linker.release(std::time::Instant::now(), stopping), linker.take_silence())
-        };
-        if let Some(s) = silence {
-            log::warn!(
-                "trace linkage: the probes saw {} span(s) end in the service, but none of its spans reached gort within {:?}; \
-                 is the service's OTLP exporter pointed at gort (OTEL_EXPORTER_OTLP_ENDPOINT, or the traces endpoint), \
-                 with a protocol gort receives (grpc on the gRPC port, http/protobuf or http/json on the HTTP port), \
-                 and do those ports match gort's receiver? (counted in gort_linkage_spans_not_received_total)",
-                s.spans,
-                s.waited
-            );
-        }
-        for r in released {
-            // The children are gort's own items: room is made for them (they
-            // are never refused: their parent was accepted), and they are
-            // sent and counted like the service's.
-            shared.queue.add_reserved(r.children);
-            shared.enqueue_reserved(Payload::Traces(r.request), r.items + r.children);
-        }
-        if stopping {
-            return;
-        }
-        tokio::select! {
-            () = tokio::time::sleep(LINKAGE_TICK) => {}
-            () = linkage.arrived.notified() => {}
-            _ = stop.changed() => {}
-        }
-    }
-}
-
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared").field("queued_items", &self.queue.held()).finish_non_exhaustive()
@@ -303,10 +248,7 @@ impl Shared {
             queue: queue::Queue::new(config.exporter.queue_items),
             counters: Counters::default(),
             ready: AtomicBool::new(true),
-            linkage: config.linkage.map(|settings| Linkage {
-                state: std::sync::Mutex::new(Linker::new(settings)),
-                arrived: tokio::sync::Notify::new(),
-            }),
+            linkage: config.linkage.map(Linkage::new),
             identities: identity::Identities::default(),
             tap: std::sync::OnceLock::new(),
         })
@@ -333,39 +275,25 @@ impl Shared {
     /// of how the service names itself.
     pub fn offer_own(&self, payload: Payload) -> bool {
         let (signal, items) = (payload.signal(), payload.items());
-        if !self.ready.load(Ordering::Relaxed) {
+        // Admission: room is taken in the queue now, also for spans the
+        // linkage stage holds, so backpressure and the books are those of a
+        // queued request.
+        if !self.ready.load(Ordering::Relaxed) || self.queue.reserve(items).is_err() {
             self.counters.refused(signal, items);
             return false;
         }
+        self.counters.accepted(signal, items);
+        // The next stage: linkage holds the spans of linked targets until
+        // their probe data arrives; everything else goes on to the queue.
         let payload = match (payload, &self.linkage) {
-            (Payload::Traces(request), Some(linkage)) => {
-                let mut linker = linkage.lock();
-                if linker.is_linked() {
-                    // Room is taken in the queue now, so backpressure and the
-                    // books are those of a queued request.
-                    if self.queue.reserve(items).is_err() {
-                        self.counters.refused(signal, items);
-                        return false;
-                    }
-                    self.counters.accepted(signal, items);
-                    linker.hold(request, items, std::time::Instant::now());
-                    return true;
-                }
-                Payload::Traces(request)
-            }
+            (Payload::Traces(request), Some(linkage)) => match linkage.hold(request, items) {
+                Ok(()) => return true,
+                Err(request) => Payload::Traces(request),
+            },
             (payload, _) => payload,
         };
-        match self.queue.reserve(items) {
-            Ok(()) => {
-                self.counters.accepted(signal, items);
-                self.enqueue_reserved(payload, items);
-                true
-            }
-            Err(_) => {
-                self.counters.refused(signal, items);
-                false
-            }
-        }
+        self.enqueue_reserved(payload, items);
+        true
     }
 }
 
@@ -400,7 +328,7 @@ impl Pipeline {
             None => None,
         };
         if shared.linkage.is_some() {
-            tasks.push(tokio::spawn(run_linkage(shared.clone(), stopped.clone())));
+            tasks.push(tokio::spawn(linkage::run(shared.clone(), stopped.clone())));
         }
         let forwarder = forward::Forwarder::new(&config.exporter, shared.clone())?;
         let forwarder = tokio::spawn(forwarder.run(stopped));

@@ -160,9 +160,12 @@ impl Queue {
 
 #[cfg(test)]
 mod tests {
+    use gort_proto::{
+        trace::{ResourceSpans, ScopeSpans, Span},
+        trace_service::ExportTraceServiceRequest,
+    };
+
     use super::*;
-    use gort_proto::trace::{ResourceSpans, ScopeSpans, Span};
-    use gort_proto::trace_service::ExportTraceServiceRequest;
 
     fn spans(n: usize) -> Payload {
         Payload::Traces(ExportTraceServiceRequest {

@@ -15,7 +15,11 @@
 //! `gort_linkage_*` (spans enriched, unmatched, stall children added, span
 //! accounts expired, late stalls; spans held and accounts waiting now).
 
-use std::{fmt::Write, net::SocketAddr, sync::Arc, sync::atomic::Ordering};
+use std::{
+    fmt::Write,
+    net::SocketAddr,
+    sync::{Arc, atomic::Ordering},
+};
 
 use axum::{Router, extract::State, http::StatusCode, routing::get};
 
@@ -72,7 +76,7 @@ pub fn render(shared: &Shared) -> String {
         oldest.map_or(0.0, |d| d.as_secs_f64()),
     );
     if let Some(linkage) = &shared.linkage {
-        let c = linkage.lock().counts();
+        let c = linkage.counts();
         let rows: [(&str, &str, &str, u64); 10] = [
             (
                 "gort_linkage_spans_enriched_total",

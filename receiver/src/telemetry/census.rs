@@ -9,9 +9,8 @@
 use std::{collections::BTreeMap, fs, io, os::unix::fs::FileExt, path::Path, sync::Arc};
 
 use gort_common::gstatus;
-use thiserror::Error;
-
 use gort_goexe::wait_reasons;
+use thiserror::Error;
 
 /// Most goroutines read per census; beyond it the rest are counted as
 /// `unread`, so a runaway program cannot make one report take seconds.

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use gort_common::{WEIGHT_ONE, time_hist};
-
 use gort_goexe::wait_reasons;
 
 /// One histogram in runtime buckets.

@@ -1,0 +1,145 @@
+//! The linkage stage, between admission and the queue: export requests of
+//! linked targets wait here for their spans' probe data (fed by the session
+//! loop), are enriched by the `linkage` room's join, and go on to the queue
+//! when their data has arrived or their hold is over.
+
+use std::{
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::{Duration, Instant},
+};
+
+use gort_proto::trace_service::ExportTraceServiceRequest;
+
+use super::{Payload, Shared};
+use crate::{
+    linkage::{Account, LinkCounts, Linker, Settings, SpanIds, Stall},
+    telemetry::exemplars::Exemplars,
+};
+
+/// How often held spans are looked at (besides when probe data arrives).
+const TICK: Duration = Duration::from_millis(20);
+
+/// What the probes saw in one drain, for the join.
+#[derive(Debug, Default)]
+pub struct Probed {
+    /// GC pauses, Unix ns.
+    pub pauses: Vec<(u64, u64)>,
+    /// Spans that ended: (pid, ids, what the runtime did to them).
+    pub accounts: Vec<(u32, SpanIds, Account)>,
+    /// Waits inside spans at least the child-span threshold: (pid, span id, stall).
+    pub stalls: Vec<(u32, [u8; 8], Stall)>,
+}
+
+/// The stage's state: the join, and a wake-up for when probe data arrives.
+pub struct Linkage {
+    state: Mutex<Linker>,
+    /// Woken when probe data arrives, so held spans go on without waiting
+    /// for the next tick.
+    arrived: tokio::sync::Notify,
+}
+
+impl Linkage {
+    pub fn new(settings: Settings) -> Self {
+        Self { state: Mutex::new(Linker::new(settings)), arrived: tokio::sync::Notify::new() }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Linker> {
+        // Linker methods leave it consistent at every return, so a panic
+        // elsewhere while holding the lock cannot corrupt it.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.lock().settings()
+    }
+
+    /// Whether a target with linkage is attached: only then are spans held.
+    pub fn set_linked(&self, linked: bool) {
+        self.lock().set_linked(linked);
+    }
+
+    /// Holds an admitted request (its room is taken) for its probe data, or
+    /// gives it back when no linked target is attached.
+    pub fn hold(
+        &self,
+        request: ExportTraceServiceRequest,
+        items: u64,
+    ) -> Result<(), ExportTraceServiceRequest> {
+        let mut linker = self.lock();
+        if !linker.is_linked() {
+            return Err(request);
+        }
+        linker.hold(request, items, Instant::now());
+        Ok(())
+    }
+
+    /// Adds what the probes saw; returns the books after it.
+    pub fn feed(&self, probed: Probed) -> LinkCounts {
+        let arrived = !probed.accounts.is_empty() || !probed.stalls.is_empty();
+        let now = Instant::now();
+        let counts = {
+            let mut linker = self.lock();
+            for (start, end) in probed.pauses {
+                linker.add_pause(start, end);
+            }
+            for (pid, ids, account) in probed.accounts {
+                linker.add_account(pid, ids, account, now);
+            }
+            for (pid, span_id, stall) in probed.stalls {
+                linker.add_stall(pid, span_id, stall);
+            }
+            linker.counts()
+        };
+        if arrived {
+            self.arrived.notify_one();
+        }
+        counts
+    }
+
+    /// The exemplars gathered since the last take (each goes out once).
+    pub fn take_exemplars(&self) -> Exemplars {
+        self.lock().take_exemplars()
+    }
+
+    pub fn counts(&self) -> LinkCounts {
+        self.lock().counts()
+    }
+}
+
+/// Moves held export requests into the queue when their data has arrived or
+/// their hold is over; at stop, everything held at once.
+pub(super) async fn run(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let Some(linkage) = &shared.linkage else { return };
+    loop {
+        let stopping = *stop.borrow();
+        let (released, silence) = {
+            let mut linker = linkage.lock();
+            (linker.release(Instant::now(), stopping), linker.take_silence())
+        };
+        if let Some(s) = silence {
+            log::warn!(
+                "trace linkage: the probes saw {} span(s) end in the service, but none of its spans reached gort within {:?}; \
+                 is the service's OTLP exporter pointed at gort (OTEL_EXPORTER_OTLP_ENDPOINT, or the traces endpoint), \
+                 with a protocol gort receives (grpc on the gRPC port, http/protobuf or http/json on the HTTP port), \
+                 and do those ports match gort's receiver? (counted in gort_linkage_spans_not_received_total)",
+                s.spans,
+                s.waited
+            );
+        }
+        for r in released {
+            // The children are gort's own items: room is made for them (they
+            // are never refused: their parent was accepted), and they are
+            // sent and counted like the service's.
+            shared.queue.add_reserved(r.children);
+            shared.enqueue_reserved(Payload::Traces(r.request), r.items + r.children);
+        }
+        if stopping {
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(TICK) => {}
+            () = linkage.arrived.notified() => {}
+            _ = stop.changed() => {}
+        }
+    }
+}

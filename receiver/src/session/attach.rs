@@ -1,0 +1,326 @@
+//! Attaching to one process: analyse its executable, resolve every probe's
+//! sites and the struct offsets, write its `TargetConfig`, and detach.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    sync::Arc,
+    time::{Instant, SystemTime},
+};
+
+use gort_common::{CounterId, NO_OFFSET, TargetConfig};
+use gort_goexe::{
+    self as analysis, Analysis, Field, Request,
+    functions::{SDK_NEW_RECORDING_SPAN, SDK_SPAN_END},
+};
+
+use self::sampling::{Sampler, Schedule};
+use super::*;
+use crate::{
+    bpf::{
+        Probes,
+        probes::{self as probe_table, Heat, Need, PROBES, ProbeSpec, Site, SiteMode},
+    },
+    linkage::{self, LinkCounts},
+    target::Process,
+    telemetry::{
+        census::{self as goroutines, Census},
+        stats::RuntimeCounts,
+    },
+};
+
+impl Session {
+    pub(super) fn attach(
+        probes: &mut Probes,
+        process: Process,
+        options: &RunOptions,
+    ) -> Result<Self, RunError> {
+        let image = process.image_path();
+        let exe = process.exe.clone();
+        let file = fs::File::open(&image).map_err(|source| RunError::Read { exe: exe.clone(), source })?;
+        let cache = object::ReadCache::new(file);
+        let symbols = probe_table::symbols();
+        let fields = probe_table::fields();
+        let analysis = analysis::analyse(&cache, &Request { functions: &symbols, fields: &fields })
+            .map_err(|source| RunError::Analysis { exe: exe.clone(), source })?;
+        for spec in PROBES.iter().filter(|p| p.need == Need::Required) {
+            if let Some(reason) = analysis.unprobeable.get(spec.symbol) {
+                return Err(RunError::NoSite { exe, symbol: spec.symbol, reason: reason.clone() });
+            }
+            if !analysis.functions.contains_key(spec.symbol) {
+                return Err(RunError::MissingFunction { exe, symbol: spec.symbol });
+            }
+        }
+        for (field, need) in probe_table::FIELDS {
+            if *need == Need::Required && !analysis.fields.contains_key(field) {
+                let reason = if analysis.warnings.is_empty() {
+                    "the binary has no DWARF and the offsets table has no layout for it".to_owned()
+                } else {
+                    analysis.warnings.join("; ")
+                };
+                return Err(RunError::MissingField { exe, field: *field, reason });
+            }
+        }
+        for warning in &analysis.warnings {
+            log::warn!("{}: {warning}", exe.display());
+        }
+        let goid_offset = analysis.fields[&Field::GGoid].offset;
+        let stall_threshold_ns = duration_ns(options.runnable_event_threshold);
+        if !analysis.fields.contains_key(&Field::GWaitreason) {
+            log::warn!("{}: runtime.g.waitreason offset unknown; blocked time disabled", exe.display());
+        }
+        let wait_names = gort_goexe::wait_reasons::names(analysis.go_version);
+        if wait_names.is_none() {
+            log::warn!(
+                "{}: no wait-reason names for {}; reasons are reported by number",
+                exe.display(),
+                analysis.go_version
+            );
+        }
+        let linkage_settings = options
+            .forward
+            .as_ref()
+            .and_then(|f| f.linkage.as_ref())
+            .map(pipeline::linkage::Linkage::settings);
+        let linkage = linkage_settings.and_then(|_| linkage_offsets(&exe, &analysis));
+        // Where the executable is loaded and its symbols, read once for the
+        // runtime goroutine entries and the census.
+        let image = analysis::data_symbols(&cache, &[probe_table::ALLGS])
+            .map_err(|e| e.to_string())
+            .and_then(|(base, symbols)| {
+                let bias =
+                    goroutines::load_bias(process.pid, &process.exe, base).map_err(|e| e.to_string())?;
+                Ok((bias, symbols))
+            });
+        let runtime_entries =
+            runtime_entries(&process, &analysis, &cache, image.as_ref().map(|(bias, _)| *bias));
+        let mut wait_slot = [0u8; 64];
+        for (n, slot) in wait_slot.iter_mut().enumerate() {
+            let name = gort_goexe::wait_reasons::name(wait_names, n as u32);
+            *slot = linkage::wait_slot(gort_goexe::wait_reasons::category(&name));
+        }
+        let mut config = TargetConfig {
+            runnable_event_threshold_ns: stall_threshold_ns,
+            // Nothing records until the first window opens: the estimates
+            // cover the time from there, not the attaching.
+            window_start_ns: TargetConfig::WINDOW_CLOSED,
+            window_ns: 0,
+            wait_slot,
+            child_span_threshold_ns: linkage_settings
+                .map_or(u64::MAX, |s| duration_ns(s.child_span_threshold)),
+            ..TargetConfig::default()
+        };
+        for (&field, f) in &analysis.fields {
+            // What needs a field it cannot use stays off: inheritance and the
+            // span context without linkage, start pcs without the entries.
+            let used = match field {
+                Field::GParentGoid | Field::SpanContext => linkage.is_some(),
+                Field::GStartpc => runtime_entries.is_some(),
+                _ => true,
+            };
+            if used {
+                config.offsets[field.index()] = u32::try_from(f.offset).unwrap_or(NO_OFFSET);
+            }
+        }
+        // Every wait of a span must be seen: linkage keeps the hot probe on.
+        let sampling = match &linkage {
+            Some(_) if !options.sampling.is_continuous() => {
+                log::info!(
+                    "{}: trace linkage on: goroutine state changes are probed continuously (sampling off)",
+                    exe.display()
+                );
+                Schedule { window: options.sampling.period, ..options.sampling }
+            }
+            _ => options.sampling,
+        };
+        let (sampler, first_step) = Sampler::new(sampling, Instant::now(), options.deep);
+        // Events left from an earlier target are not this one's.
+        let _ = probes.drain_events(usize::MAX);
+        probes.add_target(process.pid, config)?;
+        if let Some(entries) = &runtime_entries {
+            let added = probes.add_runtime_entries(process.pid, entries)?;
+            if added < entries.len() {
+                log::warn!(
+                    "{}: room for {added} of {} runtime goroutine entries; goroutines starting at the others count as the application's",
+                    exe.display(),
+                    entries.len()
+                );
+            }
+        }
+        let mut planned = Vec::new();
+        let wanted = |p: &&ProbeSpec| {
+            p.go.contains(analysis.go_version) && (p.heat != Heat::Linked || linkage.is_some())
+        };
+        for spec in PROBES.iter().filter(wanted) {
+            let Some(function) = analysis.functions.get(spec.symbol) else {
+                log::warn!(
+                    "{}: {} not found; {} disabled",
+                    exe.display(),
+                    spec.symbol,
+                    probe_table::feeds(spec.id)
+                );
+                continue;
+            };
+            let file_offsets: Vec<u64> = match (spec.site, options.site_mode) {
+                (Site::AfterEntry, SiteMode::Auto) => vec![function.site_file_offset()],
+                (Site::AfterEntry, SiteMode::Entry) => vec![function.file_offset],
+                (Site::Returns, _) => function.return_file_offsets().collect(),
+            };
+            if file_offsets.is_empty() {
+                log::warn!("{}: no RET to probe; {} disabled", spec.symbol, probe_table::feeds(spec.id));
+                continue;
+            }
+            planned.push(Planned { spec, function: function.clone(), file_offsets, attachment: None });
+        }
+        let mut session = Self {
+            census: census(&process, &analysis, image.as_ref(), wait_names, runtime_entries.as_ref()),
+            last_live: None,
+            process,
+            analysis,
+            goid_offset,
+            planned,
+            config,
+            sampler,
+            baseline: hit_counts(probes)?,
+            stratum_base: read_runtime(probes, wait_names)?,
+            folded: RuntimeCounts::default(),
+            strata: Vec::new(),
+            wait_names,
+            lost_baseline: probes.counter(CounterId::EventsLost)?,
+            notable: NotableSummary { stall_threshold_ns, ..NotableSummary::default() },
+            started: SystemTime::now(),
+            span_lost_baseline: probes.counter(CounterId::SpanEventsLost)?,
+            linkage,
+            forward: options.forward.clone(),
+        };
+        // Every probe is attached once now, so that a site the kernel refuses
+        // fails at start-up rather than in the first sampling window.
+        let first =
+            session.set_attached(probes, |_| true, true).and_then(|()| session.apply(probes, first_step));
+        if let Err(e) = first {
+            session.detach(probes);
+            return Err(e);
+        }
+        // A first census now: a short-lived target may be gone by the first report.
+        session.take_census();
+        if let Some(l) = session.linker() {
+            l.set_linked(true);
+        }
+        Ok(session)
+    }
+
+    pub(super) fn detach(mut self, probes: &mut Probes) {
+        if let Some(l) = self.linker() {
+            l.set_linked(false);
+        }
+        if let Err(e) = self.set_attached(probes, |_| true, false) {
+            log::warn!("pid {}: detaching: {e}", self.process.pid);
+        }
+        if let Err(e) = probes.remove_target(self.process.pid) {
+            log::warn!("forgetting pid {}: {e}", self.process.pid);
+        }
+    }
+}
+
+/// The SDK span offsets for trace linkage, or None with a warning saying why
+/// linkage is off for this target.
+pub(super) fn linkage_offsets(exe: &std::path::Path, analysis: &Analysis) -> Option<LinkageSummary> {
+    let exe = exe.display();
+    let sdk = analysis.build.deps.iter().find(|m| m.path == gort_common::field::OTEL_SDK_MODULE);
+    let Some(sdk) = sdk else {
+        log::info!(
+            "{exe}: no OpenTelemetry Go SDK ({}) in the build: trace linkage off",
+            gort_common::field::OTEL_SDK_MODULE
+        );
+        return None;
+    };
+    for symbol in [SDK_NEW_RECORDING_SPAN, SDK_SPAN_END] {
+        if !analysis.functions.contains_key(symbol) {
+            let why = analysis
+                .inlined_only
+                .get(symbol)
+                .map_or("not in the binary".to_owned(), |c| format!("inlined into {}", c.join(", ")));
+            log::warn!("{exe}: SDK {}: {symbol} {why}: trace linkage off", sdk.version);
+            return None;
+        }
+    }
+    let Some(field) = analysis.fields.get(&Field::SpanContext) else {
+        log::warn!(
+            "{exe}: SDK {}: the span context offset is unknown ({}): trace linkage off",
+            sdk.version,
+            if analysis.warnings.is_empty() { "no DWARF".to_owned() } else { analysis.warnings.join("; ") }
+        );
+        return None;
+    };
+    if !analysis.fields.contains_key(&Field::GParentGoid) {
+        log::warn!(
+            "{exe}: runtime.g.parentGoid offset unknown: goroutines will not inherit their creator's span"
+        );
+    }
+    Some(LinkageSummary {
+        span_context_offset: field.offset,
+        offset_source: field.source,
+        span_ends: 0,
+        stalls: 0,
+        records_lost: 0,
+        undecodable: 0,
+        counts: LinkCounts::default(),
+    })
+}
+
+/// Where the target's runtime goroutines start (run-time addresses,
+/// sorted), or None with a warning saying why they cannot be told apart.
+/// `bias`: how far the executable is loaded from where it was linked.
+pub(super) fn runtime_entries<'a, R: object::ReadRef<'a>>(
+    process: &Process,
+    analysis: &Analysis,
+    data: R,
+    bias: Result<u64, &String>,
+) -> Option<Arc<[u64]>> {
+    let exe = process.exe.display();
+    let why = if !analysis.fields.contains_key(&Field::GStartpc) {
+        "the offset of runtime.g.startpc is unknown".to_owned()
+    } else {
+        match (analysis::runtime_goroutine_entries(data, analysis.go_version), bias) {
+            (Ok(entries), Ok(bias)) => return Some(entries.iter().map(|e| e.wrapping_add(bias)).collect()),
+            (Err(e), _) => e.to_string(),
+            (_, Err(e)) => e.clone(),
+        }
+    };
+    log::warn!("{exe}: {why}: the runtime's own goroutines are counted with the application's");
+    None
+}
+
+/// The live-goroutine census, or None with a warning saying why not.
+/// `image`: the executable's load bias and its data symbols.
+pub(super) fn census(
+    process: &Process,
+    analysis: &Analysis,
+    image: Result<&(u64, BTreeMap<String, u64>), &String>,
+    wait_names: Option<&'static [String]>,
+    runtime: Option<&Arc<[u64]>>,
+) -> Option<Census> {
+    let exe = process.exe.display();
+    let Some(status) = analysis.fields.get(&Field::GAtomicstatus) else {
+        log::warn!("{exe}: runtime.g.atomicstatus offset unknown; live goroutine counts disabled");
+        return None;
+    };
+    let (bias, symbols) = match image {
+        Ok((bias, symbols)) => (*bias, symbols),
+        Err(e) => {
+            log::warn!("{exe}: {e}; live goroutine counts disabled");
+            return None;
+        }
+    };
+    let Some(&allgs) = symbols.get(probe_table::ALLGS) else {
+        log::warn!("{exe}: no symbol table (stripped), so no runtime.allgs; live goroutine counts disabled");
+        return None;
+    };
+    let waitreason = analysis.fields.get(&Field::GWaitreason).map(|f| f.offset);
+    let runtime = runtime.zip(analysis.fields.get(&Field::GStartpc)).map(|(entries, startpc)| {
+        goroutines::RuntimeEntries { startpc_offset: startpc.offset, entries: entries.clone() }
+    });
+    Census::new(process.pid, bias, allgs, status.offset, waitreason, wait_names, runtime)
+        .map_err(|e| log::warn!("{exe}: {e}; live goroutine counts disabled"))
+        .ok()
+}

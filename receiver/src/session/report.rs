@@ -1,0 +1,282 @@
+//! Each report: one snapshot of the aggregates, printed as the live report
+//! line and exported as OTLP metrics.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::{BufWriter, Write},
+    path::PathBuf,
+    sync::Arc,
+    time::SystemTime,
+};
+
+use gort_goexe::{self as analysis};
+
+use super::*;
+use crate::{
+    bpf::{
+        Probes,
+        probes::{Heat, Site, SiteMode},
+    },
+    export,
+    pipeline::{self, Payload},
+    telemetry::{
+        census::{self as goroutines},
+        stats::{RuntimeCounts, TimeHistogram},
+    },
+};
+
+/// The aggregates of one session at one moment, since it attached.
+pub(super) struct Snapshot {
+    /// Hits per probe, indexed by `ProbeId`.
+    pub(super) hits: Vec<u64>,
+    pub(super) runtime: RuntimeCounts,
+    /// Fraction of time the sampled probes are attached now (1 = always).
+    pub(super) sampling_ratio: f64,
+    pub(super) sampling: SamplingSummary,
+    /// Live goroutines by (state, wait category), if the census works.
+    pub(super) live: Option<goroutines::Live>,
+}
+
+impl Session {
+    /// Collects the in-kernel aggregates once for every output of one report
+    /// (hundreds of map lookups each time).
+    pub(super) fn snapshot(&mut self, probes: &Probes) -> Result<Snapshot, RunError> {
+        let (runtime, strata) = self.estimate(probes)?;
+        let now = hit_counts(probes)?;
+        let sampling = self.sampling_summary(&strata);
+        Ok(Snapshot {
+            hits: now.iter().zip(&self.baseline).map(|(n, b)| n.wrapping_sub(*b)).collect(),
+            runtime,
+            sampling_ratio: self.sampler.ratio(),
+            sampling,
+            live: self.take_census(),
+        })
+    }
+
+    pub(super) fn take_census(&mut self) -> Option<goroutines::Live> {
+        match self.census.as_ref()?.take() {
+            Ok(live) => {
+                self.last_live = Some(live.clone());
+                Some(live)
+            }
+            Err(e) => {
+                log::debug!("pid {}: census: {e}", self.process.pid);
+                None
+            }
+        }
+    }
+
+    /// (probe name, hits) for each probe that has been planned.
+    pub(super) fn probe_hits<'a>(&'a self, snap: &Snapshot) -> Vec<(&'a str, u64)> {
+        self.planned.iter().map(|p| (p.spec.name, snap.hits[p.spec.id.index() as usize])).collect()
+    }
+
+    pub(super) fn mode(&self) -> String {
+        let schedule = self.sampler.schedule();
+        if self.sampler.is_deep() {
+            "deep (every probe)".to_owned()
+        } else if self.sampler.is_sampled() {
+            format!(
+                "sampled {:.1}% ({:?} at attach, then {:?} every {:?})",
+                100.0 * self.sampler.ratio(),
+                schedule.first_window,
+                schedule.window,
+                schedule.period
+            )
+        } else {
+            "continuous".to_owned()
+        }
+    }
+
+    pub(super) fn describe(&self, site_mode: SiteMode) -> String {
+        let mut out = format!(
+            "gort: attached to pid {} ({}, {}), runtime.g.goid at offset {}\n",
+            self.process.pid,
+            self.process.exe.display(),
+            self.analysis.build.go_version,
+            self.goid_offset
+        );
+        for Planned { spec, function: f, .. } in &self.planned {
+            let (place, file_offsets) = match (spec.site, site_mode) {
+                (Site::Returns, _) => (
+                    format!(" RET at +{:x?} [{:?}: ret]", f.code.returns, analysis::RETURN_SITE_KIND),
+                    f.return_file_offsets().map(|o| format!("{o:#x}")).collect::<Vec<_>>().join(","),
+                ),
+                (Site::AfterEntry, SiteMode::Auto) => (
+                    format!(
+                        "+{:#x} [{:?}: {}]",
+                        f.code.site.offset, f.code.site.kind, f.code.site.instruction
+                    ),
+                    format!("{:#x}", f.site_file_offset()),
+                ),
+                (Site::AfterEntry, SiteMode::Entry) => {
+                    ("+0x0 [entry, benchmark only]".to_owned(), format!("{:#x}", f.file_offset))
+                }
+            };
+            out.push_str(&format!(
+                "gort:   probe {:<10} {}{} file offset {} ({})\n",
+                spec.name,
+                spec.symbol,
+                place,
+                file_offsets,
+                match spec.heat {
+                    Heat::Cold => "always",
+                    Heat::Sampled => "sampled",
+                    Heat::DeepOnly => "deep mode",
+                    Heat::Linked => "trace linkage",
+                }
+            ));
+        }
+        out.push_str(&format!("gort:   mode: {}\n", self.mode()));
+        if let Some(l) = &self.linkage {
+            out.push_str(&format!(
+                "gort:   trace linkage: OpenTelemetry Go SDK span context at offset {} ({:?})\n",
+                l.span_context_offset, l.offset_source
+            ));
+        }
+        out
+    }
+}
+
+pub(super) struct Outputs {
+    otlp: Option<(PathBuf, BufWriter<fs::File>)>,
+    forward: Option<Arc<pipeline::Shared>>,
+}
+
+impl Outputs {
+    /// With the pipeline, `--otlp-json` is the pipeline's copy of
+    /// everything it forwards (`pipeline::tap`, set up by the caller);
+    /// without, gort's metrics are written here.
+    pub(super) fn open(options: &RunOptions) -> Result<Self, RunError> {
+        let otlp = match (&options.otlp_json, &options.forward) {
+            (Some(_), Some(_)) => None,
+            (Some(path), None) => {
+                let file = fs::File::create(path)
+                    .map_err(|source| RunError::Output { path: path.clone(), source })?;
+                Some((path.clone(), BufWriter::new(file)))
+            }
+            (None, _) => None,
+        };
+        Ok(Self { otlp, forward: options.forward.clone() })
+    }
+
+    pub(super) fn write_metrics(
+        &mut self,
+        session: &Session,
+        snap: &Snapshot,
+        service: Option<&str>,
+    ) -> Result<(), RunError> {
+        if self.otlp.is_none() && self.forward.is_none() {
+            return Ok(());
+        }
+        // Exemplars gathered since the last report go out once.
+        let exemplars = session.linker().map(pipeline::Linkage::take_exemplars).unwrap_or_default();
+        let identity = self.forward.as_ref().and_then(|p| p.identities.for_pid(session.process.pid));
+        let request = export::metrics_request(
+            &export::ResourceFacts::new(&session.process, &session.analysis, service)
+                .with_identity(identity.as_ref().map_or(&[], |i| i.attributes.as_slice())),
+            &session.probe_hits(snap),
+            &snap.runtime,
+            snap.sampling_ratio,
+            snap.sampling.coverage(),
+            snap.live.as_ref(),
+            &exemplars,
+            unix_nanos(session.started),
+            unix_nanos(SystemTime::now()),
+        );
+        if let Some((path, out)) = &mut self.otlp {
+            gort_proto::write_json_line(out, &request)
+                .and_then(|()| out.flush())
+                .map_err(|source| RunError::Output { path: path.clone(), source })?;
+        }
+        // Cumulative points: a refused export (counted by the pipeline) is
+        // made good by the next one.
+        if let Some(pipeline) = &self.forward
+            && !pipeline.offer_own(Payload::Metrics(request))
+        {
+            log::warn!("gort's runtime metrics: the pipeline queue is full; the next report carries them");
+        }
+        Ok(())
+    }
+}
+
+/// One snapshot of the aggregates, printed and exported.
+pub(super) fn report(
+    session: &mut Session,
+    probes: &Probes,
+    outputs: &mut Outputs,
+    service: Option<&str>,
+) -> Result<Snapshot, RunError> {
+    let snap = session.snapshot(probes)?;
+    report_line(session, probes, &snap)?;
+    outputs.write_metrics(session, &snap, service)?;
+    Ok(snap)
+}
+
+pub(super) fn report_line(session: &Session, probes: &Probes, snap: &Snapshot) -> Result<(), RunError> {
+    let goroutines = probes.goroutines_seen(session.process.pid)?.len();
+    let mut line = format!("gort: pid {} [{}]:", session.process.pid, session.mode());
+    for (name, hits) in session.probe_hits(snap) {
+        line.push_str(&format!(" {name}={hits}"));
+    }
+    if goroutines > 0 {
+        line.push_str(&format!(" goroutines_seen={goroutines}"));
+    }
+    let rt = &snap.runtime;
+    let ms = |ns: Option<f64>| ns.map_or("-".to_owned(), |v| format!("{:.3}ms", v / 1e6));
+    let s = &snap.sampling;
+    if s.is_estimate() {
+        let err = s.schedule_count_relative_error.map_or(String::new(), |e| format!(", +-{:.0}%", 100.0 * e));
+        line.push_str(&format!(
+            "\ngort:   estimates (~) from {:.1}s recorded of {:.1}s attached{err}",
+            s.covered_ns as f64 / 1e9,
+            s.elapsed_ns as f64 / 1e9,
+        ));
+    }
+    let approx = if s.is_estimate() { "~" } else { "" };
+    line.push_str(&format!(
+        "\ngort:   schedule latency n={approx}{} p50={} p99={}; gc cycles={} stw pauses={} p50={} max<={}",
+        rt.schedule_latency.count(),
+        ms(rt.schedule_latency.quantile_ns(0.5)),
+        ms(rt.schedule_latency.quantile_ns(0.99)),
+        rt.gc_cycles,
+        rt.gc_pause.count(),
+        ms(rt.gc_pause.quantile_ns(0.5)),
+        ms(rt.gc_pause.quantile_ns(1.0)),
+    ));
+    let mut blocked: Vec<(&str, TimeHistogram)> = rt.blocked_by_category().into_iter().collect();
+    blocked.sort_by_key(|(_, h)| std::cmp::Reverse(h.sum_ns));
+    line.push_str(&format!("; gc mark workers={:.3}s", rt.gc_mark_worker_ns() as f64 / 1e9));
+    if let Some(live) = &snap.live {
+        let mut by_state: BTreeMap<&str, u64> = BTreeMap::new();
+        for ((state, _), n) in &live.application {
+            *by_state.entry(state).or_default() += n;
+        }
+        line.push_str("\ngort:   live goroutines:");
+        for (state, n) in by_state {
+            line.push_str(&format!(" {state}={n}"));
+        }
+        line.push_str(&format!(" (and {} of the runtime's own)", live.runtime.values().sum::<u64>()));
+    }
+    line.push_str("\ngort:   blocked:");
+    for (category, h) in blocked.iter().take(5) {
+        line.push_str(&format!(" {category}={:.3}s/{}", h.sum_ns as f64 / 1e9, h.count()));
+    }
+    let n = &session.notable;
+    let worst = n.recent.iter().filter(|e| e.kind == "schedule_stall").max_by_key(|e| e.duration_ns);
+    line.push_str(&format!(
+        "\ngort:   notable: {} stalls >= {:.3}ms{}, {} gc pauses, {} lost",
+        n.schedule_stalls,
+        n.stall_threshold_ns as f64 / 1e6,
+        worst.map_or(String::new(), |e| format!(
+            " (worst recent {:.3}ms, goroutine {})",
+            e.duration_ns as f64 / 1e6,
+            e.goid
+        )),
+        n.gc_pauses,
+        n.lost,
+    ));
+    println!("{line}");
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! What a run leaves behind: the per-target summary (`--summary-json`).
+
+use std::{collections::BTreeMap, fs, path::PathBuf};
+
+use gort_goexe::{self as analysis};
+
+use super::*;
+use crate::{
+    bpf::{Probes, probes::Site},
+    linkage::LinkCounts,
+    pipeline::{self},
+    telemetry::{
+        census::{self as goroutines},
+        stats::RuntimeCounts,
+    },
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndReason {
+    TargetExited,
+    Duration,
+    Interrupted,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ProbeSummary {
+    pub name: &'static str,
+    pub symbol: &'static str,
+    pub address: u64,
+    pub file_offset: u64,
+    /// `after_entry` (one site past the entry) or `returns` (every RET).
+    pub site: Site,
+    /// Offset of the site from the entry (the first RET's for `returns`).
+    pub site_offset: u64,
+    /// Whether the kernel emulates the probed instruction or single-steps it.
+    pub site_kind: analysis::SiteKind,
+    pub instruction: String,
+    pub hits: u64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct GoroutineSeen {
+    pub goid: u64,
+    pub hits: u64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TargetSummary {
+    pub pid: u32,
+    pub exe: PathBuf,
+    pub go_version: String,
+    pub goid_offset: u64,
+    pub probes: Vec<ProbeSummary>,
+    pub goroutines: Vec<GoroutineSeen>,
+    /// Runtime telemetry gathered while attached.
+    pub runtime: RuntimeCounts,
+    /// Time GC background mark workers spent marking (ns).
+    pub gc_mark_worker_ns: u64,
+    pub sampling: SamplingSummary,
+    /// Live application goroutines at the end (what runtime.NumGoroutine
+    /// counts), by "state" or "waiting/<category>".
+    pub live_goroutines: BTreeMap<String, u64>,
+    /// The runtime's own goroutines at the end, likewise.
+    pub runtime_goroutines: BTreeMap<String, u64>,
+    pub notable: NotableSummary,
+    /// Trace linkage, when it was on for this target.
+    pub linkage: Option<LinkageSummary>,
+    pub exited: bool,
+}
+
+/// What trace linkage did for one target.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LinkageSummary {
+    /// Offset of the SDK span's span context, and where it came from.
+    pub span_context_offset: u64,
+    pub offset_source: analysis::OffsetSource,
+    /// Span ends and stalls read from the kernel.
+    pub span_ends: u64,
+    pub stalls: u64,
+    /// Span records the kernel had no room for, and records not decodable.
+    pub records_lost: u64,
+    pub undecodable: u64,
+    /// The pipeline's join books (all targets) at the end of the run, once
+    /// the pipeline drained.
+    pub counts: LinkCounts,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Summary {
+    pub targets: Vec<TargetSummary>,
+    pub ended: EndReason,
+}
+
+impl Summary {
+    /// Writes the summary, with the pipeline's join books as they stand
+    /// now (the caller writes it once the pipeline has drained: spans the
+    /// service flushes at its exit are joined after its session ended).
+    pub fn write(
+        &mut self,
+        path: &std::path::Path,
+        pipeline: Option<&pipeline::Shared>,
+    ) -> Result<(), RunError> {
+        if let Some(linkage) = pipeline.and_then(|p| p.linkage.as_ref()) {
+            let counts = linkage.counts();
+            for t in &mut self.targets {
+                if let Some(l) = &mut t.linkage {
+                    l.counts = counts;
+                }
+            }
+        }
+        let text = serde_json::to_string_pretty(self).unwrap_or_default();
+        fs::write(path, text).map_err(|source| RunError::Output { path: path.to_owned(), source })
+    }
+}
+
+impl Session {
+    pub(super) fn summary(
+        &self,
+        probes: &Probes,
+        snap: Snapshot,
+        exited: bool,
+    ) -> Result<TargetSummary, RunError> {
+        let hits = &snap.hits;
+        Ok(TargetSummary {
+            pid: self.process.pid,
+            exe: self.process.exe.clone(),
+            go_version: self.analysis.build.go_version.clone(),
+            goid_offset: self.goid_offset,
+            probes: self
+                .planned
+                .iter()
+                .map(|Planned { spec, function: f, .. }| {
+                    let (site_offset, site_kind, instruction) = match spec.site {
+                        Site::AfterEntry => {
+                            (f.code.site.offset, f.code.site.kind, f.code.site.instruction.clone())
+                        }
+                        Site::Returns => (
+                            f.code.returns.first().copied().unwrap_or(0),
+                            analysis::RETURN_SITE_KIND,
+                            "ret".to_owned(),
+                        ),
+                    };
+                    ProbeSummary {
+                        name: spec.name,
+                        symbol: spec.symbol,
+                        address: f.address,
+                        file_offset: f.file_offset,
+                        site: spec.site,
+                        site_offset,
+                        site_kind,
+                        instruction,
+                        hits: hits[spec.id.index() as usize],
+                    }
+                })
+                .collect(),
+            goroutines: probes
+                .goroutines_seen(self.process.pid)?
+                .into_iter()
+                .map(|(goid, hits)| GoroutineSeen { goid, hits })
+                .collect(),
+            gc_mark_worker_ns: snap.runtime.gc_mark_worker_ns(),
+            runtime: snap.runtime,
+            sampling: snap.sampling.clone(),
+            live_goroutines: live_keys(self.last_live.as_ref().map(|l| &l.application)),
+            runtime_goroutines: live_keys(self.last_live.as_ref().map(|l| &l.runtime)),
+            notable: self.notable.clone(),
+            linkage: self.linkage.clone(),
+            exited,
+        })
+    }
+}
+
+/// Census counts keyed "state" or "state/category", for the summary.
+pub(super) fn live_keys(counts: Option<&goroutines::Counts>) -> BTreeMap<String, u64> {
+    let key = |(state, category): (&str, &str)| {
+        if category.is_empty() { state.to_owned() } else { format!("{state}/{category}") }
+    };
+    counts.into_iter().flatten().map(|(k, v)| (key(*k), *v)).collect()
+}
