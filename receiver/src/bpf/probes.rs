@@ -198,20 +198,6 @@ pub const PROBES: &[ProbeSpec] = &[
     },
 ];
 
-/// What each optional probe feeds, for the warning when it is missing.
-pub fn feeds(id: ProbeId) -> &'static str {
-    match id {
-        ProbeId::Execute | ProbeId::Ready => "probe hit counts",
-        ProbeId::Casgstatus => "go.schedule.duration and goroutine counts",
-        ProbeId::StopTheWorld | ProbeId::StartTheWorldReturn | ProbeId::StartTheWorldArgs => {
-            "go.memory.gc.pause.duration and GC cycles"
-        }
-        ProbeId::SpanStart | ProbeId::SpanEnd => "trace linkage",
-        ProbeId::Newproc => "span inheritance by new goroutines",
-        ProbeId::AssistStart | ProbeId::AssistEnd => "GC assist time per span",
-    }
-}
-
 /// Struct fields the probes (and the goroutine census) read, with whether
 /// they are required.
 pub const FIELDS: &[(Field, Need)] = &[

@@ -157,7 +157,7 @@ impl Session {
                     "{}: {} not found; {} disabled",
                     exe.display(),
                     spec.symbol,
-                    probe_table::feeds(spec.id)
+                    crate::features::feeds(spec.id)
                 );
                 continue;
             };
@@ -167,7 +167,7 @@ impl Session {
                 (Site::Returns, _) => function.return_file_offsets().collect(),
             };
             if file_offsets.is_empty() {
-                log::warn!("{}: no RET to probe; {} disabled", spec.symbol, probe_table::feeds(spec.id));
+                log::warn!("{}: no RET to probe; {} disabled", spec.symbol, crate::features::feeds(spec.id));
                 continue;
             }
             planned.push(Planned { spec, function: function.clone(), file_offsets, attachment: None });

@@ -1,11 +1,9 @@
 //! The estimates: what each stratum of the sampling recorded, scaled by
 //! the time it stands for, and their errors.
 
-use std::{collections::BTreeMap, time::Instant};
+use std::time::Instant;
 
-use gort_common::{
-    CounterId, HistogramId, MAX_WAIT_REASONS, RUNTIME_GOROUTINE, WEIGHT_ONE, blocked_base, time_hist,
-};
+use gort_common::WEIGHT_ONE;
 
 use self::sampling::StratumCount;
 use super::*;
@@ -47,36 +45,13 @@ impl SamplingSummary {
     }
 }
 
-/// Reads the in-kernel runtime aggregates; `wait_names` names the wait
-/// reasons of the target's Go release.
+/// Reads the in-kernel runtime aggregates of every feature; `wait_names`
+/// names the wait reasons of the target's Go release.
 pub(super) fn read_runtime(
     probes: &Probes,
     wait_names: Option<&[String]>,
 ) -> Result<RuntimeCounts, RunError> {
-    let hist = |id| probes.histogram(id).map(|s| TimeHistogram::from_slots(&s));
-    let reasons = wait_names.map_or(MAX_WAIT_REASONS, |n| (n.len() as u32).min(MAX_WAIT_REASONS));
-    let bank = |flag: u64| -> Result<BTreeMap<String, TimeHistogram>, RunError> {
-        let mut blocked = BTreeMap::new();
-        for n in 0..reasons {
-            let base = blocked_base(u64::from(n) | flag);
-            if probes.histogram_slot(base, time_hist::SUM_SLOT)? == 0 {
-                continue;
-            }
-            let h = TimeHistogram::from_slots(&probes.histogram_at(base)?);
-            blocked.insert(gort_goexe::wait_reasons::name(wait_names, n), h);
-        }
-        Ok(blocked)
-    };
-    Ok(RuntimeCounts {
-        blocked: bank(0)?,
-        runtime_blocked: bank(RUNTIME_GOROUTINE)?,
-        schedule_latency: hist(HistogramId::ScheduleLatency)?,
-        gc_pause: hist(HistogramId::GcPause)?,
-        gc_cycles: probes.counter(CounterId::GcCycles)?,
-        other_stw_pauses: probes.counter(CounterId::OtherStw)?,
-        goroutines_created: probes.counter(CounterId::GoroutinesCreated)?,
-        goroutines_exited: probes.counter(CounterId::GoroutinesExited)?,
-    })
+    Ok(crate::features::read_runtime(probes, wait_names)?)
 }
 
 impl Session {

@@ -18,7 +18,7 @@ use crate::{
         Probes,
         probes::{Heat, Site, SiteMode},
     },
-    export,
+    export, features,
     pipeline::{self, Payload},
     telemetry::{
         census::{self as goroutines},
@@ -173,18 +173,21 @@ impl Outputs {
         // Exemplars gathered since the last report go out once.
         let exemplars = session.linker().map(pipeline::Linkage::take_exemplars).unwrap_or_default();
         let identity = self.forward.as_ref().and_then(|p| p.identities.for_pid(session.process.pid));
-        let request = export::metrics_request(
-            &export::ResourceFacts::new(&session.process, &session.analysis, service)
-                .with_identity(identity.as_ref().map_or(&[], |i| i.attributes.as_slice())),
-            &session.probe_hits(snap),
-            &snap.runtime,
-            snap.sampling_ratio,
-            snap.sampling.coverage(),
-            snap.live.as_ref(),
-            &exemplars,
-            unix_nanos(session.started),
-            unix_nanos(SystemTime::now()),
-        );
+        let resource = export::ResourceFacts::new(&session.process, &session.analysis, service)
+            .with_identity(identity.as_ref().map_or(&[], |i| i.attributes.as_slice()));
+        let report = features::Report {
+            runtime: &snap.runtime,
+            live: snap.live.as_ref(),
+            probe_hits: &session.probe_hits(snap),
+            sampling_ratio: snap.sampling_ratio,
+            coverage: snap.sampling.coverage(),
+            exemplars: &exemplars,
+            window: export::points::Window {
+                start: unix_nanos(session.started),
+                now: unix_nanos(SystemTime::now()),
+            },
+        };
+        let request = export::metrics_request(&resource, features::metrics(&report));
         if let Some((path, out)) = &mut self.otlp {
             gort_proto::write_json_line(out, &request)
                 .and_then(|()| out.flush())

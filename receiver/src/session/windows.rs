@@ -9,7 +9,7 @@ use self::sampling::Step;
 use super::*;
 use crate::bpf::{
     Probes,
-    probes::{self as probe_table, Heat, Need},
+    probes::{Heat, Need},
 };
 
 impl Session {
@@ -32,7 +32,11 @@ impl Session {
                         // The target exited under us: nothing to warn about.
                         Err(_) if !self.process.is_alive() => {}
                         Err(e) if p.spec.need == Need::Optional => {
-                            log::warn!("{}: {e}; {} disabled", p.spec.symbol, probe_table::feeds(p.spec.id));
+                            log::warn!(
+                                "{}: {e}; {} disabled",
+                                p.spec.symbol,
+                                crate::features::feeds(p.spec.id)
+                            );
                             refused.push(i);
                         }
                         Err(e) => return Err(e.into()),
