@@ -9,6 +9,8 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize)]
 pub struct Summary {
     pub targets: Vec<Target>,
+    /// `target-exited`, `duration` or `interrupted`.
+    pub ended: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -20,6 +22,71 @@ pub struct Target {
     pub live_goroutines: BTreeMap<String, u64>,
     #[serde(default)]
     pub runtime_goroutines: BTreeMap<String, u64>,
+    pub probes: Vec<Probe>,
+    pub gc_mark_worker_ns: f64,
+    pub notable: Notable,
+    pub linkage: Option<Linkage>,
+    /// Goroutine ids the deep-mode probes saw, with their hits.
+    pub goroutines: Vec<GoroutineSeen>,
+    pub exited: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct GoroutineSeen {
+    pub goid: u64,
+    pub hits: u64,
+}
+
+impl Target {
+    /// Hits of the probe named `name`, if it was planned.
+    pub fn hits(&self, name: &str) -> Option<u64> {
+        self.probes.iter().find(|p| p.name == name).map(|p| p.hits)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Probe {
+    pub name: String,
+    pub hits: u64,
+    /// `after_entry` or `returns` (absent before gort said it).
+    #[serde(default)]
+    pub site: Option<String>,
+    #[serde(default)]
+    pub site_kind: Option<String>,
+    pub site_offset: u64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Notable {
+    pub schedule_stalls: u64,
+    pub gc_pauses: u64,
+    pub lost: u64,
+    pub undecodable: u64,
+    pub recent: Vec<NotableEvent>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NotableEvent {
+    pub kind: String,
+    pub goid: u64,
+    pub duration_ns: u64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Linkage {
+    pub offset_source: String,
+    pub counts: LinkCounts,
+}
+
+/// The pipeline's join books (`gort_linkage_*`); absent fields are older gorts'.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LinkCounts {
+    pub enriched: u64,
+    pub unmatched: u64,
+    pub stall_spans: u64,
+    pub spans_received: u64,
+    pub spans_not_received: u64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -38,6 +105,8 @@ impl Histogram {
 #[derive(Debug, Deserialize)]
 pub struct Runtime {
     pub schedule_latency: Histogram,
+    pub gc_pause: Histogram,
+    pub gc_cycles: u64,
     /// Application goroutines' parked time, by the runtime's wait reason.
     pub blocked: BTreeMap<String, Histogram>,
     /// The runtime's own goroutines' parked time (absent before gort told

@@ -4,7 +4,7 @@
 
 use std::{process::Command, time::Duration};
 
-use gort_integration::{PingPongReport, Proc, go_program, gort_binary, parse_report, require_root};
+use gort_integration::{PingPongReport, Proc, go_program, gort_binary, parse_report, require_root, summary};
 
 #[test]
 fn ebpf_follows_the_executable_across_a_restart() {
@@ -45,20 +45,17 @@ fn ebpf_follows_the_executable_across_a_restart() {
     assert!(status.success());
     assert!(gort.wait_exit(Duration::from_secs(15)).success());
 
-    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
-    let _ = std::fs::remove_file(&summary);
-    assert_eq!(s["ended"], "interrupted");
-    let targets = s["targets"].as_array().unwrap();
-    assert_eq!(targets.len(), 2, "{s}");
+    let s = summary::take(&summary);
+    assert_eq!(s.ended, "interrupted");
+    let targets = &s.targets;
+    assert_eq!(targets.len(), 2, "{s:?}");
     for (target, (pid, report)) in
         targets.iter().zip([(first_pid, &first_report), (second_pid, &second_report)])
     {
-        assert_eq!(target["pid"], pid);
-        assert_eq!(target["exited"], true);
-        let execute = target["probes"].as_array().unwrap().iter().find(|p| p["name"] == "execute").unwrap();
-        assert!(execute["hits"].as_u64().unwrap() >= 2 * report.round_trips, "{target}");
-        let seen: Vec<u64> =
-            target["goroutines"].as_array().unwrap().iter().map(|g| g["goid"].as_u64().unwrap()).collect();
+        assert_eq!(target.pid, pid);
+        assert!(target.exited);
+        assert!(target.hits("execute").unwrap() >= 2 * report.round_trips, "{target:?}");
+        let seen: Vec<u64> = target.goroutines.iter().map(|g| g.goid).collect();
         for goid in &report.goids {
             assert!(seen.contains(goid), "pid {pid}: goroutine {goid} not seen: {seen:?}");
         }

@@ -6,7 +6,12 @@
 
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
-use gort_integration::{go_program, parse_report, require_root, start_gort, start_pingpong};
+use gort_integration::{go_program, parse_report, require_root, start_gort, start_pingpong, summary};
+use gort_proto::{
+    common::{AnyValue, any_value},
+    metrics::{metric::Data, number_data_point},
+    metrics_service::ExportMetricsServiceRequest,
+};
 
 const PAIRS: u32 = 4;
 const ROUNDS: u32 = 5_000;
@@ -89,36 +94,32 @@ fn check_pingpong(binary: &Path) {
     assert!(status.success(), "gort exited with {status}");
     assert!(gort.seen.iter().any(|l| l.contains("exited; probes detached")), "gort did not report the exit");
 
-    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary_path).unwrap()).unwrap();
-    eprintln!("summary: {}", serde_json::to_string(&summary["targets"][0]["probes"]).unwrap());
-    assert_eq!(summary["ended"], "target-exited");
-    let target = &summary["targets"][0];
-    assert_eq!(target["pid"], pingpong.pid());
-    let hits = |name: &str| {
-        target["probes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == name)
-            .unwrap_or_else(|| panic!("no probe {name} in {target}"))["hits"]
-            .as_u64()
-            .unwrap()
-    };
+    let mut summary = summary::take(&summary_path);
+    eprintln!("summary: {:?}", summary.targets[0].probes);
+    assert_eq!(summary.ended, "target-exited");
+    let target = summary.targets.remove(0);
+    assert_eq!(target.pid, pingpong.pid());
+    let hits =
+        |name: &str| target.hits(name).unwrap_or_else(|| panic!("no probe {name} in {:?}", target.probes));
     let round_trips = report.round_trips;
     assert_eq!(round_trips, u64::from(PAIRS * ROUNDS));
     // Each round trip parks and readies each side of the pair once, so at
     // least two executes and two readies per round trip.
     assert!(hits("execute") >= 2 * round_trips, "execute {} < 2 x {round_trips}", hits("execute"));
     assert!(hits("ready") >= 2 * round_trips, "ready {} < 2 x {round_trips}", hits("ready"));
-    for probe in target["probes"].as_array().unwrap() {
-        assert_ne!(probe["site_offset"], 0, "probe on the entry instruction: {probe}");
-        if probe["site"] == "returns" {
+    for probe in &target.probes {
+        assert_ne!(probe.site_offset, 0, "probe on the entry instruction: {probe:?}");
+        if probe.site.as_deref() == Some("returns") {
             // The kernel single-steps a RET: only the rare stop-the-world
             // end may sit on one.
-            assert_eq!(probe["site_kind"], "single_stepped", "{probe}");
-            assert_eq!(probe["name"], "stw_end", "a RET probe on a frequent path: {probe}");
+            assert_eq!(probe.site_kind.as_deref(), Some("single_stepped"), "{probe:?}");
+            assert_eq!(probe.name, "stw_end", "a RET probe on a frequent path: {probe:?}");
         } else {
-            assert_eq!(probe["site_kind"], "emulated", "probe not on an emulatable site: {probe}");
+            assert_eq!(
+                probe.site_kind.as_deref(),
+                Some("emulated"),
+                "probe not on an emulatable site: {probe:?}"
+            );
         }
     }
 
@@ -129,12 +130,7 @@ fn check_pingpong(binary: &Path) {
     // the bound holds for the created goroutines together, not for each. No
     // other goroutine is busy: a wrong goid offset shows up as unknown ids
     // with large counts, or as created ids never seen.
-    let seen: BTreeMap<u64, u64> = target["goroutines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| (g["goid"].as_u64().unwrap(), g["hits"].as_u64().unwrap()))
-        .collect();
+    let seen: BTreeMap<u64, u64> = target.goroutines.iter().map(|g| (g.goid, g.hits)).collect();
     eprintln!("goroutines created: {:?}\ngoroutines seen: {seen:?}", report.goids);
     assert_eq!(report.goids.len(), 2 * PAIRS as usize);
     let mut created_hits = 0;
@@ -155,36 +151,34 @@ fn check_pingpong(binary: &Path) {
 
     // The OTLP/JSON file holds cumulative gort.probe.hits for this process.
     let otlp = std::fs::read_to_string(&otlp_path).unwrap();
-    let last: serde_json::Value = serde_json::from_str(otlp.lines().last().expect("no OTLP lines")).unwrap();
-    let rm = &last["resourceMetrics"][0];
-    let pid_attr =
-        rm["resource"]["attributes"].as_array().unwrap().iter().find(|a| a["key"] == "process.pid").unwrap();
-    assert_eq!(pid_attr["value"]["intValue"], pingpong.pid().to_string());
-    let metrics = rm["scopeMetrics"][0]["metrics"].as_array().unwrap();
-    let metric = metrics.iter().find(|m| m["name"] == "gort.probe.hits").expect("no gort.probe.hits");
-    let execute_point = metric["sum"]["dataPoints"]
-        .as_array()
-        .unwrap()
+    let last: ExportMetricsServiceRequest = serde_json::from_str(otlp.lines().last().expect("no OTLP lines"))
+        .expect("an OTLP/JSON metrics request");
+    let rm = &last.resource_metrics[0];
+    let pid_attr = rm.resource.as_ref().unwrap().attributes.iter().find(|a| a.key == "process.pid").unwrap();
+    assert_eq!(
+        pid_attr.value,
+        Some(AnyValue { value: Some(any_value::Value::IntValue(i64::from(pingpong.pid()))) })
+    );
+    let metrics = &rm.scope_metrics[0].metrics;
+    let metric = metrics.iter().find(|m| m.name == "gort.probe.hits").expect("no gort.probe.hits");
+    let Some(Data::Sum(sum)) = &metric.data else { panic!("gort.probe.hits is not a sum") };
+    let execute_point = sum
+        .data_points
         .iter()
-        .find(|p| p["attributes"][0]["value"]["stringValue"] == "execute")
+        .find(|p| {
+            p.attributes[0].value
+                == Some(AnyValue { value: Some(any_value::Value::StringValue("execute".into())) })
+        })
         .unwrap();
-    assert_eq!(execute_point["asInt"], hits("execute").to_string());
+    assert_eq!(execute_point.value, Some(number_data_point::Value::AsInt(hits("execute") as i64)));
 
     // Every half round trip makes a goroutine runnable and then running:
     // the scheduling-latency histogram holds at least that many samples.
-    let sched =
-        metrics.iter().find(|m| m["name"] == "go.schedule.duration").expect("no go.schedule.duration");
-    assert_eq!(sched["unit"], "s");
-    let count: u64 = sched["histogram"]["dataPoints"][0]["count"].as_str().unwrap().parse().unwrap();
+    let sched = metrics.iter().find(|m| m.name == "go.schedule.duration").expect("no go.schedule.duration");
+    assert_eq!(sched.unit, "s");
+    let Some(Data::Histogram(h)) = &sched.data else { panic!("go.schedule.duration is not a histogram") };
+    let count = h.data_points[0].count;
     assert!(count >= 2 * round_trips, "go.schedule.duration count {count} < 2 x {round_trips}");
-    assert_eq!(
-        target["runtime"]["schedule_latency"]["counts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c.as_u64().unwrap())
-            .sum::<u64>(),
-        count
-    );
+    assert_eq!(target.runtime.schedule_latency.counts.iter().sum::<u64>(), count);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,7 +5,12 @@
 
 use std::{path::Path, process::Command, time::Duration};
 
-use gort_integration::{Proc, go_program, require_root, start_gort, summary};
+use gort_integration::{
+    Proc, go_program,
+    goprog::{RuntimeHistogram, RuntimeloadReport},
+    require_root, start_gort,
+    summary::{self, Target},
+};
 
 /// Runs `runtimeload` with gort attached; returns (gort summary target,
 /// runtime report).
@@ -14,7 +19,7 @@ fn run(
     args: &[&str],
     env: &[(&str, &str)],
     gort_args: &[&str],
-) -> (serde_json::Value, serde_json::Value) {
+) -> (Target, RuntimeloadReport) {
     let mut cmd = Command::new(binary);
     cmd.args(args).envs(env.iter().copied());
     let mut load = Proc::spawn(cmd, "[runtimeload]");
@@ -33,29 +38,18 @@ fn run(
     let done = load.wait_line(Duration::from_secs(120), |l| l.contains("\"done\""));
     assert!(load.wait_exit(Duration::from_secs(10)).success());
     assert!(gort.wait_exit(Duration::from_secs(15)).success());
-    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
-    let _ = std::fs::remove_file(summary);
-    (s["targets"][0].clone(), serde_json::from_str(&done).unwrap())
-}
-
-fn u64s(v: &serde_json::Value) -> Vec<u64> {
-    v.as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).collect()
+    (summary::take(&summary).targets.remove(0), RuntimeloadReport::parse(&done))
 }
 
 /// The runtime histogram named `name` (or the first of several names),
 /// without its underflow and overflow counts, so index i is gort's bucket i.
-fn runtime_hist(report: &serde_json::Value, names: &[&str]) -> Vec<u64> {
-    let h = names
-        .iter()
-        .find_map(|n| report["histograms"].as_array().unwrap().iter().find(|h| h["name"] == *n))
-        .unwrap_or_else(|| panic!("runtime reported none of {names:?}"));
+fn runtime_hist(report: &RuntimeloadReport, names: &[&str]) -> Vec<u64> {
+    let RuntimeHistogram { buckets: bounds, counts, .. } = report.histogram(names);
     // Same layout: the runtime's bucket boundaries are gort's lower bounds.
-    let bounds: Vec<f64> = h["buckets"].as_array().unwrap().iter().map(|b| b.as_f64().unwrap()).collect();
     for (i, b) in bounds[1..bounds.len() - 1].iter().enumerate() {
         let ours = gort_common::time_hist::lower_bound(i as u32) as f64 / 1e9;
         assert!((b - ours).abs() <= ours * 1e-9, "bucket {i}: runtime {b} s, gort {ours} s");
     }
-    let counts = u64s(&h["counts"]);
     assert_eq!(counts[0], 0, "runtime underflow");
     counts[1..counts.len() - 1].to_vec()
 }
@@ -102,17 +96,16 @@ enum PauseAccounting {
 fn check_gc(version: &str, env: &[(&str, &str)], accounting: PauseAccounting) {
     let binary = go_program("runtimeload", version, &[], env);
     let (gort, runtime) = run(&binary, &["-workload", "gc", "-cycles", "30"], &[], &[]);
-    let ours = u64s(&gort["runtime"]["gc_pause"]["counts"]);
+    let ours = gort.runtime.gc_pause.counts.clone();
     let theirs = runtime_hist(&runtime, &["/sched/pauses/total/gc:seconds", "/gc/pauses:seconds"]);
-    eprintln!("{version}: gc cycles gort {} runtime {}", gort["runtime"]["gc_cycles"], runtime["gc_cycles"]);
-    assert_eq!(gort["runtime"]["gc_cycles"], runtime["gc_cycles"], "{version}: GC cycle counts differ");
-    assert!(runtime["gc_cycles"].as_u64().unwrap() >= 30);
+    eprintln!("{version}: gc cycles gort {} runtime {}", gort.runtime.gc_cycles, runtime.gc_cycles);
+    assert_eq!(gort.runtime.gc_cycles, runtime.gc_cycles, "{version}: GC cycle counts differ");
+    assert!(runtime.gc_cycles >= 30);
     // Mark workers: gort's time in "GC worker (active)" against the
     // runtime's dedicated + idle mark time. The runtime's clock starts when
     // the scheduler picks the worker, gort's when the worker begins marking,
     // so the runtime's is a little longer.
-    let (mark_ours, mark_theirs) =
-        (gort["gc_mark_worker_ns"].as_f64().unwrap(), runtime["gc_mark_worker_ns"].as_f64().unwrap());
+    let (mark_ours, mark_theirs) = (gort.gc_mark_worker_ns, runtime.gc_mark_worker_ns);
     eprintln!(
         "{version}: gc mark workers: gort {:.2} ms, runtime {:.2} ms",
         mark_ours / 1e6,
@@ -126,9 +119,9 @@ fn check_gc(version: &str, env: &[(&str, &str)], accounting: PauseAccounting) {
     let (n_ours, n_theirs) = (ours.iter().sum::<u64>(), theirs.iter().sum::<u64>());
     assert_eq!(n_ours, n_theirs, "{version}: STW pause counts differ");
     // Every pause is also a notable event, and none was lost.
-    let notable = &gort["notable"];
-    assert_eq!(notable["lost"], 0, "{version}");
-    assert_eq!(notable["gc_pauses"].as_u64().unwrap(), n_ours, "{version}: pause events vs pause count");
+    let notable = &gort.notable;
+    assert_eq!(notable.lost, 0, "{version}");
+    assert_eq!(notable.gc_pauses, n_ours, "{version}: pause events vs pause count");
     for q in [0.5, 0.99] {
         let (a, b) = (quantile_ns(&ours, q), quantile_ns(&theirs, q));
         eprintln!("{version}: gc pause p{}: gort {:.1} us, runtime {:.1} us", q * 100.0, a / 1e3, b / 1e3);
@@ -153,22 +146,22 @@ fn check_sched(version: &str, env: &[(&str, &str)]) {
     let threshold_ns = gort_common::time_hist::lower_bound(threshold_slot);
     let threshold = format!("{threshold_ns}ns");
     let (gort, runtime) = run(&binary, &args, &[("GOMAXPROCS", "1")], &["--runnable-threshold", &threshold]);
-    let ours = u64s(&gort["runtime"]["schedule_latency"]["counts"]);
+    let ours = gort.runtime.schedule_latency.counts.clone();
     let theirs = runtime_hist(&runtime, &["/sched/latencies:seconds"]);
     let (n_ours, n_theirs) = (ours.iter().sum::<u64>(), theirs.iter().sum::<u64>());
-    let notable = &gort["notable"];
+    let notable = &gort.notable;
     let above: u64 = ours[threshold_slot as usize..].iter().sum();
     eprintln!(
         "{version}: stalls >= {threshold_ns} ns: {} events, {above} histogram samples",
-        notable["schedule_stalls"]
+        notable.schedule_stalls
     );
-    assert_eq!(notable["lost"], 0, "{version}");
-    assert_eq!(notable["undecodable"], 0, "{version}");
-    assert_eq!(notable["schedule_stalls"].as_u64().unwrap(), above, "{version}: stall events vs histogram");
+    assert_eq!(notable.lost, 0, "{version}");
+    assert_eq!(notable.undecodable, 0, "{version}");
+    assert_eq!(notable.schedule_stalls, above, "{version}: stall events vs histogram");
     assert!(above > 0, "{version}: the workload produced no stall above {threshold_ns} ns");
-    for e in notable["recent"].as_array().unwrap().iter().filter(|e| e["kind"] == "schedule_stall") {
-        assert!(e["duration_ns"].as_u64().unwrap() >= threshold_ns, "{version}: {e}");
-        assert_ne!(e["goid"], 0, "{version}: {e}");
+    for e in notable.recent.iter().filter(|e| e.kind == "schedule_stall") {
+        assert!(e.duration_ns >= threshold_ns, "{version}: {e:?}");
+        assert_ne!(e.goid, 0, "{version}: {e:?}");
     }
     eprintln!("{version}: schedule latency samples: gort {n_ours}, runtime {n_theirs} (samples 1 in 8)");
     // The runtime tracks about one transition in eight per goroutine; gort
@@ -212,12 +205,14 @@ fn ebpf_schedule_latency_matches_the_runtime() {
 fn check_blocked(version: &str, env: &[(&str, &str)]) {
     let binary = go_program("runtimeload", version, &[], env);
     let (gort, program) = run(&binary, &["-workload", "block"], &[], &[]);
-    let blocked = &gort["runtime"]["blocked"];
-    let sum = |reason: &str| blocked[reason]["sum_ns"].as_u64().unwrap_or(0) as f64;
-    for (reason, key) in
-        [("sleep", "sleep_ns"), ("sync.Mutex.Lock", "mutex_wait_ns"), ("chan receive", "chan_wait_ns")]
-    {
-        let (ours, theirs) = (sum(reason), program[key].as_f64().unwrap());
+    let blocked = &gort.runtime.blocked;
+    let sum = |reason: &str| blocked.get(reason).map_or(0.0, |h| h.sum_ns as f64);
+    for (reason, theirs) in [
+        ("sleep", program.sleep_ns),
+        ("sync.Mutex.Lock", program.mutex_wait_ns),
+        ("chan receive", program.chan_wait_ns),
+    ] {
+        let ours = sum(reason);
         eprintln!(
             "{version}: blocked on {reason:?}: gort {:.1} ms, program measured {:.1} ms",
             ours / 1e6,
@@ -253,12 +248,11 @@ fn check_sampled(version: &str, env: &[(&str, &str)]) {
     let args = ["-workload", "sched", "-duration", "2s", "-workers", "4"];
     let sampling = ["--sample-first-window", "200ms", "--sample-window", "200ms", "--sample-period", "400ms"];
     let (gort, runtime) = run(&binary, &args, &[("GOMAXPROCS", "1")], &sampling);
-    let windows = gort["sampling"]["windows"].as_u64().unwrap();
+    let windows = gort.sampling.windows;
     assert!(windows >= 4, "{version}: {windows} sampling windows in 2 s");
-    assert_eq!(gort["sampling"]["deep_periods"], 0, "{version}");
-    let execute = gort["probes"].as_array().unwrap().iter().find(|p| p["name"] == "execute").unwrap();
-    assert_eq!(execute["hits"], 0, "{version}: a deep-only probe fired outside deep mode");
-    let ours = u64s(&gort["runtime"]["schedule_latency"]["counts"]);
+    assert_eq!(gort.sampling.deep_periods, 0, "{version}");
+    assert_eq!(gort.hits("execute"), Some(0), "{version}: a deep-only probe fired outside deep mode");
+    let ours = gort.runtime.schedule_latency.counts.clone();
     let theirs = runtime_hist(&runtime, &["/sched/latencies:seconds"]);
     let (n_ours, n_theirs) = (ours.iter().sum::<u64>(), theirs.iter().sum::<u64>());
     let ratio = n_ours as f64 / n_theirs as f64;
@@ -304,12 +298,10 @@ fn check_census(variant: &str, build_args: &[&str]) {
     load.send_line("exit");
     assert!(load.wait_exit(Duration::from_secs(10)).success());
     assert!(gort.wait_exit(Duration::from_secs(15)).success());
-    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
-    let _ = std::fs::remove_file(summary);
-    let live = &s["targets"][0]["live_goroutines"];
-    eprintln!("{variant}: live goroutines {live}");
+    let live = summary::take(&summary).targets.remove(0).live_goroutines;
+    eprintln!("{variant}: live goroutines {live:?}");
     for key in ["waiting/chan_receive", "waiting/mutex", "waiting/sleep"] {
-        let n = live[key].as_u64().unwrap_or(0);
+        let n = live.get(key).copied().unwrap_or(0);
         // The runtime's own goroutines are counted apart.
         assert_eq!(n, 100, "{variant}: {key} = {n}, expected 100");
     }
@@ -335,8 +327,7 @@ fn check_runtime_goroutines(version: &str, env: &[(&str, &str)]) {
     gort.wait_line(Duration::from_secs(10), |l| l.contains("probe stw_end"));
     load.send_line("go");
     let parked = load.wait_line(Duration::from_secs(30), |l| l.contains("\"parked\""));
-    let num_goroutine =
-        serde_json::from_str::<serde_json::Value>(&parked).unwrap()["num_goroutine"].as_u64().unwrap();
+    let num_goroutine = RuntimeloadReport::parse(&parked).num_goroutine.expect("the parked line's count");
     // Two reports, so the last census is one of the parked population.
     for _ in 0..2 {
         gort.wait_line(Duration::from_secs(10), |l| l.contains("live goroutines:"));
@@ -406,14 +397,10 @@ fn ebpf_missing_runtime_function_disables_only_its_metrics() {
         .unwrap();
     assert!(status.success(), "objcopy --strip-symbol failed");
     let (gort, runtime) = run(&without, &["-workload", "gc", "-cycles", "10"], &[], &[]);
-    let probes: Vec<&str> =
-        gort["probes"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let probes: Vec<&str> = gort.probes.iter().map(|p| p.name.as_str()).collect();
     assert!(!probes.contains(&"casgstatus"), "{probes:?}");
     assert!(probes.contains(&"stw_end"), "{probes:?}");
-    assert_eq!(
-        gort["runtime"]["schedule_latency"]["counts"].as_array().unwrap().iter().filter(|c| *c != 0).count(),
-        0
-    );
-    assert_eq!(gort["runtime"]["gc_cycles"], runtime["gc_cycles"], "GC telemetry must keep working");
-    assert!(gort["live_goroutines"].as_object().is_some_and(|m| !m.is_empty()), "the census keeps working");
+    assert_eq!(gort.runtime.schedule_latency.counts.iter().filter(|c| **c != 0).count(), 0);
+    assert_eq!(gort.runtime.gc_cycles, runtime.gc_cycles, "GC telemetry must keep working");
+    assert!(!gort.live_goroutines.is_empty(), "the census keeps working");
 }

@@ -17,20 +17,24 @@ use std::{
 };
 
 use gort_integration::{
-    Proc, free_port, go_program, gort_binary, read_jsonl, require_root, start_collector, start_sink,
+    Proc, free_port, go_program, gort_binary, require_root,
+    sink::{self, Injection, Item},
+    start_collector, start_sink,
+    summary::{self, LinkCounts, Target},
     wait_for_port,
 };
 
 struct Run {
     /// Service spans by "trace/span" id, with how many times each arrived.
-    spans: HashMap<String, (serde_json::Value, usize)>,
+    spans: HashMap<String, (Item, usize)>,
     /// gort's stall children by parent id.
-    children: HashMap<String, Vec<serde_json::Value>>,
+    children: HashMap<String, Vec<Item>>,
     /// (metric, exemplar id) of every exemplar upstream.
     exemplars: Vec<(String, String)>,
     ended: HashSet<String>,
-    truths: Vec<serde_json::Value>,
-    summary: serde_json::Value,
+    truths: Vec<Injection>,
+    /// gort's summary of the service.
+    target: Target,
     /// `service` of gort's metric points upstream, in arrival order.
     metric_services: Vec<String>,
     /// What gort wrote to --otlp-json: (spans with runtime attributes, metric requests).
@@ -101,8 +105,7 @@ fn run(o: &Options<'_>) -> Run {
     svc_cmd.arg("-truth").arg(&truth).arg("-ended").arg(&ended);
     let mut svc = Proc::spawn(svc_cmd, "[svc]");
     let listening = svc.wait_line(Duration::from_secs(30), |l| l.contains("\"listening\""));
-    let addr =
-        serde_json::from_str::<serde_json::Value>(&listening).unwrap()["addr"].as_str().unwrap().to_owned();
+    let addr = listen_addr(&listening);
     let mut gort = o.late_attach.is_none().then(|| {
         let mut g = Proc::spawn(gort_args(svc.pid()), "[gort]");
         g.wait_line(Duration::from_secs(30), |l| l.contains("mode:"));
@@ -134,47 +137,38 @@ fn run(o: &Options<'_>) -> Run {
     unsafe_kill(sink.pid(), "TERM");
     let _ = sink.wait_exit(Duration::from_secs(10));
 
-    let mut spans: HashMap<String, (serde_json::Value, usize)> = HashMap::new();
-    let mut children: HashMap<String, Vec<serde_json::Value>> = HashMap::new();
+    let mut spans: HashMap<String, (Item, usize)> = HashMap::new();
+    let mut children: HashMap<String, Vec<Item>> = HashMap::new();
     let mut exemplars = Vec::new();
     let mut metric_services = Vec::new();
-    for item in read_jsonl(&sink_out) {
-        match item["kind"].as_str() {
-            Some("span") if item["scope"] == "gort" => {
-                children.entry(item["parent"].as_str().unwrap().to_owned()).or_default().push(item);
-            }
-            Some("span") => {
-                let id = item["id"].as_str().unwrap().to_owned();
-                spans.entry(id).or_insert((item, 0)).1 += 1;
-            }
-            Some("point") => {
-                if item["metric"] == "go.schedule.duration" {
-                    metric_services.push(item["service"].as_str().unwrap_or_default().to_owned());
+    for item in sink::read(&sink_out) {
+        match item.kind.as_str() {
+            "span" if item.is_gorts_span() => children.entry(item.parent.clone()).or_default().push(item),
+            "span" => spans.entry(item.id.clone()).or_insert((item, 0)).1 += 1,
+            "point" => {
+                if item.metric == "go.schedule.duration" {
+                    metric_services.push(item.service.clone());
                 }
-                for e in item["exemplars"].as_array().into_iter().flatten() {
-                    exemplars.push((
-                        item["metric"].as_str().unwrap().to_owned(),
-                        e["id"].as_str().unwrap().to_owned(),
-                    ));
-                }
+                exemplars.extend(item.exemplars.iter().map(|e| (item.metric.clone(), e.id.clone())));
             }
             _ => {}
         }
     }
     let ended = std::fs::read_to_string(&ended).unwrap().lines().map(str::to_owned).collect();
-    let truths =
-        std::fs::read_to_string(&truth).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let summary_json = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
-    let copy = read_jsonl(&json_copy);
+    let truths = std::fs::read_to_string(&truth)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("truth {l:?}: {e}")))
+        .collect();
+    let target = summary::take(&summary).targets.remove(0);
+    let copy = sink::read_json_copy(&json_copy);
     let enriched_in_copy = copy
         .iter()
-        .flat_map(|r| r["resourceSpans"].as_array().cloned().unwrap_or_default())
-        .flat_map(|r| r["scopeSpans"].as_array().cloned().unwrap_or_default())
-        .flat_map(|s| s["spans"].as_array().cloned().unwrap_or_default())
-        .filter(|s| s.to_string().contains("go.runtime.runnable.duration"))
+        .flat_map(sink::JsonExport::spans)
+        .filter(|s| s.has("go.runtime.runnable.duration"))
         .count();
-    let metric_requests = copy.iter().filter(|r| r.get("resourceMetrics").is_some()).count();
-    for f in [&sink_out, &truth, &summary, &json_copy] {
+    let metric_requests = copy.iter().filter(|r| !r.resource_metrics.is_empty()).count();
+    for f in [&sink_out, &truth, &json_copy] {
         let _ = std::fs::remove_file(f);
     }
     Run {
@@ -183,7 +177,7 @@ fn run(o: &Options<'_>) -> Run {
         exemplars,
         ended,
         truths,
-        summary: summary_json,
+        target,
         metric_services,
         json_copy: (enriched_in_copy, metric_requests),
     }
@@ -193,8 +187,22 @@ fn unsafe_kill(pid: u32, signal: &str) {
     let _ = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
 }
 
-fn number(span: &serde_json::Value, key: &str) -> f64 {
-    span["values"][key].as_f64().unwrap_or(0.0)
+fn number(span: &Item, key: &str) -> f64 {
+    span.number(key)
+}
+
+/// The address in the service's `listening` line.
+fn listen_addr(line: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Listening {
+        addr: String,
+    }
+    serde_json::from_str::<Listening>(line).unwrap_or_else(|e| panic!("{line:?}: {e}")).addr
+}
+
+/// The join's books in gort's summary.
+fn counts(r: &Run) -> &LinkCounts {
+    &r.target.linkage.as_ref().expect("linkage was on").counts
 }
 
 /// Every span the service ended arrived exactly once, and nothing else.
@@ -213,13 +221,13 @@ fn assert_stalls_are_on_the_spans_that_suffered_them(r: &Run) {
     assert_each_span_once(r, 500);
     let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
     for t in &r.truths {
-        let kind = t["kind"].as_str().unwrap();
-        let id = format!("{}/{}", t["trace_id"].as_str().unwrap(), t["span_id"].as_str().unwrap());
-        let injected = t["injected_ns"].as_f64().unwrap() / 1e9;
+        let kind = t.kind.as_str();
+        let id = t.id();
+        let injected = t.injected_ns / 1e9;
         let (span, _) = r.spans.get(&id).unwrap_or_else(|| panic!("{kind} span {id} never arrived"));
         let children = r.children.get(&id).cloned().unwrap_or_default();
-        let names: Vec<&str> = children.iter().map(|c| c["name"].as_str().unwrap()).collect();
-        let child = |pred: &dyn Fn(&serde_json::Value) -> bool| -> f64 {
+        let names: Vec<&str> = children.iter().map(|c| c.name.as_str()).collect();
+        let child = |pred: &dyn Fn(&Item) -> bool| -> f64 {
             children.iter().filter(|c| pred(c)).map(|c| number(c, "go.runtime.stall.duration")).sum()
         };
         let (measured, what) = match kind {
@@ -231,22 +239,22 @@ fn assert_stalls_are_on_the_spans_that_suffered_them(r: &Run) {
             "runnable" => (number(span, "go.runtime.runnable.duration"), "runnable time"),
             // The handler sat in sync.Mutex.Lock.
             "mutex" => (
-                child(&|c| c["values"]["go.runtime.wait_reason"] == "sync.Mutex.Lock"),
+                child(&|c| c.text("go.runtime.wait_reason") == Some("sync.Mutex.Lock")),
                 "sync.Mutex.Lock children",
             ),
             // A goroutine the handler started sat in sync.Mutex.Lock: its
             // wait is a child marked as the started goroutine's, and is not
             // the span's own parked time.
             "fanout" => {
-                assert!(number(span, "go.runtime.started.goroutines") >= 1.0, "fanout span {id}: {span}");
+                assert!(number(span, "go.runtime.started.goroutines") >= 1.0, "fanout span {id}: {span:?}");
                 assert!(
                     number(span, "go.runtime.parked.mutex.duration") < 0.001,
-                    "fanout span {id}: the started goroutine's lock wait counted as the span's own: {span}"
+                    "fanout span {id}: the started goroutine's lock wait counted as the span's own: {span:?}"
                 );
                 (
                     child(&|c| {
-                        c["values"]["go.runtime.wait_reason"] == "sync.Mutex.Lock"
-                            && c["values"]["go.runtime.stall.goroutine"] == "started"
+                        c.text("go.runtime.wait_reason") == Some("sync.Mutex.Lock")
+                            && c.text("go.runtime.stall.goroutine") == Some("started")
                     }),
                     "started goroutine's sync.Mutex.Lock children",
                 )
@@ -283,14 +291,11 @@ fn assert_stalls_are_on_the_spans_that_suffered_them(r: &Run) {
             assert!(!children.is_empty(), "{kind} span {id} has no stall child");
         }
         if kind == "runnable" {
-            let runnable = child(&|c| c["values"]["go.runtime.stall.kind"] == "runnable");
+            let runnable = child(&|c| c.text("go.runtime.stall.kind") == Some("runnable"));
             assert!(runnable > 0.0, "runnable span {id} has no runnable child: {names:?}");
         }
         for c in &children {
-            assert!(
-                c["start"].as_u64() >= span["start"].as_u64() && c["end"].as_u64() <= span["end"].as_u64(),
-                "a stall child lies outside its span: {c}"
-            );
+            assert!(c.start >= span.start && c.end <= span.end, "a stall child lies outside its span: {c:?}");
         }
         *by_kind.entry(kind).or_default() += 1;
     }
@@ -300,20 +305,15 @@ fn assert_stalls_are_on_the_spans_that_suffered_them(r: &Run) {
     assert_wall_time_within_duration(r);
     // Every child gort made is counted in its books.
     let arrived: usize = r.children.values().map(Vec::len).sum();
-    let counted = &r.summary["targets"][0]["linkage"]["counts"]["stall_spans"];
-    assert_eq!(Some(arrived as u64), counted.as_u64(), "children arrived vs gort_linkage_stall_spans_total");
+    assert_eq!(arrived as u64, counts(r).stall_spans, "children arrived vs gort_linkage_stall_spans_total");
     // Spans that lived through no injection (5 ms margin on either side: an
     // injection on the only P stalls everything in flight with it) got no
     // stall children, and did get their runtime accounting.
-    let windows: Vec<(u64, u64)> = r
-        .truths
-        .iter()
-        .map(|t| (t["start_unix_ns"].as_u64().unwrap(), t["end_unix_ns"].as_u64().unwrap()))
-        .collect();
+    let windows: Vec<(u64, u64)> = r.truths.iter().map(|t| (t.start_unix_ns, t.end_unix_ns)).collect();
     let margin = 5_000_000;
     let mut clean = 0;
     for (id, (span, _)) in &r.spans {
-        let (start, end) = (span["start"].as_u64().unwrap(), span["end"].as_u64().unwrap());
+        let (start, end) = (span.start, span.end);
         if windows.iter().any(|&(s, e)| start < e + margin && end + margin > s) {
             continue;
         }
@@ -325,8 +325,7 @@ fn assert_stalls_are_on_the_spans_that_suffered_them(r: &Run) {
         );
     }
     assert!(clean > 300, "only {clean} spans outside the injections");
-    let enriched =
-        r.spans.values().filter(|(s, _)| s["values"].get("go.runtime.runnable.duration").is_some()).count();
+    let enriched = r.spans.values().filter(|(s, _)| s.has("go.runtime.runnable.duration")).count();
     assert_eq!(enriched, r.spans.len(), "every span of the watched service carries its runtime accounting");
     assert_exemplars_point_at_exported_spans(r);
 }
@@ -338,8 +337,8 @@ fn assert_wall_time_within_duration(r: &Run) {
     let mut over = Vec::new();
     let mut checked = 0;
     for (id, (span, _)) in &r.spans {
-        let duration_ns = span["end"].as_u64().unwrap() - span["start"].as_u64().unwrap();
-        for (key, value) in span["values"].as_object().into_iter().flatten() {
+        let duration_ns = span.end - span.start;
+        for (key, value) in &span.values {
             if !(key.starts_with("go.runtime.") && key.ends_with(".duration")) {
                 continue;
             }
@@ -385,13 +384,13 @@ fn stalls_are_charged_to_the_spans_that_suffered_them() {
     }
     let binary = service("default", &[]);
     let r = run(&Options { binary: &binary, processor: "batch", late_attach: None, through_collector: true });
-    assert_eq!(r.summary["targets"][0]["linkage"]["offset_source"], "dwarf");
+    assert_eq!(r.target.linkage.as_ref().expect("linkage was on").offset_source, "dwarf");
     assert_stalls_are_on_the_spans_that_suffered_them(&r);
     // gort's metrics name the service as its spans do ("tracedsvc", not the
     // main module path) once its first export has arrived.
     eprintln!("services of gort's go.schedule.duration points, in order: {:?}", r.metric_services);
     assert_eq!(r.metric_services.last().map(String::as_str), Some("tracedsvc"));
-    assert!(r.spans.values().all(|(s, _)| s["service"] == "tracedsvc"));
+    assert!(r.spans.values().all(|(s, _)| s.service == "tracedsvc"));
     // --otlp-json holds what gort forwards: the enriched spans and gort's metrics.
     let (spans_in_copy, metrics_in_copy) = r.json_copy;
     eprintln!("--otlp-json: {spans_in_copy} enriched spans, {metrics_in_copy} metric requests");
@@ -408,7 +407,7 @@ fn stalls_are_charged_in_a_stripped_service_too() {
     let r =
         run(&Options { binary: &binary, processor: "batch", late_attach: None, through_collector: false });
     // No DWARF, no symbols: the pclntab and the SDK offsets table serve.
-    assert_eq!(r.summary["targets"][0]["linkage"]["offset_source"], "table");
+    assert_eq!(r.target.linkage.as_ref().expect("linkage was on").offset_source, "table");
     assert_stalls_are_on_the_spans_that_suffered_them(&r);
 }
 
@@ -423,13 +422,8 @@ fn spans_that_reach_gort_before_their_probe_data_are_held_and_enriched() {
     let r =
         run(&Options { binary: &binary, processor: "simple", late_attach: None, through_collector: false });
     assert_each_span_once(&r, 50);
-    let enriched =
-        r.spans.values().filter(|(s, _)| s["values"].get("go.runtime.runnable.duration").is_some()).count();
-    eprintln!(
-        "{} spans, {enriched} enriched; books {}",
-        r.spans.len(),
-        r.summary["targets"][0]["linkage"]["counts"]
-    );
+    let enriched = r.spans.values().filter(|(s, _)| s.has("go.runtime.runnable.duration")).count();
+    eprintln!("{} spans, {enriched} enriched; books {:?}", r.spans.len(), counts(&r));
     assert_eq!(enriched, r.spans.len(), "a span that came first waited for its data");
     assert_exemplars_point_at_exported_spans(&r);
 }
@@ -450,13 +444,13 @@ fn spans_gort_never_saw_arrive_once_unchanged() {
         through_collector: false,
     });
     assert_each_span_once(&r, 500);
-    let with = |key: &str| r.spans.values().filter(|(s, _)| s["values"].get(key).is_some()).count();
+    let with = |key: &str| r.spans.values().filter(|(s, _)| s.has(key)).count();
     let (enriched, partial) = (with("go.runtime.runnable.duration"), with("go.runtime.coverage"));
     eprintln!("{} spans: {enriched} enriched ({partial} partial)", r.spans.len());
     assert!(enriched > r.spans.len() / 3, "only {enriched} of {} spans enriched", r.spans.len());
     assert!(r.spans.len() - enriched > 100, "spans ended before gort attached cannot have been enriched");
     for (id, (span, _)) in &r.spans {
-        if span["values"].get("go.runtime.runnable.duration").is_none() {
+        if !span.has("go.runtime.runnable.duration") {
             assert!(!r.children.contains_key(id), "an unseen span {id} got stall children");
         }
     }
@@ -482,8 +476,7 @@ fn a_service_whose_spans_never_arrive_is_told_of_once() {
     svc_cmd.env("GOMAXPROCS", "1").args(["-otlp", &format!("127.0.0.1:{elsewhere}")]);
     let mut svc = Proc::spawn(svc_cmd, "[svc]");
     let listening = svc.wait_line(Duration::from_secs(30), |l| l.contains("\"listening\""));
-    let addr =
-        serde_json::from_str::<serde_json::Value>(&listening).unwrap()["addr"].as_str().unwrap().to_owned();
+    let addr = listen_addr(&listening);
     // gort's log goes to stderr: read it with its reports.
     let gort_cmd = format!(
         "exec {} run --pid {} --config {} --upstream http://127.0.0.1:{sink_port} --otlp-grpc 127.0.0.1:{gort_port} \
@@ -514,12 +507,10 @@ fn a_service_whose_spans_never_arrive_is_told_of_once() {
     assert_eq!(told, 1, "told once");
     unsafe_kill(sink.pid(), "TERM");
     let _ = sink.wait_exit(Duration::from_secs(10));
-    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
-    let counts = &s["targets"][0]["linkage"]["counts"];
-    eprintln!("books of a silent service: {counts}");
-    assert_eq!(counts["spans_received"], 0);
-    assert!(counts["spans_not_received"].as_u64().unwrap() > 100, "{counts}");
-    for f in [&config, &summary] {
-        let _ = std::fs::remove_file(f);
-    }
+    let target = summary::take(&summary).targets.remove(0);
+    let counts = &target.linkage.as_ref().expect("linkage was on").counts;
+    eprintln!("books of a silent service: {counts:?}");
+    assert_eq!(counts.spans_received, 0);
+    assert!(counts.spans_not_received > 100, "{counts:?}");
+    let _ = std::fs::remove_file(&config);
 }

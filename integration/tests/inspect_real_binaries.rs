@@ -7,7 +7,7 @@
 
 use std::{collections::BTreeMap, path::Path, process::Command};
 
-use gort_integration::{go_program, gort_binary};
+use gort_integration::{go_program, gort_binary, inspect::inspect};
 
 const VERSIONS: &[&str] = &["go1.21.13", "go1.23.12", "go1.26.11", "go1.27.4"];
 
@@ -23,12 +23,6 @@ const ALWAYS_PRESENT: &[&str] = &[
     "runtime.stopTheWorldWithSema",
     "runtime.startTheWorldWithSema",
 ];
-
-fn inspect(binary: &Path) -> serde_json::Value {
-    let out = Command::new(gort_binary()).args(["inspect", "--json"]).arg(binary).output().unwrap();
-    assert!(out.status.success(), "inspect {}: {}", binary.display(), String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 fn go_tool(version: &str, args: &[&str]) -> String {
     let out = Command::new("go").env("GOTOOLCHAIN", version).arg("tool").args(args).output().unwrap();
@@ -76,49 +70,47 @@ fn check(version: &str, goarch: &str, variant: &str, flags: &[&str], env: &[(&st
     let twin = go_program("pingpong", &tag, flags, &env);
     let (got, reference) = (inspect(&binary), inspect(&twin));
     eprintln!("{tag}: checking stripped build against its unstripped twin");
-    assert_eq!(got["has_symbols"], false, "{tag}");
-    assert_eq!(got["has_dwarf"], false, "{tag}");
-    assert_eq!(reference["has_dwarf"], true, "{tag}");
-    assert_eq!(got["build"]["go_version"], version, "{tag}");
-    assert_eq!(got["arch"], if goarch == "amd64" { "amd64" } else { "arm64" });
-    let settings = got["build"]["settings"].as_array().unwrap();
-    assert!(settings.iter().any(|s| s[0] == "GOARCH" && s[1] == goarch), "{tag}: {settings:?}");
+    assert!(!got.has_symbols, "{tag}");
+    assert!(!got.has_dwarf, "{tag}");
+    assert!(reference.has_dwarf, "{tag}");
+    assert_eq!(got.build.go_version, version, "{tag}");
+    assert_eq!(got.arch, if goarch == "amd64" { "amd64" } else { "arm64" });
+    let settings = &got.build.settings;
+    assert!(settings.iter().any(|(k, v)| k == "GOARCH" && v == goarch), "{tag}: {settings:?}");
 
     let symbols = nm(version, &twin);
     for name in ALWAYS_PRESENT {
-        let f = &got["functions"][name];
-        let r = &reference["functions"][name];
-        assert!(f.is_object(), "{tag}: {name} not resolved from .gopclntab");
-        assert_eq!(f["source"], "pclntab");
-        assert_eq!(r["source"], "symtab");
+        let f =
+            got.functions.get(*name).unwrap_or_else(|| panic!("{tag}: {name} not resolved from .gopclntab"));
+        let r = &reference.functions[*name];
+        assert_eq!(f.source, "pclntab");
+        assert_eq!(r.source, "symtab");
         let (addr, size) = symbols[*name];
-        assert_eq!(f["address"], addr, "{tag}: {name} address differs from go tool nm");
-        assert_eq!(r["address"], addr);
-        assert_eq!(r["size"], size, "{tag}: {name} symtab size differs from go tool nm");
-        let pcln_size = f["size"].as_u64().unwrap();
+        assert_eq!(f.address, addr, "{tag}: {name} address differs from go tool nm");
+        assert_eq!(r.address, addr);
+        assert_eq!(r.size, size, "{tag}: {name} symtab size differs from go tool nm");
+        let pcln_size = f.size;
         assert!(
             pcln_size >= size && pcln_size < size + 64,
             "{tag}: {name} pclntab size {pcln_size} vs {size}"
         );
-        assert_eq!(f["file_offset"], r["file_offset"], "{tag}: {name}");
-        assert_eq!(f["site"], r["site"], "{tag}: {name}");
-        assert_eq!(f["returns"], r["returns"], "{tag}: {name}");
+        assert_eq!(f.file_offset, r.file_offset, "{tag}: {name}");
+        assert_eq!(f.site, r.site, "{tag}: {name}");
+        assert_eq!(f.returns, r.returns, "{tag}: {name}");
 
         // The Go disassembler agrees about the site and every RET.
         let code = objdump(version, &twin, name);
-        let site = addr + f["site"]["offset"].as_u64().unwrap();
+        let site = addr + f.site.offset;
         assert_ne!(site, addr, "{tag}: {name}: probe on the entry instruction");
         let site_insn = code.iter().find(|(a, _)| *a == site).map(|(_, m)| m.as_str());
         assert!(
             matches!(site_insn, Some(m) if m.starts_with('J') || m.starts_with("BLS") || m.starts_with("B")),
             "{tag}: {name}: site {site:#x} is {site_insn:?}, not a branch"
         );
-        assert_eq!(f["site"]["kind"], "emulated", "{tag}: {name}");
-        assert_eq!(f["site"]["args_intact"], true, "{tag}: {name}");
+        assert_eq!(f.site.kind, "emulated", "{tag}: {name}");
+        assert!(f.site.args_intact, "{tag}: {name}");
         let rets: Vec<u64> = code.iter().filter(|(_, m)| m == "RET").map(|(a, _)| a - addr).collect();
-        let got_rets: Vec<u64> =
-            f["returns"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
-        assert_eq!(got_rets, rets, "{tag}: {name}: RETs differ from go tool objdump");
+        assert_eq!(f.returns, rets, "{tag}: {name}: RETs differ from go tool objdump");
     }
 
     // Where the runtime's own goroutines start, from the stripped build's
@@ -154,21 +146,20 @@ fn check(version: &str, goarch: &str, variant: &str, flags: &[&str], env: &[(&st
 
     // runtime.goready has no body of its own in these releases: inlined only.
     assert!(!symbols.contains_key("runtime.goready"), "{tag}: goready is a function here; update the test");
-    let callers = got["inlined_only"]["runtime.goready"].as_array().unwrap_or_else(|| panic!("{tag}: {got}"));
+    let callers = got.inlined_only.get("runtime.goready").unwrap_or_else(|| panic!("{tag}: {got:?}"));
     assert!(
         callers.iter().any(|c| c == "runtime.send"),
         "{tag}: goready not found inlined into runtime.send"
     );
-    assert_eq!(got["inlined_only"], reference["inlined_only"], "{tag}");
+    assert_eq!(got.inlined_only, reference.inlined_only, "{tag}");
 
     // Offsets: stripped from the generated table, equal to the twin's DWARF.
-    let fields = got["fields"].as_object().unwrap();
-    assert_eq!(fields.len(), reference["fields"].as_object().unwrap().len(), "{tag}");
-    for (field, value) in fields {
-        assert_eq!(value["source"], "table", "{tag}: {field}");
-        let dwarf = &reference["fields"][field];
-        assert_eq!(dwarf["source"], "dwarf", "{tag}: {field}");
-        assert_eq!(value["offset"], dwarf["offset"], "{tag}: {field}: table and DWARF disagree");
+    assert_eq!(got.fields.len(), reference.fields.len(), "{tag}");
+    for (field, value) in &got.fields {
+        assert_eq!(value.source, "table", "{tag}: {field}");
+        let dwarf = &reference.fields[field];
+        assert_eq!(dwarf.source, "dwarf", "{tag}: {field}");
+        assert_eq!(value.offset, dwarf.offset, "{tag}: {field}: table and DWARF disagree");
     }
 }
 

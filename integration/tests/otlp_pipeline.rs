@@ -11,8 +11,8 @@ use std::{
 };
 
 use gort_integration::{
-    Collector, DelayProxy, Proc, free_port, go_program, gort_binary, http_request, read_jsonl,
-    start_collector, start_collector_with, start_sink,
+    Collector, DelayProxy, Proc, free_port, go_program, goprog::OtelappReport, gort_binary, http_request,
+    sink as items, start_collector, start_collector_with, start_sink,
 };
 
 struct Ports {
@@ -55,11 +55,11 @@ fn stop_child(c: Collector) {
 }
 
 /// Runs the instrumented Go service once; returns its report.
-fn emit(protocol: &str, port: u16, service: &str, spans: u32) -> serde_json::Value {
+fn emit(protocol: &str, port: u16, service: &str, spans: u32) -> OtelappReport {
     emit_with(protocol, port, service, spans, &[])
 }
 
-fn emit_with(protocol: &str, port: u16, service: &str, spans: u32, extra: &[&str]) -> serde_json::Value {
+fn emit_with(protocol: &str, port: u16, service: &str, spans: u32, extra: &[&str]) -> OtelappReport {
     let app = go_program("otelapp", "default", &[], &[]);
     let out = Command::new(app)
         .args(extra)
@@ -72,7 +72,7 @@ fn emit_with(protocol: &str, port: u16, service: &str, spans: u32, extra: &[&str
         .unwrap();
     let line = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_owned();
     assert!(out.status.success(), "otelapp failed: {line} {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_str(&line).unwrap()
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("otelapp printed {line:?}: {e}"))
 }
 
 /// gort's self-metric `name{signal="..."}`.
@@ -96,22 +96,13 @@ fn gauge(port: u16, name: &str) -> f64 {
 }
 
 /// Items of `kind` (span, point, log) that reached the sink.
-fn arrived(sink: &Path, kind: &str) -> Vec<serde_json::Value> {
-    read_jsonl(sink).into_iter().filter(|i| i["kind"] == kind).collect()
+fn arrived(sink: &Path, kind: &str) -> Vec<items::Item> {
+    items::read(sink).into_iter().filter(|i| i.kind == kind).collect()
 }
 
 /// (trace_id/span_id, service.name, attribute keys) of every span in the sink.
-fn sink_spans(sink: &Path) -> Vec<(String, String, serde_json::Value)> {
-    arrived(sink, "span")
-        .into_iter()
-        .map(|s| {
-            (
-                s["id"].as_str().unwrap().to_owned(),
-                s["service"].as_str().unwrap().to_owned(),
-                s["attrs"].clone(),
-            )
-        })
-        .collect()
+fn sink_spans(sink: &Path) -> Vec<(String, String, Vec<String>)> {
+    arrived(sink, "span").into_iter().map(|s| (s.id, s.service, s.attrs)).collect()
 }
 
 fn wait_until(timeout: Duration, what: &str, mut ok: impl FnMut() -> bool) {
@@ -132,11 +123,8 @@ fn sink(name: &str) -> (PathBuf, PathBuf, Proc, u16) {
     (dir, out, proc, port)
 }
 
-fn expected_ids(reports: &[&serde_json::Value]) -> BTreeSet<String> {
-    reports
-        .iter()
-        .flat_map(|r| r["spans"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()))
-        .collect()
+fn expected_ids(reports: &[&OtelappReport]) -> BTreeSet<String> {
+    reports.iter().flat_map(|r| r.spans.iter().cloned()).collect()
 }
 
 /// Asserts the sink holds exactly `want` spans, each once.
@@ -171,10 +159,9 @@ fn spans_metrics_and_logs_arrive_upstream_exactly_over_grpc_and_http() {
     assert_exact_spans(&out, &want);
     for (id, service, attrs) in sink_spans(&out) {
         assert!(service == "otelapp-grpc" || service == "otelapp-http", "{id}: resource lost ({service:?})");
-        assert_eq!(attrs, serde_json::json!(["op.index", "op.kind"]), "{id}: attributes changed");
+        assert_eq!(attrs, ["op.index", "op.kind"], "{id}: attributes changed");
     }
-    let logs: Vec<String> =
-        arrived(&out, "log").iter().map(|l| l["body"].as_str().unwrap_or_default().to_owned()).collect();
+    let logs: Vec<String> = arrived(&out, "log").into_iter().map(|l| l.body).collect();
     assert_eq!(logs.len(), 100);
     for i in 0..50 {
         assert_eq!(logs.iter().filter(|b| **b == format!("log line {i}")).count(), 2, "log line {i}");
@@ -182,7 +169,7 @@ fn spans_metrics_and_logs_arrive_upstream_exactly_over_grpc_and_http() {
     // Per service: 5 counter series and 1 histogram, each one data point.
     let points = arrived(&out, "point");
     assert_eq!(points.len(), 12);
-    assert_eq!(points.iter().filter(|p| p["metric"] == "otelapp.requests").count(), 10);
+    assert_eq!(points.iter().filter(|p| p.metric == "otelapp.requests").count(), 10);
 }
 
 fn fault_config(dir: &Path, queue_items: u64) -> PathBuf {
@@ -329,9 +316,9 @@ fn an_oversize_grpc_message_is_refused_without_retry_and_gort_keeps_serving() {
     let collector = start_collector(p.upstream, sink_port);
     let gort = start_gort(&p, Some(&config));
     let report = emit_with("grpc", p.grpc, "otelapp-oversize", 50, &["-big-span-bytes", "2000000"]);
-    let big = &report["big_span"];
-    eprintln!("oversize span: {big}");
-    let error = big["error"].as_str().unwrap_or_default();
+    let big = report.big_span.as_ref().expect("otelapp reports the oversize span");
+    eprintln!("oversize span: {big:?}");
+    let error = big.error.as_str();
     assert!(error.contains("ResourceExhausted"), "the SDK saw {error:?}, not RESOURCE_EXHAUSTED");
     assert_eq!(gauge(p.telemetry, "gort_receiver_oversize_requests_total"), 1.0, "the SDK retried");
     wait_until(Duration::from_secs(30), "50 spans upstream", || sink_spans(&out).len() >= 50);
