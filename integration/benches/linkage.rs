@@ -4,7 +4,12 @@
 //! sampled), with gort and linkage on (hot probe continuous, SDK and
 //! goroutine-creation probes, spans held for their data). Prints the
 //! service's CPU per request, the client-side p50/p99, gort's CPU and peak
-//! RSS, and the memory held per in-flight span. Run as root:
+//! RSS, and the memory held per in-flight span. With gort attached it also
+//! measures every probe program with the kernel's BPF statistics
+//! (`--bpf-stats`) and prints, per request, each probe's hits, its program's
+//! time per run, and its site kind: the body cost directly, the trap cost as
+//! hits x the per-hit trap cost of the site kind (`--bench probe_cost`).
+//! Run as root:
 //!
 //!   cargo bench -p gort-integration --bench linkage
 //!
@@ -15,6 +20,7 @@ use std::{process::Command, time::Duration};
 use gort_common::{GoroutineKey, SpanAccount, SpanKey};
 use gort_integration::{
     Proc, cpu_seconds, free_port, go_program, gort_binary, peak_rss_mb, require_root, start_sink,
+    summary::{self, Probe},
     wait_for_port,
 };
 
@@ -32,6 +38,8 @@ struct Figures {
     gort_cpu_cores: f64,
     gort_rss_mb: f64,
     requests: u64,
+    /// gort's probes with their program statistics (none without gort).
+    probes: Vec<Probe>,
 }
 
 fn run(mode: Mode, rate: &str) -> Figures {
@@ -46,6 +54,7 @@ fn run(mode: Mode, rate: &str) -> Figures {
     let addr =
         serde_json::from_str::<serde_json::Value>(&listening).unwrap()["addr"].as_str().unwrap().to_owned();
     let config = std::env::temp_dir().join(format!("gort-bench-linkage-{}.yaml", std::process::id()));
+    let summary_path = std::env::temp_dir().join(format!("gort-bench-linkage-{}.json", std::process::id()));
     std::fs::write(&config, format!("linkage:\n  enabled: {}\n", mode == Mode::LinkageOn)).unwrap();
     let mut c = Command::new(gort_binary());
     c.args(["run", "--upstream", &format!("http://127.0.0.1:{sink_port}")]);
@@ -60,7 +69,9 @@ fn run(mode: Mode, rate: &str) -> Figures {
             g
         }
         _ => {
-            c.args(["--pid", &svc.pid().to_string(), "--interval", "5s", "--config"]).arg(&config);
+            c.args(["--pid", &svc.pid().to_string(), "--interval", "5s", "--bpf-stats", "--config"])
+                .arg(&config);
+            c.arg("--summary-json").arg(&summary_path);
             let mut g = Proc::spawn(c, "[gort]");
             g.wait_line(Duration::from_secs(30), |l| l.contains("mode:"));
             g
@@ -86,6 +97,10 @@ fn run(mode: Mode, rate: &str) -> Figures {
     let _ = std::fs::remove_file(&sink_out);
     let _ = std::fs::remove_file(&config);
     let requests = done["plain"].as_u64().unwrap();
+    let probes = match mode {
+        Mode::NoGort => Vec::new(),
+        _ => summary::take(&summary_path).targets.remove(0).probes,
+    };
     Figures {
         svc_cpu_us_per_request: svc_cpu / requests.max(1) as f64 * 1e6,
         p50_ms: done["p50_ms"].as_f64().unwrap(),
@@ -93,6 +108,7 @@ fn run(mode: Mode, rate: &str) -> Figures {
         gort_cpu_cores: gort_cpu / seconds,
         gort_rss_mb: gort_rss,
         requests,
+        probes,
     }
 }
 
@@ -109,6 +125,7 @@ fn main() {
         "| mode | requests | service CPU per request (µs) | p50 (ms) | p99 (ms) | gort CPU (cores) | gort peak RSS (MB) |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- |");
+    let mut breakdowns = Vec::new();
     for _ in 0..reps {
         for mode in [Mode::NoGort, Mode::LinkageOff, Mode::LinkageOn] {
             let f = run(mode, &rate);
@@ -116,7 +133,39 @@ fn main() {
                 "| {mode:?} | {} | {:.1} | {:.3} | {:.3} | {:.3} | {:.1} |",
                 f.requests, f.svc_cpu_us_per_request, f.p50_ms, f.p99_ms, f.gort_cpu_cores, f.gort_rss_mb
             );
+            if mode != Mode::NoGort {
+                breakdowns.push((mode, f));
+            }
         }
+    }
+    // Per request: what each probe costs the service in program time (the
+    // kernel's statistics, ~20 ns per run of their own included) and how
+    // many traps of each site kind it takes.
+    for (mode, f) in &breakdowns {
+        println!("\n{mode:?}, per request ({} requests):", f.requests);
+        println!("| probe | site | hits | program ns per run | program ns per request |");
+        println!("| --- | --- | --- | --- | --- |");
+        let (mut body, mut emulated, mut stepped) = (0.0, 0.0, 0.0);
+        let per_request = |n: u64| n as f64 / f.requests.max(1) as f64;
+        for p in f.probes.iter().filter(|p| p.hits > 0) {
+            let b = p.bpf.unwrap_or(summary::ProgramStats { run_ns: 0, runs: 0 });
+            let ns_per_run = b.run_ns as f64 / b.runs.max(1) as f64;
+            let kind = p.site_kind.as_deref().unwrap_or("?");
+            match kind {
+                "emulated" => emulated += per_request(p.hits),
+                _ => stepped += per_request(p.hits),
+            }
+            body += per_request(b.run_ns) / 1e3;
+            println!(
+                "| {} | {kind} | {:.2} | {ns_per_run:.0} | {:.0} |",
+                p.name,
+                per_request(p.hits),
+                per_request(b.run_ns)
+            );
+        }
+        println!(
+            "program bodies {body:.1} µs per request; traps per request: {emulated:.1} emulated, {stepped:.1} single-stepped"
+        );
     }
     // In flight, each span holds one GORT_SPANS entry (key and value) and, per
     // goroutine it runs on, one GORT_ACTIVE_SPAN entry, plus the LRU hash

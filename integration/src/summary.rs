@@ -54,6 +54,15 @@ pub struct Probe {
     #[serde(default)]
     pub site_kind: Option<String>,
     pub site_offset: u64,
+    /// The program's run time while attached (`--bpf-stats` only).
+    #[serde(default)]
+    pub bpf: Option<ProgramStats>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+pub struct ProgramStats {
+    pub run_ns: u64,
+    pub runs: u64,
 }
 
 #[derive(Debug, Deserialize)]

@@ -62,6 +62,61 @@ fn ebpf_pingpong_go1_23() {
     }
 }
 
+/// `--bpf-stats`: each probe program's run count is the kernel's count of
+/// what ran, so it matches the hits the program itself counted (a few hits
+/// of the attach, before the baseline, aside), and the time per run is a
+/// plausible program time.
+#[test]
+fn ebpf_program_run_time_is_measured_per_probe() {
+    if !require_root("ebpf_program_run_time_is_measured_per_probe") {
+        return;
+    }
+    let binary = go_program("pingpong", "default", &[], &[]);
+    let mut pingpong = start_pingpong(&binary, PAIRS, ROUNDS);
+    let summary_path = std::env::temp_dir().join(format!("gort-bpfstats-{}.json", pingpong.pid()));
+    let args = ["--deep", "30m", "--bpf-stats", "--summary-json", summary_path.to_str().unwrap()];
+    let mut gort = start_gort(pingpong.pid(), &args);
+    gort.wait_line(Duration::from_secs(10), |l| l.contains("probe ready"));
+    pingpong.send_line("go");
+    let _ = parse_report(&pingpong.wait_line(Duration::from_secs(60), |l| l.contains("\"done\"")));
+    assert!(pingpong.wait_exit(Duration::from_secs(10)).success());
+    assert!(gort.wait_exit(Duration::from_secs(15)).success());
+    let target = summary::take(&summary_path).targets.remove(0);
+    let mut measured = 0;
+    for p in &target.probes {
+        let bpf = p.bpf.unwrap_or_else(|| panic!("{}: no bpf statistics with --bpf-stats", p.name));
+        eprintln!(
+            "{}: {} hits, {} runs, {:.0} ns per run",
+            p.name,
+            p.hits,
+            bpf.runs,
+            bpf.run_ns as f64 / bpf.runs.max(1) as f64
+        );
+        assert!(
+            bpf.runs <= p.hits + 1_000 && bpf.runs + 1_000 >= p.hits,
+            "{}: {} runs vs {} hits",
+            p.name,
+            bpf.runs,
+            p.hits
+        );
+        if p.hits >= 10_000 {
+            let per_run = bpf.run_ns as f64 / bpf.runs as f64;
+            assert!(per_run > 5.0 && per_run < 100_000.0, "{}: {per_run} ns per run", p.name);
+            measured += 1;
+        }
+    }
+    assert!(measured >= 3, "execute, ready and casgstatus each ran at least 10,000 times");
+    // Without the flag, nothing is measured.
+    let mut pingpong = start_pingpong(&binary, 1, 100);
+    let mut gort = start_gort(pingpong.pid(), &["--summary-json", summary_path.to_str().unwrap()]);
+    gort.wait_line(Duration::from_secs(10), |l| l.contains("mode:"));
+    pingpong.send_line("go");
+    assert!(pingpong.wait_exit(Duration::from_secs(30)).success());
+    assert!(gort.wait_exit(Duration::from_secs(15)).success());
+    let target = summary::take(&summary_path).targets.remove(0);
+    assert!(target.probes.iter().all(|p| p.bpf.is_none()), "statistics without --bpf-stats");
+}
+
 fn check_pingpong(binary: &Path) {
     let mut pingpong = start_pingpong(binary, PAIRS, ROUNDS);
     let dir = std::env::temp_dir().join(format!("gort-it-{}", pingpong.pid()));

@@ -38,6 +38,36 @@ pub enum BpfError {
     Program { program: &'static str, source: aya::programs::ProgramError },
     #[error("eBPF map {map}: {source}")]
     Map { map: &'static str, source: aya::maps::MapError },
+    #[error("cannot turn on the kernel's BPF run-time statistics ({0}); they need root or CAP_SYS_ADMIN")]
+    Stats(#[source] aya::sys::SyscallError),
+}
+
+/// The kernel's BPF run-time statistics (run time and run count of every
+/// program), on for as long as this is held; each run then costs about 20 ns
+/// more, so they are on only when asked for (`run.bpf_stats`).
+#[derive(Debug)]
+pub struct BpfStats(
+    #[expect(dead_code, reason = "held: dropping it turns the statistics off")] std::os::fd::OwnedFd,
+);
+
+impl BpfStats {
+    pub fn enable() -> Result<Self, BpfError> {
+        aya::sys::enable_stats(aya::sys::Stats::RunTime).map(Self).map_err(BpfError::Stats)
+    }
+}
+
+/// Time and runs of one program since it was loaded, while statistics were on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ProgramStats {
+    pub run_ns: u64,
+    pub runs: u64,
+}
+
+impl ProgramStats {
+    /// What ran between `base` and this reading.
+    pub fn since(self, base: Self) -> Self {
+        Self { run_ns: self.run_ns.saturating_sub(base.run_ns), runs: self.runs.saturating_sub(base.runs) }
+    }
 }
 
 /// Layout-identical wrappers so aya can copy the shared types in and out of
@@ -270,6 +300,15 @@ impl Probes {
     }
 
     /// Hits per probe, summed over CPUs (all targets together).
+    /// The kernel's run-time statistics of `program` (zero unless
+    /// `BpfStats` is held).
+    pub fn program_stats(&self, program: &'static str) -> Result<ProgramStats, BpfError> {
+        let p = self.ebpf.program(program).ok_or(BpfError::Missing { kind: "program", name: program })?;
+        let info = p.info().map_err(|source| BpfError::Program { program, source })?;
+        let run_ns = u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX);
+        Ok(ProgramStats { run_ns, runs: info.run_count() })
+    }
+
     pub fn probe_hits(&self, probe: ProbeId) -> Result<u64, BpfError> {
         self.per_cpu_sum(names::MAP_PROBE_HITS, probe.index())
     }

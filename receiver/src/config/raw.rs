@@ -68,6 +68,9 @@ pub struct RawRun {
     /// `auto` (the emulated site) or `entry` (benchmarks only: the first
     /// instruction, which the kernel single-steps).
     pub probe_site: Option<String>,
+    /// Measure each probe program's run time (the kernel's BPF statistics,
+    /// about 20 ns more per run while on) and put it in the summary.
+    pub bpf_stats: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

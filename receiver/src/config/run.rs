@@ -33,6 +33,8 @@ pub struct RunConfig {
     /// Length of the deep mode SIGUSR1 starts.
     pub deep_on_signal: Duration,
     pub probe_site: SiteMode,
+    /// Measure each probe program's run time (kernel BPF statistics).
+    pub bpf_stats: bool,
 }
 
 fn optional(field: &str, value: Option<&str>) -> Result<Option<Duration>, ConfigError> {
@@ -105,6 +107,7 @@ impl RawConfig {
             deep_at_attach,
             deep_on_signal,
             probe_site,
+            bpf_stats: r.bpf_stats.unwrap_or(false),
         })
     }
 }

@@ -182,6 +182,7 @@ impl Session {
             config,
             sampler,
             baseline: hit_counts(probes)?,
+            bpf_baseline: None,
             stratum_base: read_runtime(probes, wait_names)?,
             folded: RuntimeCounts::default(),
             strata: Vec::new(),
@@ -200,6 +201,9 @@ impl Session {
         if let Err(e) = first {
             session.detach(probes);
             return Err(e);
+        }
+        if options.bpf_stats {
+            session.bpf_baseline = Some(session.program_stats(probes)?);
         }
         // A first census now: a short-lived target may be gone by the first report.
         session.take_census();

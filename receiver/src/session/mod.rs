@@ -90,6 +90,8 @@ pub enum RunError {
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     pub target: TargetSpec,
+    /// Keep the kernel's BPF statistics on and report each program's run time.
+    pub bpf_stats: bool,
     pub duration: Option<Duration>,
     pub interval: Duration,
     pub otlp_json: Option<PathBuf>,
@@ -127,6 +129,9 @@ struct Session {
     /// Hit counters when this session attached: the counters are shared by
     /// every target, so each session reports its own difference.
     baseline: Vec<u64>,
+    /// Each planned probe's program statistics when this session attached
+    /// (programs outlive sessions), when `RunOptions::bpf_stats`.
+    bpf_baseline: Option<Vec<crate::bpf::ProgramStats>>,
     /// The kernel's runtime aggregates when the current stratum began.
     stratum_base: RuntimeCounts,
     /// Estimated totals of the strata before the current one.
@@ -164,6 +169,8 @@ fn unix_nanos(t: SystemTime) -> u64 {
 pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
     let mut signals = StopSignals::install()?;
     let mut probes = Probes::load()?;
+    // Held for the whole run: the statistics are on while it lives.
+    let _stats = options.bpf_stats.then(crate::bpf::BpfStats::enable).transpose()?;
     let mut outputs = Outputs::open(&options)?;
     let started = Instant::now();
     let deadline = options.duration.map(|d| started + d);
@@ -215,7 +222,17 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
         session.drain(&mut probes)?;
         let snap = report(&mut session, &probes, &mut outputs, options.service_name.as_deref())?;
         let exited = matches!(reason, Wait::Exited);
-        targets.push(session.summary(&probes, snap, exited)?);
+        let summary = session.summary(&probes, snap, exited)?;
+        for p in summary.probes.iter().filter(|p| p.bpf.is_some_and(|b| b.runs > 0)) {
+            let b = p.bpf.unwrap_or_default();
+            println!(
+                "gort: bpf program of {}: {} runs, {:.0} ns per run (kernel BPF statistics)",
+                p.name,
+                b.runs,
+                b.run_ns as f64 / b.runs as f64
+            );
+        }
+        targets.push(summary);
         if exited {
             println!("gort: pid {} exited; probes detached", session.process.pid);
         }

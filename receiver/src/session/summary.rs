@@ -37,6 +37,10 @@ pub struct ProbeSummary {
     pub site_kind: analysis::SiteKind,
     pub instruction: String,
     pub hits: u64,
+    /// The probe program's run time and runs while this session was
+    /// attached (the kernel's BPF statistics; `run.bpf_stats` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bpf: Option<crate::bpf::ProgramStats>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -115,6 +119,11 @@ impl Summary {
 }
 
 impl Session {
+    /// The program statistics of every planned probe, in plan order.
+    pub(super) fn program_stats(&self, probes: &Probes) -> Result<Vec<crate::bpf::ProgramStats>, RunError> {
+        self.planned.iter().map(|p| Ok(probes.program_stats(p.spec.program)?)).collect()
+    }
+
     pub(super) fn summary(
         &self,
         probes: &Probes,
@@ -122,6 +131,13 @@ impl Session {
         exited: bool,
     ) -> Result<TargetSummary, RunError> {
         let hits = &snap.hits;
+        let bpf: Option<Vec<crate::bpf::ProgramStats>> = match &self.bpf_baseline {
+            Some(base) => {
+                Some(self.program_stats(probes)?.iter().zip(base).map(|(n, b)| n.since(*b)).collect())
+            }
+            None => None,
+        };
+
         Ok(TargetSummary {
             pid: self.process.pid,
             exe: self.process.exe.clone(),
@@ -130,7 +146,8 @@ impl Session {
             probes: self
                 .planned
                 .iter()
-                .map(|Planned { spec, function: f, .. }| {
+                .enumerate()
+                .map(|(i, Planned { spec, function: f, .. })| {
                     let (site_offset, site_kind, instruction) = match spec.site {
                         Site::AfterEntry => {
                             (f.code.site.offset, f.code.site.kind, f.code.site.instruction.clone())
@@ -151,6 +168,7 @@ impl Session {
                         site_kind,
                         instruction,
                         hits: hits[spec.id.index() as usize],
+                        bpf: bpf.as_ref().map(|b| b[i]),
                     }
                 })
                 .collect(),
