@@ -13,7 +13,8 @@
 //!
 //!   cargo bench -p gort-integration --bench linkage
 //!
-//! GORT_BENCH_RATE (requests/s, default 1000) and GORT_BENCH_REPS (default 2).
+//! GORT_BENCH_RATE (requests/s, default 1000), GORT_BENCH_REPS (default 2),
+//! GORT_BENCH_BPF_STATS=0 (statistics off).
 
 use std::{process::Command, time::Duration};
 
@@ -40,6 +41,12 @@ struct Figures {
     requests: u64,
     /// gort's probes with their program statistics (none without gort).
     probes: Vec<Probe>,
+}
+
+/// GORT_BENCH_BPF_STATS=0 leaves the kernel's statistics off (for a gort
+/// without `--bpf-stats`, through GORT_BINARY).
+fn bpf_stats() -> bool {
+    std::env::var("GORT_BENCH_BPF_STATS").map_or(true, |v| v != "0")
 }
 
 fn run(mode: Mode, rate: &str) -> Figures {
@@ -69,9 +76,11 @@ fn run(mode: Mode, rate: &str) -> Figures {
             g
         }
         _ => {
-            c.args(["--pid", &svc.pid().to_string(), "--interval", "5s", "--bpf-stats", "--config"])
-                .arg(&config);
+            c.args(["--pid", &svc.pid().to_string(), "--interval", "5s", "--config"]).arg(&config);
             c.arg("--summary-json").arg(&summary_path);
+            if bpf_stats() {
+                c.arg("--bpf-stats");
+            }
             let mut g = Proc::spawn(c, "[gort]");
             g.wait_line(Duration::from_secs(30), |l| l.contains("mode:"));
             g
