@@ -83,7 +83,7 @@ pub const MAX_WAIT_REASONS: u32 = 64;
 /// application's goroutines, then one per wait reason for the runtime's own.
 pub const HISTOGRAMS: u32 = HistogramId::COUNT + 2 * MAX_WAIT_REASONS;
 
-/// Set in a parked goroutine's recorded reason (`Parked::reason`) when the
+/// Set in a parked goroutine's recorded reason (`GoroutineState::parked_reason`) when the
 /// goroutine is one of the runtime's own (it started at a runtime entry).
 pub const RUNTIME_GOROUTINE: u64 = 0x100;
 

@@ -28,17 +28,14 @@ pub enum ProbeId {
     SpanStart = 6,
     /// Entry of the SDK's `(*recordingSpan).End`.
     SpanEnd = 7,
-    /// RET of `runtime.newproc1`: a goroutine was created (it inherits its
-    /// creator's active span).
-    Newproc = 8,
     /// Entry of `runtime.gcAssistAlloc`: a goroutine starts a GC assist.
-    AssistStart = 9,
+    AssistStart = 8,
     /// A RET of `runtime.gcAssistAlloc`.
-    AssistEnd = 10,
+    AssistEnd = 9,
 }
 
 impl ProbeId {
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 10] = [
         Self::Execute,
         Self::Ready,
         Self::Casgstatus,
@@ -47,7 +44,6 @@ impl ProbeId {
         Self::StartTheWorldArgs,
         Self::SpanStart,
         Self::SpanEnd,
-        Self::Newproc,
         Self::AssistStart,
         Self::AssistEnd,
     ];

@@ -18,7 +18,7 @@
 
 use std::{process::Command, time::Duration};
 
-use gort_common::{GoroutineKey, SpanAccount, SpanKey};
+use gort_common::{GKey, GoroutineState, SpanAccount, SpanKey};
 use gort_integration::{
     Proc, cpu_seconds, free_port, go_program, gort_binary, peak_rss_mb, require_root, start_sink,
     summary::{self, Probe},
@@ -176,15 +176,16 @@ fn main() {
             "program bodies {body:.1} µs per request; traps per request: {emulated:.1} emulated, {stepped:.1} single-stepped"
         );
     }
-    // In flight, each span holds one GORT_SPANS entry (key and value) and, per
-    // goroutine it runs on, one GORT_ACTIVE_SPAN entry, plus the LRU hash
-    // maps' per-element overhead; once ended and until its OTLP export
-    // arrives, one userspace account.
+    // In flight, each span holds one GORT_SPANS entry (key and value), plus
+    // the LRU hash map's per-element overhead; the goroutines it runs on
+    // carry its id in the per-goroutine state every goroutine has anyway
+    // (GORT_GSTATE); once ended and until its OTLP export arrives, one
+    // userspace account.
     let kernel = size_of::<SpanKey>() + size_of::<SpanAccount>();
-    let active = size_of::<GoroutineKey>() + size_of::<u64>();
+    let gstate = size_of::<GKey>() + size_of::<GoroutineState>();
     println!(
-        "memory per in-flight span: kernel {kernel} B (GORT_SPANS key + value) + {active} B per goroutine (GORT_ACTIVE_SPAN), \
-         plus the kernel's per-element hash overhead; preallocated: {} spans x {} B = {:.1} MiB for GORT_SPANS",
+        "memory per in-flight span: kernel {kernel} B (GORT_SPANS key + value), plus the kernel's per-element hash overhead; \
+         per goroutine (spans or not): {gstate} B of GORT_GSTATE; preallocated: {} spans x {} B = {:.1} MiB for GORT_SPANS",
         gort_common::MAX_SPANS,
         kernel,
         f64::from(gort_common::MAX_SPANS) * kernel as f64 / (1024.0 * 1024.0)

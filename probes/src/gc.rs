@@ -1,9 +1,7 @@
 //! GC probes: stop-the-world pauses and GC assists.
 
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
-use gort_common::{
-    CounterId, GoroutineKey, HistogramId, ProbeId, StwStart, WEIGHT_ONE, event_kind, stw_reason,
-};
+use gort_common::{CounterId, HistogramId, ProbeId, StwStart, WEIGHT_ONE, event_kind, stw_reason};
 
 use crate::{goabi::*, maps::*, record::*, spans::*};
 
@@ -75,12 +73,12 @@ pub fn gort_stw_end(ctx: ProbeContext) -> u32 {
 /// Entry of `runtime.gcAssistAlloc(gp *g)`, on the assisting goroutine.
 #[uprobe]
 pub fn gort_assist_start(ctx: ProbeContext) -> u32 {
-    let Some((tgid, config)) = linked_target() else {
+    let Some((tgid, _)) = linked_target() else {
         return 0;
     };
     count_hit(ProbeId::AssistStart);
-    if let Some(goid) = read_goid(go_arg0(&ctx), config) {
-        let _ = ASSIST_SINCE.insert(&GoroutineKey { tgid, _pad: 0, goid }, &now_ns(), 0);
+    if let Some(st) = gstate(tgid, go_arg0(&ctx)) {
+        st.assist_since = now_ns();
     }
     0
 }
@@ -93,15 +91,14 @@ pub fn gort_assist_end(ctx: ProbeContext) -> u32 {
         return 0;
     };
     count_hit(ProbeId::AssistEnd);
-    let Some(goid) = read_goid(current_g(&ctx), config) else {
+    let g = current_g(&ctx);
+    let Some(st) = gstate_if_seen(tgid, g) else {
         return 0;
     };
-    let key = GoroutineKey { tgid, _pad: 0, goid };
-    // SAFETY: copied out before the entry is removed.
-    let Some(since) = (unsafe { ASSIST_SINCE.get(&key) }).copied() else {
-        return 0;
-    };
-    let _ = ASSIST_SINCE.remove(&key);
-    charge_span(config, &key, Charge::Assist, since, now_ns(), 0);
+    let since = st.assist_since;
+    st.assist_since = 0;
+    if since != 0 && st.span.span_id != 0 {
+        charge_span(config, tgid, g, st, Charge::Assist, since, now_ns(), 0);
+    }
     0
 }

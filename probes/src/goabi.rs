@@ -3,7 +3,7 @@
 //! offsets userspace wrote into `TargetConfig`.
 
 use aya_ebpf::{helpers::bpf_probe_read_user, programs::ProbeContext};
-use gort_common::{EntryKey, Field, RUNTIME_GOROUTINE, TargetConfig};
+use gort_common::{EntryKey, Field, GKey, GoroutineState, RUNTIME_GOROUTINE, TargetConfig};
 
 use crate::maps::*;
 
@@ -84,4 +84,53 @@ pub(crate) fn runtime_goroutine_flag(gp: u64, tgid: u32, config: &TargetConfig) 
         Some(_) => RUNTIME_GOROUTINE,
         None => 0,
     }
+}
+
+/// The state of goroutine `gp`, created (zeroed) on first sight; None only
+/// when the map refuses the entry.
+#[inline(always)]
+pub(crate) fn gstate(tgid: u32, gp: u64) -> Option<&'static mut GoroutineState> {
+    let key = GKey { tgid, _pad: 0, g: gp };
+    let ptr = match GSTATE.get_ptr_mut(&key) {
+        Some(p) => p,
+        None => {
+            let _ = GSTATE.insert(&key, &GoroutineState::default(), 0);
+            GSTATE.get_ptr_mut(&key)?
+        }
+    };
+    // SAFETY: a pointer into the map value for `key`, valid while the program
+    // runs; a goroutine's transitions are serialised by the runtime, so no
+    // other CPU updates this g's state meanwhile.
+    Some(unsafe { &mut *ptr })
+}
+
+/// The state of goroutine `gp` if it has one.
+#[inline(always)]
+pub(crate) fn gstate_if_seen(tgid: u32, gp: u64) -> Option<&'static mut GoroutineState> {
+    let ptr = GSTATE.get_ptr_mut(&GKey { tgid, _pad: 0, g: gp })?;
+    // SAFETY: as in gstate.
+    Some(unsafe { &mut *ptr })
+}
+
+/// A u64 field of a Go struct at `base + offset`.
+#[inline(always)]
+pub(crate) fn read_u64(base: u64, offset: u32) -> Option<u64> {
+    if base == 0 {
+        return None;
+    }
+    // SAFETY: bpf_probe_read_user copies from the target's memory and fails
+    // cleanly on a bad address.
+    unsafe { bpf_probe_read_user((base + u64::from(offset)) as *const u64) }.ok()
+}
+
+/// The goroutine running on this thread's M while it is on its g0 stack
+/// (`g0.m.curg`): in `newproc1`, which runs on the system stack, the creator
+/// of the goroutine being created.
+#[inline(always)]
+pub(crate) fn curg_of_g0(g0: u64, config: &TargetConfig) -> Option<u64> {
+    if !config.has(Field::GM) || !config.has(Field::MCurg) {
+        return None;
+    }
+    let m = read_u64(g0, config.offset(Field::GM))?;
+    read_u64(m, config.offset(Field::MCurg))
 }

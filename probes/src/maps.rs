@@ -6,9 +6,9 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use gort_common::{
-    ActiveSpan, EVENTS_BYTES, EntryKey, GoroutineKey, HISTOGRAMS as HISTOGRAM_COUNT, MAX_COUNTERS,
-    MAX_GOIDS_SEEN, MAX_PROBES, MAX_RUNTIME_ENTRIES, MAX_SPANS, MAX_TARGETS, Parked, SPAN_EVENTS_BYTES,
-    SpanAccount, SpanKey, StwStart, TargetConfig, time_hist,
+    EVENTS_BYTES, EntryKey, GKey, GoroutineKey, GoroutineState, HISTOGRAMS as HISTOGRAM_COUNT, MAX_COUNTERS,
+    MAX_GOIDS_SEEN, MAX_PROBES, MAX_RUNTIME_ENTRIES, MAX_SPANS, MAX_TARGETS, SPAN_EVENTS_BYTES, SpanAccount,
+    SpanKey, StwStart, TargetConfig, time_hist,
 };
 
 #[map(name = "GORT_TARGETS")]
@@ -28,18 +28,12 @@ pub(crate) static HISTOGRAMS: PerCpuArray<u64> =
 #[map(name = "GORT_COUNTERS")]
 pub(crate) static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_COUNTERS, 0);
 
-/// When each runnable goroutine became runnable. Keyed by (pid, goid), not by
-/// the g pointer, because g structs are recycled; an LRU so that goroutines
-/// that die unseen cannot fill it.
-#[map(name = "GORT_RUNNABLE_SINCE")]
-pub(crate) static RUNNABLE_SINCE: LruHashMap<GoroutineKey, u64> =
-    LruHashMap::with_max_entries(MAX_GOIDS_SEEN, 0);
-
-/// Parked goroutines: since when, and the wait reason, keyed like
-/// RUNNABLE_SINCE.
-#[map(name = "GORT_PARKED_SINCE")]
-pub(crate) static PARKED_SINCE: LruHashMap<GoroutineKey, Parked> =
-    LruHashMap::with_max_entries(MAX_GOIDS_SEEN, 0);
+/// Every goroutine's state (runnable since, parked since and why, in an
+/// assist since, its active span), keyed by its g pointer and updated in
+/// place: a g seen once keeps its entry while the runtime recycles it. An LRU,
+/// so gs freed by a shrinking process cannot fill it.
+#[map(name = "GORT_GSTATE")]
+pub(crate) static GSTATE: LruHashMap<GKey, GoroutineState> = LruHashMap::with_max_entries(MAX_GOIDS_SEEN, 0);
 
 /// Notable events for userspace, which drains it on a timer.
 #[map(name = "GORT_EVENTS")]
@@ -48,12 +42,6 @@ pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 /// The stop-the-world in progress, per process.
 #[map(name = "GORT_STW")]
 pub(crate) static STW: HashMap<u32, StwStart> = HashMap::with_max_entries(MAX_TARGETS, 0);
-
-/// Goroutine -> the span active on it (its span id), for goroutines of
-/// targets with trace linkage.
-#[map(name = "GORT_ACTIVE_SPAN")]
-pub(crate) static ACTIVE_SPAN: LruHashMap<GoroutineKey, ActiveSpan> =
-    LruHashMap::with_max_entries(MAX_SPANS, 0);
 
 /// Spans in flight and what the runtime did to them so far.
 #[map(name = "GORT_SPANS")]
@@ -68,11 +56,6 @@ pub(crate) static SPAN_EVENTS: RingBuf = RingBuf::with_byte_size(SPAN_EVENTS_BYT
 /// difference between its end and its start.
 #[map(name = "GORT_STW_TOTAL")]
 pub(crate) static STW_TOTAL: HashMap<u32, u64> = HashMap::with_max_entries(MAX_TARGETS, 0);
-
-/// Goroutines inside a GC assist, since when.
-#[map(name = "GORT_ASSIST_SINCE")]
-pub(crate) static ASSIST_SINCE: LruHashMap<GoroutineKey, u64> =
-    LruHashMap::with_max_entries(MAX_GOIDS_SEEN, 0);
 
 /// Code addresses at which the runtime's own goroutines start (GC workers,
 /// sweeper, scavenger, ...), per target: their waits are kept apart from

@@ -5,7 +5,7 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_probe_read_user, macros::uprobe, programs::ProbeContext};
 use gort_common::{
-    CounterId, Field, GoroutineKey, HistogramId, Parked, ProbeId, RUNTIME_GOROUTINE, blocked_base,
+    CounterId, Field, GoroutineKey, GoroutineState, HistogramId, ProbeId, RUNTIME_GOROUTINE, blocked_base,
     event_kind, gstatus, interval_weight,
 };
 
@@ -60,7 +60,9 @@ pub fn gort_ready(ctx: ProbeContext) -> u32 {
 /// `runtime.casgstatus(gp *g, oldval, newval uint32)`: the one place every
 /// goroutine state change passes. Runnable -> running closes a scheduling
 /// latency interval (the same interval the runtime's /sched/latencies
-/// measures, there sampled 1 in 8); anything -> runnable opens one.
+/// measures, there sampled 1 in 8); anything -> runnable opens one. One
+/// lookup of the goroutine's state, updated in place; `g.goid` is read only
+/// for a notable event.
 #[uprobe]
 pub fn gort_casgstatus(ctx: ProbeContext) -> u32 {
     let Some((tgid, config)) = current_target() else {
@@ -80,10 +82,6 @@ pub fn gort_casgstatus(ctx: ProbeContext) -> u32 {
         other => other,
     };
     let new = if new == gstatus::DEADEXTRA { gstatus::DEAD } else { new };
-    let Some(goid) = read_goid(go_arg(&ctx, 0), config) else {
-        return 0;
-    };
-    let key = GoroutineKey { tgid, _pad: 0, goid };
     let now = now_ns();
     // Outside the window userspace announced (still attached while it
     // attaches or detaches) nothing is recorded, so the window the estimate
@@ -91,58 +89,76 @@ pub fn gort_casgstatus(ctx: ProbeContext) -> u32 {
     if !config.in_window(now) {
         return 0;
     }
+    let gp = go_arg(&ctx, 0);
+    let state = if new == gstatus::DEAD { gstate_if_seen(tgid, gp) } else { gstate(tgid, gp) };
+    let Some(st) = state else {
+        if new == gstatus::DEAD {
+            count(CounterId::GoroutinesExited);
+        }
+        return 0;
+    };
     // Intervals opened before the current window were only partly seen.
-    let fresh = |since: u64| since >= config.window_start_ns;
+    let fresh = |since: u64| since != 0 && since >= config.window_start_ns;
     if old == gstatus::RUNNABLE {
-        // SAFETY: the value is copied out before the entry is removed.
-        if let Some(since) = unsafe { RUNNABLE_SINCE.get(&key) }.copied() {
-            if new == gstatus::RUNNING && fresh(since) {
-                let waited = now.saturating_sub(since);
-                let weight = interval_weight(waited, config.window_ns);
-                record_at(HistogramId::ScheduleLatency.base(), waited, weight);
-                if waited >= config.runnable_event_threshold_ns {
-                    notify(event_kind::SCHEDULE_STALL, tgid, goid, since, now);
-                }
-                charge_span(config, &key, Charge::Runnable, since, now, 0);
+        let since = st.runnable_since;
+        st.runnable_since = 0;
+        if new == gstatus::RUNNING && fresh(since) {
+            let waited = now.saturating_sub(since);
+            let weight = interval_weight(waited, config.window_ns);
+            record_at(HistogramId::ScheduleLatency.base(), waited, weight);
+            if waited >= config.runnable_event_threshold_ns {
+                notify(event_kind::SCHEDULE_STALL, tgid, read_goid(gp, config).unwrap_or(0), since, now);
             }
-            let _ = RUNNABLE_SINCE.remove(&key);
+            if st.span.span_id != 0 {
+                charge_span(config, tgid, gp, st, Charge::Runnable, since, now, 0);
+            }
         }
     }
     if old == gstatus::WAITING {
-        // SAFETY: the value is copied out before the entry is removed.
-        if let Some(parked) = unsafe { PARKED_SINCE.get(&key) }.copied() {
-            if fresh(parked.since_ns) {
-                let parked_ns = now.saturating_sub(parked.since_ns);
-                let weight = interval_weight(parked_ns, config.window_ns);
-                record_at(blocked_base(parked.reason), parked_ns, weight);
-                if parked.reason & RUNTIME_GOROUTINE == 0 {
-                    charge_span(config, &key, Charge::Parked, parked.since_ns, now, parked.reason);
-                }
+        let since = st.parked_since;
+        st.parked_since = 0;
+        if fresh(since) {
+            let reason = st.parked_reason;
+            let parked_ns = now.saturating_sub(since);
+            let weight = interval_weight(parked_ns, config.window_ns);
+            record_at(blocked_base(reason), parked_ns, weight);
+            if reason & RUNTIME_GOROUTINE == 0 && st.span.span_id != 0 {
+                charge_span(config, tgid, gp, st, Charge::Parked, since, now, reason);
             }
-            let _ = PARKED_SINCE.remove(&key);
         }
     }
     match new {
         gstatus::WAITING if config.has(Field::GWaitreason) => {
             // The runtime sets gp.waitreason before parking (gopark, casGToWaiting).
-            let at = (go_arg(&ctx, 0) + u64::from(config.offset(Field::GWaitreason))) as *const u8;
+            let at = (gp + u64::from(config.offset(Field::GWaitreason))) as *const u8;
             // SAFETY: bpf_probe_read_user copies from the target's memory and
             // fails cleanly on a bad address.
-            let reason = unsafe { bpf_probe_read_user(at) }.map_or(0, u64::from)
-                | runtime_goroutine_flag(go_arg(&ctx, 0), tgid, config);
-            let _ = PARKED_SINCE.insert(&key, &Parked { since_ns: now, reason }, 0);
+            let reason = unsafe { bpf_probe_read_user(at) }.map_or(0, u64::from);
+            if st.class == 0 {
+                st.class = match runtime_goroutine_flag(gp, tgid, config) {
+                    0 => GoroutineState::APPLICATION,
+                    _ => GoroutineState::RUNTIME,
+                };
+            }
+            let flag = if st.class == GoroutineState::RUNTIME { RUNTIME_GOROUTINE } else { 0 };
+            st.parked_since = now;
+            st.parked_reason = reason | flag;
+            // Go 1.23+ can create a goroutine parked.
+            if old == gstatus::DEAD {
+                inherit_span(config, tgid, current_g(&ctx), gp, st);
+            }
         }
         gstatus::RUNNABLE => {
             if old == gstatus::DEAD {
                 count(CounterId::GoroutinesCreated);
+                inherit_span(config, tgid, current_g(&ctx), gp, st);
             }
-            let _ = RUNNABLE_SINCE.insert(&key, &now, 0);
+            st.runnable_since = now;
         }
         gstatus::DEAD => {
             count(CounterId::GoroutinesExited);
-            let _ = RUNNABLE_SINCE.remove(&key);
-            let _ = PARKED_SINCE.remove(&key);
-            let _ = ACTIVE_SPAN.remove(&key);
+            // The g may be recycled for another goroutine: nothing carries over.
+            *st = GoroutineState::default();
         }
         _ => {}
     }

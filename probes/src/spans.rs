@@ -2,11 +2,9 @@
 //! inheriting their creator's span, and each wait charged to the span active
 //! on the goroutine.
 
-use aya_ebpf::{
-    bindings::BPF_RB_NO_WAKEUP, helpers::bpf_probe_read_user, macros::uprobe, programs::ProbeContext,
-};
+use aya_ebpf::{bindings::BPF_RB_NO_WAKEUP, macros::uprobe, programs::ProbeContext};
 use gort_common::{
-    ActiveSpan, CounterId, Field, GoroutineKey, ProbeId, SPAN_WAIT_SLOTS, SpanEnd, SpanKey, SpanStall,
+    ActiveSpan, CounterId, Field, GoroutineState, ProbeId, SPAN_WAIT_SLOTS, SpanEnd, SpanKey, SpanStall,
     SpanTotals, TargetConfig, span_record,
 };
 
@@ -20,13 +18,16 @@ pub(crate) enum Charge {
     Assist,
 }
 
-/// Charges a wait of goroutine `key` from `since` to `now` to the span active
-/// on it, if any; a wait at least the stall threshold long is also sent to
-/// userspace with its exact bounds.
+/// Charges a wait of goroutine `gp` (state `st`) from `since` to `now` to
+/// the span active on it; a wait at least the child-span threshold long is
+/// also sent to userspace with its exact bounds.
 #[inline(always)]
+#[expect(clippy::too_many_arguments, reason = "one wait's facts, passed in registers")]
 pub(crate) fn charge_span(
     config: &TargetConfig,
-    key: &GoroutineKey,
+    tgid: u32,
+    gp: u64,
+    st: &GoroutineState,
     what: Charge,
     since: u64,
     now: u64,
@@ -35,14 +36,11 @@ pub(crate) fn charge_span(
     if !config.has(Field::SpanContext) {
         return;
     }
-    // SAFETY: copied out of the map value at once.
-    let Some(active) = (unsafe { ACTIVE_SPAN.get(key) }).copied() else {
-        return;
-    };
+    let active = st.span;
     let span_id = active.span_id;
     // A span that has ended has no account: goroutines that outlive it
     // are not charged to it.
-    let Some(account) = SPANS.get_ptr_mut(&SpanKey { tgid: key.tgid, _pad: 0, span_id }) else {
+    let Some(account) = SPANS.get_ptr_mut(&SpanKey { tgid, _pad: 0, span_id }) else {
         return;
     };
     let waited = now.saturating_sub(since);
@@ -65,7 +63,7 @@ pub(crate) fn charge_span(
             }
             _ => {}
         }
-        send_stall(config, key, what, span_id, since, now, reason, span_record::STARTED_GOROUTINE);
+        send_stall(config, tgid, gp, what, span_id, since, now, reason, span_record::STARTED_GOROUTINE);
         return;
     }
     match what {
@@ -88,16 +86,17 @@ pub(crate) fn charge_span(
         }
         Charge::Assist => atomic_add(&mut totals.assist_ns, waited),
     }
-    send_stall(config, key, what, span_id, since, now, reason, 0);
+    send_stall(config, tgid, gp, what, span_id, since, now, reason, 0);
 }
 
-/// Sends a wait at least the stall threshold long to userspace with its
-/// exact bounds.
+/// Sends a wait at least the child-span threshold long to userspace with
+/// its exact bounds (and the goroutine's id, read only then).
 #[inline(always)]
 #[expect(clippy::too_many_arguments, reason = "a stall record's fields, passed in registers")]
 pub(crate) fn send_stall(
     config: &TargetConfig,
-    key: &GoroutineKey,
+    tgid: u32,
+    gp: u64,
     what: Charge,
     span_id: u64,
     since: u64,
@@ -113,9 +112,9 @@ pub(crate) fn send_stall(
         };
         let stall = SpanStall {
             kind,
-            tgid: key.tgid,
+            tgid,
             span_id,
-            goid: key.goid,
+            goid: read_goid(gp, config).unwrap_or(0),
             start_ns: since,
             end_ns: now,
             reason: reason as u32,
@@ -125,6 +124,45 @@ pub(crate) fn send_stall(
             count(CounterId::SpanEventsLost);
         }
     }
+}
+
+/// A goroutine `newg` (state `st`) is being created, in `newproc1` on the
+/// system stack of its creator's M (`g0`): it inherits the span active on
+/// its creator (`g0.m.curg`, checked against `newg.parentGoid`), unless it is
+/// one of the runtime's own. Done here, at the creation's state change,
+/// rather than on a RET of newproc1, which the kernel would single-step.
+#[inline(always)]
+pub(crate) fn inherit_span(config: &TargetConfig, tgid: u32, g0: u64, newg: u64, st: &mut GoroutineState) {
+    if !config.has(Field::SpanContext) || !config.has(Field::GParentGoid) {
+        return;
+    }
+    let Some(creator) = curg_of_g0(g0, config) else {
+        return;
+    };
+    let Some(cst) = gstate_if_seen(tgid, creator) else {
+        return;
+    };
+    let span_id = cst.span.span_id;
+    if span_id == 0 {
+        return;
+    }
+    let parent = read_u64(newg, config.offset(Field::GParentGoid));
+    if parent.is_none() || parent != read_goid(creator, config) {
+        return;
+    }
+    // The runtime's own goroutines (a GC worker started during a request)
+    // do not work for the span.
+    if runtime_goroutine_flag(newg, tgid, config) != 0 {
+        st.class = GoroutineState::RUNTIME;
+        return;
+    }
+    st.class = GoroutineState::APPLICATION;
+    let Some(account) = SPANS.get_ptr_mut(&SpanKey { tgid, _pad: 0, span_id }) else {
+        return;
+    };
+    // SAFETY: a pointer into this span's map value, valid while the program runs.
+    atomic_add(unsafe { &mut (*account).totals.started_goroutines }, 1);
+    st.span = ActiveSpan { span_id, inherited: 1 };
 }
 
 /// The current process if it is a target with trace linkage on.
@@ -158,7 +196,11 @@ pub fn gort_span_start(ctx: ProbeContext) -> u32 {
         return 0;
     };
     count_hit(ProbeId::SpanStart);
-    let Some(goid) = read_goid(current_g(&ctx), config) else {
+    let g = current_g(&ctx);
+    let Some(goid) = read_goid(g, config) else {
+        return 0;
+    };
+    let Some(st) = gstate(tgid, g) else {
         return 0;
     };
     let Some(scratch) = SPAN_SCRATCH.get_ptr_mut(0) else {
@@ -172,9 +214,7 @@ pub fn gort_span_start(ctx: ProbeContext) -> u32 {
     };
     account.trace_id.copy_from_slice(&ids[..16]);
     account.span_id = span_id;
-    let gkey = GoroutineKey { tgid, _pad: 0, goid };
-    // SAFETY: copied out at once.
-    let prev = unsafe { ACTIVE_SPAN.get(&gkey) }.copied().unwrap_or_default();
+    let prev = st.span;
     account.prev_span = prev.span_id;
     account.prev_inherited = prev.inherited;
     account.start_goid = goid;
@@ -183,7 +223,7 @@ pub fn gort_span_start(ctx: ProbeContext) -> u32 {
     account.stw_at_start_ns = unsafe { STW_TOTAL.get(&tgid) }.copied().unwrap_or(0);
     account.totals = SpanTotals::default();
     let _ = SPANS.insert(&SpanKey { tgid, _pad: 0, span_id }, account, 0);
-    let _ = ACTIVE_SPAN.insert(&gkey, &ActiveSpan { span_id, inherited: 0 }, 0);
+    st.span = ActiveSpan { span_id, inherited: 0 };
     0
 }
 
@@ -199,7 +239,8 @@ pub fn gort_span_end(ctx: ProbeContext) -> u32 {
     let Some((ids, span_id)) = read_span_ids(go_arg0(&ctx), config) else {
         return 0;
     };
-    let goid = read_goid(current_g(&ctx), config).unwrap_or(0);
+    let g = current_g(&ctx);
+    let goid = read_goid(g, config).unwrap_or(0);
     let key = SpanKey { tgid, _pad: 0, span_id };
     let now = now_ns();
     let Some(mut entry) = SPAN_EVENTS.reserve::<SpanEnd>(0) else {
@@ -225,15 +266,10 @@ pub fn gort_span_end(ctx: ProbeContext) -> u32 {
                 (*record).totals = account.totals;
                 let stw_now = STW_TOTAL.get(&tgid).copied().unwrap_or(0);
                 (*record).totals.stw_ns = stw_now.saturating_sub(account.stw_at_start_ns);
-                let gkey = GoroutineKey { tgid, _pad: 0, goid };
-                if ACTIVE_SPAN.get(&gkey).is_some_and(|a| a.span_id == span_id) {
-                    if account.prev_span == 0 {
-                        let _ = ACTIVE_SPAN.remove(&gkey);
-                    } else {
-                        let prev =
-                            ActiveSpan { span_id: account.prev_span, inherited: account.prev_inherited };
-                        let _ = ACTIVE_SPAN.insert(&gkey, &prev, 0);
-                    }
+                if let Some(st) = gstate_if_seen(tgid, g)
+                    && st.span.span_id == span_id
+                {
+                    st.span = ActiveSpan { span_id: account.prev_span, inherited: account.prev_inherited };
                 }
             }
             None => {
@@ -245,45 +281,5 @@ pub fn gort_span_end(ctx: ProbeContext) -> u32 {
     }
     entry.submit(u64::from(BPF_RB_NO_WAKEUP));
     let _ = SPANS.remove(&key);
-    0
-}
-
-/// RET of `runtime.newproc1` (on g0): RAX is the new goroutine, whose
-/// `parentGoid` names its creator; it inherits the creator's active span.
-#[uprobe]
-pub fn gort_newproc(ctx: ProbeContext) -> u32 {
-    let Some((tgid, config)) = linked_target() else {
-        return 0;
-    };
-    count_hit(ProbeId::Newproc);
-    if !config.has(Field::GParentGoid) {
-        return 0;
-    }
-    let newg = go_arg0(&ctx);
-    let Some(goid) = read_goid(newg, config) else {
-        return 0;
-    };
-    let at = (newg + u64::from(config.offset(Field::GParentGoid))) as *const u64;
-    // SAFETY: bpf_probe_read_user fails cleanly on a bad address.
-    let Ok(parent) = (unsafe { bpf_probe_read_user(at) }) else {
-        return 0;
-    };
-    // SAFETY: copied out at once.
-    let Some(active) = (unsafe { ACTIVE_SPAN.get(&GoroutineKey { tgid, _pad: 0, goid: parent }) }).copied()
-    else {
-        return 0;
-    };
-    // The runtime's own goroutines (a GC worker started during a request)
-    // do not work for the span.
-    if runtime_goroutine_flag(newg, tgid, config) != 0 {
-        return 0;
-    }
-    let Some(account) = SPANS.get_ptr_mut(&SpanKey { tgid, _pad: 0, span_id: active.span_id }) else {
-        return 0;
-    };
-    // SAFETY: a pointer into this span's map value, valid while the program runs.
-    atomic_add(unsafe { &mut (*account).totals.started_goroutines }, 1);
-    let inherited = ActiveSpan { span_id: active.span_id, inherited: 1 };
-    let _ = ACTIVE_SPAN.insert(&GoroutineKey { tgid, _pad: 0, goid }, &inherited, 0);
     0
 }

@@ -167,16 +167,6 @@ pub const PROBES: &[ProbeSpec] = &[
         go: GoRange::ALL,
     },
     ProbeSpec {
-        id: ProbeId::Newproc,
-        name: "newproc",
-        symbol: "runtime.newproc1",
-        site: Site::Returns,
-        program: names::PROG_NEWPROC,
-        need: Need::Optional,
-        heat: Heat::Linked,
-        go: GoRange::ALL,
-    },
-    ProbeSpec {
         id: ProbeId::AssistStart,
         name: "assist_start",
         symbol: "runtime.gcAssistAlloc",
@@ -207,6 +197,9 @@ pub const FIELDS: &[(Field, Need)] = &[
     (Field::GParentGoid, Need::Optional),
     (Field::GStartpc, Need::Optional),
     (Field::SpanContext, Need::Optional),
+    // The creator of a new goroutine (g0.m.curg), for span inheritance.
+    (Field::GM, Need::Optional),
+    (Field::MCurg, Need::Optional),
 ];
 
 /// The runtime's list of every goroutine, read by the live-goroutine census.

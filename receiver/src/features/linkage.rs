@@ -1,5 +1,5 @@
-//! Trace linkage's probes: span start and end, goroutine creation (span
-//! inheritance) and GC assists. Their records are drained by the session
+//! Trace linkage's probes: span start and end, and GC assists (new
+//! goroutines inherit their creator's span in the state-change probe). Their records are drained by the session
 //! into the pipeline's linkage stage; what linkage exports is on the
 //! service's spans and in other features' exemplars, not metrics of its own.
 
@@ -16,7 +16,7 @@ impl Feature for Linkage {
     }
 
     fn probes(&self) -> &'static [ProbeId] {
-        &[ProbeId::SpanStart, ProbeId::SpanEnd, ProbeId::Newproc, ProbeId::AssistStart, ProbeId::AssistEnd]
+        &[ProbeId::SpanStart, ProbeId::SpanEnd, ProbeId::AssistStart, ProbeId::AssistEnd]
     }
 
     fn export(&self, _: &Report<'_>, _: &mut Vec<Metric>) {}

@@ -114,7 +114,7 @@ impl Session {
             // What needs a field it cannot use stays off: inheritance and the
             // span context without linkage, start pcs without the entries.
             let used = match field {
-                Field::GParentGoid | Field::SpanContext => linkage.is_some(),
+                Field::GParentGoid | Field::SpanContext | Field::GM | Field::MCurg => linkage.is_some(),
                 Field::GStartpc => runtime_entries.is_some(),
                 _ => true,
             };
