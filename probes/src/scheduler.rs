@@ -89,6 +89,14 @@ pub fn gort_casgstatus(ctx: ProbeContext) -> u32 {
     if !config.in_window(now) {
         return 0;
     }
+    // Transitions that neither end a wait gort measures nor start one
+    // (running <-> syscall, the copystack dance of a running goroutine)
+    // need nothing: no lookup.
+    let ends = old == gstatus::RUNNABLE || old == gstatus::WAITING || old == gstatus::DEAD;
+    let starts = new == gstatus::RUNNABLE || new == gstatus::WAITING || new == gstatus::DEAD;
+    if !ends && !starts {
+        return 0;
+    }
     let gp = go_arg(&ctx, 0);
     let state = if new == gstatus::DEAD { gstate_if_seen(tgid, gp) } else { gstate(tgid, gp) };
     let Some(st) = state else {
