@@ -57,13 +57,7 @@ pub(crate) fn current_g(ctx: &ProbeContext) -> u64 {
 
 #[inline(always)]
 pub(crate) fn read_goid(gp: u64, config: &TargetConfig) -> Option<u64> {
-    if gp == 0 {
-        return None;
-    }
-    let goid_ptr = (gp + u64::from(config.offset(Field::GGoid))) as *const u64;
-    // SAFETY: bpf_probe_read_user copies from the target's memory and fails
-    // cleanly on a bad address; nothing is dereferenced directly.
-    unsafe { bpf_probe_read_user(goid_ptr) }.ok()
+    read_u64(gp, config.offset(Field::GGoid))
 }
 
 /// `RUNTIME_GOROUTINE` if the goroutine `gp` started at one of the
@@ -73,10 +67,7 @@ pub(crate) fn runtime_goroutine_flag(gp: u64, tgid: u32, config: &TargetConfig) 
     if !config.has(Field::GStartpc) {
         return 0;
     }
-    let at = (gp + u64::from(config.offset(Field::GStartpc))) as *const u64;
-    // SAFETY: bpf_probe_read_user copies from the target's memory and fails
-    // cleanly on a bad address.
-    let Ok(pc) = (unsafe { bpf_probe_read_user(at) }) else {
+    let Some(pc) = read_u64(gp, config.offset(Field::GStartpc)) else {
         return 0;
     };
     // SAFETY: only whether the entry exists is used.

@@ -64,7 +64,6 @@ impl Session {
         for warning in &analysis.warnings {
             log::warn!("{}: {warning}", exe.display());
         }
-        let goid_offset = analysis.fields[&Field::GGoid].offset;
         let stall_threshold_ns = duration_ns(options.runnable_event_threshold);
         if !analysis.fields.contains_key(&Field::GWaitreason) {
             log::warn!("{}: runtime.g.waitreason offset unknown; blocked time disabled", exe.display());
@@ -177,13 +176,12 @@ impl Session {
             last_live: None,
             process,
             analysis,
-            goid_offset,
             planned,
             config,
             sampler,
             baseline: hit_counts(probes)?,
             bpf_baseline: None,
-            stratum_base: read_runtime(probes, wait_names)?,
+            stratum_base: crate::features::read_runtime(probes, wait_names)?,
             folded: RuntimeCounts::default(),
             strata: Vec::new(),
             wait_names,

@@ -45,15 +45,6 @@ impl SamplingSummary {
     }
 }
 
-/// Reads the in-kernel runtime aggregates of every feature; `wait_names`
-/// names the wait reasons of the target's Go release.
-pub(super) fn read_runtime(
-    probes: &Probes,
-    wait_names: Option<&[String]>,
-) -> Result<RuntimeCounts, RunError> {
-    Ok(crate::features::read_runtime(probes, wait_names)?)
-}
-
 impl Session {
     /// What the current stratum recorded so far, and the two counts its
     /// error is judged by.
@@ -62,7 +53,7 @@ impl Session {
         probes: &Probes,
         now: Instant,
     ) -> Result<(RuntimeCounts, StratumCount, StratumCount), RunError> {
-        let raw = read_runtime(probes, self.wait_names)?.since(&self.stratum_base);
+        let raw = crate::features::read_runtime(probes, self.wait_names)?.since(&self.stratum_base);
         let (covered, elapsed) = self.sampler.stratum_times(now);
         let count = |observed: u64| StratumCount {
             observed: observed as f64 / WEIGHT_ONE as f64,

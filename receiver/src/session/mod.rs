@@ -27,7 +27,6 @@ pub use self::{
     summary::{EndReason, GoroutineSeen, LinkageSummary, ProbeSummary, Summary, TargetSummary},
 };
 use self::{
-    estimate::read_runtime,
     report::{Outputs, Snapshot, report},
     sampling::{Sampler, Schedule, StratumCount},
     signals::{StopSignals, Wait, Wake, find_process, wait},
@@ -121,7 +120,6 @@ struct Planned {
 struct Session {
     process: Process,
     analysis: Analysis,
-    goid_offset: u64,
     planned: Vec<Planned>,
     config: TargetConfig,
     /// When the sampled probes are attached and what they stand for.

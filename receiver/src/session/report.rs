@@ -95,7 +95,7 @@ impl Session {
             self.process.pid,
             self.process.exe.display(),
             self.analysis.build.go_version,
-            self.goid_offset
+            self.goid_offset()
         );
         for Planned { spec, function: f, .. } in &self.planned {
             let (place, file_offsets) = match (spec.site, site_mode) {

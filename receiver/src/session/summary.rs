@@ -2,7 +2,7 @@
 
 use std::{collections::BTreeMap, fs, path::PathBuf};
 
-use gort_goexe::{self as analysis};
+use gort_goexe::{self as analysis, Field};
 
 use super::*;
 use crate::{
@@ -119,6 +119,12 @@ impl Summary {
 }
 
 impl Session {
+    /// Where `runtime.g.goid` sits (a required field: attach refuses a
+    /// binary without it).
+    pub(super) fn goid_offset(&self) -> u64 {
+        self.analysis.fields.get(&Field::GGoid).map_or(0, |f| f.offset)
+    }
+
     /// The program statistics of every planned probe, in plan order.
     pub(super) fn program_stats(&self, probes: &Probes) -> Result<Vec<crate::bpf::ProgramStats>, RunError> {
         self.planned.iter().map(|p| Ok(probes.program_stats(p.spec.program)?)).collect()
@@ -131,18 +137,21 @@ impl Session {
         exited: bool,
     ) -> Result<TargetSummary, RunError> {
         let hits = &snap.hits;
-        let bpf: Option<Vec<crate::bpf::ProgramStats>> = match &self.bpf_baseline {
-            Some(base) => {
-                Some(self.program_stats(probes)?.iter().zip(base).map(|(n, b)| n.since(*b)).collect())
-            }
-            None => None,
-        };
+        let bpf: Option<Vec<crate::bpf::ProgramStats>> = self
+            .bpf_baseline
+            .as_ref()
+            .map(|base| {
+                Ok::<_, RunError>(
+                    self.program_stats(probes)?.iter().zip(base).map(|(n, b)| n.since(*b)).collect(),
+                )
+            })
+            .transpose()?;
 
         Ok(TargetSummary {
             pid: self.process.pid,
             exe: self.process.exe.clone(),
             go_version: self.analysis.build.go_version.clone(),
-            goid_offset: self.goid_offset,
+            goid_offset: self.goid_offset(),
             probes: self
                 .planned
                 .iter()
