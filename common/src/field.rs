@@ -31,7 +31,7 @@ impl Module {
 pub const OTEL_SDK_MODULE: &str = "go.opentelemetry.io/otel/sdk";
 
 /// Room for fields in `TargetConfig::offsets`.
-pub const FIELD_SLOTS: usize = 32;
+pub const FIELD_SLOTS: usize = 64;
 
 macro_rules! fields {
     ($($(#[$doc:meta])* $variant:ident = $module:ident $type:literal $member:literal,)*) => {
@@ -90,6 +90,46 @@ fields! {
     ModuledataMinpc = Runtime "runtime.moduledata" "minpc",
     ModuledataText = Runtime "runtime.moduledata" "text",
     ModuledataGofunc = Runtime "runtime.moduledata" "gofunc",
+    // The runtime's own statistics, read from the target's memory (userspace
+    // only): what `runtime/metrics` computes its values from.
+    /// The scheduling-latency `timeHistogram` (`/sched/latencies:seconds`).
+    SchedtTimeToRun = Runtime "runtime.schedt" "timeToRun",
+    /// GC stop-the-world pauses (Go 1.22+; `/gc/pauses:seconds`).
+    SchedtStwTotalTimeGC = Runtime "runtime.schedt" "stwTotalTimeGC",
+    /// The sharded heap statistics (`consistentHeapStats`).
+    MstatsHeapStats = Runtime "runtime.mstats" "heapStats",
+    MstatsStacksSys = Runtime "runtime.mstats" "stacks_sys",
+    MstatsMspanSys = Runtime "runtime.mstats" "mspan_sys",
+    MstatsMcacheSys = Runtime "runtime.mstats" "mcache_sys",
+    MstatsBuckhashSys = Runtime "runtime.mstats" "buckhash_sys",
+    MstatsGcMiscSys = Runtime "runtime.mstats" "gcMiscSys",
+    MstatsOtherSys = Runtime "runtime.mstats" "other_sys",
+    /// Completed GC cycles.
+    MstatsNumgc = Runtime "runtime.mstats" "numgc",
+    /// GC pauses up to Go 1.21 (`/gc/pauses:seconds`).
+    MstatsGcPauseDist = Runtime "runtime.mstats" "gcPauseDist",
+    /// Follows `stats [3]heapStatsDelta`: a third of it is the delta's size.
+    ConsistentHeapStatsGen = Runtime "runtime.consistentHeapStats" "gen",
+    HeapStatsDeltaCommitted = Runtime "runtime.heapStatsDelta" "committed",
+    HeapStatsDeltaReleased = Runtime "runtime.heapStatsDelta" "released",
+    HeapStatsDeltaInStacks = Runtime "runtime.heapStatsDelta" "inStacks",
+    HeapStatsDeltaLargeAlloc = Runtime "runtime.heapStatsDelta" "largeAlloc",
+    HeapStatsDeltaLargeAllocCount = Runtime "runtime.heapStatsDelta" "largeAllocCount",
+    HeapStatsDeltaSmallAllocCount = Runtime "runtime.heapStatsDelta" "smallAllocCount",
+    /// Follows `smallAllocCount`: gives the number of size classes.
+    HeapStatsDeltaLargeFree = Runtime "runtime.heapStatsDelta" "largeFree",
+    GcControllerGcPercent = Runtime "runtime.gcControllerState" "gcPercent",
+    GcControllerMemoryLimit = Runtime "runtime.gcControllerState" "memoryLimit",
+    GcControllerGcPercentHeapGoal = Runtime "runtime.gcControllerState" "gcPercentHeapGoal",
+    GcControllerSweepDistMinTrigger = Runtime "runtime.gcControllerState" "sweepDistMinTrigger",
+    GcControllerTriggered = Runtime "runtime.gcControllerState" "triggered",
+    GcControllerHeapMarked = Runtime "runtime.gcControllerState" "heapMarked",
+    GcControllerMappedReady = Runtime "runtime.gcControllerState" "mappedReady",
+    GcControllerHeapFree = Runtime "runtime.gcControllerState" "heapFree",
+    GcControllerTotalAlloc = Runtime "runtime.gcControllerState" "totalAlloc",
+    GcControllerTotalFree = Runtime "runtime.gcControllerState" "totalFree",
+    /// Odd while the P writes its heap-statistics delta: a torn read.
+    PStatsSeq = Runtime "runtime.p" "statsSeq",
     /// Where the SDK span keeps its `trace.SpanContext` (trace id: 16 bytes
     /// at +0, span id: 8 bytes at +16, the layout of
     /// go.opentelemetry.io/otel/trace since v1.0).

@@ -36,7 +36,7 @@ pub struct TargetConfig {
     /// linkage, `GStartpc` telling the runtime's goroutines apart.
     pub offsets: [u32; FIELD_SLOTS],
 }
-const _: () = assert!(size_of::<TargetConfig>() == 224);
+const _: () = assert!(size_of::<TargetConfig>() == 352);
 
 impl Default for TargetConfig {
     fn default() -> Self {

@@ -16,6 +16,11 @@ use thiserror::Error;
 
 use crate::{Arch, GoVersion};
 
+/// Fields that only some releases have, with the releases that do: every
+/// other field is in every layout of its module.
+pub const VERSIONED: &[(Field, &str)] =
+    &[(Field::SchedtStwTotalTimeGC, "Go 1.22 and later"), (Field::MstatsGcPauseDist, "Go 1.21")];
+
 /// One release's offsets of one module on one architecture, keyed
 /// `type.member` (`Field`'s display form).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
