@@ -26,9 +26,33 @@ pub struct Target {
     pub gc_mark_worker_ns: f64,
     pub notable: Notable,
     pub linkage: Option<Linkage>,
+    /// The runtime's own statistics at the last read (absent before gort
+    /// read them).
+    #[serde(default)]
+    pub runtime_stats: Option<RuntimeStats>,
+    #[serde(default)]
+    pub runtime_stats_torn_reads: u64,
     /// Goroutine ids the deep-mode probes saw, with their hits.
     pub goroutines: Vec<GoroutineSeen>,
     pub exited: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RuntimeStats {
+    pub schedule_latency: CountsOnly,
+    pub gc_cycles: u64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CountsOnly {
+    pub counts: Vec<u64>,
+    pub overflow: u64,
+}
+
+impl RuntimeStats {
+    pub fn schedule_latency_count(&self) -> u64 {
+        self.schedule_latency.counts.iter().sum::<u64>() + self.schedule_latency.overflow
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,6 +160,9 @@ pub struct Sampling {
     pub schedule_count_relative_error: Option<f64>,
     #[serde(default)]
     pub blocked_count_relative_error: Option<f64>,
+    /// The runtime's own scheduling-latency counts while windows were open.
+    #[serde(default)]
+    pub runtime_schedule_latency_in_windows: Option<CountsOnly>,
 }
 
 /// Reads and removes a summary file.

@@ -138,6 +138,9 @@ fn check_pingpong(binary: &Path) {
         ],
     );
     gort.wait_line(Duration::from_secs(10), |l| l.contains("probe ready"));
+    // One report before the load: the run is shorter than a report
+    // interval, and the runtime's statistics are read at reports only.
+    gort.wait_line(Duration::from_secs(10), |l| l.starts_with(&format!("gort: pid {} [", pingpong.pid())));
 
     pingpong.send_line("go");
     let done = pingpong.wait_line(Duration::from_secs(60), |l| l.contains("\"done\""));
@@ -228,12 +231,40 @@ fn check_pingpong(binary: &Path) {
     assert_eq!(execute_point.value, Some(number_data_point::Value::AsInt(hits("execute") as i64)));
 
     // Every half round trip makes a goroutine runnable and then running:
-    // the scheduling-latency histogram holds at least that many samples.
-    let sched = metrics.iter().find(|m| m.name == "go.schedule.duration").expect("no go.schedule.duration");
+    // the probe's scheduling-latency histogram holds at least that many
+    // samples. The exported one is the runtime's own, read from its memory
+    // (it tracks one transition in eight): exactly the last read's.
+    let probed = target.runtime.schedule_latency.counts.iter().sum::<u64>();
+    assert!(probed >= 2 * round_trips, "probed schedule latencies {probed} < 2 x {round_trips}");
+    // The runtime's statistics are not read once the process is gone: the
+    // last point is in the last report that read them.
+    let requests: Vec<ExportMetricsServiceRequest> =
+        otlp.lines().map(|l| serde_json::from_str(l).expect("an OTLP/JSON metrics request")).collect();
+    let sched = requests
+        .iter()
+        .flat_map(|r| &r.resource_metrics[0].scope_metrics[0].metrics)
+        .rfind(|m| m.name == "go.schedule.duration")
+        .expect("no go.schedule.duration");
     assert_eq!(sched.unit, "s");
     let Some(Data::Histogram(h)) = &sched.data else { panic!("go.schedule.duration is not a histogram") };
     let count = h.data_points[0].count;
-    assert!(count >= 2 * round_trips, "go.schedule.duration count {count} < 2 x {round_trips}");
-    assert_eq!(target.runtime.schedule_latency.counts.iter().sum::<u64>(), count);
+    match &target.runtime_stats {
+        Some(runtime) => {
+            assert_eq!(
+                count,
+                runtime.schedule_latency_count(),
+                "go.schedule.duration is the runtime's histogram"
+            );
+            assert!(count < probed, "the runtime tracks 1 in 8: {count} of {probed}");
+        }
+        // No symbol table, so no runtime statistics: the probe's histogram.
+        None => {
+            assert!(
+                !gort_integration::inspect::inspect(binary).has_symbols,
+                "the runtime's statistics were not read from a binary with symbols"
+            );
+            assert_eq!(count, probed, "without the runtime's statistics, the probe's histogram");
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

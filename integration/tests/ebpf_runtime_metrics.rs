@@ -241,8 +241,12 @@ fn ebpf_blocked_time_by_wait_reason_matches_the_workload() {
 /// 400 ms here (the default is 2 s at attach, then 500 ms in 10 s; a short period gives this 2 s
 /// workload several windows). GC pauses and cycles come from probes that are
 /// never sampled, so they stay exact; the schedule-latency estimate, scaled
-/// up from the windows, must agree with the runtime's own count and
-/// quantiles as the continuous measurement does.
+/// up from the windows, must agree with the runtime's own count over the
+/// run, and its quantiles with the runtime's own over the same windows (read
+/// by gort from the runtime's memory at each window's edges). The probe
+/// slows this switch-bound workload while attached (two traps per switch),
+/// so its windows wait longer than the rest of the run: that observer
+/// effect is printed, and is why `go.schedule.duration` is the runtime's.
 fn check_sampled(version: &str, env: &[(&str, &str)]) {
     let binary = go_program("runtimeload", version, &[], env);
     let args = ["-workload", "sched", "-duration", "2s", "-workers", "4"];
@@ -260,9 +264,15 @@ fn check_sampled(version: &str, env: &[(&str, &str)]) {
         "{version}: sampled: {windows} windows, estimated {n_ours} transitions, runtime sampled {n_theirs} (ratio {ratio:.2}, continuous ~8)"
     );
     assert!((6.0..=10.7).contains(&ratio), "{version}: estimate/runtime ratio {ratio:.2}, expected 8 +- 25%");
+    let in_windows = gort.sampling.runtime_schedule_latency_in_windows.as_ref().map(|h| h.counts.clone());
+    let in_windows = in_windows.unwrap_or_else(|| panic!("{version}: no runtime histogram over the windows"));
     for q in [0.5, 0.9] {
-        let (a, b) = (quantile_bucket(&ours, q), quantile_bucket(&theirs, q));
-        eprintln!("{version}: sampled schedule latency p{}: buckets gort {a}, runtime {b}", q * 100.0);
+        let (a, b) = (quantile_bucket(&ours, q), quantile_bucket(&in_windows, q));
+        let whole = quantile_bucket(&theirs, q);
+        eprintln!(
+            "{version}: sampled schedule latency p{}: buckets gort {a}, runtime over the same windows {b} (over the whole run {whole}: the probe's observer effect)",
+            q * 100.0
+        );
         assert!(a.abs_diff(b) <= 1, "{version}: p{q} buckets {a} vs {b}: more than one bucket apart");
     }
 }

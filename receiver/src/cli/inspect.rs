@@ -22,6 +22,8 @@ pub fn inspect(path: &Path, json: bool) -> anyhow::Result<()> {
         analysis.missing_fields.retain(|f| f.module() != Module::OtelSdk);
         analysis.inlined_only.retain(|f, _| !sdk(f));
     }
+    // A field only some releases have is not missing from the others.
+    analysis.missing_fields.retain(|f| !analysis::offsets::VERSIONED.iter().any(|(v, _)| v == f));
     if json {
         println!("{}", serde_json::to_string_pretty(&analysis)?);
         return Ok(());

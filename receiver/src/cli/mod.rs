@@ -3,6 +3,7 @@
 
 mod inspect;
 mod run;
+mod stats;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -24,6 +25,16 @@ enum Command {
         /// The Go executable.
         path: PathBuf,
         /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read a running Go process's own runtime statistics once from its
+    /// memory (no probe; needs ptrace access to the process).
+    Stats {
+        /// The process.
+        #[arg(long)]
+        pid: u32,
+        /// Print JSON (the summary's `runtime_stats` form) instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -52,6 +63,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect { path, json } => inspect::inspect(&path, json),
+        Command::Stats { pid, json } => stats::stats(pid, json),
         Command::Run(args) => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
             Ok(rt) => rt.block_on(run::run_command(*args)),
             Err(e) => Err(e.into()),

@@ -23,6 +23,8 @@ pub struct Window {
 #[derive(Clone, Copy)]
 pub enum Value {
     Int(u64),
+    /// A value that can be negative (GOGC off is -1).
+    Signed(i64),
     Seconds(u64),
 }
 
@@ -31,6 +33,7 @@ impl Value {
         use metrics::number_data_point::Value as V;
         match self {
             Self::Int(v) => V::AsInt(i64::try_from(v).unwrap_or(i64::MAX)),
+            Self::Signed(v) => V::AsInt(v),
             Self::Seconds(ns) => V::AsDouble(ns as f64 / 1e9),
         }
     }
@@ -49,6 +52,7 @@ pub fn number_points(w: Window, points: Vec<(Vec<(&str, &str)>, Value)>) -> Vec<
         .collect()
 }
 
+/// A counter: a cumulative, monotonic sum.
 pub fn sum_metric(
     name: &str,
     description: &str,
@@ -56,14 +60,33 @@ pub fn sum_metric(
     w: Window,
     points: Vec<(Vec<(&str, &str)>, Value)>,
 ) -> Metric {
+    cumulative_sum(name, description, unit, number_points(w, points), true)
+}
+
+/// The same sum as an up-down counter (the semantic conventions' instrument
+/// for levels such as memory in use): cumulative, not monotonic.
+pub fn up_down(mut metric: Metric) -> Metric {
+    if let Some(metrics::metric::Data::Sum(sum)) = &mut metric.data {
+        sum.is_monotonic = false;
+    }
+    metric
+}
+
+fn cumulative_sum(
+    name: &str,
+    description: &str,
+    unit: &str,
+    data_points: Vec<NumberDataPoint>,
+    is_monotonic: bool,
+) -> Metric {
     Metric {
         name: name.into(),
         description: description.into(),
         unit: unit.into(),
         data: Some(metrics::metric::Data::Sum(Sum {
-            data_points: number_points(w, points),
+            data_points,
             aggregation_temporality: AggregationTemporality::Cumulative as i32,
-            is_monotonic: true,
+            is_monotonic,
         })),
         ..Default::default()
     }
@@ -87,6 +110,17 @@ pub fn gauge_metric(name: &str, description: &str, unit: &str, w: Window, value:
 /// One cumulative explicit-bucket data point in seconds, with the runtime's
 /// buckets folded to powers of two (runtime/metrics' four sub-buckets per
 /// power would make ~160 Prometheus series per histogram).
+/// A point of a runtime-sourced histogram: the runtime keeps no sum, and an
+/// OTLP point without one says so.
+pub fn histogram_point_without_sum(
+    w: Window,
+    h: &TimeHistogram,
+    attributes: Vec<KeyValue>,
+    exemplars: &[Exemplar],
+) -> HistogramDataPoint {
+    HistogramDataPoint { sum: None, ..histogram_point(w, h, attributes, exemplars) }
+}
+
 pub fn histogram_point(
     w: Window,
     h: &TimeHistogram,

@@ -1,13 +1,14 @@
-//! GC stop-the-world pauses (`go.memory.gc.pause.duration`), GC cycles and
-//! other stop-the-worlds, from the stop/start-the-world probes.
+//! GC stop-the-world pauses (`go.memory.gc.pause.duration`: the runtime's
+//! own histogram when its memory can be read, else the probes'), and GC
+//! cycles and other stop-the-worlds from the stop/start-the-world probes.
 
 use gort_common::{CounterId, HistogramId, ProbeId};
 use gort_proto::metrics::Metric;
 
-use super::{Feature, Report};
+use super::{Feature, Report, Source};
 use crate::{
     bpf::{BpfError, Probes},
-    export::points::{Value, histogram_metric, histogram_point, sum_metric},
+    export::points::{Value, histogram_metric, histogram_point, histogram_point_without_sum, sum_metric},
     telemetry::{
         exemplars::ExemplarFor,
         stats::{RuntimeCounts, TimeHistogram},
@@ -34,11 +35,18 @@ impl Feature for Gc {
 
     fn export(&self, r: &Report<'_>, out: &mut Vec<Metric>) {
         let exemplars = r.exemplars.of(ExemplarFor::GcPause);
-        out.push(histogram_metric(
-            "go.memory.gc.pause.duration",
-            "Duration of each GC stop-the-world pause.",
-            vec![histogram_point(r.window, &r.runtime.gc_pause, vec![], &exemplars)],
-        ));
+        let point = match r.histogram(|s| &s.gc_pauses, &r.runtime.gc_pause) {
+            Some(Source::Runtime(h)) => Some(histogram_point_without_sum(r.window, h, vec![], &exemplars)),
+            Some(Source::Probes(h)) => Some(histogram_point(r.window, h, vec![], &exemplars)),
+            None => None,
+        };
+        if let Some(point) = point {
+            out.push(histogram_metric(
+                "go.memory.gc.pause.duration",
+                "Duration of each GC stop-the-world pause (the runtime's own /gc/pauses:seconds when its memory can be read, else the stop-the-world probes).",
+                vec![point],
+            ));
+        }
         out.push(sum_metric(
             "gort.gc.cycles",
             "Completed GC cycles.",

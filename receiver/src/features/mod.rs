@@ -8,6 +8,7 @@ mod blocked;
 mod gc;
 mod goroutines;
 mod linkage;
+mod memory;
 mod scheduler;
 mod selfstats;
 
@@ -17,7 +18,12 @@ use gort_proto::metrics::Metric;
 use crate::{
     bpf::{BpfError, Probes},
     export::points::Window,
-    telemetry::{census::Live, exemplars::Exemplars, stats::RuntimeCounts},
+    telemetry::{
+        census::Live,
+        exemplars::Exemplars,
+        runtime_stats::RuntimeStats,
+        stats::{RuntimeCounts, TimeHistogram},
+    },
 };
 
 /// What one report exports from, gathered once for every feature.
@@ -26,6 +32,10 @@ pub struct Report<'a> {
     pub runtime: &'a RuntimeCounts,
     /// The census of live goroutines, when it works for the target.
     pub live: Option<&'a Live>,
+    /// The runtime's own statistics: None when they are not read for this
+    /// target (their metrics come from the probes for the whole session),
+    /// Some(None) when this report's read failed (those metrics skip it).
+    pub runtime_stats: Option<Option<&'a RuntimeStats>>,
     /// (probe name, hits) of every planned probe.
     pub probe_hits: &'a [(&'a str, u64)],
     /// Fraction of time the hot probe is attached now.
@@ -36,6 +46,29 @@ pub struct Report<'a> {
     pub exemplars: &'a Exemplars,
     /// The cumulative window of every point.
     pub window: Window,
+}
+
+/// Where a histogram of one report comes from.
+pub enum Source<'a> {
+    /// The runtime's own: exact, no sum kept.
+    Runtime(&'a TimeHistogram),
+    /// gort's probes (estimated while sampled).
+    Probes(&'a TimeHistogram),
+}
+
+impl<'a> Report<'a> {
+    /// The runtime's histogram when the runtime's statistics are read for
+    /// this target (None when this report's read failed), else the probes'.
+    pub fn histogram(
+        &self,
+        runtime: fn(&'a RuntimeStats) -> &'a TimeHistogram,
+        probes: &'a TimeHistogram,
+    ) -> Option<Source<'a>> {
+        match self.runtime_stats {
+            Some(read) => read.map(|s| Source::Runtime(runtime(s))),
+            None => Some(Source::Probes(probes)),
+        }
+    }
 }
 
 /// One telemetry feature.
@@ -64,6 +97,7 @@ pub const FEATURES: &[&dyn Feature] = &[
     &gc::Gc,
     &blocked::Blocked,
     &goroutines::Goroutines,
+    &memory::Memory,
     &selfstats::SelfStats,
     &linkage::Linkage,
 ];

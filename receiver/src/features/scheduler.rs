@@ -1,13 +1,15 @@
 //! Scheduling latency: how long goroutines waited runnable before they ran
-//! (`go.schedule.duration`), from every runnable -> running transition.
+//! (`go.schedule.duration`): the runtime's own histogram read from its
+//! memory, or, when that cannot be read, every runnable -> running
+//! transition the state-change probe sees.
 
 use gort_common::{HistogramId, ProbeId};
 use gort_proto::metrics::Metric;
 
-use super::{Feature, Report};
+use super::{Feature, Report, Source};
 use crate::{
     bpf::{BpfError, Probes},
-    export::points::{histogram_metric, histogram_point},
+    export::points::{histogram_metric, histogram_point, histogram_point_without_sum},
     telemetry::{
         exemplars::ExemplarFor,
         stats::{RuntimeCounts, TimeHistogram},
@@ -32,10 +34,15 @@ impl Feature for Scheduler {
 
     fn export(&self, r: &Report<'_>, out: &mut Vec<Metric>) {
         let exemplars = r.exemplars.of(ExemplarFor::Schedule);
+        let point = match r.histogram(|s| &s.schedule_latency, &r.runtime.schedule_latency) {
+            Some(Source::Runtime(h)) => histogram_point_without_sum(r.window, h, vec![], &exemplars),
+            Some(Source::Probes(h)) => histogram_point(r.window, h, vec![], &exemplars),
+            None => return,
+        };
         out.push(histogram_metric(
             "go.schedule.duration",
-            "Time goroutines spent runnable before running.",
-            vec![histogram_point(r.window, &r.runtime.schedule_latency, vec![], &exemplars)],
+            "Time goroutines spent runnable before running (the runtime's own histogram, which tracks one transition in eight, when its memory can be read; else every transition gort's probes saw).",
+            vec![point],
         ));
     }
 }

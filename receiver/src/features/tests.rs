@@ -42,6 +42,7 @@ fn metrics_are_cumulative_with_the_process_resource() {
     let report = Report {
         runtime: &runtime,
         live: None,
+        runtime_stats: None,
         probe_hits: &[("execute", 10), ("ready", 4)],
         sampling_ratio: 0.05,
         coverage: 0.4,
@@ -86,4 +87,65 @@ fn metrics_are_cumulative_with_the_process_resource() {
     assert_eq!(sum.data_points.len(), 2);
     assert_eq!(sum.data_points[1].value, Some(metrics::number_data_point::Value::AsInt(4)));
     assert_eq!(sum.data_points[0].start_time_unix_nano, 100);
+}
+
+/// The histograms come from one source for the whole session: the runtime's
+/// when its statistics are read (a failed read skips the report), else the
+/// probes'.
+#[test]
+fn runtime_statistics_replace_the_probes_histograms_and_add_the_conventions_metrics() {
+    let mut probed = RuntimeCounts::default();
+    probed.schedule_latency.counts = vec![0; gort_common::time_hist::COUNTS as usize];
+    probed.schedule_latency.counts[10] = 3;
+    probed.schedule_latency.sum_ns = 3_000;
+    let mut stats = RuntimeStats::default();
+    stats.schedule_latency.counts = vec![0; gort_common::time_hist::COUNTS as usize];
+    stats.schedule_latency.counts[12] = 5;
+    (stats.memory_used, stats.memory_stacks, stats.gogc, stats.memory_limit) = (1000, 300, -1, i64::MAX);
+    let exemplars = Exemplars::default();
+    let export = |runtime_stats| {
+        metrics(&Report {
+            runtime: &probed,
+            live: None,
+            runtime_stats,
+            probe_hits: &[],
+            sampling_ratio: 1.0,
+            coverage: 1.0,
+            exemplars: &exemplars,
+            window: Window { start: 1, now: 2 },
+        })
+    };
+    let schedule = |ms: &[Metric]| {
+        ms.iter().find(|m| m.name == "go.schedule.duration").map(|m| match &m.data {
+            Some(metrics::metric::Data::Histogram(h)) => (h.data_points[0].count, h.data_points[0].sum),
+            _ => panic!("not a histogram"),
+        })
+    };
+    let from_runtime = export(Some(Some(&stats)));
+    assert_eq!(schedule(&from_runtime), Some((5, None)), "the runtime's count, and no sum");
+    let number = |ms: &[Metric], name: &str| -> Vec<(Vec<String>, i64, bool)> {
+        let m = ms.iter().find(|m| m.name == name).unwrap_or_else(|| panic!("no {name}"));
+        let Some(metrics::metric::Data::Sum(s)) = &m.data else { panic!("{name}: not a sum") };
+        s.data_points
+            .iter()
+            .map(|p| {
+                let attrs = p.attributes.iter().map(|a| format!("{}={:?}", a.key, a.value)).collect();
+                let Some(metrics::number_data_point::Value::AsInt(v)) = p.value else {
+                    panic!("{name}: not an int")
+                };
+                (attrs, v, s.is_monotonic)
+            })
+            .collect()
+    };
+    let used = number(&from_runtime, "go.memory.used");
+    assert_eq!(used.iter().map(|(_, v, m)| (*v, *m)).collect::<Vec<_>>(), [(300, false), (700, false)]);
+    assert_eq!(number(&from_runtime, "go.config.gogc")[0].1, -1, "GOGC=off");
+    assert!(number(&from_runtime, "go.memory.allocated")[0].2, "a counter");
+    assert!(!from_runtime.iter().any(|m| m.name == "go.memory.limit"), "no limit set, none exported");
+    // A failed read: no runtime histogram this report, and never the probes'.
+    let failed = export(Some(None));
+    assert_eq!(schedule(&failed), None);
+    assert!(!failed.iter().any(|m| m.name.starts_with("go.memory.used")));
+    // Not read for this target: the probes' histogram, with its sum.
+    assert_eq!(schedule(&export(None)), Some((3, Some(3e-6))));
 }

@@ -25,6 +25,7 @@ use crate::{
     target::Process,
     telemetry::{
         census::{self as goroutines, Census},
+        runtime_stats::{self, RuntimeStatsReader},
         stats::RuntimeCounts,
     },
 };
@@ -40,7 +41,8 @@ impl Session {
         let file = fs::File::open(&image).map_err(|source| RunError::Read { exe: exe.clone(), source })?;
         let cache = object::ReadCache::new(file);
         let symbols = probe_table::symbols();
-        let fields = probe_table::fields();
+        let mut fields = probe_table::fields();
+        fields.extend(runtime_stats::fields());
         let analysis = analysis::analyse(&cache, &Request { functions: &symbols, fields: &fields })
             .map_err(|source| RunError::Analysis { exe: exe.clone(), source })?;
         for spec in PROBES.iter().filter(|p| p.need == Need::Required) {
@@ -84,13 +86,15 @@ impl Session {
         let linkage = linkage_settings.and_then(|_| linkage_offsets(&exe, &analysis));
         // Where the executable is loaded and its symbols, read once for the
         // runtime goroutine entries and the census.
-        let image = analysis::data_symbols(&cache, &[probe_table::ALLGS])
-            .map_err(|e| e.to_string())
-            .and_then(|(base, symbols)| {
-                let bias =
-                    goroutines::load_bias(process.pid, &process.exe, base).map_err(|e| e.to_string())?;
+        let mut wanted_symbols = vec![probe_table::ALLGS];
+        wanted_symbols.extend_from_slice(runtime_stats::SYMBOLS);
+        let image = analysis::data_symbols(&cache, &wanted_symbols).map_err(|e| e.to_string()).and_then(
+            |(base, symbols)| {
+                let bias = crate::telemetry::memory::load_bias(process.pid, &process.exe, base)
+                    .map_err(|e| e.to_string())?;
                 Ok((bias, symbols))
-            });
+            },
+        );
         let runtime_entries =
             runtime_entries(&process, &analysis, &cache, image.as_ref().map(|(bias, _)| *bias));
         let mut wait_slot = [0u8; 64];
@@ -115,6 +119,8 @@ impl Session {
             let used = match field {
                 Field::GParentGoid | Field::SpanContext | Field::GM | Field::MCurg => linkage.is_some(),
                 Field::GStartpc => runtime_entries.is_some(),
+                // Read from userspace only.
+                f if runtime_stats::fields().contains(&f) => false,
                 _ => true,
             };
             if used {
@@ -173,6 +179,10 @@ impl Session {
         }
         let mut session = Self {
             census: census(&process, &analysis, image.as_ref(), wait_names, runtime_entries.as_ref()),
+            runtime_stats: runtime_stats_reader(&process, &analysis, image.as_ref()),
+            last_runtime_stats: None,
+            window_mark: None,
+            runtime_in_windows: None,
             last_live: None,
             process,
             analysis,
@@ -325,4 +335,26 @@ pub(super) fn census(
     Census::new(process.pid, bias, allgs, status.offset, waitreason, wait_names, runtime)
         .map_err(|e| log::warn!("{exe}: {e}; live goroutine counts disabled"))
         .ok()
+}
+
+/// The reader of the runtime's own statistics, or None with one warning
+/// naming what goes missing and why.
+pub(super) fn runtime_stats_reader(
+    process: &Process,
+    analysis: &Analysis,
+    image: Result<&(u64, BTreeMap<String, u64>), &String>,
+) -> Option<RuntimeStatsReader> {
+    let made = match image {
+        Ok((bias, symbols)) => {
+            RuntimeStatsReader::new(process.pid, *bias, symbols, &analysis.fields).map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.clone()),
+    };
+    made.map_err(|why| {
+        log::warn!(
+            "{}: {why}: the runtime's own statistics are not read (go.memory.*, go.processor.limit, go.config.gogc and go.memory.gc.cycles are not exported; go.schedule.duration and go.memory.gc.pause.duration come from the probes)",
+            process.exe.display()
+        );
+    })
+    .ok()
 }

@@ -30,6 +30,11 @@ pub struct SamplingSummary {
     /// count and of the estimated count of application waits; 0 when exact.
     pub schedule_count_relative_error: Option<f64>,
     pub blocked_count_relative_error: Option<f64>,
+    /// What the runtime's own scheduling-latency histogram counted while
+    /// the hot probe's windows were open (it tracks 1 transition in 8): the
+    /// ground truth for the probes' windows, which the probes themselves
+    /// slow down. None when the runtime's statistics are not read.
+    pub runtime_schedule_latency_in_windows: Option<TimeHistogram>,
 }
 
 impl SamplingSummary {
@@ -108,6 +113,7 @@ impl Session {
             elapsed_ns: duration_ns(elapsed),
             schedule_count_relative_error: of(|s| s.0),
             blocked_count_relative_error: of(|s| s.1),
+            runtime_schedule_latency_in_windows: self.runtime_in_windows_now(),
         }
     }
 }

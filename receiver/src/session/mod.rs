@@ -40,7 +40,8 @@ use crate::{
     target::{Process, TargetError, TargetSpec},
     telemetry::{
         census::{self as goroutines, Census},
-        stats::RuntimeCounts,
+        runtime_stats::{RuntimeStats, RuntimeStatsReader},
+        stats::{RuntimeCounts, TimeHistogram},
     },
 };
 
@@ -141,6 +142,16 @@ struct Session {
     census: Option<Census>,
     /// The last census that succeeded (the one at exit finds no process).
     last_live: Option<goroutines::Live>,
+    /// The runtime's own statistics, when its symbols and offsets are known.
+    /// Decided once per attach: a metric never changes source mid-stream.
+    runtime_stats: Option<RuntimeStatsReader>,
+    /// The last read that passed its checks.
+    last_runtime_stats: Option<RuntimeStats>,
+    /// The runtime's scheduling-latency histogram when the open window
+    /// opened, and what it counted during the windows so far: the ground
+    /// truth for what the probes saw, over the same time.
+    window_mark: Option<TimeHistogram>,
+    runtime_in_windows: Option<TimeHistogram>,
     lost_baseline: u64,
     notable: NotableSummary,
     started: SystemTime,

@@ -22,6 +22,7 @@ use crate::{
     pipeline::{self, Payload},
     telemetry::{
         census::{self as goroutines},
+        runtime_stats::ReadError,
         stats::{RuntimeCounts, TimeHistogram},
     },
 };
@@ -36,6 +37,8 @@ pub(super) struct Snapshot {
     pub(super) sampling: SamplingSummary,
     /// Live goroutines by (state, wait category), if the census works.
     pub(super) live: Option<goroutines::Live>,
+    /// The runtime's own statistics, if read this time.
+    pub(super) runtime_stats: Option<RuntimeStats>,
 }
 
 impl Session {
@@ -51,7 +54,31 @@ impl Session {
             sampling_ratio: self.sampler.ratio(),
             sampling,
             live: self.take_census(),
+            runtime_stats: self.read_runtime_stats(),
         })
+    }
+
+    /// One checked read of the runtime's statistics; a failed one leaves
+    /// this report without them (logged), never with a torn value.
+    pub(super) fn read_runtime_stats(&mut self) -> Option<RuntimeStats> {
+        match self.runtime_stats.as_mut()?.read() {
+            Ok(stats) => {
+                self.last_runtime_stats = Some(stats.clone());
+                Some(stats)
+            }
+            // The runtime's globals are unreadable only once the process is
+            // going away (a zombie still looks alive). What it did since the
+            // last read is unknown: no new point, rather than the last
+            // values stamped with a later time.
+            Err(e @ ReadError::Memory(_)) => {
+                log::debug!("pid {}: runtime statistics: {e}; none this report", self.process.pid);
+                None
+            }
+            Err(e) => {
+                log::warn!("pid {}: runtime statistics: {e}; not exported this report", self.process.pid);
+                None
+            }
+        }
     }
 
     pub(super) fn take_census(&mut self) -> Option<goroutines::Live> {
@@ -178,6 +205,7 @@ impl Outputs {
         let report = features::Report {
             runtime: &snap.runtime,
             live: snap.live.as_ref(),
+            runtime_stats: session.runtime_stats.is_some().then_some(snap.runtime_stats.as_ref()),
             probe_hits: &session.probe_hits(snap),
             sampling_ratio: snap.sampling_ratio,
             coverage: snap.sampling.coverage(),

@@ -68,6 +68,11 @@ pub struct TargetSummary {
     /// The runtime's own goroutines at the end, likewise.
     pub runtime_goroutines: BTreeMap<String, u64>,
     pub notable: NotableSummary,
+    /// The runtime's own statistics (as `runtime/metrics` names them) at the
+    /// last read that passed its checks; None when they are not readable.
+    pub runtime_stats: Option<RuntimeStats>,
+    /// Reads of them refused as torn (each retried).
+    pub runtime_stats_torn_reads: u64,
     /// Trace linkage, when it was on for this target.
     pub linkage: Option<LinkageSummary>,
     pub exited: bool,
@@ -191,6 +196,8 @@ impl Session {
             sampling: snap.sampling.clone(),
             live_goroutines: live_keys(self.last_live.as_ref().map(|l| &l.application)),
             runtime_goroutines: live_keys(self.last_live.as_ref().map(|l| &l.runtime)),
+            runtime_stats: self.last_runtime_stats.clone(),
+            runtime_stats_torn_reads: self.runtime_stats.as_ref().map_or(0, |r| r.torn_reads),
             notable: self.notable.clone(),
             linkage: self.linkage.clone(),
             exited,

@@ -7,9 +7,12 @@ use gort_common::TargetConfig;
 
 use self::sampling::Step;
 use super::*;
-use crate::bpf::{
-    Probes,
-    probes::{Heat, Need},
+use crate::{
+    bpf::{
+        Probes,
+        probes::{Heat, Need},
+    },
+    telemetry::stats::TimeHistogram,
 };
 
 impl Session {
@@ -88,16 +91,40 @@ impl Session {
 
     /// Carries out what the sampler asks.
     pub(super) fn apply(&mut self, probes: &mut Probes, step: Step) -> Result<(), RunError> {
-        match step {
+        self.mark_runtime_window();
+        let done = match step {
             Step::StartDeep => self.open_window(probes, |_| true, None),
-            Step::OpenWindow { length } => {
-                self.set_attached(probes, |h| h == Heat::DeepOnly, false)?;
-                self.open_window(probes, |h| h == Heat::Sampled, length)
-            }
+            Step::OpenWindow { length } => self
+                .set_attached(probes, |h| h == Heat::DeepOnly, false)
+                .and_then(|()| self.open_window(probes, |h| h == Heat::Sampled, length)),
             // The kernel closed the window itself at its end; detaching
             // after it costs nothing in accuracy.
-            Step::CloseWindow => self.set_attached(probes, |h| h == Heat::Sampled, false),
-        }
+            Step::CloseWindow => return self.set_attached(probes, |h| h == Heat::Sampled, false),
+        };
+        self.window_mark = self.runtime_stats.as_ref().and_then(|r| r.schedule_latency().ok());
+        done
+    }
+
+    /// Closes the runtime's count of the open window (if one is open) into
+    /// its in-window total.
+    fn mark_runtime_window(&mut self) {
+        self.runtime_in_windows = self.runtime_in_windows_now();
+        self.window_mark = None;
+    }
+
+    /// What the runtime's scheduling-latency histogram counted while
+    /// windows were open, the open one up to now included.
+    pub(super) fn runtime_in_windows_now(&self) -> Option<TimeHistogram> {
+        let mut total = self.runtime_in_windows.clone();
+        let (Some(start), Some(reader)) = (&self.window_mark, &self.runtime_stats) else { return total };
+        let Ok(now) = reader.schedule_latency() else { return total };
+        let delta = TimeHistogram {
+            counts: now.counts.iter().zip(&start.counts).map(|(n, s)| n.saturating_sub(*s)).collect(),
+            overflow: now.overflow.saturating_sub(start.overflow),
+            sum_ns: 0,
+        };
+        total.get_or_insert_with(TimeHistogram::default).merge(&delta);
+        total
     }
 
     /// Every probe, continuously, for `length` (what SIGUSR1 asks).

@@ -6,29 +6,22 @@
 //! runtime entry: GC workers, sweeper, scavenger, ...) are counted apart,
 //! as `runtime.NumGoroutine` leaves them out.
 
-use std::{collections::BTreeMap, fs, io, os::unix::fs::FileExt, path::Path, sync::Arc};
+use std::{collections::BTreeMap, sync::Arc};
 
 use gort_common::gstatus;
 use gort_goexe::wait_reasons;
-use thiserror::Error;
+
+use super::memory::TargetMemory;
 
 /// Most goroutines read per census; beyond it the rest are counted as
 /// `unread`, so a runaway program cannot make one report take seconds.
 const MAX_CENSUS: u64 = 1_000_000;
 
-#[derive(Debug, Error)]
-pub enum CensusError {
-    #[error("cannot open /proc/{pid}/mem: {source}")]
-    Open { pid: u32, source: io::Error },
-    #[error("reading the target's memory at {address:#x}: {source}")]
-    Read { address: u64, source: io::Error },
-    #[error("cannot find where {exe} is mapped in /proc/{pid}/maps")]
-    NotMapped { pid: u32, exe: String },
-}
+pub use super::memory::MemoryError as CensusError;
 
 /// Where the census reads, resolved once per attach.
 pub struct Census {
-    mem: fs::File,
+    mem: TargetMemory,
     /// Run-time address of the `runtime.allgs` slice header.
     allgs: u64,
     status_offset: u64,
@@ -57,17 +50,6 @@ pub struct Live {
     pub runtime: Counts,
 }
 
-/// How far a (PIE) executable is loaded from where it was linked: the
-/// start of its first page in /proc/PID/maps minus the lowest address it is
-/// linked at (`image_base`).
-pub fn load_bias(pid: u32, exe: &Path, image_base: u64) -> Result<u64, CensusError> {
-    let maps = fs::read_to_string(format!("/proc/{pid}/maps"))
-        .map_err(|source| CensusError::Open { pid, source })?;
-    let start = mapped_start(&maps, exe)
-        .ok_or_else(|| CensusError::NotMapped { pid, exe: exe.display().to_string() })?;
-    Ok(start.wrapping_sub(image_base & !0xfff))
-}
-
 impl Census {
     /// `allgs_link` is the symbol's link-time address and `image_base` the
     /// lowest address the executable is linked at; a PIE is relocated by
@@ -81,8 +63,7 @@ impl Census {
         wait_names: Option<&'static [String]>,
         runtime: Option<RuntimeEntries>,
     ) -> Result<Self, CensusError> {
-        let mem =
-            fs::File::open(format!("/proc/{pid}/mem")).map_err(|source| CensusError::Open { pid, source })?;
+        let mem = TargetMemory::open(pid)?;
         Ok(Self {
             mem,
             allgs: allgs_link.wrapping_add(bias),
@@ -94,13 +75,11 @@ impl Census {
     }
 
     fn read(&self, address: u64, buf: &mut [u8]) -> Result<(), CensusError> {
-        self.mem.read_exact_at(buf, address).map_err(|source| CensusError::Read { address, source })
+        self.mem.read(address, buf)
     }
 
     fn u64_at(&self, address: u64) -> Result<u64, CensusError> {
-        let mut b = [0; 8];
-        self.read(address, &mut b)?;
-        Ok(u64::from_le_bytes(b))
+        self.mem.u64_at(address)
     }
 
     /// Counts the goroutines by state now. The list changes while it is
@@ -153,37 +132,5 @@ impl Census {
         let mut reason = [0; 1];
         self.read(gp + offset, &mut reason)?;
         Ok(wait_reasons::category(&wait_reasons::name(self.wait_names, u32::from(reason[0]))))
-    }
-}
-
-/// Start of the executable's mapping at file offset 0 in /proc/PID/maps.
-fn mapped_start(maps: &str, exe: &Path) -> Option<u64> {
-    let exe = exe.to_str()?;
-    maps.lines().find_map(|line| {
-        let mut f = line.split_whitespace();
-        let range = f.next()?;
-        let offset = f.nth(1)?;
-        let path = f.nth(2)?;
-        let path = path.strip_suffix(" (deleted)").unwrap_or(path);
-        (path == exe && u64::from_str_radix(offset, 16).ok()? == 0)
-            .then(|| u64::from_str_radix(range.split('-').next()?, 16).ok())
-            .flatten()
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_the_first_page_of_the_executable() {
-        let maps = "\
-00400000-00401000 r--p 00000000 fd:01 1234 /usr/lib/other
-55d0c0000000-55d0c0100000 r--p 00000000 fd:01 42 /srv/app
-55d0c0100000-55d0c0200000 r-xp 00100000 fd:01 42 /srv/app
-7f0000000000-7f0000001000 rw-p 00000000 00:00 0
-";
-        assert_eq!(mapped_start(maps, Path::new("/srv/app")), Some(0x55d0_c000_0000));
-        assert_eq!(mapped_start(maps, Path::new("/srv/none")), None);
     }
 }

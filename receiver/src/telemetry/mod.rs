@@ -1,5 +1,8 @@
 //! What gort reads about a target: the in-kernel aggregates of the probes
-//! (`stats`) and the goroutines in the target's own memory (`census`).
+//! (`stats`), and from the target's own memory its goroutines (`census`) and
+//! the runtime's own statistics (`runtime_stats`).
 pub mod census;
 pub mod exemplars;
+pub mod memory;
+pub mod runtime_stats;
 pub mod stats;

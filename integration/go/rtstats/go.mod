@@ -1,0 +1,3 @@
+module gort.dev/integration/rtstats
+
+go 1.21
