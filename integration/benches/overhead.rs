@@ -1,6 +1,8 @@
 //! What gort costs a Go service, side by side in one run: the same workload
 //! without gort, with gort's default configuration (cold probes always, the
-//! hot probe sampled), and in deep mode (every probe, continuously),
+//! hot probe sampled), with no probe at all (`--probes none`: the runtime's
+//! own statistics and the goroutine census read from the target's memory
+//! every second), and in deep mode (every probe, continuously),
 //! alternating A/B/C so drift hits every mode alike. Two workloads: the
 //! channel ping-pong (the worst case: nothing but goroutine switches) and a
 //! net/http server under closed-loop load at saturation.
@@ -27,17 +29,20 @@ enum Mode {
     Default,
     /// Attached before the run, which sees only the steady sampling.
     Steady,
+    /// `--probes none`: only the target's memory, read every second.
+    Memory,
     Deep,
 }
 
 impl Mode {
-    const ALL: [Self; 4] = [Self::Off, Self::Default, Self::Steady, Self::Deep];
+    const ALL: [Self; 5] = [Self::Off, Self::Default, Self::Steady, Self::Memory, Self::Deep];
 
     fn label(self) -> &'static str {
         match self {
             Self::Off => "no gort",
             Self::Default => "gort default, at attach",
             Self::Steady => "gort default, steady",
+            Self::Memory => "gort --probes none",
             Self::Deep => "gort --deep",
         }
     }
@@ -69,10 +74,16 @@ impl Gort {
         }
         let summary = std::env::temp_dir().join(format!("gort-overhead-{pid}.json"));
         let mut cmd = Command::new(gort_binary());
-        cmd.args(["run", "--pid", &pid.to_string(), "--interval", "600s"]);
+        // The memory-only mode's whole work is the reads at each report: as
+        // often as the default interval makes them. The others report once.
+        let interval = if mode == Mode::Memory { "1s" } else { "600s" };
+        cmd.args(["run", "--pid", &pid.to_string(), "--interval", interval]);
         cmd.args(["--summary-json", summary.to_str().unwrap()]);
         if mode == Mode::Deep {
             cmd.args(["--deep", "30m"]);
+        }
+        if mode == Mode::Memory {
+            cmd.args(["--probes", "none"]);
         }
         let mut proc = Proc::spawn(cmd, "[gort]");
         proc.wait_line(Duration::from_secs(60), |l| l.starts_with("gort:   mode:"));

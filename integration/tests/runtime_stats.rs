@@ -230,7 +230,7 @@ fn metric<'a>(requests: &'a [Value], name: &str) -> Option<&'a Value> {
 /// `gort run` exports the runtime's statistics with the semantic
 /// conventions' names, units and instruments; on a stripped binary it says
 /// once what it cannot read and exports the rest from its probes.
-fn check_run(variant: &str, args: &[&str]) -> (Vec<Value>, String, summary::Target) {
+fn check_run(variant: &str, args: &[&str], gort_args: &[&str]) -> (Vec<Value>, String, summary::Target) {
     let binary = go_program("rtstats", variant, args, &[]);
     let mut p = spawn(&binary);
     let dir = std::env::temp_dir();
@@ -239,6 +239,7 @@ fn check_run(variant: &str, args: &[&str]) -> (Vec<Value>, String, summary::Targ
     let log_path = dir.join(format!("gort-rtstats-{}.log", p.pid()));
     let mut cmd = Command::new(gort_binary());
     cmd.args(["run", "--pid", &p.pid().to_string(), "--interval", "200ms"])
+        .args(gort_args)
         .arg("--otlp-json")
         .arg(&json)
         .arg("--summary-json")
@@ -262,7 +263,7 @@ fn runtime_stats_are_exported_under_the_semantic_conventions() {
     if !require_root("runtime_stats_are_exported_under_the_semantic_conventions") {
         return;
     }
-    let (requests, _, target) = check_run("default", &[]);
+    let (requests, _, target) = check_run("default", &[], &[]);
     let stats = target.runtime_stats.expect("the summary holds the last read");
     for (name, unit, kind, monotonic) in [
         ("go.memory.used", "By", "sum", Some(false)),
@@ -318,7 +319,7 @@ fn a_stripped_binary_exports_the_probes_histograms_and_says_what_is_missing() {
     if !require_root("a_stripped_binary_exports_the_probes_histograms_and_says_what_is_missing") {
         return;
     }
-    let (requests, log, target) = check_run("stripped-run", &["-ldflags=-s -w"]);
+    let (requests, log, target) = check_run("stripped-run", &["-ldflags=-s -w"], &[]);
     let warnings: Vec<&str> =
         log.lines().filter(|l| l.contains("runtime's own statistics are not read")).collect();
     assert_eq!(warnings.len(), 1, "one warning: {log}");
@@ -351,4 +352,30 @@ fn without_ptrace_access_gort_says_what_it_needs() {
     assert!(err.contains("needs ptrace access") && err.contains("CAP_SYS_PTRACE"), "{err}");
     p.send_line("exit");
     assert!(p.wait_exit(Duration::from_secs(10)).success());
+}
+
+/// `--probes none`: no uprobe at all, only the target's memory; what only a
+/// probe could count is left out rather than exported as zero.
+#[test]
+fn memory_only_mode_attaches_no_probe_and_exports_what_the_runtime_keeps() {
+    if !require_root("memory_only_mode_attaches_no_probe_and_exports_what_the_runtime_keeps") {
+        return;
+    }
+    let (requests, _, target) = check_run("default", &[], &["--probes", "none"]);
+    assert!(target.probes.is_empty(), "probes planned: {:?}", target.probes);
+    assert!(target.runtime_stats.as_ref().is_some_and(|s| s.gc_cycles > 0));
+    for name in [
+        "go.memory.used",
+        "go.memory.allocated",
+        "go.schedule.duration",
+        "go.memory.gc.pause.duration",
+        "go.goroutine.count",
+    ] {
+        assert!(metric(&requests, name).is_some(), "{name} not exported");
+    }
+    for name in
+        ["gort.probe.hits", "gort.gc.cycles", "gort.goroutine.blocked.duration", "gort.goroutine.transitions"]
+    {
+        assert!(metric(&requests, name).is_none(), "{name} exported without its probe");
+    }
 }

@@ -98,6 +98,16 @@ pub struct RunArgs {
     /// summary (run.bpf_stats).
     #[arg(long)]
     bpf_stats: bool,
+    /// `none`: attach no probe, only read the target's memory (the
+    /// runtime's statistics, the goroutine census) (run.probes).
+    #[arg(long, value_enum)]
+    probes: Option<ProbesArg>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ProbesArg {
+    All,
+    None,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -142,6 +152,12 @@ impl RunArgs {
         }
         if self.bpf_stats {
             raw.run.bpf_stats = Some(true);
+        }
+        if let Some(p) = self.probes {
+            raw.run.probes = Some(match p {
+                ProbesArg::All => "all".into(),
+                ProbesArg::None => "none".into(),
+            });
         }
         if let Some(site) = self.probe_site {
             raw.run.probe_site = Some(match site {
@@ -246,6 +262,7 @@ async fn run_target(
         otlp_json: run.otlp_json.clone(),
         site_mode: run.probe_site,
         bpf_stats: run.bpf_stats,
+        probes: run.probes,
         service_name: run.service_name.clone(),
         runnable_event_threshold: run.runnable_event_threshold,
         sampling: Schedule {
@@ -320,6 +337,19 @@ mod tests {
         assert_eq!(c.run.interval, d("5s"), "what no flag overrides stays the file's");
         let c = config(Some("otlp: false\ntarget:\n  pid: 7\n"), &[]).unwrap();
         assert_eq!(c.pipeline, None);
+    }
+
+    #[test]
+    fn probes_none_reads_memory_only_and_refuses_linkage() {
+        assert!(config(None, &[]).unwrap().run.probes, "probes by default");
+        assert!(!config(None, &["--pid", "7", "--probes", "none"]).unwrap().run.probes);
+        // A file turns the pipeline on, and linkage with it.
+        let e = config(Some("target:\n  pid: 7\n"), &["--probes", "none"]).unwrap_err().to_string();
+        assert!(e.starts_with("run.probes: none leaves trace linkage without its probes"), "{e}");
+        let file = "target:\n  pid: 7\nrun:\n  probes: none\nlinkage:\n  enabled: false\n";
+        assert!(!config(Some(file), &[]).unwrap().run.probes);
+        let e = config(Some("run:\n  probes: some\n"), &[]).unwrap_err().to_string();
+        assert!(e.contains("\"some\" is not all or none"), "{e}");
     }
 
     #[test]

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 /// Interval between live reports of `gort run`.
 pub const DEFAULT_INTERVAL: &str = "1s";
+/// Which probes `gort run` attaches: `all` (each as its mode says).
+pub const DEFAULT_PROBES: &str = "all";
 /// A goroutine runnable at least this long is a notable event.
 pub const DEFAULT_RUNNABLE_EVENT_THRESHOLD: &str = "10ms";
 /// The window that opens at attach: a short look at a process (a run of a

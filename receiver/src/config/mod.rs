@@ -63,6 +63,12 @@ impl RawConfig {
                 None
             }
         };
+        if !run.probes && pipeline.as_ref().is_some_and(|p| p.linkage.is_some()) {
+            return Err(invalid(
+                "run.probes",
+                "none leaves trace linkage without its probes: set linkage.enabled: false too",
+            ));
+        }
         Ok(Config { target, run, pipeline })
     }
 }

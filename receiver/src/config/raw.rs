@@ -71,6 +71,11 @@ pub struct RawRun {
     /// Measure each probe program's run time (the kernel's BPF statistics,
     /// about 20 ns more per run while on) and put it in the summary.
     pub bpf_stats: Option<bool>,
+    /// `all` (the default) or `none`: no probe at all, only what is read
+    /// from the target's memory (the runtime's own statistics and the
+    /// goroutine census), at no cost to the target. Trace linkage needs
+    /// the probes.
+    pub probes: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -35,6 +35,9 @@ pub struct RunConfig {
     pub probe_site: SiteMode,
     /// Measure each probe program's run time (kernel BPF statistics).
     pub bpf_stats: bool,
+    /// Attach the probes (`run.probes: all`); off, only the target's memory
+    /// is read.
+    pub probes: bool,
 }
 
 fn optional(field: &str, value: Option<&str>) -> Result<Option<Duration>, ConfigError> {
@@ -88,6 +91,11 @@ impl RawConfig {
             "entry" => SiteMode::Entry,
             other => return Err(invalid("run.probe_site", format!("{other:?} is not auto or entry"))),
         };
+        let probes = match r.probes.as_deref().unwrap_or(DEFAULT_PROBES) {
+            "all" => true,
+            "none" => false,
+            other => return Err(invalid("run.probes", format!("{other:?} is not all or none"))),
+        };
         let interval = duration("run.interval", r.interval.as_deref(), DEFAULT_INTERVAL)?;
         if interval.is_zero() {
             return Err(invalid("run.interval", "must be more than 0"));
@@ -108,6 +116,7 @@ impl RawConfig {
             deep_on_signal,
             probe_site,
             bpf_stats: r.bpf_stats.unwrap_or(false),
+            probes,
         })
     }
 }

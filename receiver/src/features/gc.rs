@@ -33,9 +33,13 @@ impl Feature for Gc {
         Ok(())
     }
 
+    fn reads_memory(&self) -> bool {
+        true
+    }
+
     fn export(&self, r: &Report<'_>, out: &mut Vec<Metric>) {
         let exemplars = r.exemplars.of(ExemplarFor::GcPause);
-        let point = match r.histogram(|s| &s.gc_pauses, &r.runtime.gc_pause) {
+        let point = match r.histogram(|s| &s.gc_pauses, &r.runtime.gc_pause, self.probes()) {
             Some(Source::Runtime(h)) => Some(histogram_point_without_sum(r.window, h, vec![], &exemplars)),
             Some(Source::Probes(h)) => Some(histogram_point(r.window, h, vec![], &exemplars)),
             None => None,
@@ -47,12 +51,14 @@ impl Feature for Gc {
                 vec![point],
             ));
         }
-        out.push(sum_metric(
-            "gort.gc.cycles",
-            "Completed GC cycles.",
-            "{gc_cycle}",
-            r.window,
-            vec![(vec![], Value::Int(r.runtime.gc_cycles))],
-        ));
+        if r.probed(self.probes()) {
+            out.push(sum_metric(
+                "gort.gc.cycles",
+                "Completed GC cycles.",
+                "{gc_cycle}",
+                r.window,
+                vec![(vec![], Value::Int(r.runtime.gc_cycles))],
+            ));
+        }
     }
 }

@@ -29,17 +29,23 @@ impl Feature for Goroutines {
         Ok(())
     }
 
+    fn reads_memory(&self) -> bool {
+        true
+    }
+
     fn export(&self, r: &Report<'_>, out: &mut Vec<Metric>) {
-        out.push(sum_metric(
-            "gort.goroutine.transitions",
-            "Goroutines created and exited.",
-            "{goroutine}",
-            r.window,
-            vec![
-                (vec![("gort.goroutine.event", "created")], Value::Int(r.runtime.goroutines_created)),
-                (vec![("gort.goroutine.event", "exited")], Value::Int(r.runtime.goroutines_exited)),
-            ],
-        ));
+        if r.probed(self.probes()) {
+            out.push(sum_metric(
+                "gort.goroutine.transitions",
+                "Goroutines created and exited.",
+                "{goroutine}",
+                r.window,
+                vec![
+                    (vec![("gort.goroutine.event", "created")], Value::Int(r.runtime.goroutines_created)),
+                    (vec![("gort.goroutine.event", "exited")], Value::Int(r.runtime.goroutines_exited)),
+                ],
+            ));
+        }
         if let Some(live) = r.live {
             out.push(live_metric(
                 "go.goroutine.count",

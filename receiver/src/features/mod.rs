@@ -38,6 +38,8 @@ pub struct Report<'a> {
     pub runtime_stats: Option<Option<&'a RuntimeStats>>,
     /// (probe name, hits) of every planned probe.
     pub probe_hits: &'a [(&'a str, u64)],
+    /// The probes planned for this target (none with `run.probes: none`).
+    pub planned: &'a [ProbeId],
     /// Fraction of time the hot probe is attached now.
     pub sampling_ratio: f64,
     /// Fraction of the time since attach the hot probe recorded.
@@ -63,11 +65,18 @@ impl<'a> Report<'a> {
         &self,
         runtime: fn(&'a RuntimeStats) -> &'a TimeHistogram,
         probes: &'a TimeHistogram,
+        fed_by: &[ProbeId],
     ) -> Option<Source<'a>> {
         match self.runtime_stats {
             Some(read) => read.map(|s| Source::Runtime(runtime(s))),
-            None => Some(Source::Probes(probes)),
+            None => self.probed(fed_by).then_some(Source::Probes(probes)),
         }
+    }
+
+    /// Whether any of `ids` is planned: what they alone feed is exported
+    /// only then (a zero from an absent probe is not a measurement).
+    pub fn probed(&self, ids: &[ProbeId]) -> bool {
+        ids.iter().any(|id| self.planned.contains(id))
     }
 }
 
@@ -86,6 +95,12 @@ pub trait Feature: Sync {
         _into: &mut RuntimeCounts,
     ) -> Result<(), BpfError> {
         Ok(())
+    }
+    /// Whether it exports something without its probes (from the target's
+    /// memory); a feature that does not is left out when none of its probes
+    /// is planned.
+    fn reads_memory(&self) -> bool {
+        false
     }
     /// Appends its metrics of one report.
     fn export(&self, report: &Report<'_>, out: &mut Vec<Metric>);
@@ -114,7 +129,9 @@ pub fn read_runtime(probes: &Probes, wait_names: Option<&[String]>) -> Result<Ru
 /// Every feature's metrics of one report.
 pub fn metrics(report: &Report<'_>) -> Vec<Metric> {
     let mut out = Vec::new();
-    for f in FEATURES {
+    for f in
+        FEATURES.iter().filter(|f| f.reads_memory() || f.probes().is_empty() || report.probed(f.probes()))
+    {
         f.export(report, &mut out);
     }
     out

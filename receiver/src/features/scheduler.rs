@@ -32,9 +32,13 @@ impl Feature for Scheduler {
         Ok(())
     }
 
+    fn reads_memory(&self) -> bool {
+        true
+    }
+
     fn export(&self, r: &Report<'_>, out: &mut Vec<Metric>) {
         let exemplars = r.exemplars.of(ExemplarFor::Schedule);
-        let point = match r.histogram(|s| &s.schedule_latency, &r.runtime.schedule_latency) {
+        let point = match r.histogram(|s| &s.schedule_latency, &r.runtime.schedule_latency, self.probes()) {
             Some(Source::Runtime(h)) => histogram_point_without_sum(r.window, h, vec![], &exemplars),
             Some(Source::Probes(h)) => histogram_point(r.window, h, vec![], &exemplars),
             None => return,

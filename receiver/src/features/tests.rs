@@ -44,6 +44,7 @@ fn metrics_are_cumulative_with_the_process_resource() {
         live: None,
         runtime_stats: None,
         probe_hits: &[("execute", 10), ("ready", 4)],
+        planned: &ProbeId::ALL,
         sampling_ratio: 0.05,
         coverage: 0.4,
         exemplars: &exemplars,
@@ -103,18 +104,20 @@ fn runtime_statistics_replace_the_probes_histograms_and_add_the_conventions_metr
     stats.schedule_latency.counts[12] = 5;
     (stats.memory_used, stats.memory_stacks, stats.gogc, stats.memory_limit) = (1000, 300, -1, i64::MAX);
     let exemplars = Exemplars::default();
-    let export = |runtime_stats| {
+    let export_with = |runtime_stats, planned: &[ProbeId]| {
         metrics(&Report {
             runtime: &probed,
             live: None,
             runtime_stats,
             probe_hits: &[],
+            planned,
             sampling_ratio: 1.0,
             coverage: 1.0,
             exemplars: &exemplars,
             window: Window { start: 1, now: 2 },
         })
     };
+    let export = |runtime_stats| export_with(runtime_stats, &ProbeId::ALL);
     let schedule = |ms: &[Metric]| {
         ms.iter().find(|m| m.name == "go.schedule.duration").map(|m| match &m.data {
             Some(metrics::metric::Data::Histogram(h)) => (h.data_points[0].count, h.data_points[0].sum),
@@ -148,4 +151,19 @@ fn runtime_statistics_replace_the_probes_histograms_and_add_the_conventions_metr
     assert!(!failed.iter().any(|m| m.name.starts_with("go.memory.used")));
     // Not read for this target: the probes' histogram, with its sum.
     assert_eq!(schedule(&export(None)), Some((3, Some(3e-6))));
+    // No probe at all (`run.probes: none`): what the runtime keeps, and
+    // nothing a probe would have had to count.
+    let names = |ms: Vec<Metric>| ms.into_iter().map(|m| m.name).collect::<Vec<_>>();
+    let memory_only = names(export_with(Some(Some(&stats)), &[]));
+    for name in
+        ["go.schedule.duration", "go.memory.gc.pause.duration", "go.memory.used", "go.memory.gc.cycles"]
+    {
+        assert!(memory_only.iter().any(|n| n == name), "{name} missing: {memory_only:?}");
+    }
+    for name in
+        ["gort.gc.cycles", "gort.goroutine.blocked.duration", "gort.goroutine.transitions", "gort.probe.hits"]
+    {
+        assert!(!memory_only.iter().any(|n| n == name), "{name} without its probe: {memory_only:?}");
+    }
+    assert!(!names(export_with(None, &[])).iter().any(|n| n == "go.schedule.duration"));
 }

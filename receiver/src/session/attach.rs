@@ -154,7 +154,9 @@ impl Session {
         }
         let mut planned = Vec::new();
         let wanted = |p: &&ProbeSpec| {
-            p.go.contains(analysis.go_version) && (p.heat != Heat::Linked || linkage.is_some())
+            options.probes
+                && p.go.contains(analysis.go_version)
+                && (p.heat != Heat::Linked || linkage.is_some())
         };
         for spec in PROBES.iter().filter(wanted) {
             let Some(function) = analysis.functions.get(spec.symbol) else {

@@ -92,6 +92,8 @@ pub struct RunOptions {
     pub target: TargetSpec,
     /// Keep the kernel's BPF statistics on and report each program's run time.
     pub bpf_stats: bool,
+    /// Attach the probes; false: only read the target's memory.
+    pub probes: bool,
     pub duration: Option<Duration>,
     pub interval: Duration,
     pub otlp_json: Option<PathBuf>,

@@ -101,7 +101,9 @@ impl Session {
 
     pub(super) fn mode(&self) -> String {
         let schedule = self.sampler.schedule();
-        if self.sampler.is_deep() {
+        if self.planned.is_empty() {
+            "memory only (no probes)".to_owned()
+        } else if self.sampler.is_deep() {
             "deep (every probe)".to_owned()
         } else if self.sampler.is_sampled() {
             format!(
@@ -207,6 +209,7 @@ impl Outputs {
             live: snap.live.as_ref(),
             runtime_stats: session.runtime_stats.is_some().then_some(snap.runtime_stats.as_ref()),
             probe_hits: &session.probe_hits(snap),
+            planned: &session.planned.iter().map(|p| p.spec.id).collect::<Vec<_>>(),
             sampling_ratio: snap.sampling_ratio,
             coverage: snap.sampling.coverage(),
             exemplars: &exemplars,
@@ -254,8 +257,33 @@ pub(super) fn report_line(session: &Session, probes: &Probes, snap: &Snapshot) -
     if goroutines > 0 {
         line.push_str(&format!(" goroutines_seen={goroutines}"));
     }
-    let rt = &snap.runtime;
     let ms = |ns: Option<f64>| ns.map_or("-".to_owned(), |v| format!("{:.3}ms", v / 1e6));
+    if let Some(r) = &snap.runtime_stats {
+        let mib = |b: u64| b as f64 / f64::from(1 << 20);
+        line.push_str(&format!(
+            "\ngort:   runtime (its own statistics): schedule latency n={} p50={} p99={}; gc cycles={} pauses p99={}; memory used={:.1}MiB heap goal={:.1}MiB allocated={:.1}MiB in {} allocations; GOMAXPROCS={} GOGC={}",
+            r.schedule_latency.count(),
+            ms(r.schedule_latency.quantile_ns(0.5)),
+            ms(r.schedule_latency.quantile_ns(0.99)),
+            r.gc_cycles,
+            ms(r.gc_pauses.quantile_ns(0.99)),
+            mib(r.memory_used),
+            mib(r.heap_goal),
+            mib(r.allocated_bytes),
+            r.allocations,
+            r.gomaxprocs,
+            r.gogc,
+        ));
+    }
+    if session.planned.is_empty() {
+        // No probe: nothing below was measured.
+        if let Some(live) = &snap.live {
+            line.push_str(&live_line(live));
+        }
+        println!("{line}");
+        return Ok(());
+    }
+    let rt = &snap.runtime;
     let s = &snap.sampling;
     if s.is_estimate() {
         let err = s.schedule_count_relative_error.map_or(String::new(), |e| format!(", +-{:.0}%", 100.0 * e));
@@ -280,15 +308,7 @@ pub(super) fn report_line(session: &Session, probes: &Probes, snap: &Snapshot) -
     blocked.sort_by_key(|(_, h)| std::cmp::Reverse(h.sum_ns));
     line.push_str(&format!("; gc mark workers={:.3}s", rt.gc_mark_worker_ns() as f64 / 1e9));
     if let Some(live) = &snap.live {
-        let mut by_state: BTreeMap<&str, u64> = BTreeMap::new();
-        for ((state, _), n) in &live.application {
-            *by_state.entry(state).or_default() += n;
-        }
-        line.push_str("\ngort:   live goroutines:");
-        for (state, n) in by_state {
-            line.push_str(&format!(" {state}={n}"));
-        }
-        line.push_str(&format!(" (and {} of the runtime's own)", live.runtime.values().sum::<u64>()));
+        line.push_str(&live_line(live));
     }
     line.push_str("\ngort:   blocked:");
     for (category, h) in blocked.iter().take(5) {
@@ -310,4 +330,18 @@ pub(super) fn report_line(session: &Session, probes: &Probes, snap: &Snapshot) -
     ));
     println!("{line}");
     Ok(())
+}
+
+/// The census line: the application's live goroutines by state.
+fn live_line(live: &goroutines::Live) -> String {
+    let mut by_state: BTreeMap<&str, u64> = BTreeMap::new();
+    for ((state, _), n) in &live.application {
+        *by_state.entry(state).or_default() += n;
+    }
+    let mut line = "\ngort:   live goroutines:".to_owned();
+    for (state, n) in by_state {
+        line.push_str(&format!(" {state}={n}"));
+    }
+    line.push_str(&format!(" (and {} of the runtime's own)", live.runtime.values().sum::<u64>()));
+    line
 }
