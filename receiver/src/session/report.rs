@@ -260,13 +260,15 @@ pub(super) fn report_line(session: &Session, probes: &Probes, snap: &Snapshot) -
     let ms = |ns: Option<f64>| ns.map_or("-".to_owned(), |v| format!("{:.3}ms", v / 1e6));
     if let Some(r) = &snap.runtime_stats {
         let mib = |b: u64| b as f64 / f64::from(1 << 20);
+        // The runtime's buckets start below 1 µs: microseconds, not ms.
+        let us = |ns: Option<f64>| ns.map_or("-".to_owned(), |v| format!("{:.1}us", v / 1e3));
         line.push_str(&format!(
             "\ngort:   runtime (its own statistics): schedule latency n={} p50={} p99={}; gc cycles={} pauses p99={}; memory used={:.1}MiB heap goal={:.1}MiB allocated={:.1}MiB in {} allocations; GOMAXPROCS={} GOGC={}",
             r.schedule_latency.count(),
-            ms(r.schedule_latency.quantile_ns(0.5)),
-            ms(r.schedule_latency.quantile_ns(0.99)),
+            us(r.schedule_latency.quantile_ns(0.5)),
+            us(r.schedule_latency.quantile_ns(0.99)),
             r.gc_cycles,
-            ms(r.gc_pauses.quantile_ns(0.99)),
+            us(r.gc_pauses.quantile_ns(0.99)),
             mib(r.memory_used),
             mib(r.heap_goal),
             mib(r.allocated_bytes),
