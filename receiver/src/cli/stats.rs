@@ -13,7 +13,7 @@ use crate::{
 
 pub fn stats(pid: u32, json: bool) -> anyhow::Result<()> {
     // The access check first: its refusal says what access is needed.
-    memory::TargetMemory::open(pid)?;
+    let mem = memory::TargetMemory::open(pid)?;
     let process = Process::from_pid(pid)?;
     let exe = process.exe.display().to_string();
     let file = std::fs::File::open(process.image_path()).with_context(|| format!("cannot read {exe}"))?;
@@ -24,7 +24,7 @@ pub fn stats(pid: u32, json: bool) -> anyhow::Result<()> {
     let (base, symbols) =
         analysis::data_symbols(&cache, runtime_stats::SYMBOLS).with_context(|| exe.clone())?;
     let bias = memory::load_bias(pid, &process.exe, base)?;
-    let mut reader = runtime_stats::RuntimeStatsReader::new(pid, bias, &symbols, &analysis.fields)
+    let mut reader = runtime_stats::RuntimeStatsReader::new(mem, bias, &symbols, &analysis.fields)
         .with_context(|| format!("{exe}: the runtime's statistics cannot be read"))?;
     let s = reader.read().with_context(|| format!("pid {pid}"))?;
     if json {

@@ -25,7 +25,8 @@ use crate::{
     target::Process,
     telemetry::{
         census::{self as goroutines, Census},
-        runtime_stats::{self, RuntimeStatsReader},
+        memory::TargetMemory,
+        runtime_stats::{self, RuntimeStatsReader, Unavailable},
         stats::RuntimeCounts,
     },
 };
@@ -41,8 +42,9 @@ impl Session {
         let file = fs::File::open(&image).map_err(|source| RunError::Read { exe: exe.clone(), source })?;
         let cache = object::ReadCache::new(file);
         let symbols = probe_table::symbols();
+        let memory_fields = runtime_stats::fields();
         let mut fields = probe_table::fields();
-        fields.extend(runtime_stats::fields());
+        fields.extend_from_slice(&memory_fields);
         let analysis = analysis::analyse(&cache, &Request { functions: &symbols, fields: &fields })
             .map_err(|source| RunError::Analysis { exe: exe.clone(), source })?;
         for spec in PROBES.iter().filter(|p| p.need == Need::Required) {
@@ -120,7 +122,7 @@ impl Session {
                 Field::GParentGoid | Field::SpanContext | Field::GM | Field::MCurg => linkage.is_some(),
                 Field::GStartpc => runtime_entries.is_some(),
                 // Read from userspace only.
-                f if runtime_stats::fields().contains(&f) => false,
+                f if memory_fields.contains(&f) => false,
                 _ => true,
             };
             if used {
@@ -347,9 +349,10 @@ pub(super) fn runtime_stats_reader(
     image: Result<&(u64, BTreeMap<String, u64>), &String>,
 ) -> Option<RuntimeStatsReader> {
     let made = match image {
-        Ok((bias, symbols)) => {
-            RuntimeStatsReader::new(process.pid, *bias, symbols, &analysis.fields).map_err(|e| e.to_string())
-        }
+        Ok((bias, symbols)) => TargetMemory::open(process.pid)
+            .map_err(Unavailable::from)
+            .and_then(|mem| RuntimeStatsReader::new(mem, *bias, symbols, &analysis.fields))
+            .map_err(|e| e.to_string()),
         Err(e) => Err(e.clone()),
     };
     made.map_err(|why| {

@@ -257,7 +257,6 @@ pub(super) fn report_line(session: &Session, probes: &Probes, snap: &Snapshot) -
     if goroutines > 0 {
         line.push_str(&format!(" goroutines_seen={goroutines}"));
     }
-    let ms = |ns: Option<f64>| ns.map_or("-".to_owned(), |v| format!("{:.3}ms", v / 1e6));
     if let Some(r) = &snap.runtime_stats {
         let mib = |b: u64| b as f64 / f64::from(1 << 20);
         // The runtime's buckets start below 1 µs: microseconds, not ms.
@@ -285,6 +284,7 @@ pub(super) fn report_line(session: &Session, probes: &Probes, snap: &Snapshot) -
         println!("{line}");
         return Ok(());
     }
+    let ms = |ns: Option<f64>| ns.map_or("-".to_owned(), |v| format!("{:.3}ms", v / 1e6));
     let rt = &snap.runtime;
     let s = &snap.sampling;
     if s.is_estimate() {

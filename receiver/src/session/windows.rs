@@ -118,12 +118,7 @@ impl Session {
         let mut total = self.runtime_in_windows.clone();
         let (Some(start), Some(reader)) = (&self.window_mark, &self.runtime_stats) else { return total };
         let Ok(now) = reader.schedule_latency() else { return total };
-        let delta = TimeHistogram {
-            counts: now.counts.iter().zip(&start.counts).map(|(n, s)| n.saturating_sub(*s)).collect(),
-            overflow: now.overflow.saturating_sub(start.overflow),
-            sum_ns: 0,
-        };
-        total.get_or_insert_with(TimeHistogram::default).merge(&delta);
+        total.get_or_insert_with(TimeHistogram::default).merge(&now.since(start));
         total
     }
 

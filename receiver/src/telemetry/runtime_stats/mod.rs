@@ -165,10 +165,11 @@ pub struct RuntimeStatsReader {
 }
 
 impl RuntimeStatsReader {
-    /// `symbols`: link-time addresses of `SYMBOLS`; `bias`: where the image
+    /// `mem`: the target's memory; `symbols`: link-time addresses of
+    /// `SYMBOLS`; `bias`: where the image
     /// is loaded relative to them; `fields`: the analysed offsets.
     pub fn new(
-        pid: u32,
+        mem: TargetMemory,
         bias: u64,
         symbols: &BTreeMap<String, u64>,
         fields: &BTreeMap<Field, FieldOffset>,
@@ -216,7 +217,6 @@ impl RuntimeStatsReader {
             pacer: all(PACER_FIELDS.map(&field))?,
             p_stats_seq: field(Field::PStatsSeq)?,
         };
-        let mem = TargetMemory::open(pid)?;
         // The table is data the runtime never writes: read once.
         let mut bytes = vec![0u8; classes * 2];
         mem.read(classes_at, &mut bytes)?;
@@ -235,10 +235,11 @@ impl RuntimeStatsReader {
             let before = self.stats_sequences(&ps)?;
             let heap = self.read_heap()?;
             let after = self.stats_sequences(&ps)?;
-            let raw = Raw { heap, ..self.read_rest()? };
+            // A torn heap read is refused before the rest is read at all.
             let checked = if before != after || before.iter().any(|s| s % 2 == 1) {
                 Err(Torn::Writing)
             } else {
+                let raw = self.read_rest(heap)?;
                 compute::compute(&raw, &self.class_sizes).and_then(|s| {
                     self.last.as_ref().map_or(Ok(()), |l| compute::check_monotonic(l, &s)).map(|()| s)
                 })
@@ -260,9 +261,12 @@ impl RuntimeStatsReader {
     /// The scheduling-latency histogram alone, now (its buckets only grow:
     /// a read racing an increment is one sample early or late).
     pub fn schedule_latency(&self) -> Result<TimeHistogram, MemoryError> {
-        Ok(compute::time_histogram(
-            &self.mem.words(self.at.sched + self.off.time_to_run, TIME_HISTOGRAM_WORDS)?,
-        ))
+        Ok(compute::time_histogram(&self.time_to_run()?))
+    }
+
+    /// `sched.timeToRun` as it lies in memory.
+    fn time_to_run(&self) -> Result<Vec<u64>, MemoryError> {
+        self.mem.words(self.at.sched + self.off.time_to_run, TIME_HISTOGRAM_WORDS)
     }
 
     /// Every P (`allp`): they change only when GOMAXPROCS does, under a
@@ -298,17 +302,17 @@ impl RuntimeStatsReader {
         Ok(heap)
     }
 
-    /// Everything else: atomics and plain words, each read once.
-    fn read_rest(&self) -> Result<Raw, MemoryError> {
+    /// With the heap statistics read, everything else: atomics and plain
+    /// words, each read once.
+    fn read_rest(&self, heap: HeapTotals) -> Result<Raw, MemoryError> {
         let (o, m) = (&self.off, &self.mem);
-        let histogram = |base: u64| m.words(base, TIME_HISTOGRAM_WORDS);
         let gc_pauses_base = if o.gc_pauses.0 { self.at.sched } else { self.at.memstats };
         let sys = |i: usize| m.u64_at(self.at.memstats + o.sys[i]);
         let pacer = |i: usize| m.u64_at(self.at.gc_controller + o.pacer[i]);
         Ok(Raw {
-            time_to_run: histogram(self.at.sched + o.time_to_run)?,
-            gc_pauses: histogram(gc_pauses_base + o.gc_pauses.1)?,
-            heap: HeapTotals::default(),
+            time_to_run: self.time_to_run()?,
+            gc_pauses: m.words(gc_pauses_base + o.gc_pauses.1, TIME_HISTOGRAM_WORDS)?,
+            heap,
             stacks_sys: sys(0)?,
             mspan_sys: sys(1)?,
             mcache_sys: sys(2)?,
