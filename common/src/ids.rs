@@ -23,19 +23,16 @@ pub enum ProbeId {
     /// Entry of `runtime.startTheWorldWithSema(now, w worldStop)` (Go 1.22+):
     /// `w` carries the runtime's own stop start time and reason.
     StartTheWorldArgs = 5,
-    /// RET of the OpenTelemetry Go SDK's `(*tracer).newRecordingSpan`: a
-    /// sampled span starts on the current goroutine.
+    /// The OpenTelemetry Go SDK's `(*tracer).newRecordingSpan`, at its call
+    /// of `SetAttributes` on the new span: a sampled span starts on the
+    /// current goroutine.
     SpanStart = 6,
     /// Entry of the SDK's `(*recordingSpan).End`.
     SpanEnd = 7,
-    /// Entry of `runtime.gcAssistAlloc`: a goroutine starts a GC assist.
-    AssistStart = 8,
-    /// A RET of `runtime.gcAssistAlloc`.
-    AssistEnd = 9,
 }
 
 impl ProbeId {
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 8] = [
         Self::Execute,
         Self::Ready,
         Self::Casgstatus,
@@ -44,8 +41,6 @@ impl ProbeId {
         Self::StartTheWorldArgs,
         Self::SpanStart,
         Self::SpanEnd,
-        Self::AssistStart,
-        Self::AssistEnd,
     ];
 
     pub const fn index(self) -> u32 {

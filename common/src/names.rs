@@ -22,5 +22,3 @@ pub const MAP_SPAN_SCRATCH: &str = "GORT_SPAN_SCRATCH";
 pub const MAP_RUNTIME_ENTRIES: &str = "GORT_RUNTIME_ENTRIES";
 pub const PROG_SPAN_START: &str = "gort_span_start";
 pub const PROG_SPAN_END: &str = "gort_span_end";
-pub const PROG_ASSIST_START: &str = "gort_assist_start";
-pub const PROG_ASSIST_END: &str = "gort_assist_end";

@@ -53,15 +53,13 @@ pub struct GoroutineState {
     /// with `RUNTIME_GOROUTINE` set for the runtime's own goroutines.
     pub parked_since: u64,
     pub parked_reason: u64,
-    /// Since when it is in a GC assist.
-    pub assist_since: u64,
     /// Whose goroutine it is, found once per goroutine (`GoroutineState::APPLICATION`,
     /// `RUNTIME`; 0: not known yet).
     pub class: u64,
     /// The span active on it (0: none), and how it came by it.
     pub span: ActiveSpan,
 }
-const _: () = assert!(size_of::<GoroutineState>() == 56);
+const _: () = assert!(size_of::<GoroutineState>() == 48);
 
 impl GoroutineState {
     pub const APPLICATION: u64 = 1;

@@ -5,6 +5,11 @@
 /// (`TargetConfig::wait_slot`). A power of two so the kernel can mask.
 pub const SPAN_WAIT_SLOTS: usize = 16;
 
+/// The wait slot of the runtime's GC assist reasons ("GC assist marking",
+/// "GC assist wait"): a wait there is the span's GC assist time, not parked
+/// time. (The receiver's slot names put `gc_assist` at this index.)
+pub const GC_ASSIST_WAIT_SLOT: u8 = 8;
+
 /// Key of a span in flight: span ids are random 64-bit values, unique
 /// enough within a process.
 #[repr(C)]
@@ -30,7 +35,8 @@ pub struct SpanTotals {
     pub runnable_count: u64,
     /// GC stop-the-world time while the span was open.
     pub stw_ns: u64,
-    /// Time its goroutine spent in GC assists (`gcAssistAlloc`).
+    /// Time its goroutine spent in GC assists: marking for the GC, or queued
+    /// for credit (the runtime parks it for both).
     pub assist_ns: u64,
     pub max_runnable_ns: u64,
     /// CLOCK_MONOTONIC ns when the longest runnable wait ended.

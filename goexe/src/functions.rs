@@ -1,9 +1,15 @@
 //! Names of the Go functions gort looks for: the OpenTelemetry SDK's span
 //! entry points and every runtime function `gort inspect` reports.
 
-/// The OpenTelemetry Go SDK function that builds every sampled span; its
-/// RET hands the new `*recordingSpan` over, on the goroutine starting it.
+/// The OpenTelemetry Go SDK function that builds every sampled span, on the
+/// goroutine starting it.
 pub const SDK_NEW_RECORDING_SPAN: &str = "go.opentelemetry.io/otel/sdk/trace.(*tracer).newRecordingSpan";
+
+/// What `newRecordingSpan` calls, unconditionally and in every SDK release
+/// gort supports (v1.32 on), once the new span's context is set: the call
+/// hands the new span over as its receiver, at an instruction the kernel
+/// emulates.
+pub const SDK_SET_ATTRIBUTES: &str = "go.opentelemetry.io/otel/sdk/trace.(*recordingSpan).SetAttributes";
 
 /// The SDK's span End (the recording span's; non-recording spans are not
 /// exported, so nothing joins them).
@@ -31,6 +37,7 @@ pub const INSPECTED_FUNCTIONS: &[&str] = &[
     "runtime.startTheWorldWithSema",
     "runtime.gcAssistAlloc",
     SDK_NEW_RECORDING_SPAN,
+    SDK_SET_ATTRIBUTES,
     SDK_SPAN_END,
 ];
 

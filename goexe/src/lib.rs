@@ -28,7 +28,7 @@ use thiserror::Error;
 pub use self::{
     buildinfo::BuildInfo,
     goroutines::{is_runtime_entry, runtime_goroutine_entries},
-    sites::{Arch, CodeFacts, ProbeSite, RETURN_SITE_KIND, SiteKind},
+    sites::{Arch, CodeFacts, DirectCall, ProbeSite, RETURN_SITE_KIND, SiteKind},
     symbols::data_symbols,
     truncation::truncation,
     version::GoVersion,

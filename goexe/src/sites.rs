@@ -56,12 +56,36 @@ pub struct ProbeSite {
     pub args_intact: bool,
 }
 
+/// One direct call inside a function: at the CALL instruction the callee's
+/// arguments are already in their registers, and the kernel emulates a
+/// relative CALL, so a call site is a cheap place to see a value the
+/// function hands on (see `Site::CallTo` in the receiver).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DirectCall {
+    /// Offset of the CALL (BL) from the function's entry.
+    pub offset: u64,
+    /// Virtual address it calls.
+    pub target: u64,
+    pub kind: SiteKind,
+}
+
 /// What decoding one function yields.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct CodeFacts {
     pub site: ProbeSite,
     /// Offsets from the entry of every RET instruction.
     pub returns: Vec<u64>,
+    /// Every direct call, in address order. Not in inspect's JSON: a large
+    /// function has hundreds, and the probe table names the ones it uses.
+    #[serde(skip)]
+    pub calls: Vec<DirectCall>,
+}
+
+impl CodeFacts {
+    /// The first direct call to `target`, in address order.
+    pub fn first_call_to(&self, target: u64) -> Option<DirectCall> {
+        self.calls.iter().copied().find(|c| c.target == target)
+    }
 }
 
 /// Decodes a function's bytes (`code`, loaded at `address`).
@@ -123,6 +147,7 @@ fn analyse_amd64(address: u64, code: &[u8]) -> Result<CodeFacts, SiteError> {
     let mut prologue_open = true;
     let mut intact = true;
     let mut returns = Vec::new();
+    let mut calls = Vec::new();
     while decoder.can_decode() {
         decoder.decode_out(&mut insn);
         let offset = insn.ip() - address;
@@ -151,6 +176,11 @@ fn analyse_amd64(address: u64, code: &[u8]) -> Result<CodeFacts, SiteError> {
                 returns.push(offset);
                 prologue_open = false;
             }
+            FlowControl::Call if insn.is_call_near() => {
+                let kind = if amd64_emulated(bytes) { SiteKind::Emulated } else { SiteKind::SingleStepped };
+                calls.push(DirectCall { offset, target: insn.near_branch_target(), kind });
+                prologue_open = false;
+            }
             FlowControl::Next => {}
             _ => prologue_open = false,
         }
@@ -159,7 +189,7 @@ fn analyse_amd64(address: u64, code: &[u8]) -> Result<CodeFacts, SiteError> {
         return Err(SiteError::Empty { address });
     }
     let site = site.or(fallback).ok_or(SiteError::NoSite { address })?;
-    Ok(CodeFacts { site, returns })
+    Ok(CodeFacts { site, returns, calls })
 }
 
 /// arm64 instructions are 4 bytes. The arm64 uprobe code simulates branches
@@ -188,6 +218,16 @@ fn arm64_may_write_entry_state(word: u32) -> bool {
     !arm64_is_branch(word) && (rd <= 15 || rd == 28)
 }
 
+/// The target of a BL (branch with link, imm26 words from the instruction).
+fn arm64_bl_target(word: u32, pc: u64) -> Option<u64> {
+    if word & 0xfc00_0000 != 0x9400_0000 {
+        return None;
+    }
+    // Sign-extend the 26-bit word offset.
+    let words = (((word & 0x03ff_ffff) << 6) as i32) >> 6;
+    Some(pc.wrapping_add_signed(i64::from(words) * 4))
+}
+
 fn arm64_is_ret(word: u32) -> bool {
     word & 0xffff_fc1f == 0xd65f_0000
 }
@@ -201,6 +241,7 @@ fn analyse_arm64(address: u64, code: &[u8]) -> Result<CodeFacts, SiteError> {
     let mut prologue_open = true;
     let mut intact = true;
     let mut returns = Vec::new();
+    let mut calls = Vec::new();
     for (i, chunk) in code.as_chunks::<4>().0.iter().enumerate() {
         let word = u32::from_le_bytes(*chunk);
         let offset = 4 * i as u64;
@@ -228,12 +269,15 @@ fn analyse_arm64(address: u64, code: &[u8]) -> Result<CodeFacts, SiteError> {
         if arm64_is_ret(word) {
             returns.push(offset);
         }
+        if let Some(target) = arm64_bl_target(word, address + offset) {
+            calls.push(DirectCall { offset, target, kind: SiteKind::Emulated });
+        }
         if arm64_is_branch(word) {
             prologue_open = false;
         }
     }
     let site = site.or(fallback).ok_or(SiteError::NoSite { address })?;
-    Ok(CodeFacts { site, returns })
+    Ok(CodeFacts { site, returns, calls })
 }
 
 #[cfg(test)]
@@ -321,5 +365,22 @@ mod tests {
         assert_eq!(facts.site.offset, 8);
         assert_eq!(facts.site.kind, SiteKind::Emulated);
         assert_eq!(facts.returns, vec![16]);
+    }
+
+    #[test]
+    fn direct_calls_are_listed_with_their_targets() {
+        // CMPQ SP, 0x10(R14); JBE; CALL +0x10; CALL *AX; RET.
+        let code = [0x49, 0x3b, 0x66, 0x10, 0x76, 0x08, 0xe8, 0x10, 0x00, 0x00, 0x00, 0xff, 0xd0, 0xc3];
+        let facts = analyse(Arch::Amd64, 0x1000, &code).unwrap();
+        let call = DirectCall { offset: 6, target: 0x1000 + 11 + 0x10, kind: SiteKind::Emulated };
+        assert_eq!(facts.calls, vec![call], "the indirect CALL is not a direct call");
+        assert_eq!(facts.first_call_to(0x101b), Some(call));
+        assert_eq!(facts.first_call_to(0x2000), None);
+        // MOVD 16(R28), R16; BL -1 word; BL +2 words; RET.
+        let words: [u32; 4] = [0xf940_0b90, 0x97ff_ffff, 0x9400_0002, 0xd65f_03c0];
+        let code: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let facts = analyse(Arch::Arm64, 0x7_0000, &code).unwrap();
+        let targets: Vec<u64> = facts.calls.iter().map(|c| c.target).collect();
+        assert_eq!(targets, vec![0x7_0000, 0x7_0010]);
     }
 }

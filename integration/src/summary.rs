@@ -72,12 +72,14 @@ impl Target {
 pub struct Probe {
     pub name: String,
     pub hits: u64,
-    /// `after_entry` or `returns` (absent before gort said it).
+    /// `after_entry`, `returns` or `call_to` (absent before gort said it).
     #[serde(default)]
     pub site: Option<String>,
     #[serde(default)]
     pub site_kind: Option<String>,
     pub site_offset: u64,
+    #[serde(default)]
+    pub instruction: String,
     /// The program's run time while attached (`--bpf-stats` only).
     #[serde(default)]
     pub bpf: Option<ProgramStats>,

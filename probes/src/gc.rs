@@ -1,9 +1,11 @@
-//! GC probes: stop-the-world pauses and GC assists.
+//! GC probes: stop-the-world pauses. (GC assists need no probe of their
+//! own: the runtime parks the assisting goroutine for them, with its own wait
+//! reasons, so `casgstatus` sees them.)
 
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
 use gort_common::{CounterId, HistogramId, ProbeId, StwStart, WEIGHT_ONE, event_kind, stw_reason};
 
-use crate::{goabi::*, maps::*, record::*, spans::*};
+use crate::{goabi::*, maps::*, record::*};
 
 /// Notes the start of a stop-the-world for the process.
 #[inline(always)]
@@ -66,39 +68,6 @@ pub fn gort_stw_end(ctx: ProbeContext) -> u32 {
             }
         }
         _ => count(CounterId::OtherStw),
-    }
-    0
-}
-
-/// Entry of `runtime.gcAssistAlloc(gp *g)`, on the assisting goroutine.
-#[uprobe]
-pub fn gort_assist_start(ctx: ProbeContext) -> u32 {
-    let Some((tgid, _)) = linked_target() else {
-        return 0;
-    };
-    count_hit(ProbeId::AssistStart);
-    if let Some(st) = gstate(tgid, go_arg0(&ctx)) {
-        st.assist_since = now_ns();
-    }
-    0
-}
-
-/// A RET of `runtime.gcAssistAlloc`: the assist's time goes to the
-/// goroutine's span (R14 is the goroutine again: the function runs on its stack).
-#[uprobe]
-pub fn gort_assist_end(ctx: ProbeContext) -> u32 {
-    let Some((tgid, config)) = linked_target() else {
-        return 0;
-    };
-    count_hit(ProbeId::AssistEnd);
-    let g = current_g(&ctx);
-    let Some(st) = gstate_if_seen(tgid, g) else {
-        return 0;
-    };
-    let since = st.assist_since;
-    st.assist_since = 0;
-    if since != 0 && st.span.span_id != 0 {
-        charge_span(config, tgid, g, st, Charge::Assist, since, now_ns(), 0);
     }
     0
 }

@@ -5,8 +5,8 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_probe_read_user, macros::uprobe, programs::ProbeContext};
 use gort_common::{
-    CounterId, Field, GoroutineKey, GoroutineState, HistogramId, ProbeId, RUNTIME_GOROUTINE, blocked_base,
-    event_kind, gstatus, interval_weight,
+    CounterId, Field, GC_ASSIST_WAIT_SLOT, GoroutineKey, GoroutineState, HistogramId, ProbeId,
+    RUNTIME_GOROUTINE, blocked_base, event_kind, gstatus, interval_weight,
 };
 
 use crate::{goabi::*, maps::*, record::*, spans::*};
@@ -131,7 +131,15 @@ pub fn gort_casgstatus(ctx: ProbeContext) -> u32 {
             let weight = interval_weight(parked_ns, config.window_ns);
             record_at(blocked_base(reason), parked_ns, weight);
             if reason & RUNTIME_GOROUTINE == 0 && st.span.span_id != 0 {
-                charge_span(config, tgid, gp, st, Charge::Parked, since, now, reason);
+                // An assist is a park of the runtime's making (gcAssistAlloc1
+                // parks its goroutine while it marks): it is the span's GC
+                // assist time, seen here rather than by probes on
+                // gcAssistAlloc, whose RETs the kernel would single-step.
+                let what = match config.wait_slot[(reason & 63) as usize] {
+                    GC_ASSIST_WAIT_SLOT => Charge::Assist,
+                    _ => Charge::Parked,
+                };
+                charge_span(config, tgid, gp, st, what, since, now, reason);
             }
         }
     }

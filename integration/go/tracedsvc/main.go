@@ -9,7 +9,12 @@
 //   - fanout: the handler starts a goroutine that locks that mutex, and
 //     waits for it (the wait is the started goroutine's, not the span's own);
 //   - select: the handler waits 15 ms in a select on a timer, an ordinary
-//     wait (as for a backend's answer), which is no stall.
+//     wait (as for a backend's answer), which is no stall;
+//   - assist: the handler starts a GC cycle and allocates pointer-heavy
+//     memory until the cycle ends, so it pays for the GC's marking in
+//     assists; what it measured is the runtime's own assist time over the
+//     cycle (/cpu/classes/gc/mark/assist), with nothing else allocating
+//     much on the only P meanwhile.
 //
 // The handler measures what it suffered itself and writes one JSON line per
 // injection to -truth; at exit it writes the id of every span it ended to
@@ -26,6 +31,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/metrics"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -52,7 +58,7 @@ var (
 	load       = flag.String("load", "", "load mode: send requests to this gRPC address")
 	clients    = flag.Int("clients", 4, "load mode: concurrent clients")
 	rate       = flag.Float64("rate", 200, "load mode: requests per second in all")
-	stallEvery = flag.Duration("stall-every", 300*time.Millisecond, "load mode: inject a stall this often (runnable, gc, mutex, fanout, select in turn; 0: never)")
+	stallEvery = flag.Duration("stall-every", 300*time.Millisecond, "load mode: inject a stall this often (runnable, gc, mutex, fanout, select, assist in turn; 0: never)")
 	duration   = flag.Duration("duration", 10*time.Second, "load mode: how long")
 	hogSpin    = flag.Duration("hog", 8*time.Millisecond, "runnable stall: how long the hog spins (under the runtime's 10 ms preemption)")
 	mutexHold  = flag.Duration("mutex-hold", 20*time.Millisecond, "mutex stall: how long the lock is held")
@@ -87,6 +93,31 @@ type node struct {
 }
 
 // spin burns CPU for d without blocking.
+// assistSink keeps what assist allocates reachable for a while, so the
+// allocations are real and the heap grows under the mark.
+var assistSink [4096]*node
+
+// assist starts a GC cycle and allocates until it has ended; it returns the
+// runtime's assist time over the cycle.
+func assist() time.Duration {
+	samples := []metrics.Sample{{Name: "/cpu/classes/gc/mark/assist:cpu-seconds"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(samples)
+	before, cycles := samples[0].Value.Float64(), samples[1].Value.Uint64()
+	go runtime.GC()
+	// Let it stop the world and start the mark before allocating.
+	runtime.Gosched()
+	for i := 0; ; i++ {
+		for j := 0; j < 256; j++ {
+			assistSink[(i*256+j)%len(assistSink)] = &node{}
+		}
+		metrics.Read(samples)
+		if samples[1].Value.Uint64() > cycles {
+			break
+		}
+	}
+	return time.Duration((samples[0].Value.Float64() - before) * 1e9)
+}
+
 func spin(d time.Duration) {
 	t0 := time.Now()
 	for time.Since(t0) < d {
@@ -167,6 +198,8 @@ func (s *server) do(ctx context.Context, req *wrapperspb.StringValue) (*wrappers
 		<-locked
 		close(ahead)
 		wg.Wait()
+	case "assist":
+		injected = assist()
 	case "select":
 		t0 := time.Now()
 		select {
@@ -312,7 +345,7 @@ func loadGen() {
 	var latMu sync.Mutex
 	var lats []time.Duration
 	deadline := time.Now().Add(*duration)
-	kinds := []string{"runnable", "gc", "mutex", "fanout", "select"}
+	kinds := []string{"runnable", "gc", "mutex", "fanout", "select", "assist"}
 	var wg sync.WaitGroup
 	if *stallEvery > 0 {
 		wg.Add(1)

@@ -5,19 +5,35 @@
 use gort_common::{ProbeId, names};
 use gort_goexe::{
     Field,
-    functions::{SDK_NEW_RECORDING_SPAN, SDK_SPAN_END},
+    functions::{SDK_NEW_RECORDING_SPAN, SDK_SET_ATTRIBUTES, SDK_SPAN_END},
 };
 
 /// Where in the function the uprobe goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Site {
     /// The first instruction the kernel emulates after the entry (see
     /// `analysis::sites`): arguments are still in their registers.
     AfterEntry,
     /// Every RET instruction: the function's results are in the result
-    /// registers. (Never a uretprobe: Go moves stacks.)
+    /// registers. The kernel single-steps a RET (about 5 µs here), so only
+    /// rare events may use it. (Never a uretprobe: Go moves stacks.)
     Returns,
+    /// The first direct CALL to the named function: a relative CALL is
+    /// emulated, and at it the callee's arguments are in their registers,
+    /// so a value the function hands on is seen cheaply. Falls back to
+    /// `Returns`, with a warning, when the function has no such call.
+    CallTo(&'static str),
+}
+
+impl Site {
+    /// The name in the summary's `site`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::AfterEntry => "after_entry",
+            Self::Returns => "returns",
+            Self::CallTo(_) => "call_to",
+        }
+    }
 }
 
 /// Where probes go: the analysed emulatable site, or (for the probe-cost
@@ -150,7 +166,9 @@ pub const PROBES: &[ProbeSpec] = &[
         id: ProbeId::SpanStart,
         name: "span_start",
         symbol: SDK_NEW_RECORDING_SPAN,
-        site: Site::Returns,
+        // The new span is SetAttributes' receiver: the same value the RET
+        // would hand over, without the single step on every span.
+        site: Site::CallTo(SDK_SET_ATTRIBUTES),
         program: names::PROG_SPAN_START,
         need: Need::Optional,
         heat: Heat::Linked,
@@ -162,26 +180,6 @@ pub const PROBES: &[ProbeSpec] = &[
         symbol: SDK_SPAN_END,
         site: Site::AfterEntry,
         program: names::PROG_SPAN_END,
-        need: Need::Optional,
-        heat: Heat::Linked,
-        go: GoRange::ALL,
-    },
-    ProbeSpec {
-        id: ProbeId::AssistStart,
-        name: "assist_start",
-        symbol: "runtime.gcAssistAlloc",
-        site: Site::AfterEntry,
-        program: names::PROG_ASSIST_START,
-        need: Need::Optional,
-        heat: Heat::Linked,
-        go: GoRange::ALL,
-    },
-    ProbeSpec {
-        id: ProbeId::AssistEnd,
-        name: "assist_end",
-        symbol: "runtime.gcAssistAlloc",
-        site: Site::Returns,
-        program: names::PROG_ASSIST_END,
         need: Need::Optional,
         heat: Heat::Linked,
         go: GoRange::ALL,
@@ -205,8 +203,17 @@ pub const FIELDS: &[(Field, Need)] = &[
 /// The runtime's list of every goroutine, read by the live-goroutine census.
 pub const ALLGS: &str = "runtime.allgs";
 
+/// Every function the probes need resolved: the probed ones and the callees
+/// their call sites are found by.
 pub fn symbols() -> Vec<&'static str> {
-    PROBES.iter().map(|p| p.symbol).collect()
+    let callees = PROBES.iter().filter_map(|p| match p.site {
+        Site::CallTo(callee) => Some(callee),
+        _ => None,
+    });
+    let mut all: Vec<&'static str> = PROBES.iter().map(|p| p.symbol).chain(callees).collect();
+    all.sort_unstable();
+    all.dedup();
+    all
 }
 
 pub fn fields() -> Vec<Field> {

@@ -16,7 +16,7 @@ impl Feature for Linkage {
     }
 
     fn probes(&self) -> &'static [ProbeId] {
-        &[ProbeId::SpanStart, ProbeId::SpanEnd, ProbeId::AssistStart, ProbeId::AssistEnd]
+        &[ProbeId::SpanStart, ProbeId::SpanEnd]
     }
 
     fn export(&self, _: &Report<'_>, _: &mut Vec<Metric>) {}

@@ -19,6 +19,8 @@ pub const WAIT_SLOT_NAMES: [&str; 10] = [
     "runtime_gc",
 ];
 const _: () = assert!(WAIT_SLOT_NAMES.len() <= SPAN_WAIT_SLOTS);
+// The kernel charges waits in this slot as GC assists (see the test below).
+const _: () = assert!((gort_common::GC_ASSIST_WAIT_SLOT as usize) < WAIT_SLOT_NAMES.len());
 
 /// The waits that become child spans by default: delays the runtime or
 /// contention caused. Ordinary waits (a select on a backend's answer, a

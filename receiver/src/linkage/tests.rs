@@ -238,3 +238,20 @@ fn stall_kinds_are_named_and_unknown_ones_refused() {
         assert!(!d.contains(kind), "{kind}");
     }
 }
+
+/// The kernel charges the waits of `GC_ASSIST_WAIT_SLOT` as GC assists: that
+/// slot must be where the runtime's assist reasons land.
+#[test]
+fn the_runtime_s_assist_reasons_land_in_the_kernel_s_assist_slot() {
+    for reason in ["GC assist marking", "GC assist wait"] {
+        assert_eq!(
+            wait_slot(gort_goexe::wait_reasons::category(reason)),
+            gort_common::GC_ASSIST_WAIT_SLOT,
+            "{reason}"
+        );
+    }
+    assert_ne!(
+        wait_slot(gort_goexe::wait_reasons::category("sync.Mutex.Lock")),
+        gort_common::GC_ASSIST_WAIT_SLOT
+    );
+}

@@ -19,7 +19,7 @@ use super::*;
 use crate::{
     bpf::{
         Probes,
-        probes::{self as probe_table, Heat, Need, PROBES, ProbeSpec, Site, SiteMode},
+        probes::{self as probe_table, Heat, Need, PROBES, ProbeSpec},
     },
     linkage::{self, LinkCounts},
     target::Process,
@@ -170,16 +170,15 @@ impl Session {
                 );
                 continue;
             };
-            let file_offsets: Vec<u64> = match (spec.site, options.site_mode) {
-                (Site::AfterEntry, SiteMode::Auto) => vec![function.site_file_offset()],
-                (Site::AfterEntry, SiteMode::Entry) => vec![function.file_offset],
-                (Site::Returns, _) => function.return_file_offsets().collect(),
-            };
-            if file_offsets.is_empty() {
+            let Some(place) = placement::place(spec, function, &analysis.functions, options.site_mode) else {
                 log::warn!("{}: no RET to probe; {} disabled", spec.symbol, crate::features::feeds(spec.id));
                 continue;
+            };
+            if let Some(why) = &place.fallback {
+                log::warn!("{}: {why} (about 5 µs per hit)", exe.display());
             }
-            planned.push(Planned { spec, function: function.clone(), file_offsets, attachment: None });
+            let file_offsets = place.file_offsets(function);
+            planned.push(Planned { spec, function: function.clone(), place, file_offsets, attachment: None });
         }
         let mut session = Self {
             census: census(&process, &analysis, image.as_ref(), wait_names, runtime_entries.as_ref()),

@@ -5,6 +5,7 @@
 mod attach;
 mod drain;
 mod estimate;
+mod placement;
 mod report;
 pub mod sampling;
 mod signals;
@@ -115,6 +116,7 @@ pub struct RunOptions {
 struct Planned {
     spec: &'static ProbeSpec,
     function: Function,
+    place: placement::Placement,
     file_offsets: Vec<u64>,
     attachment: Option<Attachment>,
 }
@@ -205,7 +207,7 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
                 continue;
             }
         };
-        print!("{}", session.describe(options.site_mode));
+        print!("{}", session.describe());
         let mut last_report = Instant::now();
         let reason = loop {
             // Wake for the next window edge too, so windows last what the

@@ -10,14 +10,9 @@ use std::{
     time::SystemTime,
 };
 
-use gort_goexe::{self as analysis};
-
 use super::*;
 use crate::{
-    bpf::{
-        Probes,
-        probes::{Heat, Site, SiteMode},
-    },
+    bpf::{Probes, probes::Heat},
     export, features,
     pipeline::{self, Payload},
     telemetry::{
@@ -118,7 +113,7 @@ impl Session {
         }
     }
 
-    pub(super) fn describe(&self, site_mode: SiteMode) -> String {
+    pub(super) fn describe(&self) -> String {
         let mut out = format!(
             "gort: attached to pid {} ({}, {}), runtime.g.goid at offset {}\n",
             self.process.pid,
@@ -126,23 +121,10 @@ impl Session {
             self.analysis.build.go_version,
             self.goid_offset()
         );
-        for Planned { spec, function: f, .. } in &self.planned {
-            let (place, file_offsets) = match (spec.site, site_mode) {
-                (Site::Returns, _) => (
-                    format!(" RET at +{:x?} [{:?}: ret]", f.code.returns, analysis::RETURN_SITE_KIND),
-                    f.return_file_offsets().map(|o| format!("{o:#x}")).collect::<Vec<_>>().join(","),
-                ),
-                (Site::AfterEntry, SiteMode::Auto) => (
-                    format!(
-                        "+{:#x} [{:?}: {}]",
-                        f.code.site.offset, f.code.site.kind, f.code.site.instruction
-                    ),
-                    format!("{:#x}", f.site_file_offset()),
-                ),
-                (Site::AfterEntry, SiteMode::Entry) => {
-                    ("+0x0 [entry, benchmark only]".to_owned(), format!("{:#x}", f.file_offset))
-                }
-            };
+        for Planned { spec, place, file_offsets, .. } in &self.planned {
+            let offsets: Vec<String> = place.offsets.iter().map(|o| format!("+{o:#x}")).collect();
+            let place = format!(" {} [{:?}: {}]", offsets.join(","), place.kind, place.instruction);
+            let file_offsets = file_offsets.iter().map(|o| format!("{o:#x}")).collect::<Vec<_>>().join(",");
             out.push_str(&format!(
                 "gort:   probe {:<10} {}{} file offset {} ({})\n",
                 spec.name,

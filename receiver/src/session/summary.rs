@@ -29,8 +29,9 @@ pub struct ProbeSummary {
     pub symbol: &'static str,
     pub address: u64,
     pub file_offset: u64,
-    /// `after_entry` (one site past the entry) or `returns` (every RET).
-    pub site: Site,
+    /// `after_entry` (one site past the entry), `returns` (every RET) or
+    /// `call_to` (a call inside it; `returns` when it fell back).
+    pub site: &'static str,
     /// Offset of the site from the entry (the first RET's for `returns`).
     pub site_offset: u64,
     /// Whether the kernel emulates the probed instruction or single-steps it.
@@ -161,29 +162,17 @@ impl Session {
                 .planned
                 .iter()
                 .enumerate()
-                .map(|(i, Planned { spec, function: f, .. })| {
-                    let (site_offset, site_kind, instruction) = match spec.site {
-                        Site::AfterEntry => {
-                            (f.code.site.offset, f.code.site.kind, f.code.site.instruction.clone())
-                        }
-                        Site::Returns => (
-                            f.code.returns.first().copied().unwrap_or(0),
-                            analysis::RETURN_SITE_KIND,
-                            "ret".to_owned(),
-                        ),
-                    };
-                    ProbeSummary {
-                        name: spec.name,
-                        symbol: spec.symbol,
-                        address: f.address,
-                        file_offset: f.file_offset,
-                        site: spec.site,
-                        site_offset,
-                        site_kind,
-                        instruction,
-                        hits: hits[spec.id.index() as usize],
-                        bpf: bpf.as_ref().map(|b| b[i]),
-                    }
+                .map(|(i, Planned { spec, function: f, place, .. })| ProbeSummary {
+                    name: spec.name,
+                    symbol: spec.symbol,
+                    address: f.address,
+                    file_offset: f.file_offset,
+                    site: if place.fallback.is_some() { Site::Returns.name() } else { spec.site.name() },
+                    site_offset: place.offsets.first().copied().unwrap_or(0),
+                    site_kind: place.kind,
+                    instruction: place.instruction.clone(),
+                    hits: hits[spec.id.index() as usize],
+                    bpf: bpf.as_ref().map(|b| b[i]),
                 })
                 .collect(),
             goroutines: probes
