@@ -8,21 +8,25 @@
 //! measures every probe program with the kernel's BPF statistics
 //! (`--bpf-stats`) and prints, per request, each probe's hits, its program's
 //! time per run, and its site kind: the body cost directly, the trap cost as
-//! hits x the per-hit trap cost of the site kind (`--bench probe_cost`).
+//! hits x the per-hit trap cost of the site kind, measured in the same run on
+//! a Go function (`gort_integration::traps`). The two together are the
+//! cost model: what of linkage's added service CPU the probes explain.
 //! Run as root:
 //!
 //!   cargo bench -p gort-integration --bench linkage
 //!
 //! GORT_BENCH_RATE (requests/s, default 1000), GORT_BENCH_REPS (default 2),
-//! GORT_BENCH_BPF_STATS=0 (statistics off).
+//! GORT_BENCH_BPF_STATS=0 (statistics off), GORT_BENCH_MODES (a comma list
+//! of none, off, on; default all three), GORT_BENCH_TRAP_RUNS (runs per site
+//! of the trap micro-benchmark, default 5).
 
 use std::{process::Command, time::Duration};
 
-use gort_common::{GKey, GoroutineState, SpanAccount, SpanKey};
+use gort_common::{GSTATE_SLOTS, GoroutineSlot, SPAN_SLOTS, SpanAccount};
 use gort_integration::{
     Proc, cpu_seconds, free_port, go_program, gort_binary, peak_rss_mb, require_root, start_sink,
     summary::{self, Probe},
-    wait_for_port,
+    traps, wait_for_port,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -47,6 +51,23 @@ struct Figures {
 /// without `--bpf-stats`, through GORT_BINARY).
 fn bpf_stats() -> bool {
     std::env::var("GORT_BENCH_BPF_STATS").map_or(true, |v| v != "0")
+}
+
+/// The modes GORT_BENCH_MODES names (none, off, on), all three by default.
+fn modes() -> Vec<Mode> {
+    let all = [(Mode::NoGort, "none"), (Mode::LinkageOff, "off"), (Mode::LinkageOn, "on")];
+    match std::env::var("GORT_BENCH_MODES") {
+        Ok(list) => {
+            let picked: Vec<Mode> = all
+                .iter()
+                .filter(|(_, n)| list.split(',').any(|w| w.trim() == *n))
+                .map(|(m, _)| *m)
+                .collect();
+            assert!(!picked.is_empty(), "GORT_BENCH_MODES={list:?}: name some of none, off, on");
+            picked
+        }
+        Err(_) => all.iter().map(|(m, _)| *m).collect(),
+    }
 }
 
 fn run(mode: Mode, rate: &str) -> Figures {
@@ -134,10 +155,13 @@ fn main() {
         "| mode | requests | service CPU per request (µs) | p50 (ms) | p99 (ms) | gort CPU (cores) | gort peak RSS (MB) |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- |");
+    let modes = modes();
     let mut breakdowns = Vec::new();
+    let mut cpu: Vec<(Mode, f64)> = Vec::new();
     for _ in 0..reps {
-        for mode in [Mode::NoGort, Mode::LinkageOff, Mode::LinkageOn] {
+        for &mode in &modes {
             let f = run(mode, &rate);
+            cpu.push((mode, f.svc_cpu_us_per_request));
             println!(
                 "| {mode:?} | {} | {:.1} | {:.3} | {:.3} | {:.3} | {:.1} |",
                 f.requests, f.svc_cpu_us_per_request, f.p50_ms, f.p99_ms, f.gort_cpu_cores, f.gort_rss_mb
@@ -147,6 +171,18 @@ fn main() {
             }
         }
     }
+    let trap_runs: usize =
+        std::env::var("GORT_BENCH_TRAP_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let traps = traps::measure(trap_runs.max(1), 200_000);
+    println!(
+        "\ntrap cost per hit (tracefs uprobe on trapbench's main.probed, {} calls x {} interleaved runs, medians): \
+         emulated ({}) {:.0} ns, first instruction (single-stepped) {:.0} ns, RET (single-stepped) {:.0} ns",
+        traps.calls, traps.runs, traps.emulated_instruction, traps.emulated_ns, traps.entry_ns, traps.ret_ns
+    );
+    let mean_cpu = |m: Mode| {
+        let v: Vec<f64> = cpu.iter().filter(|(k, _)| *k == m).map(|(_, c)| *c).collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    };
     // Per request: what each probe costs the service in program time (the
     // kernel's statistics, ~20 ns per run of their own included) and how
     // many traps of each site kind it takes.
@@ -154,16 +190,23 @@ fn main() {
         println!("\n{mode:?}, per request ({} requests):", f.requests);
         println!("| probe | site | hits | program ns per run | program ns per request |");
         println!("| --- | --- | --- | --- | --- |");
-        let (mut body, mut emulated, mut stepped) = (0.0, 0.0, 0.0);
+        let (mut body, mut emulated, mut stepped, mut trap_us) = (0.0, 0.0, 0.0, 0.0);
         let per_request = |n: u64| n as f64 / f.requests.max(1) as f64;
-        for p in f.probes.iter().filter(|p| p.hits > 0) {
+        for p in f.probes.iter().filter(|p| p.hits > 0 || p.bpf.is_some_and(|b| b.runs > 0)) {
             let b = p.bpf.unwrap_or(summary::ProgramStats { run_ns: 0, runs: 0 });
             let ns_per_run = b.run_ns as f64 / b.runs.max(1) as f64;
             let kind = p.site_kind.as_deref().unwrap_or("?");
-            match kind {
-                "emulated" => emulated += per_request(p.hits),
-                _ => stepped += per_request(p.hits),
-            }
+            let trap_ns = match kind {
+                "emulated" => {
+                    emulated += per_request(p.hits);
+                    traps.emulated_ns
+                }
+                _ => {
+                    stepped += per_request(p.hits);
+                    if p.site.as_deref() == Some("returns") { traps.ret_ns } else { traps.entry_ns }
+                }
+            };
+            trap_us += per_request(p.hits) * trap_ns / 1e3;
             body += per_request(b.run_ns) / 1e3;
             println!(
                 "| {} | {kind} | {:.2} | {ns_per_run:.0} | {:.0} |",
@@ -173,22 +216,28 @@ fn main() {
             );
         }
         println!(
-            "program bodies {body:.1} µs per request; traps per request: {emulated:.1} emulated, {stepped:.1} single-stepped"
+            "program bodies {body:.1} µs per request; traps per request: {emulated:.1} emulated, {stepped:.1} single-stepped, \
+             about {trap_us:.1} µs at the measured trap costs; together {:.1} µs",
+            body + trap_us
         );
+        if let (Some(with), Some(without)) = (mean_cpu(*mode), mean_cpu(Mode::NoGort)) {
+            println!(
+                "measured: {mode:?} adds {:.1} µs of service CPU per request over NoGort (means)",
+                with - without
+            );
+        }
     }
-    // In flight, each span holds one GORT_SPANS entry (key and value), plus
-    // the LRU hash map's per-element overhead; the goroutines it runs on
-    // carry its id in the per-goroutine state every goroutine has anyway
-    // (GORT_GSTATE); once ended and until its OTLP export arrives, one
-    // userspace account.
-    let kernel = size_of::<SpanKey>() + size_of::<SpanAccount>();
-    let gstate = size_of::<GKey>() + size_of::<GoroutineState>();
+    // In flight, each span holds one slot of the span table; the goroutines
+    // it runs on carry its id and slot in the per-goroutine state every
+    // goroutine has anyway (GORT_GSTATE); once ended and until its OTLP
+    // export arrives, one userspace account. Both tables are preallocated.
+    let span = size_of::<SpanAccount>();
+    let gstate = size_of::<GoroutineSlot>();
     println!(
-        "memory per in-flight span: kernel {kernel} B (GORT_SPANS key + value), plus the kernel's per-element hash overhead; \
-         per goroutine (spans or not): {gstate} B of GORT_GSTATE; preallocated: {} spans x {} B = {:.1} MiB for GORT_SPANS",
-        gort_common::MAX_SPANS,
-        kernel,
-        f64::from(gort_common::MAX_SPANS) * kernel as f64 / (1024.0 * 1024.0)
+        "memory per in-flight span: one {span} B slot of GORT_SPANS; per goroutine (spans or not): one {gstate} B slot of \
+         GORT_GSTATE; preallocated: {SPAN_SLOTS} span slots = {:.1} MiB, {GSTATE_SLOTS} goroutine slots = {:.1} MiB",
+        f64::from(SPAN_SLOTS) * span as f64 / (1024.0 * 1024.0),
+        f64::from(GSTATE_SLOTS) * gstate as f64 / (1024.0 * 1024.0)
     );
     println!(
         "after End, until the span's export arrives: one userspace account of {} B (+ its stalls, + hash entry)",

@@ -6,6 +6,7 @@ pub mod goprog;
 pub mod inspect;
 pub mod sink;
 pub mod summary;
+pub mod traps;
 
 use std::{
     io::{BufRead, BufReader, Write},

@@ -1,0 +1,3 @@
+module gort.dev/integration/trapbench
+
+go 1.21
