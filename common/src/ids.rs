@@ -83,6 +83,14 @@ pub enum CounterId {
     EventsLost = 4,
     /// Span records (ends, stalls) the span ring buffer had no room for.
     SpanEventsLost = 5,
+    /// Goroutines whose state was displaced from the goroutine table while
+    /// busy (an interval open or a span active) by a goroutine of the same
+    /// set: their open interval goes unmeasured.
+    GoroutineStatesDisplaced = 6,
+    /// Spans in flight whose account was displaced from the span table by a
+    /// newer span of the same set (all four ways busy): a span never ended
+    /// makes room this way, and a displaced span ends without its totals.
+    SpansDisplaced = 7,
 }
 
 /// Kinds of notable event.

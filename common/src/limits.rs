@@ -21,10 +21,5 @@ pub const MAX_COUNTERS: u32 = 16;
 /// runtime functions, so this holds several targets.
 pub const MAX_RUNTIME_ENTRIES: u32 = 32_768;
 
-/// Capacity of the span maps: spans in flight at once (per gort, all
-/// targets), and goroutines with an active span. LRUs, so a leak (a span
-/// never ended) is evicted rather than filling them.
-pub const MAX_SPANS: u32 = 65_536;
-
 /// Size of the span ring buffer: span ends and the stalls inside spans.
 pub const SPAN_EVENTS_BYTES: u32 = 1024 * 1024;

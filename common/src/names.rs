@@ -18,7 +18,6 @@ pub const PROG_STW_ARGS: &str = "gort_stw_args";
 pub const MAP_SPANS: &str = "GORT_SPANS";
 pub const MAP_SPAN_EVENTS: &str = "GORT_SPAN_EVENTS";
 pub const MAP_STW_TOTAL: &str = "GORT_STW_TOTAL";
-pub const MAP_SPAN_SCRATCH: &str = "GORT_SPAN_SCRATCH";
 pub const MAP_RUNTIME_ENTRIES: &str = "GORT_RUNTIME_ENTRIES";
 pub const PROG_SPAN_START: &str = "gort_span_start";
 pub const PROG_SPAN_END: &str = "gort_span_end";

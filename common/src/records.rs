@@ -26,20 +26,42 @@ pub struct StwStart {
 }
 const _: () = assert!(size_of::<StwStart>() == 16);
 
-/// Key of the per-goroutine state: the goroutine's `g` struct address in
-/// its process. Keyed by the g pointer, not the goroutine id: the probes have
-/// it in a register at every transition (no read of `g.goid`), and a g that is
-/// recycled for a new goroutine passes through `_Gdead`, which resets its
+/// One way of the per-goroutine state table (`GORT_GSTATE`): whose state it
+/// holds (the goroutine's `g` struct address in its process, 0: free) and
+/// the state. Keyed by the g pointer, not the goroutine id: the probes have
+/// it in a register at every transition (no read of `g.goid`), and a g that
+/// is recycled for a new goroutine passes through `_Gdead`, which resets its
 /// state; state left from before a sampling window is older than the window
-/// and ignored.
+/// and ignored. 64 bytes: one cache line a lookup touches per way.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct GKey {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GoroutineSlot {
     pub tgid: u32,
     pub _pad: u32,
     pub g: u64,
+    pub state: GoroutineState,
 }
-const _: () = assert!(size_of::<GKey>() == 16);
+const _: () = assert!(size_of::<GoroutineSlot>() == 64);
+
+/// Ways per set of the goroutine state table: a goroutine's state is in one
+/// of the two slots of its set, so a lookup reads two adjacent cache lines
+/// and never walks a hash chain.
+pub const GSTATE_WAYS: u32 = 2;
+
+/// Sets of the goroutine state table (a power of two).
+pub const GSTATE_SETS: u32 = 65_536;
+
+/// Slots of the goroutine state table: 8 MiB, preallocated.
+pub const GSTATE_SLOTS: u32 = GSTATE_SETS * GSTATE_WAYS;
+
+/// The set of the goroutine table that holds `g` of process `tgid`: a
+/// multiplicative hash, so g structs allocated side by side (and the same
+/// heap addresses in two processes) spread over the sets.
+#[inline(always)]
+pub const fn gstate_set(tgid: u32, g: u64) -> u32 {
+    let mixed = (g >> 4) ^ ((tgid as u64) << 40);
+    (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - GSTATE_SETS.trailing_zeros())) as u32
+}
 
 /// What the probes keep about one goroutine, updated in place at each of its
 /// state changes (one lookup, no remove/insert churn). Times are
@@ -87,3 +109,29 @@ pub struct GoroutineKey {
     pub goid: u64,
 }
 const _: () = assert!(size_of::<GoroutineKey>() == 16);
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn goroutine_sets_spread_neighbouring_gs_and_processes() {
+        // g structs are ~400 bytes apart in one heap; and every Go process
+        // starts its heap at the same address.
+        let mut per_set = BTreeMap::new();
+        for tgid in [1_000u32, 1_001] {
+            for i in 0..4_096u64 {
+                *per_set.entry(gstate_set(tgid, 0xc000_000000 + i * 416)).or_insert(0u32) += 1;
+            }
+        }
+        assert!(per_set.keys().all(|s| *s < GSTATE_SETS));
+        // 8,192 gs over 65,536 sets: a set with three of them (more than its
+        // ways) should be rare.
+        let crowded = per_set.values().filter(|n| **n > GSTATE_WAYS).count();
+        assert!(crowded <= 8, "{crowded} sets hold more gs than they have ways");
+        assert_ne!(gstate_set(1_000, 0xc000_000000), gstate_set(1_001, 0xc000_000000));
+    }
+}

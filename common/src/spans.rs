@@ -10,16 +10,23 @@ pub const SPAN_WAIT_SLOTS: usize = 16;
 /// time. (The receiver's slot names put `gc_assist` at this index.)
 pub const GC_ASSIST_WAIT_SLOT: u8 = 8;
 
-/// Key of a span in flight: span ids are random 64-bit values, unique
-/// enough within a process.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct SpanKey {
-    pub tgid: u32,
-    pub _pad: u32,
-    pub span_id: u64,
+/// Ways per set of the span table (`GORT_SPANS`): a span in flight is in
+/// one of the four slots of its set (span ids are random 64-bit values, so
+/// their low bits spread evenly).
+pub const SPAN_WAYS: u32 = 4;
+
+/// Sets of the span table (a power of two).
+pub const SPAN_SETS: u32 = 16_384;
+
+/// Slots of the span table: spans in flight at once, all targets together.
+pub const SPAN_SLOTS: u32 = SPAN_SETS * SPAN_WAYS;
+
+/// The first slot of the set of span `span_id` of process `tgid`.
+#[inline(always)]
+pub const fn span_set_first_slot(tgid: u32, span_id: u64) -> u32 {
+    let mixed = span_id ^ ((tgid as u64) << 32);
+    ((mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SPAN_SETS.trailing_zeros())) as u32) * SPAN_WAYS
 }
-const _: () = assert!(size_of::<SpanKey>() == 16);
 
 /// What the runtime did to one span while it was active, accumulated in the
 /// kernel. Durations in ns; "max" fields describe the longest single wait.
@@ -58,18 +65,21 @@ pub struct SpanTotals {
 }
 const _: () = assert!(size_of::<SpanTotals>() == 232);
 
-/// A span in flight (the `GORT_SPANS` value).
+/// A span in flight: one slot of the `GORT_SPANS` table, written in place
+/// at start and freed (span id 0) at end.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SpanAccount {
     pub trace_id: [u8; 16],
-    /// The SDK's span id bytes, as a little-endian u64 (the map key).
+    /// The SDK's span id bytes, as a little-endian u64 (0: a free slot).
     pub span_id: u64,
     /// The span that was active on the starting goroutine before this one,
-    /// restored when this one ends there (0: none).
-    pub prev_span: u64,
-    /// `ActiveSpan::inherited` of `prev_span`, restored with it.
-    pub prev_inherited: u64,
+    /// restored when this one ends there (0: none), and how that goroutine
+    /// had come by it.
+    pub prev: ActiveSpan,
+    /// The process the span is in (span ids are unique only within one).
+    pub tgid: u32,
+    pub _pad: u32,
     pub start_goid: u64,
     /// CLOCK_MONOTONIC ns at start.
     pub start_ns: u64,
@@ -77,7 +87,7 @@ pub struct SpanAccount {
     pub stw_at_start_ns: u64,
     pub totals: SpanTotals,
 }
-const _: () = assert!(size_of::<SpanAccount>() == 296);
+const _: () = assert!(size_of::<SpanAccount>() == 304);
 
 /// Kinds of span ring-buffer record.
 pub mod span_record {
@@ -133,12 +143,16 @@ pub struct SpanStall {
 }
 const _: () = assert!(size_of::<SpanStall>() == 48);
 
-/// The span active on a goroutine, and how the goroutine came by it.
+/// The span active on a goroutine, how the goroutine came by it, and where
+/// its account is: the account is reached in one read, and is the span's
+/// only if its span id still matches.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ActiveSpan {
     pub span_id: u64,
     /// 1: inherited from the goroutine that started it; 0: its own span.
-    pub inherited: u64,
+    pub inherited: u32,
+    /// The span's slot in `GORT_SPANS`.
+    pub slot: u32,
 }
 const _: () = assert!(size_of::<ActiveSpan>() == 16);

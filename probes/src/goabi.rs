@@ -3,9 +3,12 @@
 //! offsets userspace wrote into `TargetConfig`.
 
 use aya_ebpf::{helpers::bpf_probe_read_user, programs::ProbeContext};
-use gort_common::{EntryKey, Field, GKey, GoroutineState, RUNTIME_GOROUTINE, TargetConfig};
+use gort_common::{
+    CounterId, EntryKey, Field, GSTATE_WAYS, GoroutineSlot, GoroutineState, RUNTIME_GOROUTINE, TargetConfig,
+    gstate_set,
+};
 
-use crate::maps::*;
+use crate::{maps::*, record::count};
 
 /// First integer argument of a Go function under the register ABI (Go >= 1.17
 /// on amd64, >= 1.18 on arm64): RAX on amd64, X0 on arm64. Not the C ABI's
@@ -77,30 +80,61 @@ pub(crate) fn runtime_goroutine_flag(gp: u64, tgid: u32, config: &TargetConfig) 
     }
 }
 
-/// The state of goroutine `gp`, created (zeroed) on first sight; None only
-/// when the map refuses the entry.
+/// The two ways of the set that holds goroutine `gp` of process `tgid`.
+#[inline(always)]
+fn gstate_ways(tgid: u32, gp: u64) -> Option<(&'static mut GoroutineSlot, &'static mut GoroutineSlot)> {
+    let first = gstate_set(tgid, gp) * GSTATE_WAYS;
+    let a = GSTATE.get_ptr_mut(first)?;
+    let b = GSTATE.get_ptr_mut(first + 1)?;
+    // SAFETY: two distinct slots of the array map, valid while the program
+    // runs. A goroutine's transitions are serialised by the runtime, so no
+    // other CPU updates this g's state meanwhile; two CPUs claiming one free
+    // way for two new gs of the same set at the same instant is the one race
+    // left, and costs one interval of one of them.
+    Some(unsafe { (&mut *a, &mut *b) })
+}
+
+/// Whether a way's goroutine has nothing open: no interval, no span.
+#[inline(always)]
+fn idle(state: &GoroutineState) -> bool {
+    state.runnable_since == 0 && state.parked_since == 0 && state.span.span_id == 0
+}
+
+/// The state of goroutine `gp`, created (zeroed) on first sight in a free
+/// or idle way of its set, else in place of the second way's (counted as
+/// displaced); None only if the table cannot be read.
 #[inline(always)]
 pub(crate) fn gstate(tgid: u32, gp: u64) -> Option<&'static mut GoroutineState> {
-    let key = GKey { tgid, _pad: 0, g: gp };
-    let ptr = match GSTATE.get_ptr_mut(&key) {
-        Some(p) => p,
-        None => {
-            let _ = GSTATE.insert(&key, &GoroutineState::default(), 0);
-            GSTATE.get_ptr_mut(&key)?
+    let (a, b) = gstate_ways(tgid, gp)?;
+    if a.g == gp && a.tgid == tgid {
+        return Some(&mut a.state);
+    }
+    if b.g == gp && b.tgid == tgid {
+        return Some(&mut b.state);
+    }
+    let slot = if a.g == 0 || (b.g != 0 && idle(&a.state)) {
+        a
+    } else {
+        if b.g != 0 && !idle(&b.state) {
+            count(CounterId::GoroutineStatesDisplaced);
         }
+        b
     };
-    // SAFETY: a pointer into the map value for `key`, valid while the program
-    // runs; a goroutine's transitions are serialised by the runtime, so no
-    // other CPU updates this g's state meanwhile.
-    Some(unsafe { &mut *ptr })
+    *slot = GoroutineSlot { tgid, _pad: 0, g: gp, state: GoroutineState::default() };
+    Some(&mut slot.state)
 }
 
 /// The state of goroutine `gp` if it has one.
 #[inline(always)]
 pub(crate) fn gstate_if_seen(tgid: u32, gp: u64) -> Option<&'static mut GoroutineState> {
-    let ptr = GSTATE.get_ptr_mut(&GKey { tgid, _pad: 0, g: gp })?;
-    // SAFETY: as in gstate.
-    Some(unsafe { &mut *ptr })
+    let (a, b) = gstate_ways(tgid, gp)?;
+    if a.g == gp && a.tgid == tgid {
+        Some(&mut a.state)
+    } else if b.g == gp && b.tgid == tgid {
+        Some(&mut b.state)
+    } else {
+        None
+    }
 }
 
 /// A u64 field of a Go struct at `base + offset`.

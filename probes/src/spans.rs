@@ -4,8 +4,8 @@
 
 use aya_ebpf::{bindings::BPF_RB_NO_WAKEUP, macros::uprobe, programs::ProbeContext};
 use gort_common::{
-    ActiveSpan, CounterId, Field, GoroutineState, ProbeId, SPAN_WAIT_SLOTS, SpanEnd, SpanKey, SpanStall,
-    SpanTotals, TargetConfig, span_record,
+    ActiveSpan, CounterId, Field, GoroutineState, ProbeId, SPAN_WAIT_SLOTS, SPAN_WAYS, SpanAccount, SpanEnd,
+    SpanStall, SpanTotals, TargetConfig, span_record, span_set_first_slot,
 };
 
 use crate::{goabi::*, maps::*, record::*};
@@ -16,6 +16,62 @@ pub(crate) enum Charge {
     Runnable,
     Parked,
     Assist,
+}
+
+/// The account of the span active on a goroutine, reached through the slot
+/// the goroutine keeps: None once the span has ended (its slot freed, or
+/// taken by another span).
+#[inline(always)]
+pub(crate) fn active_account(tgid: u32, active: ActiveSpan) -> Option<&'static mut SpanAccount> {
+    if active.span_id == 0 {
+        return None;
+    }
+    let ptr = SPANS.get_ptr_mut(active.slot)?;
+    // SAFETY: a pointer into the array map's value for this slot, valid while
+    // the program runs. Sums are atomic adds; a span ending on another CPU
+    // meanwhile costs one wait of one of its goroutines at worst.
+    let account = unsafe { &mut *ptr };
+    (account.span_id == active.span_id && account.tgid == tgid).then_some(account)
+}
+
+/// The slot of the account of span `span_id`, searched in its set.
+#[inline(always)]
+fn find_account(tgid: u32, span_id: u64) -> Option<&'static mut SpanAccount> {
+    let first = span_set_first_slot(tgid, span_id);
+    for way in 0..SPAN_WAYS {
+        let Some(ptr) = SPANS.get_ptr_mut(first + way) else { continue };
+        // SAFETY: as in active_account.
+        let account = unsafe { &mut *ptr };
+        if account.span_id == span_id && account.tgid == tgid {
+            return Some(account);
+        }
+    }
+    None
+}
+
+/// A slot for the account of a new span: a free way of its set, else the
+/// way of its oldest span, displaced (counted): a span never ended cannot
+/// hold a slot for ever.
+#[inline(always)]
+fn claim_account(tgid: u32, span_id: u64) -> Option<(u32, &'static mut SpanAccount)> {
+    let first = span_set_first_slot(tgid, span_id);
+    let (mut oldest_slot, mut oldest_start) = (first, u64::MAX);
+    for way in 0..SPAN_WAYS {
+        let slot = first + way;
+        let Some(ptr) = SPANS.get_ptr_mut(slot) else { continue };
+        // SAFETY: as in active_account.
+        let account = unsafe { &mut *ptr };
+        if account.span_id == 0 {
+            return Some((slot, account));
+        }
+        if account.start_ns < oldest_start {
+            (oldest_slot, oldest_start) = (slot, account.start_ns);
+        }
+    }
+    count(CounterId::SpansDisplaced);
+    let ptr = SPANS.get_ptr_mut(oldest_slot)?;
+    // SAFETY: as in active_account.
+    Some((oldest_slot, unsafe { &mut *ptr }))
 }
 
 /// Charges a wait of goroutine `gp` (state `st`) from `since` to `now` to
@@ -40,14 +96,13 @@ pub(crate) fn charge_span(
     let span_id = active.span_id;
     // A span that has ended has no account: goroutines that outlive it
     // are not charged to it.
-    let Some(account) = SPANS.get_ptr_mut(&SpanKey { tgid, _pad: 0, span_id }) else {
+    let Some(account) = active_account(tgid, active) else {
         return;
     };
     let waited = now.saturating_sub(since);
-    // SAFETY: `account` points into the map value for this span, valid while
-    // the program runs. Sums are atomic adds; the "max" fields are plain
-    // stores, where a race between two CPUs loses one candidate at worst.
-    let totals: &mut SpanTotals = unsafe { &mut (*account).totals };
+    // Sums are atomic adds; the "max" fields are plain stores, where a race
+    // between two CPUs loses one candidate at worst.
+    let totals: &mut SpanTotals = &mut account.totals;
     if active.inherited != 0 {
         // A goroutine the span started: its waits overlap the span's own
         // goroutine's and each other's, so they are not summed into the
@@ -157,12 +212,11 @@ pub(crate) fn inherit_span(config: &TargetConfig, tgid: u32, g0: u64, newg: u64,
         return;
     }
     st.class = GoroutineState::APPLICATION;
-    let Some(account) = SPANS.get_ptr_mut(&SpanKey { tgid, _pad: 0, span_id }) else {
+    let Some(account) = active_account(tgid, cst.span) else {
         return;
     };
-    // SAFETY: a pointer into this span's map value, valid while the program runs.
-    atomic_add(unsafe { &mut (*account).totals.started_goroutines }, 1);
-    st.span = ActiveSpan { span_id, inherited: 1 };
+    atomic_add(&mut account.totals.started_goroutines, 1);
+    st.span = ActiveSpan { span_id, inherited: 1, slot: cst.span.slot };
 }
 
 /// The current process if it is a target with trace linkage on.
@@ -187,9 +241,10 @@ pub(crate) fn read_span_ids(span: u64, config: &TargetConfig) -> Option<([u8; 24
     (span_id != 0).then_some((ids, span_id))
 }
 
-/// RET of the SDK's `(*tracer).newRecordingSpan`: RAX is the new
-/// `*recordingSpan`, R14 the goroutine starting it. The span becomes the
-/// goroutine's active span (the previous one is kept, to be restored at End).
+/// `newRecordingSpan`'s call of `SetAttributes` on the new span: RAX is the
+/// new `*recordingSpan`, R14 the goroutine starting it. The span takes a
+/// slot of the span table and becomes the goroutine's active span (the
+/// previous one is kept, to be restored at End).
 #[uprobe]
 pub fn gort_span_start(ctx: ProbeContext) -> u32 {
     let Some((tgid, config)) = linked_target() else {
@@ -203,27 +258,23 @@ pub fn gort_span_start(ctx: ProbeContext) -> u32 {
     let Some(st) = gstate(tgid, g) else {
         return 0;
     };
-    let Some(scratch) = SPAN_SCRATCH.get_ptr_mut(0) else {
-        return 0;
-    };
-    // SAFETY: the per-CPU scratch value is only used by this program on this
-    // CPU, to completion, and BPF programs are not preempted mid-run.
-    let account = unsafe { &mut *scratch };
     let Some((ids, span_id)) = read_span_ids(go_arg0(&ctx), config) else {
         return 0;
     };
+    let Some((slot, account)) = claim_account(tgid, span_id) else {
+        return 0;
+    };
     account.trace_id.copy_from_slice(&ids[..16]);
-    account.span_id = span_id;
-    let prev = st.span;
-    account.prev_span = prev.span_id;
-    account.prev_inherited = prev.inherited;
+    account.prev = st.span;
+    account.tgid = tgid;
+    account._pad = 0;
     account.start_goid = goid;
     account.start_ns = now_ns();
     // SAFETY: copied out at once.
     account.stw_at_start_ns = unsafe { STW_TOTAL.get(&tgid) }.copied().unwrap_or(0);
     account.totals = SpanTotals::default();
-    let _ = SPANS.insert(&SpanKey { tgid, _pad: 0, span_id }, account, 0);
-    st.span = ActiveSpan { span_id, inherited: 0 };
+    account.span_id = span_id;
+    st.span = ActiveSpan { span_id, inherited: 0, slot };
     0
 }
 
@@ -241,7 +292,6 @@ pub fn gort_span_end(ctx: ProbeContext) -> u32 {
     };
     let g = current_g(&ctx);
     let goid = read_goid(g, config).unwrap_or(0);
-    let key = SpanKey { tgid, _pad: 0, span_id };
     let now = now_ns();
     let Some(mut entry) = SPAN_EVENTS.reserve::<SpanEnd>(0) else {
         count(CounterId::SpanEventsLost);
@@ -258,8 +308,7 @@ pub fn gort_span_end(ctx: ProbeContext) -> u32 {
         (*record).goid = goid;
         (*record).end_ns = now;
         (*record)._pad = 0;
-        // SAFETY (get): the value is only read, then the entry removed.
-        match SPANS.get(&key) {
+        match find_account(tgid, span_id) {
             Some(account) => {
                 (*record).start_ns = account.start_ns;
                 (*record).flags = span_record::START_SEEN;
@@ -269,8 +318,10 @@ pub fn gort_span_end(ctx: ProbeContext) -> u32 {
                 if let Some(st) = gstate_if_seen(tgid, g)
                     && st.span.span_id == span_id
                 {
-                    st.span = ActiveSpan { span_id: account.prev_span, inherited: account.prev_inherited };
+                    st.span = account.prev;
                 }
+                // Freed: goroutines still carrying the span find no account.
+                account.span_id = 0;
             }
             None => {
                 (*record).start_ns = 0;
@@ -280,6 +331,5 @@ pub fn gort_span_end(ctx: ProbeContext) -> u32 {
         }
     }
     entry.submit(u64::from(BPF_RB_NO_WAKEUP));
-    let _ = SPANS.remove(&key);
     0
 }

@@ -12,15 +12,15 @@ use std::{num::NonZeroU32, path::Path};
 
 use aya::{
     Ebpf, Pod,
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
     programs::{
         UProbe,
         uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope},
     },
 };
 use gort_common::{
-    CounterId, EntryKey, Event, GoroutineKey, HistogramId, ProbeId, SpanEnd, SpanStall, TargetConfig, names,
-    span_record, time_hist,
+    CounterId, EntryKey, Event, GSTATE_SLOTS, GoroutineKey, GoroutineSlot, HistogramId, ProbeId, SpanEnd,
+    SpanStall, TargetConfig, names, span_record, time_hist,
 };
 use thiserror::Error;
 
@@ -91,6 +91,12 @@ unsafe impl Pod for GoroutineKeyPod {}
 struct EntryKeyPod(EntryKey);
 // SAFETY: as above: #[repr(C)] integers with explicit padding.
 unsafe impl Pod for EntryKeyPod {}
+
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct GoroutineSlotPod(GoroutineSlot);
+// SAFETY: as above: #[repr(C)] integers with explicit padding.
+unsafe impl Pod for GoroutineSlotPod {}
 
 #[cfg(gort_probes_embedded)]
 fn object() -> Result<&'static [u8], BpfError> {
@@ -238,7 +244,26 @@ impl Probes {
         // Already gone is fine: removal is idempotent.
         let _ = targets.remove(&pid);
         self.remove_keys::<GoroutineKeyPod, u64>(names::MAP_GOIDS_SEEN, |k| k.0.tgid == pid)?;
-        self.remove_keys::<EntryKeyPod, u8>(names::MAP_RUNTIME_ENTRIES, |k| k.0.tgid == pid)
+        self.remove_keys::<EntryKeyPod, u8>(names::MAP_RUNTIME_ENTRIES, |k| k.0.tgid == pid)?;
+        self.free_goroutine_slots(pid)
+    }
+
+    /// Frees the goroutine table's slots of `pid`: left behind, the open
+    /// intervals of a process that is gone would make its slots look busy to
+    /// every later goroutine of their sets.
+    fn free_goroutine_slots(&mut self, pid: u32) -> Result<(), BpfError> {
+        let map = names::MAP_GSTATE;
+        let mut table: Array<_, GoroutineSlotPod> =
+            Array::try_from(self.ebpf.map_mut(map).ok_or(BpfError::Missing { kind: "map", name: map })?)
+                .map_err(|source| BpfError::Map { map, source })?;
+        for index in 0..GSTATE_SLOTS {
+            if table.get(&index, 0).is_ok_and(|s| s.0.tgid == pid && s.0.g != 0) {
+                table
+                    .set(index, &GoroutineSlotPod(GoroutineSlot::default()), 0)
+                    .map_err(|source| BpfError::Map { map, source })?;
+            }
+        }
+        Ok(())
     }
 
     /// Removes the entries of a hash map whose keys `stale` selects.

@@ -26,6 +26,7 @@ impl Feature for Goroutines {
     fn read(&self, probes: &Probes, _: Option<&[String]>, into: &mut RuntimeCounts) -> Result<(), BpfError> {
         into.goroutines_created = probes.counter(CounterId::GoroutinesCreated)?;
         into.goroutines_exited = probes.counter(CounterId::GoroutinesExited)?;
+        into.goroutine_states_displaced = probes.counter(CounterId::GoroutineStatesDisplaced)?;
         Ok(())
     }
 
@@ -44,6 +45,13 @@ impl Feature for Goroutines {
                     (vec![("gort.goroutine.event", "created")], Value::Int(r.runtime.goroutines_created)),
                     (vec![("gort.goroutine.event", "exited")], Value::Int(r.runtime.goroutines_exited)),
                 ],
+            ));
+            out.push(sum_metric(
+                "gort.goroutine.states_displaced",
+                "Goroutines whose in-kernel state was displaced by another goroutine's while an interval of theirs was open: intervals gort did not measure.",
+                "{goroutine}",
+                r.window,
+                vec![(vec![], Value::Int(r.runtime.goroutine_states_displaced))],
             ));
         }
         if let Some(live) = r.live {

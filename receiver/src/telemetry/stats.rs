@@ -133,6 +133,10 @@ pub struct RuntimeCounts {
     pub other_stw_pauses: u64,
     pub goroutines_created: u64,
     pub goroutines_exited: u64,
+    /// Goroutines whose state the probes' table displaced while an interval
+    /// of theirs was open (gort's own loss, counted, never scaled): that
+    /// interval went unmeasured.
+    pub goroutine_states_displaced: u64,
     /// Time the application's goroutines spent parked, by the runtime's
     /// wait-reason name (reasons with nothing recorded are left out).
     pub blocked: BTreeMap<String, TimeHistogram>,
@@ -173,6 +177,9 @@ impl RuntimeCounts {
             other_stw_pauses: self.other_stw_pauses.wrapping_sub(b.other_stw_pauses),
             goroutines_created: self.goroutines_created.wrapping_sub(b.goroutines_created),
             goroutines_exited: self.goroutines_exited.wrapping_sub(b.goroutines_exited),
+            goroutine_states_displaced: self
+                .goroutine_states_displaced
+                .wrapping_sub(b.goroutine_states_displaced),
             blocked: blocked_since(&self.blocked, &b.blocked),
             runtime_blocked: blocked_since(&self.runtime_blocked, &b.runtime_blocked),
         }
@@ -190,6 +197,7 @@ impl RuntimeCounts {
             other_stw_pauses: self.other_stw_pauses,
             goroutines_created: scale(self.goroutines_created),
             goroutines_exited: scale(self.goroutines_exited),
+            goroutine_states_displaced: self.goroutine_states_displaced,
             blocked: blocked_unweighted(&self.blocked, factor),
             runtime_blocked: blocked_unweighted(&self.runtime_blocked, factor),
         }
@@ -203,6 +211,7 @@ impl RuntimeCounts {
         self.other_stw_pauses += other.other_stw_pauses;
         self.goroutines_created += other.goroutines_created;
         self.goroutines_exited += other.goroutines_exited;
+        self.goroutine_states_displaced += other.goroutine_states_displaced;
         blocked_add(&mut self.blocked, &other.blocked);
         blocked_add(&mut self.runtime_blocked, &other.runtime_blocked);
     }
