@@ -27,5 +27,5 @@ pub use self::{
     records::*,
     runtime::{gstatus, stw_reason},
     spans::*,
-    target::{NO_OFFSET, TargetConfig},
+    target::{NO_OFFSET, TargetConfig, TargetGc, TargetSlot},
 };

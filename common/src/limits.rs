@@ -9,7 +9,7 @@ pub const MAX_PROBES: u32 = 32;
 /// evicted under pressure rather than new ones being refused.
 pub const MAX_GOIDS_SEEN: u32 = 65_536;
 
-/// Capacity of the per-process configuration map (processes gort watches at once).
+/// Target slots (`GORT_TARGETS`): processes gort watches at once.
 pub const MAX_TARGETS: u32 = 64;
 
 /// Size of the notable-event ring buffer (a power of two, page multiple).

@@ -16,16 +16,6 @@ pub struct Event {
 }
 const _: () = assert!(size_of::<Event>() == 32);
 
-/// A stop-the-world in progress in one process.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StwStart {
-    /// CLOCK_MONOTONIC ns when stopping began.
-    pub start_ns: u64,
-    pub reason: u64,
-}
-const _: () = assert!(size_of::<StwStart>() == 16);
-
 /// One way of the per-goroutine state table (`GORT_GSTATE`): whose state it
 /// holds (the goroutine's `g` struct address in its process, 0: free) and
 /// the state. Keyed by the g pointer, not the goroutine id: the probes have
@@ -42,6 +32,32 @@ pub struct GoroutineSlot {
     pub state: GoroutineState,
 }
 const _: () = assert!(size_of::<GoroutineSlot>() == 64);
+
+impl GoroutineSlot {
+    /// Whether this slot is goroutine `g`'s of process `tgid`.
+    #[inline(always)]
+    pub fn holds(&self, tgid: u32, g: u64) -> bool {
+        self.g == g && self.tgid == tgid
+    }
+
+    /// Whether its goroutine has nothing open (no interval, no span), so
+    /// giving the slot to another loses nothing.
+    #[inline(always)]
+    pub fn idle(&self) -> bool {
+        let s = &self.state;
+        s.runnable_since == 0 && s.parked_since == 0 && s.span.span_id == 0
+    }
+}
+
+/// The way of a two-way set that a goroutine seen for the first time takes,
+/// and whether that displaces a goroutine with something open: the first
+/// way if free, else an idle way (the first before the second), else the
+/// second way. A busy first way is kept because the goroutine that took it
+/// first is the older and likelier to be long-lived.
+#[inline(always)]
+pub fn gstate_claim(a: &GoroutineSlot, b: &GoroutineSlot) -> (u32, bool) {
+    if a.g == 0 || (b.g != 0 && a.idle()) { (0, false) } else { (1, b.g != 0 && !b.idle()) }
+}
 
 /// Ways per set of the goroutine state table: a goroutine's state is in one
 /// of the two slots of its set, so a lookup reads two adjacent cache lines
@@ -133,5 +149,41 @@ mod tests {
         let crowded = per_set.values().filter(|n| **n > GSTATE_WAYS).count();
         assert!(crowded <= 8, "{crowded} sets hold more gs than they have ways");
         assert_ne!(gstate_set(1_000, 0xc000_000000), gstate_set(1_001, 0xc000_000000));
+    }
+
+    fn slot(g: u64, runnable_since: u64, span_id: u64) -> GoroutineSlot {
+        let mut s = GoroutineSlot { tgid: 7, g, ..Default::default() };
+        s.state.runnable_since = runnable_since;
+        s.state.span.span_id = span_id;
+        s
+    }
+
+    #[test]
+    fn a_new_goroutine_displaces_only_when_both_ways_are_busy() {
+        let free = GoroutineSlot::default();
+        let idle = slot(0x10, 0, 0);
+        let busy = slot(0x20, 5, 0);
+        let in_span = slot(0x30, 0, 9);
+        assert_eq!(gstate_claim(&free, &free), (0, false));
+        assert_eq!(gstate_claim(&free, &busy), (0, false));
+        assert_eq!(gstate_claim(&busy, &free), (1, false));
+        assert_eq!(gstate_claim(&idle, &busy), (0, false));
+        assert_eq!(gstate_claim(&busy, &idle), (1, false));
+        assert_eq!(gstate_claim(&idle, &idle), (0, false));
+        // Runnable, or carrying a span: its open interval or span is lost.
+        assert_eq!(gstate_claim(&busy, &busy), (1, true));
+        assert_eq!(gstate_claim(&busy, &in_span), (1, true));
+        // Count what a run of claims displaces, as the probe does.
+        let mut set = [free, free];
+        let mut displaced = 0;
+        for g in 1..=5u64 {
+            let (way, lost) = gstate_claim(&set[0], &set[1]);
+            displaced += u32::from(lost);
+            set[way as usize] = slot(g, 1, 0);
+        }
+        // Two gs fill the free ways; each of the next three pushes out the
+        // busy second way.
+        assert_eq!(displaced, 3);
+        assert!(set[0].holds(7, 1) && set[1].holds(7, 5) && !set[1].holds(8, 5));
     }
 }

@@ -89,6 +89,15 @@ pub struct SpanAccount {
 }
 const _: () = assert!(size_of::<SpanAccount>() == 304);
 
+impl SpanAccount {
+    /// Whether this slot is span `span_id`'s of process `tgid` (a free slot
+    /// holds none: span ids are never 0).
+    #[inline(always)]
+    pub fn holds(&self, tgid: u32, span_id: u64) -> bool {
+        self.span_id == span_id && self.tgid == tgid && span_id != 0
+    }
+}
+
 /// Kinds of span ring-buffer record.
 pub mod span_record {
     /// A span ended: a `SpanEnd`.

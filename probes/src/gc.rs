@@ -3,18 +3,20 @@
 //! reasons, so `casgstatus` sees them.)
 
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
-use gort_common::{CounterId, HistogramId, ProbeId, StwStart, WEIGHT_ONE, event_kind, stw_reason};
+use gort_common::{CounterId, HistogramId, ProbeId, WEIGHT_ONE, event_kind, stw_reason};
 
-use crate::{goabi::*, maps::*, record::*};
+use crate::{goabi::*, record::*};
 
 /// Notes the start of a stop-the-world for the process.
 #[inline(always)]
-pub(crate) fn begin_stw(probe: ProbeId, start_ns: u64, reason: u64) -> u32 {
-    let Some((tgid, _)) = current_target() else {
+pub(crate) fn begin_stw(ctx: &ProbeContext, probe: ProbeId, start_ns: u64, reason: u64) -> u32 {
+    let Some(target) = current_target(ctx) else {
         return 0;
     };
     count_hit(probe);
-    let _ = STW.insert(&tgid, &StwStart { start_ns, reason: reason & 0xff }, 0);
+    if let Some(gc) = target_gc(target.slot) {
+        (gc.stw_start_ns, gc.stw_reason) = (start_ns, reason & 0xff);
+    }
     0
 }
 
@@ -22,7 +24,7 @@ pub(crate) fn begin_stw(probe: ProbeId, start_ns: u64, reason: u64) -> u32 {
 /// begins now.
 #[uprobe]
 pub fn gort_stw_start(ctx: ProbeContext) -> u32 {
-    begin_stw(ProbeId::StopTheWorld, now_ns(), go_arg(&ctx, 0))
+    begin_stw(&ctx, ProbeId::StopTheWorld, now_ns(), go_arg(&ctx, 0))
 }
 
 /// Entry of `runtime.startTheWorldWithSema(now int64, w worldStop)` (Go
@@ -31,7 +33,7 @@ pub fn gort_stw_start(ctx: ProbeContext) -> u32 {
 /// makes gort's pause the very interval runtime/metrics records.
 #[uprobe]
 pub fn gort_stw_args(ctx: ProbeContext) -> u32 {
-    begin_stw(ProbeId::StartTheWorldArgs, go_arg(&ctx, 2), go_arg(&ctx, 1))
+    begin_stw(&ctx, ProbeId::StartTheWorldArgs, go_arg(&ctx, 2), go_arg(&ctx, 1))
 }
 
 /// A RET of `runtime.startTheWorldWithSema`, whose result is the runtime's
@@ -39,31 +41,29 @@ pub fn gort_stw_args(ctx: ProbeContext) -> u32 {
 /// bpf_ktime_get_ns): the pause ends exactly where the runtime says it does.
 #[uprobe]
 pub fn gort_stw_end(ctx: ProbeContext) -> u32 {
-    let Some((tgid, _)) = current_target() else {
+    let Some(target) = current_target(&ctx) else {
         return 0;
     };
     count_hit(ProbeId::StartTheWorldReturn);
-    // SAFETY: copied out before the entry is removed.
-    let Some(start) = (unsafe { STW.get(&tgid) }).copied() else {
+    let Some(gc) = target_gc(target.slot) else {
         return 0;
     };
-    let _ = STW.remove(&tgid);
+    let (start_ns, reason) = (gc.stw_start_ns, gc.stw_reason);
+    if start_ns == 0 {
+        return 0;
+    }
+    gc.stw_start_ns = 0;
     let end = match go_arg(&ctx, 0) {
         0 => now_ns(),
         now => now,
     };
-    match start.reason {
+    match reason {
         stw_reason::GC_MARK_TERM | stw_reason::GC_SWEEP_TERM => {
-            let pause = end.saturating_sub(start.start_ns);
+            let pause = end.saturating_sub(start_ns);
             record_at(HistogramId::GcPause.base(), pause, WEIGHT_ONE);
-            match STW_TOTAL.get_ptr_mut(&tgid) {
-                Some(total) => atomic_add(total, pause),
-                None => {
-                    let _ = STW_TOTAL.insert(&tgid, &pause, 0);
-                }
-            }
-            notify(event_kind::GC_PAUSE, tgid, 0, start.start_ns, end);
-            if start.reason == stw_reason::GC_MARK_TERM {
+            atomic_add(&mut gc.stw_total_ns, pause);
+            notify(event_kind::GC_PAUSE, target.tgid, 0, start_ns, end);
+            if reason == stw_reason::GC_MARK_TERM {
                 count(CounterId::GcCycles);
             }
         }

@@ -5,7 +5,7 @@
 use aya_ebpf::{helpers::bpf_probe_read_user, programs::ProbeContext};
 use gort_common::{
     CounterId, EntryKey, Field, GSTATE_WAYS, GoroutineSlot, GoroutineState, RUNTIME_GOROUTINE, TargetConfig,
-    gstate_set,
+    gstate_claim, gstate_set,
 };
 
 use crate::{maps::*, record::count};
@@ -94,32 +94,23 @@ fn gstate_ways(tgid: u32, gp: u64) -> Option<(&'static mut GoroutineSlot, &'stat
     Some(unsafe { (&mut *a, &mut *b) })
 }
 
-/// Whether a way's goroutine has nothing open: no interval, no span.
-#[inline(always)]
-fn idle(state: &GoroutineState) -> bool {
-    state.runnable_since == 0 && state.parked_since == 0 && state.span.span_id == 0
-}
-
-/// The state of goroutine `gp`, created (zeroed) on first sight in a free
-/// or idle way of its set, else in place of the second way's (counted as
-/// displaced); None only if the table cannot be read.
+/// The state of goroutine `gp`, created (zeroed) on first sight in the way
+/// `gstate_claim` picks (counted when that displaces a busy goroutine);
+/// None only if the table cannot be read.
 #[inline(always)]
 pub(crate) fn gstate(tgid: u32, gp: u64) -> Option<&'static mut GoroutineState> {
     let (a, b) = gstate_ways(tgid, gp)?;
-    if a.g == gp && a.tgid == tgid {
+    if a.holds(tgid, gp) {
         return Some(&mut a.state);
     }
-    if b.g == gp && b.tgid == tgid {
+    if b.holds(tgid, gp) {
         return Some(&mut b.state);
     }
-    let slot = if a.g == 0 || (b.g != 0 && idle(&a.state)) {
-        a
-    } else {
-        if b.g != 0 && !idle(&b.state) {
-            count(CounterId::GoroutineStatesDisplaced);
-        }
-        b
-    };
+    let (way, displaces) = gstate_claim(a, b);
+    if displaces {
+        count(CounterId::GoroutineStatesDisplaced);
+    }
+    let slot = if way == 0 { a } else { b };
     *slot = GoroutineSlot { tgid, _pad: 0, g: gp, state: GoroutineState::default() };
     Some(&mut slot.state)
 }
@@ -128,9 +119,9 @@ pub(crate) fn gstate(tgid: u32, gp: u64) -> Option<&'static mut GoroutineState> 
 #[inline(always)]
 pub(crate) fn gstate_if_seen(tgid: u32, gp: u64) -> Option<&'static mut GoroutineState> {
     let (a, b) = gstate_ways(tgid, gp)?;
-    if a.g == gp && a.tgid == tgid {
+    if a.holds(tgid, gp) {
         Some(&mut a.state)
-    } else if b.g == gp && b.tgid == tgid {
+    } else if b.holds(tgid, gp) {
         Some(&mut b.state)
     } else {
         None

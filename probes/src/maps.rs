@@ -8,11 +8,17 @@ use aya_ebpf::{
 use gort_common::{
     EVENTS_BYTES, EntryKey, GSTATE_SLOTS, GoroutineKey, GoroutineSlot, HISTOGRAMS as HISTOGRAM_COUNT,
     MAX_COUNTERS, MAX_GOIDS_SEEN, MAX_PROBES, MAX_RUNTIME_ENTRIES, MAX_TARGETS, SPAN_EVENTS_BYTES,
-    SPAN_SLOTS, SpanAccount, StwStart, TargetConfig, time_hist,
+    SPAN_SLOTS, SpanAccount, TargetGc, TargetSlot, time_hist,
 };
 
+/// Each target's configuration, in the slot its uprobes carry as their
+/// attach cookie.
 #[map(name = "GORT_TARGETS")]
-pub(crate) static TARGETS: HashMap<u32, TargetConfig> = HashMap::with_max_entries(MAX_TARGETS, 0);
+pub(crate) static TARGETS: Array<TargetSlot> = Array::with_max_entries(MAX_TARGETS, 0);
+
+/// Each target slot's stop-the-world in progress and stop-the-world total.
+#[map(name = "GORT_TARGET_GC")]
+pub(crate) static TARGET_GC: Array<TargetGc> = Array::with_max_entries(MAX_TARGETS, 0);
 
 #[map(name = "GORT_PROBE_HITS")]
 pub(crate) static PROBE_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_PROBES, 0);
@@ -42,10 +48,6 @@ pub(crate) static GSTATE: Array<GoroutineSlot> = Array::with_max_entries(GSTATE_
 #[map(name = "GORT_EVENTS")]
 pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 
-/// The stop-the-world in progress, per process.
-#[map(name = "GORT_STW")]
-pub(crate) static STW: HashMap<u32, StwStart> = HashMap::with_max_entries(MAX_TARGETS, 0);
-
 /// Spans in flight and what the runtime did to them so far: a four-way
 /// set-associative table indexed by a hash of (tgid, span id)
 /// (`gort_common::span_set_first_slot`), each account written in place at
@@ -58,11 +60,6 @@ pub(crate) static SPANS: Array<SpanAccount> = Array::with_max_entries(SPAN_SLOTS
 /// spans the service exports.
 #[map(name = "GORT_SPAN_EVENTS")]
 pub(crate) static SPAN_EVENTS: RingBuf = RingBuf::with_byte_size(SPAN_EVENTS_BYTES, 0);
-
-/// Total GC stop-the-world ns per process, so that a span's share is the
-/// difference between its end and its start.
-#[map(name = "GORT_STW_TOTAL")]
-pub(crate) static STW_TOTAL: HashMap<u32, u64> = HashMap::with_max_entries(MAX_TARGETS, 0);
 
 /// Code addresses at which the runtime's own goroutines start (GC workers,
 /// sweeper, scavenger, ...), per target: their waits are kept apart from

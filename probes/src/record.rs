@@ -5,11 +5,13 @@
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
+    EbpfContext,
     bindings::BPF_RB_NO_WAKEUP,
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    helpers::{bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     maps::PerCpuArray,
+    programs::ProbeContext,
 };
-use gort_common::{CounterId, Event, ProbeId, TargetConfig, WEIGHT_ONE, time_hist};
+use gort_common::{CounterId, Event, ProbeId, TargetConfig, TargetGc, WEIGHT_ONE, time_hist};
 
 use crate::maps::*;
 
@@ -66,10 +68,34 @@ pub(crate) fn notify(kind: u32, tgid: u32, goid: u64, start_ns: u64, end_ns: u64
     }
 }
 
+/// The target a probe hit is in: its process, its slot (the uprobe's attach
+/// cookie) and its configuration.
+#[derive(Clone, Copy)]
+pub(crate) struct Target {
+    pub(crate) tgid: u32,
+    pub(crate) slot: u32,
+    pub(crate) config: &'static TargetConfig,
+}
+
+/// The current target, from the slot userspace attached this uprobe for;
+/// None if that slot is not the current process's (freed, or reused).
 #[inline(always)]
-pub(crate) fn current_target() -> Option<(u32, &'static TargetConfig)> {
+pub(crate) fn current_target(ctx: &ProbeContext) -> Option<Target> {
+    // SAFETY: the helper only reads the cookie of the running program's link.
+    let slot = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32;
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    // SAFETY: lookups return a pointer into a map value that userspace only
-    // replaces wholesale; a stale read costs one mis-attributed hit at most.
-    unsafe { TARGETS.get(&tgid) }.map(|c| (tgid, c))
+    // Userspace replaces a slot wholesale; a stale read costs one
+    // mis-attributed hit at most.
+    let target = TARGETS.get(slot)?;
+    (target.tgid == tgid).then_some(Target { tgid, slot, config: &target.config })
+}
+
+/// The stop-the-world books of target slot `slot`.
+#[inline(always)]
+pub(crate) fn target_gc(slot: u32) -> Option<&'static mut TargetGc> {
+    let ptr = TARGET_GC.get_ptr_mut(slot)?;
+    // SAFETY: a pointer into the array map's value for this slot, valid
+    // while the program runs; stops of one process are serialised by its
+    // runtime, and the total is added to atomically.
+    Some(unsafe { &mut *ptr })
 }

@@ -15,7 +15,7 @@ use crate::{goabi::*, maps::*, record::*, spans::*};
 /// record the goroutine id read at the DWARF-resolved `goid` offset.
 #[inline(always)]
 pub(crate) fn on_goroutine_arg(ctx: &ProbeContext, probe: ProbeId) -> u32 {
-    let Some((tgid, config)) = current_target() else {
+    let Some(Target { tgid, config, .. }) = current_target(ctx) else {
         return 0;
     };
     count_hit(probe);
@@ -65,7 +65,7 @@ pub fn gort_ready(ctx: ProbeContext) -> u32 {
 /// for a notable event.
 #[uprobe]
 pub fn gort_casgstatus(ctx: ProbeContext) -> u32 {
-    let Some((tgid, config)) = current_target() else {
+    let Some(Target { tgid, config, .. }) = current_target(&ctx) else {
         return 0;
     };
     count_hit(ProbeId::Casgstatus);

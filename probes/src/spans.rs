@@ -23,6 +23,7 @@ pub(crate) enum Charge {
 /// taken by another span).
 #[inline(always)]
 pub(crate) fn active_account(tgid: u32, active: ActiveSpan) -> Option<&'static mut SpanAccount> {
+    // Most goroutines carry no span: no table read for them.
     if active.span_id == 0 {
         return None;
     }
@@ -31,7 +32,7 @@ pub(crate) fn active_account(tgid: u32, active: ActiveSpan) -> Option<&'static m
     // the program runs. Sums are atomic adds; a span ending on another CPU
     // meanwhile costs one wait of one of its goroutines at worst.
     let account = unsafe { &mut *ptr };
-    (account.span_id == active.span_id && account.tgid == tgid).then_some(account)
+    account.holds(tgid, active.span_id).then_some(account)
 }
 
 /// The slot of the account of span `span_id`, searched in its set.
@@ -42,7 +43,7 @@ fn find_account(tgid: u32, span_id: u64) -> Option<&'static mut SpanAccount> {
         let Some(ptr) = SPANS.get_ptr_mut(first + way) else { continue };
         // SAFETY: as in active_account.
         let account = unsafe { &mut *ptr };
-        if account.span_id == span_id && account.tgid == tgid {
+        if account.holds(tgid, span_id) {
             return Some(account);
         }
     }
@@ -221,8 +222,14 @@ pub(crate) fn inherit_span(config: &TargetConfig, tgid: u32, g0: u64, newg: u64,
 
 /// The current process if it is a target with trace linkage on.
 #[inline(always)]
-pub(crate) fn linked_target() -> Option<(u32, &'static TargetConfig)> {
-    current_target().filter(|(_, c)| c.has(Field::SpanContext))
+pub(crate) fn linked_target(ctx: &ProbeContext) -> Option<Target> {
+    current_target(ctx).filter(|t| t.config.has(Field::SpanContext))
+}
+
+/// The process's GC stop-the-world total so far.
+#[inline(always)]
+fn stw_total(slot: u32) -> u64 {
+    target_gc(slot).map_or(0, |gc| gc.stw_total_ns)
 }
 
 /// The trace id and span id (16 + 8 bytes) of the SDK span at `span`, and
@@ -247,7 +254,7 @@ pub(crate) fn read_span_ids(span: u64, config: &TargetConfig) -> Option<([u8; 24
 /// previous one is kept, to be restored at End).
 #[uprobe]
 pub fn gort_span_start(ctx: ProbeContext) -> u32 {
-    let Some((tgid, config)) = linked_target() else {
+    let Some(Target { tgid, slot: target_slot, config }) = linked_target(&ctx) else {
         return 0;
     };
     count_hit(ProbeId::SpanStart);
@@ -270,8 +277,7 @@ pub fn gort_span_start(ctx: ProbeContext) -> u32 {
     account._pad = 0;
     account.start_goid = goid;
     account.start_ns = now_ns();
-    // SAFETY: copied out at once.
-    account.stw_at_start_ns = unsafe { STW_TOTAL.get(&tgid) }.copied().unwrap_or(0);
+    account.stw_at_start_ns = stw_total(target_slot);
     account.totals = SpanTotals::default();
     account.span_id = span_id;
     st.span = ActiveSpan { span_id, inherited: 0, slot };
@@ -283,7 +289,7 @@ pub fn gort_span_start(ctx: ProbeContext) -> u32 {
 /// goroutine back to the span that was active before it.
 #[uprobe]
 pub fn gort_span_end(ctx: ProbeContext) -> u32 {
-    let Some((tgid, config)) = linked_target() else {
+    let Some(Target { tgid, slot: target_slot, config }) = linked_target(&ctx) else {
         return 0;
     };
     count_hit(ProbeId::SpanEnd);
@@ -313,7 +319,7 @@ pub fn gort_span_end(ctx: ProbeContext) -> u32 {
                 (*record).start_ns = account.start_ns;
                 (*record).flags = span_record::START_SEEN;
                 (*record).totals = account.totals;
-                let stw_now = STW_TOTAL.get(&tgid).copied().unwrap_or(0);
+                let stw_now = stw_total(target_slot);
                 (*record).totals.stw_ns = stw_now.saturating_sub(account.stw_at_start_ns);
                 if let Some(st) = gstate_if_seen(tgid, g)
                     && st.span.span_id == span_id

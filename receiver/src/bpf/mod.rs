@@ -7,6 +7,7 @@
 )]
 
 pub mod probes;
+mod slots;
 
 use std::{num::NonZeroU32, path::Path};
 
@@ -15,13 +16,14 @@ use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
     programs::{
         UProbe,
-        uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope},
+        uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope},
     },
 };
 use gort_common::{
-    CounterId, EntryKey, Event, GSTATE_SLOTS, GoroutineKey, GoroutineSlot, HistogramId, ProbeId, SpanEnd,
-    SpanStall, TargetConfig, names, span_record, time_hist,
+    CounterId, EntryKey, Event, GSTATE_SLOTS, GoroutineKey, GoroutineSlot, HistogramId, MAX_TARGETS, ProbeId,
+    SpanEnd, SpanStall, TargetConfig, TargetGc, TargetSlot, names, span_record, time_hist,
 };
+use slots::TargetSlots;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -38,6 +40,10 @@ pub enum BpfError {
     Program { program: &'static str, source: aya::programs::ProgramError },
     #[error("eBPF map {map}: {source}")]
     Map { map: &'static str, source: aya::maps::MapError },
+    #[error("gort watches at most {MAX_TARGETS} processes at once; pid {0} is one too many")]
+    TooManyTargets(u32),
+    #[error("pid {0} has no target slot: its configuration must be written before its probes are attached")]
+    NoSlot(u32),
     #[error("cannot turn on the kernel's BPF run-time statistics ({0}); they need root or CAP_SYS_ADMIN")]
     Stats(#[source] aya::sys::SyscallError),
 }
@@ -75,10 +81,16 @@ impl ProgramStats {
 /// must sit on local types.
 #[repr(transparent)]
 #[derive(Clone, Copy)]
-struct TargetConfigPod(TargetConfig);
-// SAFETY: TargetConfig is #[repr(C)], Copy, made only of integers, with
+struct TargetSlotPod(TargetSlot);
+// SAFETY: TargetSlot is #[repr(C)], Copy, made only of integers, with
 // explicit padding fields, so every bit pattern is valid and none is hidden.
-unsafe impl Pod for TargetConfigPod {}
+unsafe impl Pod for TargetSlotPod {}
+
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct TargetGcPod(TargetGc);
+// SAFETY: as above: #[repr(C)] integers with explicit padding.
+unsafe impl Pod for TargetGcPod {}
 
 #[repr(transparent)]
 #[derive(Clone, Copy)]
@@ -114,6 +126,7 @@ pub struct Probes {
     /// Taken out of `ebpf` once: constructing it maps the buffer's pages.
     events: RingBuf<MapData>,
     span_events: RingBuf<MapData>,
+    slots: TargetSlots,
 }
 
 /// A record of the span ring buffer. Unboxed on purpose: records are
@@ -210,14 +223,26 @@ impl Probes {
         let span_events =
             RingBuf::try_from(ebpf.take_map(map).ok_or(BpfError::Missing { kind: "map", name: map })?)
                 .map_err(|source| BpfError::Map { map, source })?;
-        Ok(Self { ebpf, events, span_events })
+        Ok(Self { ebpf, events, span_events, slots: TargetSlots::default() })
     }
 
-    /// Tells the probes about a target process before attaching to it.
+    /// Tells the probes about a target process before attaching to it (and
+    /// again when its configuration changes): it keeps one slot of the
+    /// target tables until removed.
     pub fn add_target(&mut self, pid: u32, config: TargetConfig) -> Result<(), BpfError> {
+        let (slot, new) = self.slots.take(pid).ok_or(BpfError::TooManyTargets(pid))?;
+        if new {
+            // The books of the slot's previous process are not this one's.
+            let map = names::MAP_TARGET_GC;
+            self.array_mut::<TargetGcPod>(map)?
+                .set(slot, &TargetGcPod(TargetGc::default()), 0)
+                .map_err(|source| BpfError::Map { map, source })?;
+        }
         let map = names::MAP_TARGETS;
-        let mut targets: HashMap<_, u32, TargetConfigPod> = self.map_mut(map)?;
-        targets.insert(&pid, &TargetConfigPod(config), 0).map_err(|source| BpfError::Map { map, source })
+        let value = TargetSlotPod(TargetSlot { tgid: pid, _pad: 0, config });
+        self.array_mut::<TargetSlotPod>(map)?
+            .set(slot, &value, 0)
+            .map_err(|source| BpfError::Map { map, source })
     }
 
     /// Tells the probes where a target's runtime goroutines start
@@ -239,10 +264,13 @@ impl Probes {
 
     /// Forgets a target: its per-goroutine entries and its configuration.
     pub fn remove_target(&mut self, pid: u32) -> Result<(), BpfError> {
-        let map = names::MAP_TARGETS;
-        let mut targets: HashMap<_, u32, TargetConfigPod> = self.map_mut(map)?;
         // Already gone is fine: removal is idempotent.
-        let _ = targets.remove(&pid);
+        if let Some(slot) = self.slots.free(pid) {
+            let map = names::MAP_TARGETS;
+            self.array_mut::<TargetSlotPod>(map)?
+                .set(slot, &TargetSlotPod(TargetSlot::default()), 0)
+                .map_err(|source| BpfError::Map { map, source })?;
+        }
         self.remove_keys::<GoroutineKeyPod, u64>(names::MAP_GOIDS_SEEN, |k| k.0.tgid == pid)?;
         self.remove_keys::<EntryKeyPod, u8>(names::MAP_RUNTIME_ENTRIES, |k| k.0.tgid == pid)?;
         self.free_goroutine_slots(pid)
@@ -253,9 +281,7 @@ impl Probes {
     /// every later goroutine of their sets.
     fn free_goroutine_slots(&mut self, pid: u32) -> Result<(), BpfError> {
         let map = names::MAP_GSTATE;
-        let mut table: Array<_, GoroutineSlotPod> =
-            Array::try_from(self.ebpf.map_mut(map).ok_or(BpfError::Missing { kind: "map", name: map })?)
-                .map_err(|source| BpfError::Map { map, source })?;
+        let mut table = self.array_mut::<GoroutineSlotPod>(map)?;
         for index in 0..GSTATE_SLOTS {
             if table.get(&index, 0).is_ok_and(|s| s.0.tgid == pid && s.0.g != 0) {
                 table
@@ -281,7 +307,8 @@ impl Probes {
     }
 
     /// Attaches `program` at each of `file_offsets` of `exe`, firing only
-    /// for `pid`. On failure, what was attached is detached again.
+    /// for `pid`, with `pid`'s target slot as the cookie (`add_target`
+    /// first). On failure, what was attached is detached again.
     pub fn attach(
         &mut self,
         program: &'static str,
@@ -290,9 +317,13 @@ impl Probes {
         pid: u32,
     ) -> Result<Attachment, BpfError> {
         let scope = NonZeroU32::new(pid).map_or(UProbeScope::AllProcesses, UProbeScope::OneProcess);
+        let slot = self.slots.of(pid).ok_or(BpfError::NoSlot(pid))?;
         let mut attachment = Attachment { program, links: Vec::new() };
         for &offset in file_offsets {
-            let location = [UProbeAttachLocation::AbsoluteOffset(offset)];
+            let location = [UProbeAttachPoint {
+                location: UProbeAttachLocation::AbsoluteOffset(offset),
+                cookie: Some(u64::from(slot)),
+            }];
             match uprobe(&mut self.ebpf, program)?.attach(location, exe, scope) {
                 Ok(link) => attachment.links.push(link),
                 Err(source) => {
@@ -388,6 +419,11 @@ impl Probes {
             .collect();
         seen.sort_unstable();
         Ok(seen)
+    }
+
+    fn array_mut<V: Pod>(&mut self, map: &'static str) -> Result<Array<&mut MapData, V>, BpfError> {
+        Array::try_from(self.ebpf.map_mut(map).ok_or(BpfError::Missing { kind: "map", name: map })?)
+            .map_err(|source| BpfError::Map { map, source })
     }
 
     fn map_mut<K: Pod, V: Pod>(
