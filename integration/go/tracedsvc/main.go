@@ -13,8 +13,11 @@
 //   - assist: the handler starts a GC cycle and allocates pointer-heavy
 //     memory until the cycle ends, so it pays for the GC's marking in
 //     assists; what it measured is the runtime's own assist time over the
-//     cycle (/cpu/classes/gc/mark/assist), with nothing else allocating
-//     much on the only P meanwhile.
+//     cycle (/cpu/classes/gc/mark/assist). That total is the handler's own
+//     only if nothing else allocates meanwhile: the load generator sends
+//     nothing else while an assist request is in flight, and the handler
+//     flushes the span exporter first, so no export batch is encoded (and
+//     pays assists of its own) during the cycle.
 //
 // The handler measures what it suffered itself and writes one JSON line per
 // injection to -truth; at exit it writes the id of every span it ended to
@@ -57,7 +60,8 @@ var (
 	heapMB     = flag.Int("heap-mb", 32, "pointer-heavy live heap, so a forced GC takes a while to mark")
 	load       = flag.String("load", "", "load mode: send requests to this gRPC address")
 	clients    = flag.Int("clients", 4, "load mode: concurrent clients")
-	rate       = flag.Float64("rate", 200, "load mode: requests per second in all")
+	rate       = flag.Float64("rate", 200, "load mode: requests per second in all (0: each client sends its next request as soon as the last is answered, to find the saturation throughput)")
+	kind       = flag.String("kind", "plain", "load mode: the request sent: plain (a span, 20 µs of work) or order (1 ms of work, a downstream call, JSON)")
 	stallEvery = flag.Duration("stall-every", 300*time.Millisecond, "load mode: inject a stall this often (runnable, gc, mutex, fanout, select, assist in turn; 0: never)")
 	duration   = flag.Duration("duration", 10*time.Second, "load mode: how long")
 	hogSpin    = flag.Duration("hog", 8*time.Millisecond, "runnable stall: how long the hog spins (under the runtime's 10 ms preemption)")
@@ -83,6 +87,9 @@ type server struct {
 	holdMu chan chan struct{}
 	truths chan truth
 	heap   []*node
+	// flush exports the spans ended so far, so the exporter has nothing
+	// to encode while an assist is measured.
+	flush func()
 }
 
 // A node of two pointers: marking scans both, sweeping sees the same spans
@@ -199,6 +206,8 @@ func (s *server) do(ctx context.Context, req *wrapperspb.StringValue) (*wrappers
 		close(ahead)
 		wg.Wait()
 	case "assist":
+		s.flush()
+		start = time.Now()
 		injected = assist()
 	case "select":
 		t0 := time.Now()
@@ -253,6 +262,7 @@ func serve() {
 		hogged: make(chan struct{}, 1),
 		holdMu: make(chan chan struct{}),
 		truths: make(chan truth, 1024),
+		flush:  func() { _ = tp.ForceFlush(ctx) },
 	}
 	// A linked list: marking chases every pointer, sweeping sees few spans.
 	var head *node
@@ -346,6 +356,9 @@ func loadGen() {
 	var lats []time.Duration
 	deadline := time.Now().Add(*duration)
 	kinds := []string{"runnable", "gc", "mutex", "fanout", "select", "assist"}
+	// An assist request goes alone: the runtime's assist total over its
+	// cycle is its ground truth, and other requests would assist too.
+	var alone sync.RWMutex
 	var wg sync.WaitGroup
 	if *stallEvery > 0 {
 		wg.Add(1)
@@ -354,26 +367,39 @@ func loadGen() {
 			for i := 0; time.Now().Add(*stallEvery).Before(deadline); i++ {
 				time.Sleep(*stallEvery)
 				out := new(wrapperspb.StringValue)
-				if err := conn.Invoke(context.Background(), method, wrapperspb.String(kinds[i%len(kinds)]), out); err != nil {
+				kind := kinds[i%len(kinds)]
+				if kind == "assist" {
+					alone.Lock()
+				}
+				if err := conn.Invoke(context.Background(), method, wrapperspb.String(kind), out); err != nil {
 					failed.Add(1)
 				} else {
 					stalls.Add(1)
 				}
+				if kind == "assist" {
+					alone.Unlock()
+				}
 			}
 		}()
 	}
-	interval := time.Duration(float64(*clients) * float64(time.Second) / *rate)
 	for c := 0; c < *clients; c++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tick := time.NewTicker(interval)
-			defer tick.Stop()
+			next := func() {}
+			if *rate > 0 {
+				tick := time.NewTicker(time.Duration(float64(*clients) * float64(time.Second) / *rate))
+				defer tick.Stop()
+				next = func() { <-tick.C }
+			}
 			for time.Now().Before(deadline) {
-				<-tick.C
+				next()
 				out := new(wrapperspb.StringValue)
+				alone.RLock()
 				t0 := time.Now()
-				if err := conn.Invoke(context.Background(), method, wrapperspb.String("plain"), out); err != nil {
+				err := conn.Invoke(context.Background(), method, wrapperspb.String(*kind), out)
+				alone.RUnlock()
+				if err != nil {
 					failed.Add(1)
 				} else {
 					sent.Add(1)
