@@ -1,8 +1,8 @@
 //! What trace linkage costs the service: the same grpc-go + OpenTelemetry SDK
-//! service (`tracedsvc`) under the same load (no injected stalls), side by
-//! side in one run: without gort, with gort and linkage off (the hot probe
-//! sampled), with gort and linkage on (hot probe continuous, SDK and
-//! goroutine-creation probes, spans held for their data). Prints the
+//! service (`tracedsvc`, GOMAXPROCS=1) under the same load (no injected
+//! stalls), side by side in one run: without gort, with gort and linkage off
+//! (the hot probe sampled), with gort and linkage on (hot probe continuous,
+//! SDK and goroutine-creation probes, spans held for their data). Prints the
 //! service's CPU per request, the client-side p50/p99, gort's CPU and peak
 //! RSS, and the memory held per in-flight span. With gort attached it also
 //! measures every probe program with the kernel's BPF statistics
@@ -11,6 +11,14 @@
 //! hits x the per-hit trap cost of the site kind, measured in the same run on
 //! a Go function (`gort_integration::traps`). The two together are the
 //! cost model: what of linkage's added service CPU the probes explain.
+//!
+//! Then the realistic service: the same binary's `order` request, whose
+//! handler does 1 ms of CPU work (a calibrated, fixed amount of hashing),
+//! one downstream gRPC call (to a second tracedsvc, in a client span) and
+//! JSON encoding; two spans per request. At a fixed rate it prints service
+//! CPU per request and p99 per mode; at saturation (closed loop, each client
+//! sends as soon as it is answered) the throughput, and linkage on's
+//! throughput as a share of no gort's.
 //! Run as root:
 //!
 //!   cargo bench -p gort-integration --bench linkage
@@ -18,7 +26,9 @@
 //! GORT_BENCH_RATE (requests/s, default 1000), GORT_BENCH_REPS (default 2),
 //! GORT_BENCH_BPF_STATS=0 (statistics off), GORT_BENCH_MODES (a comma list
 //! of none, off, on; default all three), GORT_BENCH_TRAP_RUNS (runs per site
-//! of the trap micro-benchmark, default 5).
+//! of the trap micro-benchmark, default 5), GORT_BENCH_ORDER_RATE (the
+//! realistic service's fixed rate, default 300 requests/s),
+//! GORT_BENCH_SERVICES (plain, order or both; default both).
 
 use std::{process::Command, time::Duration};
 
@@ -70,17 +80,46 @@ fn modes() -> Vec<Mode> {
     }
 }
 
-fn run(mode: Mode, rate: &str) -> Figures {
+/// What a run sends: tracedsvc's request kind and the rate ("0": saturation).
+#[derive(Clone, Copy)]
+struct Load<'a> {
+    kind: &'a str,
+    rate: &'a str,
+    /// The order request's work (sha256 blocks), the same in every run.
+    order_blocks: u64,
+}
+
+/// Whether GORT_BENCH_SERVICES names `service` (plain, order; both by default).
+fn service_wanted(service: &str) -> bool {
+    std::env::var("GORT_BENCH_SERVICES").map_or(true, |list| list.split(',').any(|w| w.trim() == service))
+}
+
+fn listen_addr(p: &mut Proc) -> String {
+    let listening = p.wait_line(Duration::from_secs(30), |l| l.contains("\"listening\""));
+    serde_json::from_str::<serde_json::Value>(&listening).unwrap()["addr"].as_str().unwrap().to_owned()
+}
+
+fn run(mode: Mode, load: Load) -> Figures {
     let binary = go_program("tracedsvc", "default", &[], &[]);
     let sink_out = std::env::temp_dir().join(format!("gort-bench-linkage-{}.jsonl", std::process::id()));
     let (mut sink, sink_port) = start_sink(&sink_out);
     let gort_port = free_port();
+    // The order request's downstream: a second service, not watched, whose
+    // spans go straight to the sink.
+    let mut downstream = (load.kind == "order").then(|| {
+        let mut d = Command::new(&binary);
+        d.env("GOMAXPROCS", "1").args(["-otlp", &format!("127.0.0.1:{sink_port}"), "-heap-mb", "1"]);
+        Proc::spawn(d, "[downstream]")
+    });
+    // One P, as the issue's measurements: the service saturates one CPU and
+    // leaves the other to the load, the downstream and gort.
     let mut svc = Command::new(&binary);
-    svc.args(["-otlp", &format!("127.0.0.1:{gort_port}"), "-heap-mb", "8"]);
+    svc.env("GOMAXPROCS", "1").args(["-otlp", &format!("127.0.0.1:{gort_port}"), "-heap-mb", "8"]);
+    if let Some(d) = downstream.as_mut() {
+        svc.args(["-downstream", &listen_addr(d), "-order-blocks", &load.order_blocks.to_string()]);
+    }
     let mut svc = Proc::spawn(svc, "[svc]");
-    let listening = svc.wait_line(Duration::from_secs(30), |l| l.contains("\"listening\""));
-    let addr =
-        serde_json::from_str::<serde_json::Value>(&listening).unwrap()["addr"].as_str().unwrap().to_owned();
+    let addr = listen_addr(&mut svc);
     let config = std::env::temp_dir().join(format!("gort-bench-linkage-{}.yaml", std::process::id()));
     let summary_path = std::env::temp_dir().join(format!("gort-bench-linkage-{}.json", std::process::id()));
     std::fs::write(&config, format!("linkage:\n  enabled: {}\n", mode == Mode::LinkageOn)).unwrap();
@@ -109,8 +148,21 @@ fn run(mode: Mode, rate: &str) -> Figures {
     };
     let (svc_cpu0, gort_cpu0) = (cpu_seconds(svc.pid()), cpu_seconds(gort.pid()));
     let seconds = 10.0;
+    let spec = load;
     let mut load = Command::new(&binary);
-    load.args(["-load", &addr, "-duration", "10s", "-rate", rate, "-clients", "8", "-stall-every", "0"]);
+    load.env("GOMAXPROCS", "1").args([
+        "-load",
+        &addr,
+        "-duration",
+        "10s",
+        "-rate",
+        spec.rate,
+        "-clients",
+        "8",
+        "-stall-every",
+        "0",
+    ]);
+    load.args(["-kind", spec.kind]);
     let mut load = Proc::spawn(load, "[load]");
     let done = load.wait_line(Duration::from_secs(60), |l| l.contains("load-done"));
     let (svc_cpu, gort_cpu) = (cpu_seconds(svc.pid()) - svc_cpu0, cpu_seconds(gort.pid()) - gort_cpu0);
@@ -122,6 +174,10 @@ fn run(mode: Mode, rate: &str) -> Figures {
     }
     let _ = svc.wait_exit(Duration::from_secs(30));
     let _ = gort.wait_exit(Duration::from_secs(30));
+    if let Some(mut d) = downstream {
+        let _ = Command::new("kill").args(["-TERM", &d.pid().to_string()]).status();
+        let _ = d.wait_exit(Duration::from_secs(30));
+    }
     let _ = Command::new("kill").args(["-TERM", &sink.pid().to_string()]).status();
     let _ = sink.wait_exit(Duration::from_secs(10));
     let _ = std::fs::remove_file(&sink_out);
@@ -146,8 +202,87 @@ fn main() {
     if !require_root("bench linkage") {
         return;
     }
-    let rate = std::env::var("GORT_BENCH_RATE").unwrap_or_else(|_| "1000".into());
     let reps: usize = std::env::var("GORT_BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    let modes = modes();
+    if service_wanted("plain") {
+        plain_service(&modes, reps);
+    }
+    if service_wanted("order") {
+        order_service(&modes, reps);
+    }
+}
+
+/// The realistic service at a fixed rate and at saturation: CPU and p99 by
+/// mode, and throughput at saturation as a share of no gort's.
+fn order_service(modes: &[Mode], reps: usize) {
+    let rate = std::env::var("GORT_BENCH_ORDER_RATE").unwrap_or_else(|_| "300".into());
+    // Calibrated once: every run hashes the same amount, so what gort adds
+    // shows as CPU, not as a different calibration.
+    let calibrated = Command::new(go_program("tracedsvc", "default", &[], &[]))
+        .env("GOMAXPROCS", "1")
+        .arg("-calibrate")
+        .output()
+        .expect("tracedsvc -calibrate");
+    let line = String::from_utf8_lossy(&calibrated.stdout);
+    let order_blocks =
+        serde_json::from_str::<serde_json::Value>(line.trim()).unwrap()["blocks"].as_u64().unwrap();
+    println!(
+        "\nrealistic service (tracedsvc order: 1 ms of CPU work, one downstream gRPC call, JSON; two spans per \
+         request; {order_blocks} sha256 blocks of work each), 8 clients for 10 s at {rate} requests/s and at \
+         saturation; {reps} runs each, interleaved"
+    );
+    println!(
+        "| load | mode | requests/s | service CPU per request (µs) | p50 (ms) | p99 (ms) | gort CPU (cores) |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    let mut seen: Vec<(&str, Mode, Figures)> = Vec::new();
+    for (label, r) in [("fixed", rate.as_str()), ("saturation", "0")] {
+        for _ in 0..reps {
+            for &mode in modes {
+                let f = run(mode, Load { kind: "order", rate: r, order_blocks });
+                println!(
+                    "| {label} | {mode:?} | {:.0} | {:.1} | {:.3} | {:.3} | {:.3} |",
+                    f.requests as f64 / 10.0,
+                    f.svc_cpu_us_per_request,
+                    f.p50_ms,
+                    f.p99_ms,
+                    f.gort_cpu_cores
+                );
+                seen.push((label, mode, f));
+            }
+        }
+    }
+    let mean = |label: &str, mode: Mode, pick: fn(&Figures) -> f64| {
+        let v: Vec<f64> =
+            seen.iter().filter(|(l, m, _)| *l == label && *m == mode).map(|(_, _, f)| pick(f)).collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    for mode in [Mode::LinkageOff, Mode::LinkageOn] {
+        let cpu = (
+            mean("fixed", mode, |f| f.svc_cpu_us_per_request),
+            mean("fixed", Mode::NoGort, |f| f.svc_cpu_us_per_request),
+        );
+        let p99 = (mean("fixed", mode, |f| f.p99_ms), mean("fixed", Mode::NoGort, |f| f.p99_ms));
+        let tput = (
+            mean("saturation", mode, |f| f.requests as f64),
+            mean("saturation", Mode::NoGort, |f| f.requests as f64),
+        );
+        if let ((Some(c), Some(c0)), (Some(p), Some(p0)), (Some(t), Some(t0))) = (cpu, p99, tput) {
+            println!(
+                "{mode:?} vs NoGort (means): service CPU per request {:+.1}% ({:+.1} µs), p99 {:+.1}% at {rate} requests/s; \
+                 saturation throughput {:.1}% of NoGort's",
+                (c / c0 - 1.0) * 100.0,
+                c - c0,
+                (p / p0 - 1.0) * 100.0,
+                t / t0 * 100.0
+            );
+        }
+    }
+}
+
+/// tracedsvc's plain request at a fixed rate, with the per-probe cost model.
+fn plain_service(modes: &[Mode], reps: usize) {
+    let rate = std::env::var("GORT_BENCH_RATE").unwrap_or_else(|_| "1000".into());
     println!(
         "tracedsvc, {rate} requests/s over 8 clients for 10 s, one span per request; {reps} runs each, interleaved"
     );
@@ -155,12 +290,11 @@ fn main() {
         "| mode | requests | service CPU per request (µs) | p50 (ms) | p99 (ms) | gort CPU (cores) | gort peak RSS (MB) |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- |");
-    let modes = modes();
     let mut breakdowns = Vec::new();
     let mut cpu: Vec<(Mode, f64)> = Vec::new();
     for _ in 0..reps {
-        for &mode in &modes {
-            let f = run(mode, &rate);
+        for &mode in modes {
+            let f = run(mode, Load { kind: "plain", rate: &rate, order_blocks: 0 });
             cpu.push((mode, f.svc_cpu_us_per_request));
             println!(
                 "| {mode:?} | {} | {:.1} | {:.3} | {:.3} | {:.3} | {:.1} |",

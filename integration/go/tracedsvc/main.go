@@ -19,6 +19,9 @@
 //     flushes the span exporter first, so no export batch is encoded (and
 //     pays assists of its own) during the cycle.
 //
+// An "order" request is the realistic one of the linkage bench (order.go):
+// 1 ms of CPU work, a downstream gRPC call, JSON.
+//
 // The handler measures what it suffered itself and writes one JSON line per
 // injection to -truth; at exit it writes the id of every span it ended to
 // -ended. The same binary is the load generator (-load ADDR).
@@ -90,6 +93,8 @@ type server struct {
 	// flush exports the spans ended so far, so the exporter has nothing
 	// to encode while an assist is measured.
 	flush func()
+	// orders is the downstream service of order requests (nil: none).
+	orders *orderClient
 }
 
 // A node of two pointers: marking scans both, sweeping sees the same spans
@@ -209,6 +214,9 @@ func (s *server) do(ctx context.Context, req *wrapperspb.StringValue) (*wrappers
 		s.flush()
 		start = time.Now()
 		injected = assist()
+	case "order":
+		answer, err := s.handleOrder(ctx, span.SpanContext().SpanID().String())
+		return wrapperspb.String(answer), err
 	case "select":
 		t0 := time.Now()
 		select {
@@ -277,6 +285,10 @@ func serve() {
 	}
 	nodes = nil
 	s.heap = append(s.heap, head)
+	calibrate()
+	if s.orders, err = newOrderClient(); err != nil {
+		log.Fatal(err)
+	}
 	go s.hogLoop()
 	go s.holderLoop()
 	var truthFile *os.File
@@ -384,11 +396,15 @@ func loadGen() {
 	}
 	for c := 0; c < *clients; c++ {
 		wg.Add(1)
-		go func() {
+		go func(c int) {
 			defer wg.Done()
 			next := func() {}
 			if *rate > 0 {
-				tick := time.NewTicker(time.Duration(float64(*clients) * float64(time.Second) / *rate))
+				// Clients spread over the interval: started together,
+				// their ticks would arrive as bursts of -clients requests.
+				interval := time.Duration(float64(*clients) * float64(time.Second) / *rate)
+				time.Sleep(interval * time.Duration(c) / time.Duration(*clients))
+				tick := time.NewTicker(interval)
 				defer tick.Stop()
 				next = func() { <-tick.C }
 			}
@@ -408,7 +424,7 @@ func loadGen() {
 					latMu.Unlock()
 				}
 			}
-		}()
+		}(c)
 	}
 	wg.Wait()
 	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
@@ -423,6 +439,11 @@ func loadGen() {
 
 func main() {
 	flag.Parse()
+	if *calibrateOnly {
+		calibrate()
+		fmt.Printf("{\"event\":\"calibrated\",\"blocks\":%d}\n", orderBlocks)
+		return
+	}
 	if *load != "" {
 		loadGen()
 		return
