@@ -14,6 +14,7 @@ use std::{
     process::{Child, ChildStdin, Command, ExitStatus, Stdio},
     sync::{
         OnceLock,
+        atomic::{AtomicU32, Ordering},
         mpsc::{self, Receiver, RecvTimeoutError},
     },
     thread,
@@ -251,8 +252,29 @@ pub fn otelcol_binary() -> PathBuf {
     binary
 }
 
-/// A loopback port nothing listens on right now.
+/// A loopback port nothing listens on right now, for a process started later.
+///
+/// It is taken below the kernel's ephemeral range: a port the kernel hands
+/// out for a bind to port 0 can be handed again to the next such bind (a Go
+/// service under test, the Collector), which then holds it before gort
+/// starts. Ports below that range are only ever used when asked for by
+/// number. A per-process counter, started at an offset from the pid, keeps
+/// two calls in one run, and two test binaries, from picking the same one.
 pub fn free_port() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let (low, high) = (ephemeral_low.saturating_sub(12_000).max(1_024), ephemeral_low);
+    let span = high - low;
+    let start = std::process::id().wrapping_mul(7_919) % span;
+    for _ in 0..span {
+        let port = (low + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind a free port").port()
 }
 
@@ -388,7 +410,7 @@ impl DelayProxy {
 
     pub fn set_delay(&self, delay: Duration) {
         let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-        self.delay_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
+        self.delay_ms.store(ms, Ordering::Relaxed);
     }
 
     fn pipe(
@@ -405,8 +427,7 @@ impl DelayProxy {
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
-                let due = Instant::now()
-                    + Duration::from_millis(delay_ms.load(std::sync::atomic::Ordering::Relaxed));
+                let due = Instant::now() + Duration::from_millis(delay_ms.load(Ordering::Relaxed));
                 if tx.send((due, buf[..n].to_vec())).is_err() {
                     break;
                 }
