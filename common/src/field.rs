@@ -81,6 +81,8 @@ fields! {
     GLabels = Runtime "runtime.g" "labels",
     GobufPc = Runtime "runtime.gobuf" "pc",
     GobufSp = Runtime "runtime.gobuf" "sp",
+    /// The saved frame pointer: where an outside stack walk starts (amd64).
+    GobufBp = Runtime "runtime.gobuf" "bp",
     MCurg = Runtime "runtime.m" "curg",
     MP = Runtime "runtime.m" "p",
     MProcid = Runtime "runtime.m" "procid",
