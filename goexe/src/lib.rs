@@ -7,6 +7,7 @@
 //! uprobe, the emulatable probe site, every RET), and where the struct fields
 //! the probes read sit.
 
+pub mod allgs;
 pub mod buildinfo;
 pub mod dwarf;
 pub mod functions;

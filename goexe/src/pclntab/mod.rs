@@ -14,10 +14,17 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use object::{Object, ObjectSection, ReadRef, RelocationTarget};
 use thiserror::Error;
 
+mod lookup;
+
+pub use lookup::{Frame, Symbolizer};
+
 const MAGIC_GO120: u32 = 0xffff_fff1;
 const MAGIC_GO118: u32 = 0xffff_fff0;
 /// `_func` fixed part: entryOff..nfuncdata.
 const FUNC_FIXED_LEN: usize = 44;
+const FUNC_PCFILE: usize = 20;
+const FUNC_PCLN: usize = 24;
+const FUNC_CU_OFFSET: usize = 32;
 const FUNC_NPCDATA: usize = 28;
 const FUNC_FUNCID: usize = 40;
 const FUNC_NFUNCDATA: usize = 43;
@@ -82,7 +89,12 @@ pub fn gofunc_word(version: super::GoVersion) -> u64 {
 /// A parsed pclntab, borrowing the section bytes.
 pub struct Pclntab<'data> {
     nfunc: usize,
+    /// The pc quantum: pc deltas in pc-value tables are in these units.
+    min_lc: u64,
     funcnametab: &'data [u8],
+    /// Per compilation unit, file numbers to `filetab` offsets (u32 each).
+    cutab: &'data [u8],
+    filetab: &'data [u8],
     pctab: &'data [u8],
     /// functab + _func records.
     pclntab: &'data [u8],
@@ -136,6 +148,8 @@ impl<'data> Pclntab<'data> {
         let word = |i: usize| word_at(data, 8 + i * ps, ptr_size).ok_or(PclntabError::Corrupt("header"));
         let nfunc = usize::try_from(word(0)?).map_err(|_| PclntabError::Corrupt("nfunc"))?;
         let funcname_off = word(3)?;
+        let cutab_off = word(4)?;
+        let filetab_off = word(5)?;
         let pctab_off = word(6)?;
         let pcln_off = word(7)?;
         let pclntab = sub(data, pcln_off, "functab")?;
@@ -153,7 +167,10 @@ impl<'data> Pclntab<'data> {
         )?;
         Ok(Self {
             nfunc,
+            min_lc,
             funcnametab: sub(data, funcname_off, "funcnametab")?,
+            cutab: sub(data, cutab_off, "cutab")?,
+            filetab: sub(data, filetab_off, "filetab")?,
             pctab: sub(data, pctab_off, "pctab")?,
             pclntab,
             address,
