@@ -288,7 +288,8 @@ fn ebpf_sampled_schedule_latency_estimates_the_runtime() {
 /// The live-goroutine census against a known population: 100 goroutines
 /// parked on each of a channel receive, a mutex and a sleep (plus the
 /// runtime's own few), in a classic and a PIE executable (whose addresses
-/// must be relocated).
+/// must be relocated) and a stripped one (no symbol table to find the
+/// runtime's goroutine list by).
 fn check_census(variant: &str, build_args: &[&str]) {
     let binary = go_program("runtimeload", variant, build_args, &[]);
     let mut cmd = Command::new(&binary);
@@ -388,6 +389,8 @@ fn ebpf_live_goroutines_by_state_match_a_known_population() {
     if require_root("ebpf_live_goroutines_by_state_match_a_known_population") {
         check_census("default", &[]);
         check_census("pie", &["-buildmode=pie"]);
+        // No symbol table: the goroutine list is found in the runtime's code.
+        check_census("stripped", &["-ldflags=-s -w"]);
     }
 }
 

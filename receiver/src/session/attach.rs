@@ -91,7 +91,14 @@ impl Session {
         let mut wanted_symbols = vec![probe_table::ALLGS];
         wanted_symbols.extend_from_slice(runtime_stats::SYMBOLS);
         let image = analysis::data_symbols(&cache, &wanted_symbols).map_err(|e| e.to_string()).and_then(
-            |(base, symbols)| {
+            |(base, mut symbols)| {
+                // A stripped binary has no symbol table: its goroutine list
+                // is where the runtime's own code appends to it.
+                if !symbols.contains_key(probe_table::ALLGS)
+                    && let Ok(Some(allgs)) = gort_goexe::allgs::allgs_from_code(&cache, analysis.go_version)
+                {
+                    symbols.insert(probe_table::ALLGS.to_owned(), allgs);
+                }
                 let bias = crate::telemetry::memory::load_bias(process.pid, &process.exe, base)
                     .map_err(|e| e.to_string())?;
                 Ok((bias, symbols))
@@ -328,7 +335,9 @@ pub(super) fn census(
         }
     };
     let Some(&allgs) = symbols.get(probe_table::ALLGS) else {
-        log::warn!("{exe}: no symbol table (stripped), so no runtime.allgs; live goroutine counts disabled");
+        log::warn!(
+            "{exe}: runtime.allgs is found neither in a symbol table nor in runtime.allgadd's code; live goroutine counts disabled"
+        );
         return None;
     };
     let waitreason = analysis.fields.get(&Field::GWaitreason).map(|f| f.offset);
