@@ -8,6 +8,8 @@ pub mod gstatus {
     pub const SYSCALL: u32 = 3;
     pub const WAITING: u32 = 4;
     pub const DEAD: u32 = 6;
+    /// Stopped by a suspension (asynchronous preemption) until resumed.
+    pub const PREEMPTED: u32 = 9;
     /// Go 1.27: a waiting goroutine the GC found can never be woken (a leak);
     /// it is still parked where it was.
     pub const LEAKED: u32 = 10;

@@ -8,6 +8,7 @@
 pub mod bpf;
 pub mod cli;
 pub mod config;
+pub mod dump;
 pub mod export;
 pub mod features;
 pub mod linkage;

@@ -4,8 +4,19 @@
 
 use std::{collections::BTreeSet, fs, path::Path};
 
-const ORDER: &[&str] =
-    &["cli", "session", "features", "pipeline", "config", "linkage", "export", "telemetry", "bpf", "target"];
+const ORDER: &[&str] = &[
+    "cli",
+    "session",
+    "features",
+    "pipeline",
+    "config",
+    "linkage",
+    "export",
+    "dump",
+    "telemetry",
+    "bpf",
+    "target",
+];
 
 /// The rooms a source file names through `crate::`: `crate::room::...` paths
 /// and the top-level items of `use crate::{...}` groups.

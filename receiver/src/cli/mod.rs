@@ -1,6 +1,7 @@
 //! The `gort` command line. Errors end here as one sentence on stderr and a
 //! non-zero exit status; nothing below this room prints a backtrace.
 
+mod goroutines;
 mod inspect;
 mod run;
 mod stats;
@@ -27,6 +28,23 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Dump a running Go process's goroutines with their stacks, read from
+    /// its memory (no probe, no stop; needs ptrace access to the process).
+    Goroutines {
+        /// The process.
+        #[arg(long)]
+        pid: u32,
+        /// How to print it.
+        #[arg(long, value_enum, default_value = "goroutines")]
+        format: goroutines::Format,
+        /// Shorthand for `--format json`.
+        #[arg(long)]
+        json: bool,
+        /// Include the runtime's own goroutines and frames (Go's
+        /// `GOTRACEBACK=system`).
+        #[arg(long)]
+        all: bool,
     },
     /// Read a running Go process's own runtime statistics once from its
     /// memory (no probe; needs ptrace access to the process).
@@ -64,6 +82,9 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect { path, json } => inspect::inspect(&path, json),
         Command::Stats { pid, json } => stats::stats(pid, json),
+        Command::Goroutines { pid, format, json, all } => {
+            goroutines::goroutines(pid, if json { goroutines::Format::Json } else { format }, all)
+        }
         Command::Run(args) => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
             Ok(rt) => rt.block_on(run::run_command(*args)),
             Err(e) => Err(e.into()),

@@ -1,0 +1,3 @@
+module gort.dev/integration/parked
+
+go 1.21

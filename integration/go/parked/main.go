@@ -1,0 +1,118 @@
+// parked holds goroutines parked in known places — channel receive and
+// send, a mutex, a condition variable, a select, a sleep, a network accept
+// — then takes its own goroutine dump with runtime.Stack at that quiescent
+// moment and writes it to -dump, so that a dump taken from outside can be
+// checked against it. It then waits to be killed.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+)
+
+var (
+	work  = make(chan int)
+	full  = make(chan int)
+	mu    sync.Mutex
+	cond  = sync.NewCond(&sync.Mutex{})
+	never = make(chan struct{})
+)
+
+//go:noinline
+func worker() {
+	for range work {
+	}
+}
+
+// receive is small enough to be inlined into its callers: the dump must
+// show it as a frame of its own all the same.
+func receive(c chan int) int { return <-c }
+
+//go:noinline
+func inlinedReceiver() {
+	receive(work)
+}
+
+//go:noinline
+func sender() {
+	full <- 1
+	full <- 2
+}
+
+//go:noinline
+func locker() {
+	mu.Lock()
+	mu.Unlock()
+}
+
+//go:noinline
+func waiter() {
+	cond.L.Lock()
+	cond.Wait()
+	cond.L.Unlock()
+}
+
+//go:noinline
+func selector() {
+	select {
+	case <-never:
+	case <-work:
+	}
+}
+
+//go:noinline
+func sleeper() {
+	time.Sleep(time.Hour)
+}
+
+//go:noinline
+func acceptor(l net.Listener) {
+	l.Accept()
+}
+
+func goid() int {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	var id int
+	fmt.Sscanf(string(buf), "goroutine %d ", &id)
+	return id
+}
+
+func main() {
+	dump := flag.String("dump", "", "where to write the process's own goroutine dump")
+	flag.Parse()
+	go func() { <-full }()
+	mu.Lock()
+	for i := 0; i < 3; i++ {
+		go worker()
+	}
+	go inlinedReceiver()
+	go sender()
+	go locker()
+	go waiter()
+	go selector()
+	go sleeper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go acceptor(l)
+	go func() {
+		// Long enough for every goroutine above, and main, to park.
+		time.Sleep(500 * time.Millisecond)
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		if err := os.WriteFile(*dump, buf, 0o644); err != nil {
+			panic(err)
+		}
+		out, _ := json.Marshal(map[string]any{"event": "ready", "dumper": goid(), "pid": os.Getpid()})
+		fmt.Println(string(out))
+	}()
+	<-never
+}

@@ -1,0 +1,209 @@
+//! A goroutine dump of a running Go process taken from outside: every
+//! goroutine in `runtime.allgs`, read through /proc/PID/mem with no probe
+//! and no stop, each stack walked up its frame pointers from the registers
+//! the runtime saved when it parked the goroutine (`g.sched`), and
+//! symbolized with the executable's `.gopclntab`, inlined calls included.
+//! What the process's own `runtime.Stack` or `/debug/pprof/goroutine`
+//! prints, without `net/http/pprof` compiled in.
+//!
+//! Reading and walking is here; `text` prints Go's two dump formats.
+
+mod text;
+mod walk;
+
+use gort_common::gstatus;
+use gort_goexe::{pclntab::Frame, wait_reasons};
+
+pub use self::{
+    text::{grouped, per_goroutine},
+    walk::{Memory, return_addresses},
+};
+use crate::telemetry::memory::MemoryError;
+
+/// Most goroutines read in one dump: a runaway program cannot make it take
+/// minutes; the rest are counted.
+pub const MAX_GOROUTINES: usize = 1_000_000;
+/// Most frames walked per stack (physical frames, before inlining).
+pub const MAX_FRAMES: usize = 100;
+
+/// Offsets into `runtime.g` and the run-time address of `runtime.allgs`.
+#[derive(Clone, Copy, Debug)]
+pub struct Layout {
+    pub allgs: u64,
+    pub goid: u64,
+    pub status: u64,
+    pub waitreason: Option<u64>,
+    pub waitsince: Option<u64>,
+    pub gopc: u64,
+    pub parent_goid: Option<u64>,
+    pub startpc: u64,
+    /// `g.sched` plus `gobuf.pc`, `gobuf.sp`, `gobuf.bp`.
+    pub sched_pc: u64,
+    pub sched_sp: u64,
+    pub sched_bp: u64,
+}
+
+/// Turns run-time pcs into frames and tells the runtime's goroutines apart.
+pub trait Symbols {
+    /// Frames at run-time `pc`, innermost first (see `Symbolizer::frames`),
+    /// with run-time entries.
+    fn frames(&self, pc: u64) -> Vec<Frame>;
+    /// Whether a goroutine starting at run-time `pc` is one of the runtime's.
+    fn is_runtime_entry(&self, pc: u64) -> bool;
+}
+
+/// A frame and the run-time pc of its physical frame (a return address
+/// but for the innermost).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StackFrame {
+    pub pc: u64,
+    #[serde(flatten)]
+    pub frame: Frame,
+}
+
+/// One goroutine as read.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Goroutine {
+    pub id: u64,
+    /// `runnable`, `running`, `syscall`, `waiting`, `leaked`, ...
+    pub state: &'static str,
+    /// Why it waits (the runtime's own wording), for waiting ones.
+    pub wait_reason: Option<String>,
+    /// How long ago the runtime marked it waiting, in seconds: the runtime
+    /// sets `g.waitsince` to the start of the first GC cycle that finds the
+    /// goroutine parked, so this is none until a GC has seen it and is
+    /// approximate (by up to that cycle's mark phase) after; Go's own dump
+    /// prints it in whole minutes.
+    pub waited_seconds_approx: Option<f64>,
+    /// One of the runtime's own goroutines (GC workers, ...): Go's dump
+    /// leaves these out at the default traceback level.
+    pub runtime: bool,
+    /// Frames innermost first; empty for a goroutine running on a thread
+    /// (its saved registers are stale) or one whose stack could not be read.
+    pub frames: Vec<StackFrame>,
+    /// Run-time return addresses of the physical frames, innermost first:
+    /// what identical stacks are grouped by.
+    pub pcs: Vec<u64>,
+    /// The walk stopped before the bottom of the stack (frame bound, a
+    /// frame pointer out of order, or unreadable memory).
+    pub truncated: bool,
+    /// Where it was created (`go` statement), and by which goroutine.
+    pub created_by: Option<StackFrame>,
+    pub creator: Option<u64>,
+}
+
+/// A dump: the goroutines and what could not be read.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Dump {
+    pub goroutines: Vec<Goroutine>,
+    /// Goroutines past `MAX_GOROUTINES`.
+    pub unread: u64,
+}
+
+/// Reads every live goroutine. The process runs on while it is read, so a
+/// goroutine may be seen in its state of a moment before; a stack that
+/// changes under the walk ends early rather than going wrong: the walk only
+/// follows frame pointers up the stack.
+/// `wait_names`: the release's wait-reason words; `now_ns`: CLOCK_MONOTONIC,
+/// the runtime's `nanotime`.
+pub fn take(
+    mem: &impl Memory,
+    layout: &Layout,
+    symbols: &impl Symbols,
+    wait_names: Option<&[String]>,
+    now_ns: u64,
+) -> Result<Dump, MemoryError> {
+    let ptr = mem.u64_at(layout.allgs)?;
+    let len = mem.u64_at(layout.allgs + 8)?;
+    let read = usize::try_from(len).unwrap_or(usize::MAX).min(MAX_GOROUTINES);
+    let mut dump = Dump { goroutines: Vec::new(), unread: len.saturating_sub(read as u64) };
+    for i in 0..read {
+        let gp = mem.u64_at(ptr + 8 * i as u64)?;
+        if gp == 0 {
+            continue;
+        }
+        if let Some(g) = goroutine(mem, layout, symbols, wait_names, gp, now_ns)? {
+            dump.goroutines.push(g);
+        }
+    }
+    dump.goroutines.sort_by_key(|g| g.id);
+    Ok(dump)
+}
+
+fn goroutine(
+    mem: &impl Memory,
+    l: &Layout,
+    symbols: &impl Symbols,
+    wait_names: Option<&[String]>,
+    gp: u64,
+    now_ns: u64,
+) -> Result<Option<Goroutine>, MemoryError> {
+    let status = mem.u32_at(gp + l.status)? & !gstatus::SCAN;
+    let state = match status {
+        gstatus::RUNNABLE => "runnable",
+        gstatus::RUNNING => "running",
+        gstatus::SYSCALL => "syscall",
+        gstatus::WAITING => "waiting",
+        gstatus::LEAKED => "leaked",
+        gstatus::PREEMPTED => "preempted",
+        // Idle, dead (free for reuse) or being copied: nothing to show.
+        _ => return Ok(None),
+    };
+    let id = mem.u64_at(gp + l.goid)?;
+    let wait_reason = match (state, l.waitreason) {
+        ("waiting" | "leaked", Some(off)) => {
+            let mut b = [0u8; 1];
+            mem.read(gp + off, &mut b)?;
+            Some(wait_reasons::name(wait_names, u32::from(b[0])))
+        }
+        _ => None,
+    };
+    let waited_seconds_approx = match (state, l.waitsince) {
+        ("waiting" | "syscall", Some(off)) => {
+            let since = mem.u64_at(gp + off)? as i64;
+            (since > 0).then(|| now_ns.saturating_sub(since as u64) as f64 / 1e9)
+        }
+        _ => None,
+    };
+    let startpc = mem.u64_at(gp + l.startpc)?;
+    let gopc = mem.u64_at(gp + l.gopc)?;
+    let creator = match l.parent_goid {
+        Some(off) => Some(mem.u64_at(gp + off)?).filter(|c| *c != 0),
+        None => None,
+    };
+    let (pcs, truncated) = if state == "running" {
+        (Vec::new(), false)
+    } else {
+        let (pc, sp, bp) =
+            (mem.u64_at(gp + l.sched_pc)?, mem.u64_at(gp + l.sched_sp)?, mem.u64_at(gp + l.sched_bp)?);
+        return_addresses(mem, pc, sp, bp, MAX_FRAMES, |pc| {
+            symbols.frames(pc).last().is_some_and(|f| f.function == "runtime.goexit")
+        })
+    };
+    let mut frames = Vec::new();
+    for (k, pc) in pcs.iter().enumerate() {
+        // A return address points past its call; the saved pc of the
+        // innermost frame is where it stopped.
+        let at = if k == 0 { *pc } else { pc - 1 };
+        frames.extend(symbols.frames(at).into_iter().map(|frame| StackFrame { pc: *pc, frame }));
+    }
+    let created_by = (gopc != 0)
+        .then(|| symbols.frames(gopc - 1).into_iter().next())
+        .flatten()
+        .map(|frame| StackFrame { pc: gopc, frame });
+    Ok(Some(Goroutine {
+        id,
+        state,
+        wait_reason,
+        waited_seconds_approx,
+        runtime: symbols.is_runtime_entry(startpc),
+        frames,
+        pcs,
+        truncated,
+        created_by,
+        creator,
+    }))
+}
+
+#[cfg(test)]
+mod tests;
