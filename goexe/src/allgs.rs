@@ -4,38 +4,37 @@
 //! capacity, RIP-relative: the one address that code reaches at +0, +8 and
 //! +16 is the header. The pclntab, which stripping keeps, finds `allgadd`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use iced_x86::{Decoder, DecoderOptions};
-use object::{Object, ObjectSection, ReadRef};
+use object::{Object, ReadRef};
 
-use crate::{AnalysisError, Arch, GoVersion, pclntab};
+use crate::{AnalysisError, Arch, GoVersion, code_at, pclntab};
 
 const ALLGADD: &str = "runtime.allgadd";
 
-/// The link-time address of `runtime.allgs`, from the code of
-/// `runtime.allgadd`; None where that code does not show it (or on arm64,
-/// whose address pairs this reading does not follow).
-pub fn allgs_from_code<'data, R: ReadRef<'data>>(
+/// The symbol's name, as the symbol table of an unstripped binary has it.
+pub const ALLGS: &str = "runtime.allgs";
+
+/// The link-time address of `runtime.allgs`: the symbol table's, taken
+/// from `symbols` (`data_symbols`), or where it has none (stripped) the one
+/// the code of `runtime.allgadd` shows; None where neither does (or on
+/// arm64, whose address pairs the code reading does not follow).
+pub fn allgs_address<'data, R: ReadRef<'data>>(
     data: R,
     version: GoVersion,
+    symbols: &BTreeMap<String, u64>,
 ) -> Result<Option<u64>, AnalysisError> {
+    if let Some(address) = symbols.get(ALLGS) {
+        return Ok(Some(*address));
+    }
     let file = object::File::parse(data).map_err(|e| AnalysisError::NotElf(e.to_string()))?;
     if file.architecture() != object::Architecture::X86_64 {
         return Ok(None);
     }
     let pcln = pclntab::Pclntab::parse(data, &file, pclntab::gofunc_word(version))?;
     let Some(f) = pcln.functions(&[ALLGADD])?.remove(ALLGADD) else { return Ok(None) };
-    let Some(section) = file.sections().find(|s| {
-        s.kind() == object::SectionKind::Text
-            && f.entry.checked_sub(s.address()).is_some_and(|d| d < s.size())
-    }) else {
-        return Ok(None);
-    };
-    let Some((offset, _)) = section.file_range() else { return Ok(None) };
-    let Ok(code) = data.read_bytes_at(offset + (f.entry - section.address()), f.size) else {
-        return Ok(None);
-    };
+    let Ok((_, code)) = code_at(data, &file, f.entry, f.size) else { return Ok(None) };
     Ok(slice_header(Arch::Amd64, f.entry, code))
 }
 

@@ -26,6 +26,11 @@ pub fn runtime_goroutine_entries<'data, R: ReadRef<'data>>(
 ) -> Result<Vec<u64>, AnalysisError> {
     let file = object::File::parse(data).map_err(|e| AnalysisError::NotElf(e.to_string()))?;
     let pcln = pclntab::Pclntab::parse(data, &file, pclntab::gofunc_word(version))?;
+    Ok(runtime_goroutine_entries_in(&pcln)?)
+}
+
+/// `runtime_goroutine_entries` from a pclntab already parsed.
+pub fn runtime_goroutine_entries_in(pcln: &pclntab::Pclntab<'_>) -> Result<Vec<u64>, pclntab::PclntabError> {
     let mut entries = pcln.entries_where(is_runtime_entry)?;
     entries.sort_unstable();
     entries.dedup();

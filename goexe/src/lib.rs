@@ -300,6 +300,30 @@ fn symbol_table<'data, R: ReadRef<'data>>(
     found
 }
 
+/// The file offset and bytes of `size` bytes of code at link-time
+/// `address`, or why they cannot be read. A ranged read:
+/// `Section::data_range` would load the whole text section.
+pub(crate) fn code_at<'data, R: ReadRef<'data>>(
+    data: R,
+    file: &object::File<'data, R>,
+    address: u64,
+    size: u64,
+) -> Result<(u64, &'data [u8]), String> {
+    let section = file
+        .sections()
+        .find(|s| {
+            s.kind() == SectionKind::Text && address.checked_sub(s.address()).is_some_and(|d| d < s.size())
+        })
+        .ok_or_else(|| format!("address {address:#x} is in no text section"))?;
+    let (section_offset, _) = section.file_range().ok_or("its text section has no file data")?;
+    let file_offset = address - section.address() + section_offset;
+    if address - section.address() + size > section.size() {
+        return Err(format!("{size} bytes at {address:#x} run past its section"));
+    }
+    let code = data.read_bytes_at(file_offset, size).map_err(|()| "cannot read its bytes".to_owned())?;
+    Ok((file_offset, code))
+}
+
 fn function<'data, R: ReadRef<'data>>(
     data: R,
     file: &object::File<'data, R>,
@@ -309,21 +333,7 @@ fn function<'data, R: ReadRef<'data>>(
     size: u64,
 ) -> Result<Function, AnalysisError> {
     let code_err = |reason: String| AnalysisError::Code { function: name.to_owned(), reason };
-    let section = file
-        .sections()
-        .find(|s| {
-            s.kind() == SectionKind::Text && address.checked_sub(s.address()).is_some_and(|d| d < s.size())
-        })
-        .ok_or_else(|| code_err(format!("address {address:#x} is in no text section")))?;
-    let (section_offset, _) =
-        section.file_range().ok_or_else(|| code_err("its text section has no file data".into()))?;
-    let file_offset = address - section.address() + section_offset;
-    if address - section.address() + size > section.size() {
-        return Err(code_err(format!("{size} bytes at {address:#x} run past its section")));
-    }
-    // A ranged read: Section::data_range would load the whole text section.
-    let code =
-        data.read_bytes_at(file_offset, size).map_err(|()| code_err("cannot read its bytes".into()))?;
+    let (file_offset, code) = code_at(data, file, address, size).map_err(code_err)?;
     let code = sites::analyse(arch, address, code).map_err(|e| code_err(e.to_string()))?;
     Ok(Function {
         name: name.to_owned(),

@@ -95,20 +95,6 @@ impl<'p, 'data, 'file, R: ReadRef<'data>> Symbolizer<'p, 'data, 'file, R> {
         }
         frames
     }
-
-    /// The name of the function holding link-time `pc`, without inlining.
-    pub fn function_name(&self, pc: u64) -> Option<String> {
-        let p = self.pcln;
-        let rec = p.func_record(p.func_index(pc)?)?;
-        p.name_at(u32_at(rec, 4)?).map(lossy)
-    }
-
-    /// Link-time entry of the function holding `pc`.
-    pub fn function_entry(&self, pc: u64) -> Option<u64> {
-        let p = self.pcln;
-        let (entry_off, _) = p.functab(p.func_index(pc)?)?;
-        Some(p.module.text.wrapping_add(u64::from(entry_off)))
-    }
 }
 
 fn lossy(b: &[u8]) -> String {

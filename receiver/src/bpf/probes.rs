@@ -200,9 +200,6 @@ pub const FIELDS: &[(Field, Need)] = &[
     (Field::MCurg, Need::Optional),
 ];
 
-/// The runtime's list of every goroutine, read by the live-goroutine census.
-pub const ALLGS: &str = "runtime.allgs";
-
 /// Every function the probes need resolved: the probed ones and the callees
 /// their call sites are found by.
 pub fn symbols() -> Vec<&'static str> {

@@ -4,7 +4,7 @@
 //! access to it (`CAP_SYS_PTRACE`, or the same user under Yama's
 //! `ptrace_scope` 0).
 
-use std::{collections::BTreeMap, io::Write as _, sync::Arc};
+use std::{collections::BTreeMap, io::Write as _, ops::Range};
 
 use anyhow::{Context as _, bail};
 use gort_goexe::{
@@ -15,7 +15,7 @@ use gort_goexe::{
 use object::ReadRef;
 
 use crate::{
-    bpf::{monotonic_ns, probes::ALLGS},
+    bpf::monotonic_ns,
     dump::{self, Layout},
     target::Process,
     telemetry::memory,
@@ -31,6 +31,9 @@ pub enum Format {
     /// Every goroutine with all it was read with.
     Json,
 }
+
+/// Every goroutine's bottom frame: a walk that reaches it is complete.
+const GOEXIT: &str = "runtime.goexit";
 
 const FIELDS: &[Field] = &[
     Field::GGoid,
@@ -51,7 +54,10 @@ const FIELDS: &[Field] = &[
 struct ProcessSymbols<'p, 'data, 'file, R: ReadRef<'data>> {
     symbolizer: Symbolizer<'p, 'data, 'file, R>,
     bias: u64,
-    runtime_entries: Arc<[u64]>,
+    /// Link-time entries of the runtime's goroutine functions, sorted.
+    runtime_entries: Vec<u64>,
+    /// Link-time extent of `runtime.goexit`.
+    goexit: Option<Range<u64>>,
 }
 
 impl<'data, R: ReadRef<'data>> dump::Symbols for ProcessSymbols<'_, 'data, '_, R> {
@@ -65,6 +71,10 @@ impl<'data, R: ReadRef<'data>> dump::Symbols for ProcessSymbols<'_, 'data, '_, R
 
     fn is_runtime_entry(&self, pc: u64) -> bool {
         self.runtime_entries.binary_search(&pc.wrapping_sub(self.bias)).is_ok()
+    }
+
+    fn is_stack_bottom(&self, pc: u64) -> bool {
+        self.goexit.as_ref().is_some_and(|r| r.contains(&pc.wrapping_sub(self.bias)))
     }
 }
 
@@ -83,17 +93,12 @@ pub fn goroutines(pid: u32, format: Format, all: bool) -> anyhow::Result<()> {
     let offset = |f: Field| found.fields.get(&f).map(|o| o.offset);
     let need = |f: Field| offset(f).with_context(|| format!("{exe}: the offset of {f} is unknown"));
     let sched = need(Field::GSched)?;
-    let (base, symbols) = analysis::data_symbols(&cache, &[ALLGS]).with_context(|| exe.clone())?;
-    let allgs_link = match symbols.get(ALLGS) {
-        Some(a) => *a,
-        None => allgs::allgs_from_code(&cache, found.go_version).with_context(|| exe.clone())?.with_context(
-            || {
-                format!(
-                    "{exe}: runtime.allgs is found neither in a symbol table nor in runtime.allgadd's code"
-                )
-            },
-        )?,
-    };
+    let (base, symbols) = analysis::data_symbols(&cache, &[allgs::ALLGS]).with_context(|| exe.clone())?;
+    let allgs_link = allgs::allgs_address(&cache, found.go_version, &symbols)
+        .with_context(|| exe.clone())?
+        .with_context(|| {
+        format!("{exe}: runtime.allgs is found neither in a symbol table nor in runtime.allgadd's code")
+    })?;
     let bias = memory::load_bias(pid, &process.exe, base)?;
     let layout = Layout {
         allgs: allgs_link.wrapping_add(bias),
@@ -111,9 +116,14 @@ pub fn goroutines(pid: u32, format: Format, all: bool) -> anyhow::Result<()> {
     let elf = object::File::parse(&cache).map_err(|e| anyhow::anyhow!("{exe}: {e}"))?;
     let pcln = pclntab::Pclntab::parse(&cache, &elf, pclntab::gofunc_word(found.go_version))
         .with_context(|| exe.clone())?;
-    let runtime_entries: Arc<[u64]> =
-        goroutines::runtime_goroutine_entries(&cache, found.go_version).unwrap_or_default().into();
-    let symbols = ProcessSymbols { symbolizer: Symbolizer::new(&pcln, &cache, &elf), bias, runtime_entries };
+    let runtime_entries = goroutines::runtime_goroutine_entries_in(&pcln).unwrap_or_else(|e| {
+        log::warn!("{exe}: {e}: the runtime's own goroutines are shown with the application's");
+        Vec::new()
+    });
+    let goexit =
+        pcln.functions(&[GOEXIT]).ok().and_then(|mut f| f.remove(GOEXIT)).map(|f| f.entry..f.entry + f.size);
+    let symbols =
+        ProcessSymbols { symbolizer: Symbolizer::new(&pcln, &cache, &elf), bias, runtime_entries, goexit };
     let names = wait_reasons::names(found.go_version);
     let dump = dump::take(&mem, &layout, &symbols, names, monotonic_ns())
         .with_context(|| format!("pid {pid}: the goroutine list cannot be read"))?;

@@ -43,6 +43,18 @@ pub struct Layout {
     pub sched_bp: u64,
 }
 
+impl Layout {
+    /// Bytes of a g that hold every field read: each is read as a word
+    /// (the status word's low half is the 32-bit status, the wait reason's
+    /// low byte the reason), so a word past the last offset.
+    fn g_bytes(&self) -> usize {
+        let offsets =
+            [self.goid, self.status, self.gopc, self.startpc, self.sched_pc, self.sched_sp, self.sched_bp];
+        let optional = [self.waitreason, self.waitsince, self.parent_goid].into_iter().flatten();
+        offsets.into_iter().chain(optional).max().unwrap_or(0) as usize + 8
+    }
+}
+
 /// Turns run-time pcs into frames and tells the runtime's goroutines apart.
 pub trait Symbols {
     /// Frames at run-time `pc`, innermost first (see `Symbolizer::frames`),
@@ -50,6 +62,10 @@ pub trait Symbols {
     fn frames(&self, pc: u64) -> Vec<Frame>;
     /// Whether a goroutine starting at run-time `pc` is one of the runtime's.
     fn is_runtime_entry(&self, pc: u64) -> bool;
+    /// Whether run-time `pc` is in `runtime.goexit`, every goroutine's
+    /// bottom frame: the walk's end (asked once per frame, so it must be a
+    /// cheap test, not a symbolization).
+    fn is_stack_bottom(&self, pc: u64) -> bool;
 }
 
 /// A frame and the run-time pc of its physical frame (a return address
@@ -104,6 +120,7 @@ pub struct Dump {
 /// goroutine may be seen in its state of a moment before; a stack that
 /// changes under the walk ends early rather than going wrong: the walk only
 /// follows frame pointers up the stack.
+///
 /// `wait_names`: the release's wait-reason words; `now_ns`: CLOCK_MONOTONIC,
 /// the runtime's `nanotime`.
 pub fn take(
@@ -117,8 +134,10 @@ pub fn take(
     let len = mem.u64_at(layout.allgs + 8)?;
     let read = usize::try_from(len).unwrap_or(usize::MAX).min(MAX_GOROUTINES);
     let mut dump = Dump { goroutines: Vec::new(), unread: len.saturating_sub(read as u64) };
-    for i in 0..read {
-        let gp = mem.u64_at(ptr + 8 * i as u64)?;
+    // One read for the whole pointer array, not one per goroutine.
+    let mut pointers = vec![0u8; read * 8];
+    mem.read(ptr, &mut pointers)?;
+    for gp in pointers.as_chunks::<8>().0.iter().map(|c| u64::from_le_bytes(*c)) {
         if gp == 0 {
             continue;
         }
@@ -138,7 +157,14 @@ fn goroutine(
     gp: u64,
     now_ns: u64,
 ) -> Result<Option<Goroutine>, MemoryError> {
-    let status = mem.u32_at(gp + l.status)? & !gstatus::SCAN;
+    // The fields in one read of the g, not one read each.
+    let mut g = vec![0u8; l.g_bytes()];
+    mem.read(gp, &mut g)?;
+    let word = |off: u64| {
+        let at = off as usize;
+        u64::from_le_bytes(g[at..at + 8].try_into().expect("g_bytes covers every field"))
+    };
+    let status = word(l.status) as u32 & !gstatus::SCAN;
     let state = match status {
         gstatus::RUNNABLE => "runnable",
         gstatus::RUNNING => "running",
@@ -149,36 +175,26 @@ fn goroutine(
         // Idle, dead (free for reuse) or being copied: nothing to show.
         _ => return Ok(None),
     };
-    let id = mem.u64_at(gp + l.goid)?;
+    let id = word(l.goid);
     let wait_reason = match (state, l.waitreason) {
-        ("waiting" | "leaked", Some(off)) => {
-            let mut b = [0u8; 1];
-            mem.read(gp + off, &mut b)?;
-            Some(wait_reasons::name(wait_names, u32::from(b[0])))
-        }
+        ("waiting" | "leaked", Some(off)) => Some(wait_reasons::name(wait_names, u32::from(g[off as usize]))),
         _ => None,
     };
     let waited_seconds_approx = match (state, l.waitsince) {
         ("waiting" | "syscall", Some(off)) => {
-            let since = mem.u64_at(gp + off)? as i64;
+            let since = word(off) as i64;
             (since > 0).then(|| now_ns.saturating_sub(since as u64) as f64 / 1e9)
         }
         _ => None,
     };
-    let startpc = mem.u64_at(gp + l.startpc)?;
-    let gopc = mem.u64_at(gp + l.gopc)?;
-    let creator = match l.parent_goid {
-        Some(off) => Some(mem.u64_at(gp + off)?).filter(|c| *c != 0),
-        None => None,
-    };
+    let startpc = word(l.startpc);
+    let gopc = word(l.gopc);
+    let creator = l.parent_goid.map(word).filter(|c| *c != 0);
     let (pcs, truncated) = if state == "running" {
         (Vec::new(), false)
     } else {
-        let (pc, sp, bp) =
-            (mem.u64_at(gp + l.sched_pc)?, mem.u64_at(gp + l.sched_sp)?, mem.u64_at(gp + l.sched_bp)?);
-        return_addresses(mem, pc, sp, bp, MAX_FRAMES, |pc| {
-            symbols.frames(pc).last().is_some_and(|f| f.function == "runtime.goexit")
-        })
+        let (pc, sp, bp) = (word(l.sched_pc), word(l.sched_sp), word(l.sched_bp));
+        return_addresses(mem, pc, sp, bp, MAX_FRAMES, |pc| symbols.is_stack_bottom(pc))
     };
     let mut frames = Vec::new();
     for (k, pc) in pcs.iter().enumerate() {

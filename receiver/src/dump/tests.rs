@@ -14,14 +14,14 @@ impl Words {
 
 impl Memory for Words {
     fn read(&self, address: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
-        let word = address & !7;
-        let value = self.0.get(&word).ok_or(MemoryError::Read {
-            address,
-            source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
-        })?;
-        let bytes = value.to_le_bytes();
-        let start = (address - word) as usize;
-        buf.copy_from_slice(&bytes[start..start + buf.len()]);
+        for (i, byte) in buf.iter_mut().enumerate() {
+            let at = address + i as u64;
+            let value = self.0.get(&(at & !7)).ok_or(MemoryError::Read {
+                address: at,
+                source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+            })?;
+            *byte = value.to_le_bytes()[(at & 7) as usize];
+        }
         Ok(())
     }
 }
@@ -55,6 +55,10 @@ impl Symbols for Fake {
     fn is_runtime_entry(&self, pc: u64) -> bool {
         pc == 0x5000
     }
+
+    fn is_stack_bottom(&self, pc: u64) -> bool {
+        pc & !0xfff == 0x3000
+    }
 }
 
 const LAYOUT: Layout = Layout {
@@ -71,9 +75,17 @@ const LAYOUT: Layout = Layout {
     sched_bp: 0x50,
 };
 
+/// A g of zeros at `gp`, as long as `LAYOUT` reads: the dump reads it whole.
+fn zeroed_g(mem: &mut Words, gp: u64) {
+    for off in (0..0x58).step_by(8) {
+        mem.put(gp + off, 0);
+    }
+}
+
 /// A g at `gp` parked in gopark, called from the inlined helper in
 /// main.worker, over goexit: frames at 0x9000.. on its stack.
 fn parked(mem: &mut Words, gp: u64, id: u64, stack: u64) {
+    zeroed_g(mem, gp);
     mem.put(gp + 0x8, id);
     mem.put(gp + 0x10, u64::from(gstatus::WAITING | gstatus::SCAN));
     mem.put(gp + 0x18, 7);
@@ -106,6 +118,7 @@ fn a_parked_goroutine_is_walked_to_goexit_with_its_inlined_frames() {
     mem.put(0x210, 0x2_0000);
     parked(&mut mem, 0x1_0000, 18, 0x9000);
     // A dead g is skipped; so is a nil slot.
+    zeroed_g(&mut mem, 0x2_0000);
     mem.put(0x2_0000 + 0x10, u64::from(gstatus::DEAD));
     let names = names();
     let dump = take(&mem, &LAYOUT, &Fake, Some(&names), 61_000_000_000).unwrap();

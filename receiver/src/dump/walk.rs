@@ -17,12 +17,6 @@ pub trait Memory {
         self.read(address, &mut b)?;
         Ok(u64::from_le_bytes(b))
     }
-
-    fn u32_at(&self, address: u64) -> Result<u32, MemoryError> {
-        let mut b = [0; 4];
-        self.read(address, &mut b)?;
-        Ok(u32::from_le_bytes(b))
-    }
 }
 
 impl Memory for TargetMemory {

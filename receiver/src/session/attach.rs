@@ -10,7 +10,7 @@ use std::{
 
 use gort_common::{CounterId, NO_OFFSET, TargetConfig};
 use gort_goexe::{
-    self as analysis, Analysis, Field, Request,
+    self as analysis, Analysis, Field, Request, allgs,
     functions::{SDK_NEW_RECORDING_SPAN, SDK_SPAN_END},
 };
 
@@ -88,16 +88,14 @@ impl Session {
         let linkage = linkage_settings.and_then(|_| linkage_offsets(&exe, &analysis));
         // Where the executable is loaded and its symbols, read once for the
         // runtime goroutine entries and the census.
-        let mut wanted_symbols = vec![probe_table::ALLGS];
+        let mut wanted_symbols = vec![allgs::ALLGS];
         wanted_symbols.extend_from_slice(runtime_stats::SYMBOLS);
         let image = analysis::data_symbols(&cache, &wanted_symbols).map_err(|e| e.to_string()).and_then(
             |(base, mut symbols)| {
                 // A stripped binary has no symbol table: its goroutine list
                 // is where the runtime's own code appends to it.
-                if !symbols.contains_key(probe_table::ALLGS)
-                    && let Ok(Some(allgs)) = gort_goexe::allgs::allgs_from_code(&cache, analysis.go_version)
-                {
-                    symbols.insert(probe_table::ALLGS.to_owned(), allgs);
+                if let Ok(Some(address)) = allgs::allgs_address(&cache, analysis.go_version, &symbols) {
+                    symbols.insert(allgs::ALLGS.to_owned(), address);
                 }
                 let bias = crate::telemetry::memory::load_bias(process.pid, &process.exe, base)
                     .map_err(|e| e.to_string())?;
@@ -334,7 +332,7 @@ pub(super) fn census(
             return None;
         }
     };
-    let Some(&allgs) = symbols.get(probe_table::ALLGS) else {
+    let Some(&allgs) = symbols.get(allgs::ALLGS) else {
         log::warn!(
             "{exe}: runtime.allgs is found neither in a symbol table nor in runtime.allgadd's code; live goroutine counts disabled"
         );
