@@ -1,8 +1,8 @@
 //! `gort goroutines` against the process's own goroutine dump: `parked`
 //! parks goroutines in known places (channel receive and send, through an
 //! inlined call too, a mutex, a condition variable, a select, a sleep, a
-//! network accept), takes `runtime.Stack(all)` at that quiescent moment and
-//! writes it out; gort then reads the same process from outside. Every
+//! network accept), runs two GCs, takes `runtime.Stack(all)` at that
+//! quiescent moment and writes it out; gort then reads the same process from outside. Every
 //! goroutine, its state and every frame (function, file and line) must be
 //! the same, but for the goroutine that took the dump (it was running
 //! then). On Go 1.21, 1.23, the machine's Go and 1.27, with and without
@@ -55,6 +55,9 @@ fn gort(pid: u32, args: &[&str]) -> String {
 }
 
 fn check(binary: &Path, what: &str) {
+    // Built before the program starts: a rebuild in between would age every
+    // wait past a minute, which the text then shows and Go's dump did not.
+    gort_binary();
     let dir = tempfile_dir(what);
     let own = dir.join("own.txt");
     let mut cmd = Command::new(binary);
@@ -91,7 +94,11 @@ fn check(binary: &Path, what: &str) {
     let inlined = theirs.values().any(|(_, f)| f.iter().any(|(name, _)| name == "main.receive"));
     assert!(inlined, "{what}: the inlined receive is a frame of its own");
 
+    let unix_ns =
+        || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as f64;
+    let asked = unix_ns();
     let json: Value = serde_json::from_str(&gort(p.pid(), &["--json"])).expect("--json");
+    let answered = unix_ns();
     let goroutines = json["goroutines"].as_array().expect("goroutines");
     let workers: Vec<&Value> = goroutines
         .iter()
@@ -104,6 +111,27 @@ fn check(binary: &Path, what: &str) {
         assert_eq!(w["creator"], 1);
         assert_eq!(w["created_by"]["function"], "main.main");
         assert_eq!(w["truncated"], false);
+    }
+    // How long each goroutine has waited, against the two GCs the program
+    // ran while all of them were parked: the second cycle's stack scan
+    // stamped each with the time the first cycle's mark termination began,
+    // so gort's figure lies between the time since the first GC returned
+    // (at the ask) and the time since it was called (at the answer). Wall
+    // and monotonic clocks agree to far better than the 2 ms allowed for
+    // reading them in two processes.
+    assert_eq!(ready["gcs_before"], 0, "{what}: a GC ran before the program's own");
+    assert_eq!(ready["gcs_after"], 2, "{what}: a GC ran beside the program's own");
+    let (gc_start, gc_end) =
+        (ready["gc_start_unix_ns"].as_f64().unwrap(), ready["gc_end_unix_ns"].as_f64().unwrap());
+    let (low, high) = ((asked - gc_end) / 1e9 - 0.002, (answered - gc_start) / 1e9 + 0.002);
+    for g in goroutines.iter().filter(|g| g["state"] == "waiting" && g["runtime"] == false) {
+        let waited =
+            g["waited_seconds_approx"].as_f64().unwrap_or_else(|| panic!("{what}: no wait time: {g}"));
+        assert!(
+            low <= waited && waited <= high,
+            "{what}: goroutine {} waited {waited} s, not in [{low}, {high}]",
+            g["id"]
+        );
     }
     // The runtime's own goroutines are read too, marked, and left out of
     // the text at the default level as Go leaves them out.

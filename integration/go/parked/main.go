@@ -1,8 +1,9 @@
 // parked holds goroutines parked in known places — channel receive and
 // send, a mutex, a condition variable, a select, a sleep, a network accept
-// — then takes its own goroutine dump with runtime.Stack at that quiescent
-// moment and writes it to -dump, so that a dump taken from outside can be
-// checked against it. It then waits to be killed.
+// — runs two GCs (the second stamps each waiting goroutine's waitsince
+// with the first's end), then takes its own goroutine dump with runtime.Stack at that quiescent moment
+// and writes it to -dump, so that a dump taken from outside can be checked
+// against it. It then waits to be killed.
 package main
 
 import (
@@ -106,12 +107,28 @@ func main() {
 	go func() {
 		// Long enough for every goroutine above, and main, to park.
 		time.Sleep(500 * time.Millisecond)
+		// Two GCs while everything is parked. A cycle's stack scan stamps
+		// each waiting goroutine's waitsince, if unset, with the time the
+		// previous cycle's mark termination began (0 during the first
+		// cycle), so after the second one every waitsince lies within the
+		// first runtime.GC call when no cycle ran before (gcs_before 0).
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		gcStart := time.Now()
+		runtime.GC()
+		gcEnd := time.Now()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
 		buf := make([]byte, 1<<20)
 		buf = buf[:runtime.Stack(buf, true)]
 		if err := os.WriteFile(*dump, buf, 0o644); err != nil {
 			panic(err)
 		}
-		out, _ := json.Marshal(map[string]any{"event": "ready", "dumper": goid(), "pid": os.Getpid()})
+		out, _ := json.Marshal(map[string]any{
+			"event": "ready", "dumper": goid(), "pid": os.Getpid(), "gcs_before": before.NumGC,
+			"gcs_after":        after.NumGC,
+			"gc_start_unix_ns": gcStart.UnixNano(), "gc_end_unix_ns": gcEnd.UnixNano(),
+		})
 		fmt.Println(string(out))
 	}()
 	<-never

@@ -85,11 +85,12 @@ pub struct Goroutine {
     pub state: &'static str,
     /// Why it waits (the runtime's own wording), for waiting ones.
     pub wait_reason: Option<String>,
-    /// How long ago the runtime marked it waiting, in seconds: the runtime
-    /// sets `g.waitsince` to the start of the first GC cycle that finds the
-    /// goroutine parked, so this is none until a GC has seen it and is
-    /// approximate (by up to that cycle's mark phase) after; Go's own dump
-    /// prints it in whole minutes.
+    /// How long ago the runtime marked it waiting, in seconds. The first GC
+    /// stack scan that finds the goroutine parked sets `g.waitsince` to the
+    /// time the previous cycle's mark termination began, so this is none
+    /// until two cycles have run since it parked, and after that may be
+    /// too long by up to the gap between those cycles (or short by up to one
+    /// mark phase). Go's own dump prints the same figure in whole minutes.
     pub waited_seconds_approx: Option<f64>,
     /// One of the runtime's own goroutines (GC workers, ...): Go's dump
     /// leaves these out at the default traceback level.
