@@ -22,6 +22,11 @@ pub struct Target {
     pub live_goroutines: BTreeMap<String, u64>,
     #[serde(default)]
     pub runtime_goroutines: BTreeMap<String, u64>,
+    /// Waiting goroutines by "state/category/function".
+    #[serde(default)]
+    pub waiting_at: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub leak_suspects: Vec<LeakSuspect>,
     pub probes: Vec<Probe>,
     pub gc_mark_worker_ns: f64,
     pub notable: Notable,
@@ -172,4 +177,13 @@ pub fn take(path: &Path) -> Summary {
     let text = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let _ = std::fs::remove_file(path);
     serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A place gort suspected of leaking goroutines.
+#[derive(Debug, Deserialize)]
+pub struct LeakSuspect {
+    pub function: String,
+    pub file: String,
+    pub line: u32,
+    pub times: u64,
 }

@@ -4,15 +4,10 @@
 //! access to it (`CAP_SYS_PTRACE`, or the same user under Yama's
 //! `ptrace_scope` 0).
 
-use std::{collections::BTreeMap, io::Write as _, ops::Range};
+use std::{collections::BTreeMap, io::Write as _};
 
 use anyhow::{Context as _, bail};
-use gort_goexe::{
-    self as analysis, Arch, Field, Request, allgs, goroutines,
-    pclntab::{self, Frame, Symbolizer},
-    wait_reasons,
-};
-use object::ReadRef;
+use gort_goexe::{self as analysis, Arch, Field, Request, allgs, wait_reasons};
 
 use crate::{
     bpf::monotonic_ns,
@@ -32,9 +27,6 @@ pub enum Format {
     Json,
 }
 
-/// Every goroutine's bottom frame: a walk that reaches it is complete.
-const GOEXIT: &str = "runtime.goexit";
-
 const FIELDS: &[Field] = &[
     Field::GGoid,
     Field::GAtomicstatus,
@@ -48,35 +40,6 @@ const FIELDS: &[Field] = &[
     Field::GobufSp,
     Field::GobufBp,
 ];
-
-/// Symbolizes run-time pcs of a process whose executable is loaded `bias`
-/// from where it was linked.
-struct ProcessSymbols<'p, 'data, 'file, R: ReadRef<'data>> {
-    symbolizer: Symbolizer<'p, 'data, 'file, R>,
-    bias: u64,
-    /// Link-time entries of the runtime's goroutine functions, sorted.
-    runtime_entries: Vec<u64>,
-    /// Link-time extent of `runtime.goexit`.
-    goexit: Option<Range<u64>>,
-}
-
-impl<'data, R: ReadRef<'data>> dump::Symbols for ProcessSymbols<'_, 'data, '_, R> {
-    fn frames(&self, pc: u64) -> Vec<Frame> {
-        let mut frames = self.symbolizer.frames(pc.wrapping_sub(self.bias));
-        for f in &mut frames {
-            f.entry = f.entry.wrapping_add(self.bias);
-        }
-        frames
-    }
-
-    fn is_runtime_entry(&self, pc: u64) -> bool {
-        self.runtime_entries.binary_search(&pc.wrapping_sub(self.bias)).is_ok()
-    }
-
-    fn is_stack_bottom(&self, pc: u64) -> bool {
-        self.goexit.as_ref().is_some_and(|r| r.contains(&pc.wrapping_sub(self.bias)))
-    }
-}
 
 pub fn goroutines(pid: u32, format: Format, all: bool) -> anyhow::Result<()> {
     // The access check first: its refusal says what access is needed.
@@ -113,20 +76,12 @@ pub fn goroutines(pid: u32, format: Format, all: bool) -> anyhow::Result<()> {
         sched_sp: sched + need(Field::GobufSp)?,
         sched_bp: sched + need(Field::GobufBp)?,
     };
-    let elf = object::File::parse(&cache).map_err(|e| anyhow::anyhow!("{exe}: {e}"))?;
-    let pcln = pclntab::Pclntab::parse(&cache, &elf, pclntab::gofunc_word(found.go_version))
-        .with_context(|| exe.clone())?;
-    let runtime_entries = goroutines::runtime_goroutine_entries_in(&pcln).unwrap_or_else(|e| {
-        log::warn!("{exe}: {e}: the runtime's own goroutines are shown with the application's");
-        Vec::new()
-    });
-    let goexit =
-        pcln.functions(&[GOEXIT]).ok().and_then(|mut f| f.remove(GOEXIT)).map(|f| f.entry..f.entry + f.size);
-    let symbols =
-        ProcessSymbols { symbolizer: Symbolizer::new(&pcln, &cache, &elf), bias, runtime_entries, goexit };
     let names = wait_reasons::names(found.go_version);
-    let dump = dump::take(&mem, &layout, &symbols, names, monotonic_ns())
-        .with_context(|| format!("pid {pid}: the goroutine list cannot be read"))?;
+    let now = monotonic_ns();
+    let dump = dump::with_symbols(&process.image_path(), found.go_version, bias, |symbols| {
+        dump::take(&mem, &layout, symbols, names, now)
+    })?
+    .with_context(|| format!("pid {pid}: the goroutine list cannot be read"))?;
     let text = match format {
         Format::Goroutines => dump::per_goroutine(&dump, all),
         Format::Grouped => dump::grouped(&dump, all),

@@ -265,6 +265,7 @@ async fn run_target(
         probes: run.probes,
         service_name: run.service_name.clone(),
         runnable_event_threshold: run.runnable_event_threshold,
+        leaks: run.leaks,
         sampling: Schedule {
             first_window: run.sampling.first_window,
             window: run.sampling.window,

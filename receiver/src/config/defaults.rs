@@ -9,6 +9,19 @@ pub const DEFAULT_INTERVAL: &str = "1s";
 pub const DEFAULT_PROBES: &str = "all";
 /// A goroutine runnable at least this long is a notable event.
 pub const DEFAULT_RUNNABLE_EVENT_THRESHOLD: &str = "10ms";
+/// The goroutine leak watch is on where the census works.
+pub const DEFAULT_LEAKS_ENABLED: bool = true;
+/// A goroutine parked this long at one place counts towards a leak: longer
+/// than any request's wait, short enough to see a leak within minutes.
+pub const DEFAULT_LEAKS_MIN_AGE: &str = "30s";
+/// A leak is a count that grows through this whole window (in each of its
+/// quarters).
+pub const DEFAULT_LEAKS_WINDOW: &str = "5m";
+/// ...by at least this many goroutines: fewer is not worth a warning.
+pub const DEFAULT_LEAKS_MIN_GROWTH: u64 = 10;
+/// The window is split in four quarters, each needing a census.
+pub const LEAKS_WINDOW_INTERVALS: u32 = 4;
+
 /// The window that opens at attach: a short look at a process (a run of a
 /// few seconds) sees its first seconds whole instead of one sampled second
 /// scaled by the period.

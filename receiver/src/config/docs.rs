@@ -70,6 +70,7 @@ fn keys() -> BTreeSet<String> {
             "target" => fields::<RawTarget>(),
             "run" => fields::<RawRun>(),
             "events" => fields::<RawEvents>(),
+            "leaks" => fields::<RawLeaks>(),
             "sampling" => fields::<RawSampling>(),
             "deep" => fields::<RawDeep>(),
             "receiver" => fields::<RawReceiver>(),

@@ -20,6 +20,9 @@ pub struct RawConfig {
     /// What makes a notable event.
     #[serde(default)]
     pub events: RawEvents,
+    /// The goroutine leak watch.
+    #[serde(default)]
+    pub leaks: RawLeaks,
     /// When the hot probe is attached outside deep mode.
     #[serde(default)]
     pub sampling: RawSampling,
@@ -83,6 +86,20 @@ pub struct RawRun {
 pub struct RawEvents {
     /// A goroutine runnable at least this long is a notable event.
     pub runnable_threshold: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLeaks {
+    /// Count waiting goroutines by the function they wait in and watch for
+    /// places where more and more stay parked (needs the census).
+    pub enabled: Option<bool>,
+    /// A goroutine parked at one place at least this long counts...
+    pub min_age: Option<String>,
+    /// ...and a place whose count of those grows steadily over this long...
+    pub window: Option<String>,
+    /// ...by at least this many goroutines is a suspected leak.
+    pub min_growth: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -4,7 +4,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use super::{ConfigError, defaults::*, duration, invalid, raw::RawConfig};
-use crate::{bpf::probes::SiteMode, target::TargetSpec};
+use crate::{bpf::probes::SiteMode, target::TargetSpec, telemetry::leaks::LeakSettings};
 
 /// When the hot probe is attached outside deep mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +38,9 @@ pub struct RunConfig {
     /// Attach the probes (`run.probes: all`); off, only the target's memory
     /// is read.
     pub probes: bool,
+    /// The goroutine leak watch (and park functions in the census), unless
+    /// off.
+    pub leaks: Option<LeakSettings>,
 }
 
 fn optional(field: &str, value: Option<&str>) -> Result<Option<Duration>, ConfigError> {
@@ -100,6 +103,7 @@ impl RawConfig {
         if interval.is_zero() {
             return Err(invalid("run.interval", "must be more than 0"));
         }
+        let leaks = self.validate_leaks(interval)?;
         Ok(RunConfig {
             duration: optional("run.duration", r.duration.as_deref())?,
             interval,
@@ -117,6 +121,32 @@ impl RawConfig {
             probe_site,
             bpf_stats: r.bpf_stats.unwrap_or(false),
             probes,
+            leaks,
         })
+    }
+
+    fn validate_leaks(&self, interval: Duration) -> Result<Option<LeakSettings>, ConfigError> {
+        let l = &self.leaks;
+        if !l.enabled.unwrap_or(DEFAULT_LEAKS_ENABLED) {
+            return Ok(None);
+        }
+        let settings = LeakSettings {
+            min_age: duration("leaks.min_age", l.min_age.as_deref(), DEFAULT_LEAKS_MIN_AGE)?,
+            window: duration("leaks.window", l.window.as_deref(), DEFAULT_LEAKS_WINDOW)?,
+            min_growth: l.min_growth.unwrap_or(DEFAULT_LEAKS_MIN_GROWTH),
+        };
+        if settings.window < interval * LEAKS_WINDOW_INTERVALS {
+            return Err(invalid(
+                "leaks.window",
+                format!(
+                    "{:?} holds fewer than {LEAKS_WINDOW_INTERVALS} censuses of run.interval {interval:?}",
+                    settings.window
+                ),
+            ));
+        }
+        if settings.min_growth == 0 {
+            return Err(invalid("leaks.min_growth", "must be at least 1"));
+        }
+        Ok(Some(settings))
     }
 }

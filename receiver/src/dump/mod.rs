@@ -8,6 +8,8 @@
 //!
 //! Reading and walking is here; `text` prints Go's two dump formats.
 
+mod parks;
+mod symbols;
 mod text;
 mod walk;
 
@@ -15,6 +17,8 @@ use gort_common::gstatus;
 use gort_goexe::{pclntab::Frame, wait_reasons};
 
 pub use self::{
+    parks::{MAX_PARK_FRAMES, ParkLayout, ParkSites, is_internal},
+    symbols::{ProcessSymbols, SymbolsError, with_symbols},
     text::{grouped, per_goroutine},
     walk::{Memory, return_addresses},
 };

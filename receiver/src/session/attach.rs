@@ -21,10 +21,12 @@ use crate::{
         Probes,
         probes::{self as probe_table, Heat, Need, PROBES, ProbeSpec},
     },
+    dump::{ParkLayout, ParkSites},
     linkage::{self, LinkCounts},
     target::Process,
     telemetry::{
         census::{self as goroutines, Census},
+        leaks::LeakWatch,
         memory::TargetMemory,
         runtime_stats::{self, RuntimeStatsReader, Unavailable},
         stats::RuntimeCounts,
@@ -42,8 +44,12 @@ impl Session {
         let file = fs::File::open(&image).map_err(|source| RunError::Read { exe: exe.clone(), source })?;
         let cache = object::ReadCache::new(file);
         let symbols = probe_table::symbols();
-        let memory_fields = runtime_stats::fields();
         let mut fields = probe_table::fields();
+        let mut memory_fields = runtime_stats::fields();
+        if options.leaks.is_some() {
+            // Where goroutines park, for the census.
+            memory_fields.extend(PARK_FIELDS.iter().filter(|f| !fields.contains(f)));
+        }
         fields.extend_from_slice(&memory_fields);
         let analysis = analysis::analyse(&cache, &Request { functions: &symbols, fields: &fields })
             .map_err(|source| RunError::Analysis { exe: exe.clone(), source })?;
@@ -186,7 +192,9 @@ impl Session {
             planned.push(Planned { spec, function: function.clone(), place, file_offsets, attachment: None });
         }
         let mut session = Self {
-            census: census(&process, &analysis, image.as_ref(), wait_names, runtime_entries.as_ref()),
+            census: census(&process, &analysis, image.as_ref(), wait_names, runtime_entries.as_ref())
+                .map(|c| with_park_sites(c, &process, &analysis, image.as_ref(), options.leaks.is_some())),
+            leaks: options.leaks.map(LeakWatch::new),
             runtime_stats: runtime_stats_reader(&process, &analysis, image.as_ref()),
             last_runtime_stats: None,
             window_mark: None,
@@ -345,6 +353,44 @@ pub(super) fn census(
     Census::new(process.pid, bias, allgs, status.offset, waitreason, wait_names, runtime)
         .map_err(|e| log::warn!("{exe}: {e}; live goroutine counts disabled"))
         .ok()
+}
+
+/// What the census reads to find where goroutines park (with `g.goid`).
+const PARK_FIELDS: [Field; 4] = [Field::GSched, Field::GobufPc, Field::GobufSp, Field::GobufBp];
+
+/// The census counting waiting goroutines by where they wait too, when
+/// `wanted` and the offsets are known (else as it was, with a warning).
+fn with_park_sites(
+    census: Census,
+    process: &Process,
+    analysis: &Analysis,
+    image: Result<&(u64, BTreeMap<String, u64>), &String>,
+    wanted: bool,
+) -> Census {
+    if !wanted {
+        return census;
+    }
+    let exe = process.exe.display();
+    let offset = |f: Field| analysis.fields.get(&f).map(|o| o.offset);
+    if analysis.arch != gort_goexe::Arch::Amd64 {
+        log::warn!("{exe}: stacks are walked on amd64 only; goroutines are not counted by where they wait");
+        return census;
+    }
+    let (Some(goid), Some(sched), Some(pc), Some(sp), Some(bp), Ok((bias, _))) = (
+        offset(Field::GGoid),
+        offset(Field::GSched),
+        offset(Field::GobufPc),
+        offset(Field::GobufSp),
+        offset(Field::GobufBp),
+        image,
+    ) else {
+        log::warn!(
+            "{exe}: runtime.g.sched's offsets are unknown; goroutines are not counted by where they wait, and the leak watch is off"
+        );
+        return census;
+    };
+    let layout = ParkLayout { goid, sched_pc: sched + pc, sched_sp: sched + sp, sched_bp: sched + bp };
+    census.with_locator(Box::new(ParkSites::new(layout, process.image_path(), analysis.go_version, *bias)))
 }
 
 /// The reader of the runtime's own statistics, or None with one warning

@@ -41,6 +41,7 @@ use crate::{
     target::{Process, TargetError, TargetSpec},
     telemetry::{
         census::{self as goroutines, Census},
+        leaks::{LeakSettings, LeakWatch},
         runtime_stats::{RuntimeStats, RuntimeStatsReader},
         stats::{RuntimeCounts, TimeHistogram},
     },
@@ -110,6 +111,8 @@ pub struct RunOptions {
     pub deep_on_signal: Duration,
     /// The OTLP pipeline gort's runtime metrics are forwarded through.
     pub forward: Option<Arc<pipeline::Shared>>,
+    /// The goroutine leak watch, unless off.
+    pub leaks: Option<LeakSettings>,
 }
 
 /// A probe the session may attach, with its sites and its live attachment.
@@ -144,6 +147,9 @@ struct Session {
     wait_names: Option<&'static [String]>,
     /// Live goroutines by state, when the binary has its symbol table.
     census: Option<Census>,
+    /// Where more and more goroutines stay parked (with a census that
+    /// locates them).
+    leaks: Option<LeakWatch>,
     /// The last census that succeeded (the one at exit finds no process).
     last_live: Option<goroutines::Live>,
     /// The runtime's own statistics, when its symbols and offsets are known.

@@ -77,8 +77,9 @@ impl Session {
     }
 
     pub(super) fn take_census(&mut self) -> Option<goroutines::Live> {
-        match self.census.as_ref()?.take() {
-            Ok(live) => {
+        match self.census.as_mut()?.take() {
+            Ok(mut live) => {
+                self.watch_leaks(&mut live);
                 self.last_live = Some(live.clone());
                 Some(live)
             }
@@ -87,6 +88,30 @@ impl Session {
                 None
             }
         }
+    }
+
+    /// Gives the census to the leak watch: a newly suspected place is logged
+    /// once, and every suspicion so far goes out with the census.
+    fn watch_leaks(&mut self, live: &mut goroutines::Live) {
+        let Some(watch) = &mut self.leaks else { return };
+        if live.waiting_at.is_none() {
+            return;
+        }
+        let now = Duration::from_nanos(crate::bpf::monotonic_ns());
+        for s in watch.observe(now, &live.parked) {
+            log::warn!(
+                "pid {}: goroutines parked at {} ({}:{}) for over {:?} rose from {} to {} in {:?}: a goroutine leak?",
+                self.process.pid,
+                s.location.function,
+                s.location.file,
+                s.location.line,
+                watch.settings().min_age,
+                s.from,
+                s.to,
+                s.over
+            );
+        }
+        live.leak_suspects = watch.flagged().clone();
     }
 
     /// (probe name, hits) for each probe that has been planned.

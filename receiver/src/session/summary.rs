@@ -68,6 +68,12 @@ pub struct TargetSummary {
     pub live_goroutines: BTreeMap<String, u64>,
     /// The runtime's own goroutines at the end, likewise.
     pub runtime_goroutines: BTreeMap<String, u64>,
+    /// The application's waiting goroutines at the end by
+    /// "state/category/function" (the function they wait in); empty without
+    /// the leak watch.
+    pub waiting_at: BTreeMap<String, u64>,
+    /// Places suspected of leaking goroutines, with the times each was.
+    pub leak_suspects: Vec<LeakSuspectSummary>,
     pub notable: NotableSummary,
     /// The runtime's own statistics (as `runtime/metrics` names them) at the
     /// last read that passed its checks; None when they are not readable.
@@ -185,6 +191,23 @@ impl Session {
             sampling: snap.sampling.clone(),
             live_goroutines: live_keys(self.last_live.as_ref().map(|l| &l.application)),
             runtime_goroutines: live_keys(self.last_live.as_ref().map(|l| &l.runtime)),
+            waiting_at: self
+                .last_live
+                .iter()
+                .flat_map(|l| l.waiting_at.iter().flatten())
+                .map(|((state, category, function), n)| (format!("{state}/{category}/{function}"), *n))
+                .collect(),
+            leak_suspects: self
+                .last_live
+                .iter()
+                .flat_map(|l| &l.leak_suspects)
+                .map(|(l, times)| LeakSuspectSummary {
+                    function: l.function.clone(),
+                    file: l.file.clone(),
+                    line: l.line,
+                    times: *times,
+                })
+                .collect(),
             runtime_stats: self.last_runtime_stats.clone(),
             runtime_stats_torn_reads: self.runtime_stats.as_ref().map_or(0, |r| r.torn_reads),
             notable: self.notable.clone(),
@@ -192,6 +215,16 @@ impl Session {
             exited,
         })
     }
+}
+
+/// A place suspected of leaking goroutines.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LeakSuspectSummary {
+    pub function: String,
+    pub file: String,
+    pub line: u32,
+    /// Times it was newly suspected.
+    pub times: u64,
 }
 
 /// Census counts keyed "state" or "state/category", for the summary.

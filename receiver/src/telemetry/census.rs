@@ -4,7 +4,8 @@
 //! windows); the runtime's own list is exact at every moment and costs the
 //! target nothing. The runtime's own goroutines (those that start at a
 //! runtime entry: GC workers, sweeper, scavenger, ...) are counted apart,
-//! as `runtime.NumGoroutine` leaves them out.
+//! as `runtime.NumGoroutine` leaves them out. With a `ParkLocator`, the
+//! application's waiting goroutines are also counted by where they wait.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -16,6 +17,14 @@ use super::memory::TargetMemory;
 /// Most goroutines read per census; beyond it the rest are counted as
 /// `unread`, so a runaway program cannot make one report take seconds.
 const MAX_CENSUS: u64 = 1_000_000;
+/// Most functions waiting goroutines are counted at, per census: the most
+/// common ones; the rest are folded into [`OTHER_FUNCTION`], so that a
+/// program with many park sites cannot multiply gort's series.
+pub const MAX_PARK_FUNCTIONS: usize = 16;
+/// Where the goroutines of the less common park functions are counted.
+pub const OTHER_FUNCTION: &str = "other";
+/// Where goroutines whose stack could not be walked or named are counted.
+pub const UNKNOWN_FUNCTION: &str = "unknown";
 
 pub use super::memory::MemoryError as CensusError;
 
@@ -28,7 +37,40 @@ pub struct Census {
     waitreason_offset: Option<u64>,
     wait_names: Option<&'static [String]>,
     runtime: Option<RuntimeEntries>,
+    locator: Option<Box<dyn ParkLocator>>,
 }
+
+/// Where a goroutine waits: the first frame of its stack outside the
+/// runtime and the standard library's blocking internals (see
+/// `dump::parks`), e.g. the line of the user's channel send.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Location {
+    pub function: String,
+    pub file: String,
+    pub line: u32,
+}
+
+/// One waiting goroutine of the application and where it waits. `goid`,
+/// `pc` and `sp` tell one park from the next: a goroutine that wakes and
+/// parks again elsewhere has another saved pc or sp.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Parked {
+    pub goid: u64,
+    pub pc: u64,
+    pub sp: u64,
+    /// None when the stack could not be walked or named.
+    pub location: Option<Arc<Location>>,
+}
+
+/// Finds where waiting goroutines wait (implemented by `dump::ParkSites`:
+/// it walks and names stacks, which this room does not).
+pub trait ParkLocator: Send {
+    /// One answer per `g` address of `gps`, in order.
+    fn locate(&mut self, mem: &TargetMemory, gps: &[u64]) -> Result<Vec<Parked>, CensusError>;
+}
+
+/// Waiting goroutines by (state, wait-reason category, park function).
+pub type ParkCounts = BTreeMap<(&'static str, &'static str, Arc<str>), u64>;
 
 /// How the census tells the runtime's goroutines apart.
 pub struct RuntimeEntries {
@@ -48,6 +90,16 @@ pub type Counts = BTreeMap<(&'static str, &'static str), u64>;
 pub struct Live {
     pub application: Counts,
     pub runtime: Counts,
+    /// The application's waiting (and leaked) goroutines of `application`
+    /// again, split by the function they wait in (at most
+    /// `MAX_PARK_FUNCTIONS` of them, then `other`); None without a locator.
+    pub waiting_at: Option<ParkCounts>,
+    /// The application's waiting goroutines one by one (for the leak
+    /// watch); empty without a locator.
+    pub parked: Vec<Parked>,
+    /// Times each place has been suspected of leaking goroutines since
+    /// attach (filled in by the leak watch).
+    pub leak_suspects: BTreeMap<Arc<Location>, u64>,
 }
 
 impl Census {
@@ -71,7 +123,14 @@ impl Census {
             waitreason_offset,
             wait_names,
             runtime,
+            locator: None,
         })
+    }
+
+    /// Counts waiting goroutines by where they wait too.
+    pub fn with_locator(mut self, locator: Box<dyn ParkLocator>) -> Self {
+        self.locator = Some(locator);
+        self
     }
 
     fn read(&self, address: u64, buf: &mut [u8]) -> Result<(), CensusError> {
@@ -86,13 +145,15 @@ impl Census {
     /// read, so a goroutine can be missed or counted in its previous state:
     /// a snapshot as good as a racing reader gets, like the runtime's own
     /// `runtime.NumGoroutine`.
-    pub fn take(&self) -> Result<Live, CensusError> {
+    pub fn take(&mut self) -> Result<Live, CensusError> {
         let ptr = self.u64_at(self.allgs)?;
         let len = self.u64_at(self.allgs + 8)?;
         let read = len.min(MAX_CENSUS);
         let mut pointers = vec![0u8; (read * 8) as usize];
         self.read(ptr, &mut pointers)?;
         let mut live = Live::default();
+        // The application's waiting goroutines: (g, state, category).
+        let mut waiting = Vec::new();
         for gp in pointers.as_chunks::<8>().0.iter().map(|c| u64::from_le_bytes(*c)) {
             if gp == 0 {
                 continue;
@@ -111,8 +172,21 @@ impl Census {
                 gstatus::LEAKED => ("leaked", self.wait_category(gp)?),
                 _ => continue,
             };
-            let counts = if self.is_runtime(gp)? { &mut live.runtime } else { &mut live.application };
+            let counts = if self.is_runtime(gp)? {
+                &mut live.runtime
+            } else {
+                if matches!(key.0, "waiting" | "leaked") {
+                    waiting.push((gp, key));
+                }
+                &mut live.application
+            };
             *counts.entry(key).or_default() += 1;
+        }
+        if let Some(locator) = &mut self.locator {
+            let gps: Vec<u64> = waiting.iter().map(|(gp, _)| *gp).collect();
+            let parked = locator.locate(&self.mem, &gps)?;
+            live.waiting_at = Some(fold_functions(waiting.iter().map(|(_, k)| *k).zip(&parked)));
+            live.parked = parked;
         }
         if len > read {
             live.application.insert(("unread", ""), len - read);
@@ -132,5 +206,63 @@ impl Census {
         let mut reason = [0; 1];
         self.read(gp + offset, &mut reason)?;
         Ok(wait_reasons::category(&wait_reasons::name(self.wait_names, u32::from(reason[0]))))
+    }
+}
+
+/// Counts by (state, category, function), keeping the `MAX_PARK_FUNCTIONS`
+/// functions with the most goroutines (ties by name) and folding the rest.
+fn fold_functions<'a>(
+    waiting: impl Iterator<Item = ((&'static str, &'static str), &'a Parked)> + Clone,
+) -> ParkCounts {
+    let name = |p: &Parked| -> Arc<str> {
+        p.location.as_ref().map_or_else(|| Arc::from(UNKNOWN_FUNCTION), |l| Arc::from(l.function.as_str()))
+    };
+    let mut by_function: BTreeMap<Arc<str>, u64> = BTreeMap::new();
+    for (_, p) in waiting.clone() {
+        *by_function.entry(name(p)).or_default() += 1;
+    }
+    let mut ranked: Vec<(Arc<str>, u64)> = by_function.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let kept: std::collections::BTreeSet<Arc<str>> =
+        ranked.into_iter().take(MAX_PARK_FUNCTIONS).map(|(f, _)| f).collect();
+    let mut out = ParkCounts::new();
+    for ((state, category), p) in waiting {
+        let f = name(p);
+        let f = if kept.contains(&f) { f } else { Arc::from(OTHER_FUNCTION) };
+        *out.entry((state, category, f)).or_default() += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parked(function: Option<&str>) -> Parked {
+        let location =
+            function.map(|f| Arc::new(Location { function: f.into(), file: "main.go".into(), line: 1 }));
+        Parked { goid: 1, pc: 2, sp: 3, location }
+    }
+
+    #[test]
+    fn park_functions_beyond_the_most_common_are_folded() {
+        let mut all = Vec::new();
+        // Function k has k + 1 goroutines: the most common are the last.
+        for k in 0..MAX_PARK_FUNCTIONS + 3 {
+            for _ in 0..=k {
+                all.push((("waiting", "chan_receive"), parked(Some(&format!("main.f{k:02}")))));
+            }
+        }
+        all.push((("waiting", "io"), parked(None)));
+        let folded = fold_functions(all.iter().map(|(k, p)| (*k, p)));
+        let total: u64 = folded.values().sum();
+        assert_eq!(total, all.len() as u64, "every goroutine is counted once");
+        let other = folded[&("waiting", "chan_receive", Arc::from(OTHER_FUNCTION))];
+        // f00..f03 (1 + 2 + 3 + 4 goroutines) and the one unknown are the
+        // least common: f00, f01, f02 and unknown fold (1 + 2 + 3 and 1).
+        assert_eq!(other, 1 + 2 + 3);
+        assert_eq!(folded[&("waiting", "io", Arc::from(OTHER_FUNCTION))], 1);
+        assert!(folded.contains_key(&("waiting", "chan_receive", Arc::from("main.f18"))));
+        assert_eq!(folded.keys().filter(|k| &*k.2 != OTHER_FUNCTION).count(), MAX_PARK_FUNCTIONS);
     }
 }

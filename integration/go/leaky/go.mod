@@ -1,0 +1,3 @@
+module gort.dev/integration/leaky
+
+go 1.21

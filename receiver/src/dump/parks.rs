@@ -1,0 +1,233 @@
+//! Where waiting goroutines wait, for the census: each one's stack walked
+//! from `g.sched` and the first frame outside the runtime and the standard
+//! library's blocking internals named. A parked goroutine does not move, so
+//! a walk is kept while its goroutine stays parked with the same saved
+//! registers, and a pc is named once: after the first censuses each costs
+//! one read of its `g`, and the executable is opened only when a pc not
+//! named before turns up.
+
+use std::{
+    collections::{HashMap, HashSet},
+    path::PathBuf,
+    sync::Arc,
+};
+
+use gort_goexe::GoVersion;
+
+use super::{Symbols, walk::return_addresses, with_symbols};
+use crate::telemetry::{
+    census::{CensusError, Location, ParkLocator, Parked},
+    memory::TargetMemory,
+};
+
+/// Most physical frames walked per stack for its park site: the site is
+/// near the top, and a deeper one is reported as unknown rather than read
+/// at length every census.
+pub const MAX_PARK_FRAMES: usize = 32;
+/// Named pcs kept at most; beyond it the names are forgotten and read again.
+const MAX_NAMED_PCS: usize = 200_000;
+
+/// Functions that are where a goroutine waits but not why: the runtime, the
+/// standard library's locks, channels' and pollers' internals, and the thin
+/// layers over them (`net.(*conn).Read`, `io.ReadFull`, `bufio`), so that
+/// the site named is the caller's line.
+const INTERNAL_PREFIXES: &[&str] =
+    &["runtime.", "sync.", "internal/", "syscall.", "net.", "os.", "io.", "bufio.", "time.Sleep"];
+
+/// Whether `function` is one of the internals a park site looks through.
+pub fn is_internal(function: &str) -> bool {
+    INTERNAL_PREFIXES.iter().any(|p| function.starts_with(p))
+}
+
+/// Offsets into `runtime.g` a park site needs.
+#[derive(Clone, Copy, Debug)]
+pub struct ParkLayout {
+    pub goid: u64,
+    /// `g.sched` plus `gobuf.pc`, `gobuf.sp`, `gobuf.bp`.
+    pub sched_pc: u64,
+    pub sched_sp: u64,
+    pub sched_bp: u64,
+}
+
+/// The saved registers of one park: the same key in two censuses is the
+/// same park (a goroutine that ran in between saved others, or its `g` was
+/// reused with another id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct ParkKey {
+    gp: u64,
+    goid: u64,
+    pc: u64,
+    sp: u64,
+    bp: u64,
+}
+
+/// One name of a physical frame (several when calls were inlined into it),
+/// innermost first.
+type Names = Arc<[Arc<Location>]>;
+
+/// The census's park locator for one process.
+pub struct ParkSites {
+    layout: ParkLayout,
+    /// `/proc/PID/exe`, opened to name new pcs.
+    image: PathBuf,
+    go_version: GoVersion,
+    bias: u64,
+    /// The walks of the last census, by park.
+    walks: HashMap<ParkKey, Arc<[u64]>>,
+    /// Names by the pc looked up (the saved pc, or a return address - 1).
+    names: HashMap<u64, Names>,
+    /// The executable could not be opened at the last try (said once).
+    unreadable: bool,
+}
+
+impl ParkSites {
+    pub fn new(layout: ParkLayout, image: PathBuf, go_version: GoVersion, bias: u64) -> Self {
+        Self {
+            layout,
+            image,
+            go_version,
+            bias,
+            walks: HashMap::new(),
+            names: HashMap::new(),
+            unreadable: false,
+        }
+    }
+
+    fn name_missing(&mut self, lookups: &HashSet<u64>) {
+        if lookups.is_empty() {
+            return;
+        }
+        if self.names.len() + lookups.len() > MAX_NAMED_PCS {
+            self.names.clear();
+        }
+        let named = with_symbols(&self.image, self.go_version, self.bias, |symbols| {
+            lookups
+                .iter()
+                .map(|&pc| {
+                    let names: Names = symbols
+                        .frames(pc)
+                        .into_iter()
+                        .map(|f| Arc::new(Location { function: f.function, file: f.file, line: f.line }))
+                        .collect();
+                    (pc, names)
+                })
+                .collect::<Vec<_>>()
+        });
+        match named {
+            Ok(named) => {
+                self.unreadable = false;
+                self.names.extend(named);
+            }
+            Err(e) => {
+                if !self.unreadable {
+                    log::warn!("{e}: where goroutines wait is unknown until it can be read");
+                }
+                self.unreadable = true;
+            }
+        }
+    }
+
+    /// The park site of a walk: the first frame outside the internals, else
+    /// (a goroutine that parks in the runtime's own code) the outermost named.
+    fn site(&self, pcs: &[u64]) -> Option<Arc<Location>> {
+        let mut outermost = None;
+        for (k, pc) in pcs.iter().enumerate() {
+            let names = self.names.get(&lookup_pc(k, *pc))?;
+            if names.is_empty() {
+                // Not code: a frame pointer the walk should not have trusted.
+                return None;
+            }
+            for name in names.iter() {
+                if !is_internal(&name.function) {
+                    return Some(name.clone());
+                }
+                outermost = Some(name.clone());
+            }
+        }
+        outermost
+    }
+}
+
+/// The pc to name for the `k`th physical frame: a return address points
+/// past its call, the innermost saved pc at where it stopped.
+fn lookup_pc(k: usize, pc: u64) -> u64 {
+    if k == 0 { pc } else { pc - 1 }
+}
+
+impl ParkLocator for ParkSites {
+    fn locate(&mut self, mem: &TargetMemory, gps: &[u64]) -> Result<Vec<Parked>, CensusError> {
+        let l = self.layout;
+        let len = [l.goid, l.sched_pc, l.sched_sp, l.sched_bp].into_iter().max().unwrap_or(0) as usize + 8;
+        let mut g = vec![0u8; len];
+        let mut walks = HashMap::with_capacity(gps.len());
+        let mut parks = Vec::with_capacity(gps.len());
+        for &gp in gps {
+            mem.read(gp, &mut g)?;
+            let word = |off: u64| {
+                let at = off as usize;
+                u64::from_le_bytes(g[at..at + 8].try_into().expect("8 bytes"))
+            };
+            let key = ParkKey {
+                gp,
+                goid: word(l.goid),
+                pc: word(l.sched_pc),
+                sp: word(l.sched_sp),
+                bp: word(l.sched_bp),
+            };
+            let pcs = match self.walks.get(&key) {
+                Some(pcs) => pcs.clone(),
+                None => {
+                    let (pcs, _) = return_addresses(mem, key.pc, key.sp, key.bp, MAX_PARK_FRAMES, |_| false);
+                    Arc::from(pcs)
+                }
+            };
+            walks.insert(key, pcs.clone());
+            parks.push((key, pcs));
+        }
+        self.walks = walks;
+        let missing: HashSet<u64> = parks
+            .iter()
+            .flat_map(|(_, pcs)| pcs.iter().enumerate().map(|(k, pc)| lookup_pc(k, *pc)))
+            .filter(|pc| !self.names.contains_key(pc))
+            .collect();
+        self.name_missing(&missing);
+        Ok(parks
+            .into_iter()
+            .map(|(key, pcs)| Parked { goid: key.goid, pc: key.pc, sp: key.sp, location: self.site(&pcs) })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internals_are_looked_through_and_user_code_is_not() {
+        for f in [
+            "runtime.gopark",
+            "runtime.chansend1",
+            "sync.(*Mutex).Lock",
+            "sync.(*WaitGroup).Wait",
+            "internal/sync.(*Mutex).lockSlow",
+            "internal/poll.(*FD).Read",
+            "net.(*conn).Read",
+            "io.ReadFull",
+            "bufio.(*Reader).ReadString",
+            "time.Sleep",
+            "os.(*File).Read",
+        ] {
+            assert!(is_internal(f), "{f}");
+        }
+        for f in [
+            "main.leak",
+            "main.(*pool).worker",
+            "net/http.(*conn).serve",
+            "os/exec.(*Cmd).Wait",
+            "github.com/x/runtime.Run",
+            "time.NewTimer",
+        ] {
+            assert!(!is_internal(f), "{f}");
+        }
+    }
+}
