@@ -1,4 +1,5 @@
-//! OTLP message types and their JSON-lines encoding.
+//! OTLP message types and their JSON-lines encoding; pprof's profile
+//! messages (`pprof`).
 //!
 //! The types are opentelemetry-proto's (prost messages, tonic services). The
 //! JSON encoding follows the OTLP/JSON mapping (camelCase fields, hex trace
@@ -6,6 +7,8 @@
 //! line, as the Collector's file exporter writes and reads it.
 
 use std::io::Write;
+
+pub mod pprof;
 
 pub use opentelemetry_proto::tonic::{
     collector::{logs::v1 as logs_service, metrics::v1 as metrics_service, trace::v1 as trace_service},

@@ -204,6 +204,7 @@ pub struct RawExporter {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTelemetry {
-    /// `host:port` serving `/metrics` and `/health`, or `off`.
+    /// `host:port` serving `/metrics`, `/health` and `/debug/pprof/wait`, or
+    /// `off`.
     pub endpoint: Option<String>,
 }

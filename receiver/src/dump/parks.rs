@@ -16,7 +16,7 @@ use gort_goexe::GoVersion;
 
 use super::{Symbols, walk::return_addresses, with_symbols};
 use crate::telemetry::{
-    census::{CensusError, Location, ParkLocator, Parked},
+    census::{CensusError, Location, ParkLocator, Parked, Stack},
     memory::TargetMemory,
 };
 
@@ -148,6 +148,21 @@ impl ParkSites {
     }
 }
 
+impl ParkSites {
+    /// Every named frame of a walk; empty when a pc has no name (a walk
+    /// that went astray is not shown as a stack).
+    fn stack(&self, pcs: &[u64]) -> Stack {
+        let mut frames = Vec::new();
+        for (k, pc) in pcs.iter().enumerate() {
+            match self.names.get(&lookup_pc(k, *pc)) {
+                Some(names) if !names.is_empty() => frames.extend(names.iter().cloned()),
+                _ => return Arc::new([]),
+            }
+        }
+        frames.into()
+    }
+}
+
 /// The pc to name for the `k`th physical frame: a return address points
 /// past its call, the innermost saved pc at where it stopped.
 fn lookup_pc(k: usize, pc: u64) -> u64 {
@@ -155,13 +170,17 @@ fn lookup_pc(k: usize, pc: u64) -> u64 {
 }
 
 impl ParkLocator for ParkSites {
-    fn locate(&mut self, mem: &TargetMemory, gps: &[u64]) -> Result<Vec<Parked>, CensusError> {
+    fn locate(
+        &mut self,
+        mem: &TargetMemory,
+        gps: &[(u64, (&'static str, &'static str))],
+    ) -> Result<Vec<Parked>, CensusError> {
         let l = self.layout;
         let len = [l.goid, l.sched_pc, l.sched_sp, l.sched_bp].into_iter().max().unwrap_or(0) as usize + 8;
         let mut g = vec![0u8; len];
         let mut walks = HashMap::with_capacity(gps.len());
         let mut parks = Vec::with_capacity(gps.len());
-        for &gp in gps {
+        for &(gp, kind) in gps {
             mem.read(gp, &mut g)?;
             let word = |off: u64| {
                 let at = off as usize;
@@ -182,18 +201,26 @@ impl ParkLocator for ParkSites {
                 }
             };
             walks.insert(key, pcs.clone());
-            parks.push((key, pcs));
+            parks.push((key, kind, pcs));
         }
         self.walks = walks;
         let missing: HashSet<u64> = parks
             .iter()
-            .flat_map(|(_, pcs)| pcs.iter().enumerate().map(|(k, pc)| lookup_pc(k, *pc)))
+            .flat_map(|(_, _, pcs)| pcs.iter().enumerate().map(|(k, pc)| lookup_pc(k, *pc)))
             .filter(|pc| !self.names.contains_key(pc))
             .collect();
         self.name_missing(&missing);
         Ok(parks
             .into_iter()
-            .map(|(key, pcs)| Parked { goid: key.goid, pc: key.pc, sp: key.sp, location: self.site(&pcs) })
+            .map(|(key, (state, category), pcs)| Parked {
+                goid: key.goid,
+                pc: key.pc,
+                sp: key.sp,
+                state,
+                category,
+                location: self.site(&pcs),
+                stack: self.stack(&pcs),
+            })
             .collect())
     }
 }

@@ -1,8 +1,10 @@
 //! Pure transforms to OTLP: the resource of a watched process
 //! (`resource`), metric point builders (`points`), and the one export
-//! request gort's metrics travel in.
+//! request gort's metrics travel in; and the wait profile as pprof
+//! (`pprof`).
 
 pub mod points;
+pub mod pprof;
 pub mod resource;
 
 use gort_proto::{

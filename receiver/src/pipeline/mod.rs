@@ -20,6 +20,7 @@ pub mod linkage;
 pub mod queue;
 pub mod tap;
 pub mod telemetry;
+pub mod wait_profile;
 
 use std::sync::{
     Arc,
@@ -234,6 +235,8 @@ pub struct Shared {
     pub identities: identity::Identities,
     /// `--otlp-json`: a copy of every request as it enters the queue.
     pub tap: std::sync::OnceLock<tap::JsonTap>,
+    /// The sessions' goroutine censuses with stacks, for the wait profile.
+    pub wait_samples: crate::telemetry::wait_profile::WaitSamples,
 }
 
 impl std::fmt::Debug for Shared {
@@ -251,6 +254,7 @@ impl Shared {
             linkage: config.linkage.map(Linkage::new),
             identities: identity::Identities::default(),
             tap: std::sync::OnceLock::new(),
+            wait_samples: Default::default(),
         })
     }
 

@@ -14,6 +14,7 @@
 //! in flight), `gort_queue_oldest_age_seconds`; with trace linkage,
 //! `gort_linkage_*` (spans enriched, unmatched, stall children added, span
 //! accounts expired, late stalls; spans held and accounts waiting now).
+//! The wait profile is served beside them (`wait_profile`).
 
 use std::{
     fmt::Write,
@@ -149,6 +150,7 @@ pub async fn serve(
     let listener = super::bind(addr, "telemetry").await?;
     let app = Router::new()
         .route("/metrics", get(|State(s): State<Arc<Shared>>| async move { render(&s) }))
+        .route("/debug/pprof/wait", get(super::wait_profile::serve))
         .route(
             "/health",
             get(|State(s): State<Arc<Shared>>| async move {

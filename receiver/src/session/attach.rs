@@ -46,10 +46,8 @@ impl Session {
         let symbols = probe_table::symbols();
         let mut fields = probe_table::fields();
         let mut memory_fields = runtime_stats::fields();
-        if options.leaks.is_some() {
-            // Where goroutines park, for the census.
-            memory_fields.extend(PARK_FIELDS.iter().filter(|f| !fields.contains(f)));
-        }
+        // Where goroutines park, for the census.
+        memory_fields.extend(PARK_FIELDS.iter().filter(|f| !fields.contains(f)));
         fields.extend_from_slice(&memory_fields);
         let analysis = analysis::analyse(&cache, &Request { functions: &symbols, fields: &fields })
             .map_err(|source| RunError::Analysis { exe: exe.clone(), source })?;
@@ -193,8 +191,9 @@ impl Session {
         }
         let mut session = Self {
             census: census(&process, &analysis, image.as_ref(), wait_names, runtime_entries.as_ref())
-                .map(|c| with_park_sites(c, &process, &analysis, image.as_ref(), options.leaks.is_some())),
+                .map(|c| with_park_sites(c, &process, &analysis, image.as_ref())),
             leaks: options.leaks.map(LeakWatch::new),
+            last_census_at: None,
             runtime_stats: runtime_stats_reader(&process, &analysis, image.as_ref()),
             last_runtime_stats: None,
             window_mark: None,
@@ -358,22 +357,20 @@ pub(super) fn census(
 /// What the census reads to find where goroutines park (with `g.goid`).
 const PARK_FIELDS: [Field; 4] = [Field::GSched, Field::GobufPc, Field::GobufSp, Field::GobufBp];
 
-/// The census counting waiting goroutines by where they wait too, when
-/// `wanted` and the offsets are known (else as it was, with a warning).
+/// The census counting waiting goroutines by where they wait too, when the
+/// offsets are known (else as it was, with a warning).
 fn with_park_sites(
     census: Census,
     process: &Process,
     analysis: &Analysis,
     image: Result<&(u64, BTreeMap<String, u64>), &String>,
-    wanted: bool,
 ) -> Census {
-    if !wanted {
-        return census;
-    }
     let exe = process.exe.display();
     let offset = |f: Field| analysis.fields.get(&f).map(|o| o.offset);
     if analysis.arch != gort_goexe::Arch::Amd64 {
-        log::warn!("{exe}: stacks are walked on amd64 only; goroutines are not counted by where they wait");
+        log::warn!(
+            "{exe}: stacks are walked on amd64 only; goroutines are not counted by where they wait, and there is no leak watch or wait profile"
+        );
         return census;
     }
     let (Some(goid), Some(sched), Some(pc), Some(sp), Some(bp), Ok((bias, _))) = (
@@ -385,7 +382,7 @@ fn with_park_sites(
         image,
     ) else {
         log::warn!(
-            "{exe}: runtime.g.sched's offsets are unknown; goroutines are not counted by where they wait, and the leak watch is off"
+            "{exe}: runtime.g.sched's offsets are unknown; goroutines are not counted by where they wait, and there is no leak watch or wait profile"
         );
         return census;
     };

@@ -150,6 +150,9 @@ struct Session {
     /// Where more and more goroutines stay parked (with a census that
     /// locates them).
     leaks: Option<LeakWatch>,
+    /// When the last census was taken (monotonic): the next one stands for
+    /// the time since, in the wait profile.
+    last_census_at: Option<Duration>,
     /// The last census that succeeded (the one at exit finds no process).
     last_live: Option<goroutines::Live>,
     /// The runtime's own statistics, when its symbols and offsets are known.

@@ -79,7 +79,15 @@ impl Session {
     pub(super) fn take_census(&mut self) -> Option<goroutines::Live> {
         match self.census.as_mut()?.take() {
             Ok(mut live) => {
-                self.watch_leaks(&mut live);
+                let now = Duration::from_nanos(crate::bpf::monotonic_ns());
+                self.watch_leaks(now, &mut live);
+                // Each census stands for the time since the one before.
+                if let (Some(shared), Some(last)) = (&self.forward, self.last_census_at)
+                    && live.waiting_at.is_some()
+                {
+                    shared.wait_samples.record(self.process.pid, now, now.saturating_sub(last), &live.parked);
+                }
+                self.last_census_at = Some(now);
                 self.last_live = Some(live.clone());
                 Some(live)
             }
@@ -92,12 +100,11 @@ impl Session {
 
     /// Gives the census to the leak watch: a newly suspected place is logged
     /// once, and every suspicion so far goes out with the census.
-    fn watch_leaks(&mut self, live: &mut goroutines::Live) {
+    fn watch_leaks(&mut self, now: Duration, live: &mut goroutines::Live) {
         let Some(watch) = &mut self.leaks else { return };
         if live.waiting_at.is_none() {
             return;
         }
-        let now = Duration::from_nanos(crate::bpf::monotonic_ns());
         for s in watch.observe(now, &live.parked) {
             log::warn!(
                 "pid {}: goroutines parked at {} ({}:{}) for over {:?} rose from {} to {} in {:?}: a goroutine leak?",

@@ -50,23 +50,46 @@ pub struct Location {
     pub line: u32,
 }
 
-/// One waiting goroutine of the application and where it waits. `goid`,
-/// `pc` and `sp` tell one park from the next: a goroutine that wakes and
-/// parks again elsewhere has another saved pc or sp.
+/// A goroutine's stack as named frames, innermost first (inlined calls
+/// their own frames), at most `dump::MAX_PARK_FRAMES` physical frames.
+pub type Stack = Arc<[Arc<Location>]>;
+
+/// One waiting (or runnable) goroutine of the application and where it
+/// waits. `goid`, `pc` and `sp` tell one park from the next: a goroutine
+/// that wakes and parks again elsewhere has another saved pc or sp.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Parked {
     pub goid: u64,
     pub pc: u64,
     pub sp: u64,
-    /// None when the stack could not be walked or named.
+    /// `waiting`, `leaked` or `runnable`, and the wait-reason category
+    /// ("" when runnable).
+    pub state: &'static str,
+    pub category: &'static str,
+    /// The first frame outside the internals; None when the stack could
+    /// not be walked or named.
     pub location: Option<Arc<Location>>,
+    /// The whole stack as read (empty when it could not be).
+    pub stack: Stack,
+}
+
+impl Parked {
+    /// Whether it waits (rather than waits to run).
+    pub fn is_waiting(&self) -> bool {
+        matches!(self.state, "waiting" | "leaked")
+    }
 }
 
 /// Finds where waiting goroutines wait (implemented by `dump::ParkSites`:
 /// it walks and names stacks, which this room does not).
 pub trait ParkLocator: Send {
-    /// One answer per `g` address of `gps`, in order.
-    fn locate(&mut self, mem: &TargetMemory, gps: &[u64]) -> Result<Vec<Parked>, CensusError>;
+    /// One answer per goroutine of `gps` (its `g` address, state and
+    /// wait-reason category), in order.
+    fn locate(
+        &mut self,
+        mem: &TargetMemory,
+        gps: &[(u64, (&'static str, &'static str))],
+    ) -> Result<Vec<Parked>, CensusError>;
 }
 
 /// Waiting goroutines by (state, wait-reason category, park function).
@@ -94,8 +117,8 @@ pub struct Live {
     /// again, split by the function they wait in (at most
     /// `MAX_PARK_FUNCTIONS` of them, then `other`); None without a locator.
     pub waiting_at: Option<ParkCounts>,
-    /// The application's waiting goroutines one by one (for the leak
-    /// watch); empty without a locator.
+    /// The application's waiting and runnable goroutines one by one (for
+    /// the leak watch and the wait profile); empty without a locator.
     pub parked: Vec<Parked>,
     /// Times each place has been suspected of leaking goroutines since
     /// attach (filled in by the leak watch).
@@ -152,8 +175,9 @@ impl Census {
         let mut pointers = vec![0u8; (read * 8) as usize];
         self.read(ptr, &mut pointers)?;
         let mut live = Live::default();
-        // The application's waiting goroutines: (g, state, category).
-        let mut waiting = Vec::new();
+        // The application's waiting and runnable goroutines: (g, (state,
+        // category)); a running one's saved registers are stale.
+        let mut located = Vec::new();
         for gp in pointers.as_chunks::<8>().0.iter().map(|c| u64::from_le_bytes(*c)) {
             if gp == 0 {
                 continue;
@@ -175,17 +199,16 @@ impl Census {
             let counts = if self.is_runtime(gp)? {
                 &mut live.runtime
             } else {
-                if matches!(key.0, "waiting" | "leaked") {
-                    waiting.push((gp, key));
+                if matches!(key.0, "waiting" | "leaked" | "runnable") {
+                    located.push((gp, key));
                 }
                 &mut live.application
             };
             *counts.entry(key).or_default() += 1;
         }
         if let Some(locator) = &mut self.locator {
-            let gps: Vec<u64> = waiting.iter().map(|(gp, _)| *gp).collect();
-            let parked = locator.locate(&self.mem, &gps)?;
-            live.waiting_at = Some(fold_functions(waiting.iter().map(|(_, k)| *k).zip(&parked)));
+            let parked = locator.locate(&self.mem, &located)?;
+            live.waiting_at = Some(fold_functions(parked.iter().filter(|p| p.is_waiting())));
             live.parked = parked;
         }
         if len > read {
@@ -211,14 +234,12 @@ impl Census {
 
 /// Counts by (state, category, function), keeping the `MAX_PARK_FUNCTIONS`
 /// functions with the most goroutines (ties by name) and folding the rest.
-fn fold_functions<'a>(
-    waiting: impl Iterator<Item = ((&'static str, &'static str), &'a Parked)> + Clone,
-) -> ParkCounts {
+fn fold_functions<'a>(waiting: impl Iterator<Item = &'a Parked> + Clone) -> ParkCounts {
     let name = |p: &Parked| -> Arc<str> {
         p.location.as_ref().map_or_else(|| Arc::from(UNKNOWN_FUNCTION), |l| Arc::from(l.function.as_str()))
     };
     let mut by_function: BTreeMap<Arc<str>, u64> = BTreeMap::new();
-    for (_, p) in waiting.clone() {
+    for p in waiting.clone() {
         *by_function.entry(name(p)).or_default() += 1;
     }
     let mut ranked: Vec<(Arc<str>, u64)> = by_function.into_iter().collect();
@@ -226,10 +247,10 @@ fn fold_functions<'a>(
     let kept: std::collections::BTreeSet<Arc<str>> =
         ranked.into_iter().take(MAX_PARK_FUNCTIONS).map(|(f, _)| f).collect();
     let mut out = ParkCounts::new();
-    for ((state, category), p) in waiting {
+    for p in waiting {
         let f = name(p);
         let f = if kept.contains(&f) { f } else { Arc::from(OTHER_FUNCTION) };
-        *out.entry((state, category, f)).or_default() += 1;
+        *out.entry((p.state, p.category, f)).or_default() += 1;
     }
     out
 }
@@ -238,10 +259,11 @@ fn fold_functions<'a>(
 mod tests {
     use super::*;
 
-    fn parked(function: Option<&str>) -> Parked {
+    fn parked(category: &'static str, function: Option<&str>) -> Parked {
         let location =
             function.map(|f| Arc::new(Location { function: f.into(), file: "main.go".into(), line: 1 }));
-        Parked { goid: 1, pc: 2, sp: 3, location }
+        let stack = location.iter().cloned().collect();
+        Parked { goid: 1, pc: 2, sp: 3, state: "waiting", category, location, stack }
     }
 
     #[test]
@@ -250,11 +272,11 @@ mod tests {
         // Function k has k + 1 goroutines: the most common are the last.
         for k in 0..MAX_PARK_FUNCTIONS + 3 {
             for _ in 0..=k {
-                all.push((("waiting", "chan_receive"), parked(Some(&format!("main.f{k:02}")))));
+                all.push(parked("chan_receive", Some(&format!("main.f{k:02}"))));
             }
         }
-        all.push((("waiting", "io"), parked(None)));
-        let folded = fold_functions(all.iter().map(|(k, p)| (*k, p)));
+        all.push(parked("io", None));
+        let folded = fold_functions(all.iter());
         let total: u64 = folded.values().sum();
         assert_eq!(total, all.len() as u64, "every goroutine is counted once");
         let other = folded[&("waiting", "chan_receive", Arc::from(OTHER_FUNCTION))];

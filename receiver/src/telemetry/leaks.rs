@@ -80,7 +80,7 @@ impl LeakWatch {
     pub fn observe(&mut self, now: Duration, parked: &[Parked]) -> Vec<Suspect> {
         let mut seen = HashMap::with_capacity(parked.len());
         let mut counts: HashMap<Arc<Location>, u64> = HashMap::new();
-        for p in parked {
+        for p in parked.iter().filter(|p| p.is_waiting()) {
             let key = (p.goid, p.pc, p.sp);
             let since = self.first_seen.get(&key).copied().unwrap_or(now);
             seen.insert(key, since);
@@ -179,7 +179,10 @@ mod tests {
             goid,
             pc: 0x1000 + u64::from(at.line),
             sp: 0xc000_0000 + goid * 0x1000,
+            state: "waiting",
+            category: "chan_send",
             location: Some(at.clone()),
+            stack: Arc::new([at.clone()]),
         }
     }
 
@@ -258,7 +261,17 @@ mod tests {
     fn parks_without_a_site_are_aged_but_not_suspected() {
         let mut w = LeakWatch::new(SETTINGS);
         let found = run(&mut w, 0, 60, |t| {
-            (0..t).map(|k| Parked { goid: k, pc: 1, sp: 2, location: None }).collect()
+            (0..t)
+                .map(|k| Parked {
+                    goid: k,
+                    pc: 1,
+                    sp: 2,
+                    state: "waiting",
+                    category: "io",
+                    location: None,
+                    stack: Arc::new([]),
+                })
+                .collect()
         });
         assert!(found.is_empty());
         assert_eq!(w.first_seen.len(), 59);

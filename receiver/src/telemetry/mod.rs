@@ -8,3 +8,4 @@ pub mod leaks;
 pub mod memory;
 pub mod runtime_stats;
 pub mod stats;
+pub mod wait_profile;

@@ -1,0 +1,169 @@
+//! The wait profile as pprof, the format Go developers open with `go tool
+//! pprof`: the censuses of a span of time, each goroutine sample weighted
+//! by the time its census stands for, summed by stack, state, wait reason
+//! and process. Two values per sample: `goroutines` (samples) and `wait`
+//! (nanoseconds, the default), an estimate of the time spent parked or
+//! runnable at that stack.
+
+use std::{collections::HashMap, io::Write as _, sync::Arc, time::Duration};
+
+use gort_proto::pprof::{Function, Label, Line, Location, Profile, Sample, ValueType};
+use prost::Message as _;
+
+use crate::telemetry::{
+    census::{self, Stack},
+    wait_profile::CensusSamples,
+};
+
+/// Interns strings into a profile's string table (index 0 is "").
+#[derive(Default)]
+struct Strings {
+    table: Vec<String>,
+    index: HashMap<String, i64>,
+}
+
+impl Strings {
+    fn new() -> Self {
+        let mut s = Self::default();
+        s.get("");
+        s
+    }
+
+    fn get(&mut self, s: &str) -> i64 {
+        if let Some(i) = self.index.get(s) {
+            return *i;
+        }
+        let i = self.table.len() as i64;
+        self.table.push(s.to_owned());
+        self.index.insert(s.to_owned(), i);
+        i
+    }
+}
+
+/// The profile of `censuses`, which began at `start_unix_ns` and lasted
+/// `duration`.
+pub fn wait_profile(censuses: &[CensusSamples], start_unix_ns: i64, duration: Duration) -> Profile {
+    let mut strings = Strings::new();
+    let mut functions: HashMap<(String, String), u64> = HashMap::new();
+    let mut locations: HashMap<Arc<census::Location>, u64> = HashMap::new();
+    let mut profile = Profile {
+        sample_type: vec![
+            ValueType { r#type: strings.get("goroutines"), unit: strings.get("count") },
+            ValueType { r#type: strings.get("wait"), unit: strings.get("nanoseconds") },
+        ],
+        time_nanos: start_unix_ns,
+        duration_nanos: i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX),
+        ..Default::default()
+    };
+    profile.default_sample_type = strings.get("wait");
+    profile.comment.push(strings.get(
+        "gort wait profile: goroutines sampled at each census, each weighted by the time since the census before (an estimate)",
+    ));
+    // Samples summed by (pid, stack, state, category): (count, ns).
+    let mut summed: HashMap<(u32, &Stack, &str, &str), (i64, i64)> = HashMap::new();
+    let mut periods = Vec::new();
+    for c in censuses {
+        let weight = i64::try_from(c.stands_for.as_nanos()).unwrap_or(i64::MAX);
+        periods.push(weight);
+        for ((stack, state, category), n) in &c.stacks {
+            let n = i64::try_from(*n).unwrap_or(i64::MAX);
+            let v = summed.entry((c.pid, stack, state, category)).or_default();
+            v.0 = v.0.saturating_add(n);
+            v.1 = v.1.saturating_add(n.saturating_mul(weight));
+        }
+    }
+    profile.period_type = Some(ValueType { r#type: strings.get("wait"), unit: strings.get("nanoseconds") });
+    profile.period = periods.iter().sum::<i64>().checked_div(periods.len() as i64).unwrap_or(0);
+    let mut samples: Vec<_> = summed.into_iter().collect();
+    // Deterministic output: the heaviest first.
+    samples.sort_by(|a, b| b.1.1.cmp(&a.1.1).then_with(|| a.0.1.iter().cmp(b.0.1.iter())));
+    for ((pid, stack, state, category), (count, ns)) in samples {
+        let mut location_id = Vec::with_capacity(stack.len());
+        for frame in stack.iter() {
+            let next = locations.len() as u64 + 1;
+            let id = *locations.entry(frame.clone()).or_insert_with(|| {
+                let key = (frame.function.clone(), frame.file.clone());
+                let next_fn = functions.len() as u64 + 1;
+                let function_id = *functions.entry(key).or_insert_with(|| {
+                    let name = strings.get(&frame.function);
+                    profile.function.push(Function {
+                        id: next_fn,
+                        name,
+                        system_name: name,
+                        filename: strings.get(&frame.file),
+                    });
+                    next_fn
+                });
+                profile.location.push(Location {
+                    id: next,
+                    address: 0,
+                    line: vec![Line { function_id, line: i64::from(frame.line) }],
+                });
+                next
+            });
+            location_id.push(id);
+        }
+        let mut label = vec![Label { key: strings.get("state"), str: strings.get(state), num: 0 }];
+        if !category.is_empty() {
+            label.push(Label { key: strings.get("wait_reason"), str: strings.get(category), num: 0 });
+        }
+        label.push(Label { key: strings.get("pid"), str: 0, num: i64::from(pid) });
+        profile.sample.push(Sample { location_id, value: vec![count, ns], label });
+    }
+    profile.string_table = strings.table;
+    profile
+}
+
+/// `profile` gzipped, as `net/http/pprof` serves profiles.
+pub fn gzipped(profile: &Profile) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing into a Vec cannot fail.
+    let _ = gz.write_all(&profile.encode_to_vec());
+    gz.finish().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::wait_profile::StackCounts;
+
+    fn frame(function: &str, line: u32) -> Arc<census::Location> {
+        Arc::new(census::Location { function: function.into(), file: format!("{function}.go"), line })
+    }
+
+    #[test]
+    fn samples_are_weighted_by_the_time_their_census_stands_for_and_frames_shared() {
+        let gopark = frame("runtime.gopark", 10);
+        let a: Stack = Arc::new([gopark.clone(), frame("main.a", 5)]);
+        let b: Stack = Arc::new([gopark.clone(), frame("main.b", 7)]);
+        let census = |stands_for_ms: u64, a_n: u64| {
+            let mut stacks = StackCounts::new();
+            stacks.insert((a.clone(), "waiting", "chan_receive"), a_n);
+            stacks.insert((b.clone(), "runnable", ""), 1);
+            CensusSamples {
+                pid: 9,
+                at: Duration::ZERO,
+                stands_for: Duration::from_millis(stands_for_ms),
+                stacks,
+            }
+        };
+        let p = wait_profile(&[census(500, 30), census(250, 30)], 1, Duration::from_secs(1));
+        let s = |i: i64| p.string_table[i as usize].as_str();
+        assert_eq!(s(p.sample_type[0].r#type), "goroutines");
+        assert_eq!(s(p.default_sample_type), "wait");
+        assert_eq!(p.sample.len(), 2);
+        // 30 goroutines for 0.5 s and for 0.25 s.
+        assert_eq!(p.sample[0].value, vec![60, 30 * 750_000_000]);
+        assert_eq!(p.sample[1].value, vec![2, 750_000_000]);
+        // runtime.gopark is one location of both stacks.
+        assert_eq!(p.location.len(), 3);
+        assert_eq!(p.sample[0].location_id[0], p.sample[1].location_id[0]);
+        let labels: Vec<(&str, &str)> = p.sample[0].label.iter().map(|l| (s(l.key), s(l.str))).collect();
+        assert_eq!(labels, [("state", "waiting"), ("wait_reason", "chan_receive"), ("pid", "")]);
+        assert_eq!(p.sample[0].label[2].num, 9);
+        assert_eq!(p.period, 375_000_000);
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gzipped(&p)[..]), &mut bytes).unwrap();
+        assert_eq!(Profile::decode(&bytes[..]).unwrap(), p);
+    }
+}

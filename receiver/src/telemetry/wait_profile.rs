@@ -1,0 +1,94 @@
+//! The wait profile's samples: at every census, each of the application's
+//! waiting and runnable goroutines is a sample of its stack, standing for
+//! the time since the previous census. Summed over a span of time, that is
+//! an estimate of the time goroutines spent parked (and waiting to run) by
+//! stack: unbiased for waits longer than the census interval, and a count
+//! of the chance to be seen for shorter ones, as any sampling profile.
+//! Recording is here; `export::pprof` turns a span of samples into a pprof
+//! profile.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Mutex,
+    time::Duration,
+};
+
+use super::census::{Parked, Stack};
+
+/// Longest span of censuses a profile may ask for (and kept).
+pub const MAX_PROFILE_SPAN: Duration = Duration::from_secs(600);
+
+/// Goroutines of one census by (stack, state, wait-reason category).
+pub type StackCounts = HashMap<(Stack, &'static str, &'static str), u64>;
+
+/// One census's samples.
+#[derive(Clone, Debug)]
+pub struct CensusSamples {
+    pub pid: u32,
+    /// When it was taken (monotonic) and the time it stands for.
+    pub at: Duration,
+    pub stands_for: Duration,
+    pub stacks: StackCounts,
+}
+
+/// The samples of the last `MAX_PROFILE_SPAN`, from every session: shared
+/// by the sessions that record and the endpoint that serves profiles.
+#[derive(Debug, Default)]
+pub struct WaitSamples {
+    censuses: Mutex<VecDeque<CensusSamples>>,
+}
+
+impl WaitSamples {
+    /// Records one census of `pid` taken at `at`, standing for the time
+    /// since `stands_for` ago. Goroutines whose stack could not be read are
+    /// left out (their time is in no stack).
+    pub fn record(&self, pid: u32, at: Duration, stands_for: Duration, parked: &[Parked]) {
+        let mut stacks = StackCounts::new();
+        for p in parked.iter().filter(|p| !p.stack.is_empty()) {
+            *stacks.entry((p.stack.clone(), p.state, p.category)).or_default() += 1;
+        }
+        let mut censuses = self.censuses.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        censuses.push_back(CensusSamples { pid, at, stands_for, stacks });
+        while censuses.front().is_some_and(|c| c.at + MAX_PROFILE_SPAN < at) {
+            censuses.pop_front();
+        }
+    }
+
+    /// The censuses taken in `from..=to`.
+    pub fn between(&self, from: Duration, to: Duration) -> Vec<CensusSamples> {
+        let censuses = self.censuses.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        censuses.iter().filter(|c| c.at >= from && c.at <= to).cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::telemetry::census::Location;
+
+    fn parked(function: &str, state: &'static str) -> Parked {
+        let l = Arc::new(Location { function: function.into(), file: "main.go".into(), line: 3 });
+        Parked { goid: 1, pc: 1, sp: 1, state, category: "", location: Some(l.clone()), stack: Arc::new([l]) }
+    }
+
+    #[test]
+    fn censuses_are_kept_for_the_longest_span_and_alike_stacks_counted_once() {
+        let s = WaitSamples::default();
+        let census = [parked("main.a", "waiting"), parked("main.a", "waiting"), parked("main.b", "runnable")];
+        let mut unread = parked("main.c", "waiting");
+        unread.stack = Arc::new([]);
+        for t in 0..700 {
+            let mut all = census.to_vec();
+            all.push(unread.clone());
+            s.record(7, Duration::from_secs(t), Duration::from_secs(1), &all);
+        }
+        let kept = s.between(Duration::ZERO, Duration::from_secs(1000));
+        assert_eq!(kept.len(), 601, "the last 600 s and the census at their start");
+        assert_eq!(kept[0].at, Duration::from_secs(99));
+        assert_eq!(kept[0].stacks.len(), 2, "{:?}", kept[0].stacks);
+        assert_eq!(kept[0].stacks.values().sum::<u64>(), 3, "the unread stack is left out");
+        assert_eq!(s.between(Duration::from_secs(690), Duration::from_secs(694)).len(), 5);
+    }
+}
