@@ -133,6 +133,10 @@ pub struct SpanEnd {
 }
 const _: () = assert!(size_of::<SpanEnd>() == 296);
 
+/// Physical frames of a stall's park site a stall record carries: the
+/// saved pc and the return addresses up the frame-pointer chain.
+pub const STALL_FRAMES: usize = 16;
+
 /// One wait inside a span at least the stall threshold long.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -149,8 +153,14 @@ pub struct SpanStall {
     /// `span_record::STARTED_GOROUTINE` when the wait was a started
     /// goroutine's, not the span's own goroutine's.
     pub flags: u32,
+    /// Where the goroutine waited, read at wake-up from `g.sched` (it has
+    /// not run since it parked): the saved pc, then return addresses,
+    /// `npcs` of them (0 for assists, which run, or without the offsets).
+    pub npcs: u32,
+    pub _pad: u32,
+    pub pcs: [u64; STALL_FRAMES],
 }
-const _: () = assert!(size_of::<SpanStall>() == 48);
+const _: () = assert!(size_of::<SpanStall>() == 56 + 8 * STALL_FRAMES);
 
 /// The span active on a goroutine, how the goroutine came by it, and where
 /// its account is: the account is reached in one read, and is the span's

@@ -21,7 +21,7 @@ use gort_integration::{
     sink::{self, Injection, Item},
     start_collector, start_sink,
     summary::{self, LinkCounts, Target},
-    wait_for_port,
+    wait_for_port, workspace_root,
 };
 
 struct Run {
@@ -217,6 +217,20 @@ fn assert_each_span_once(r: &Run, at_least: usize) {
 }
 
 /// The stall assertions of the issue, on one run.
+/// The function and line of `tracedsvc` marked "stall site: KIND", where a
+/// lock-wait injection of that kind blocks.
+fn stall_site(kind: &str) -> Option<(&'static str, u32)> {
+    let function = match kind {
+        "mutex" => "main.(*server).do",
+        "fanout" => "main.(*server).do.func1",
+        _ => return None,
+    };
+    let source = std::fs::read_to_string(workspace_root().join("integration/go/tracedsvc/main.go")).unwrap();
+    let at =
+        source.lines().position(|l| l.ends_with(&format!("// stall site: {kind}"))).expect("the marked line");
+    Some((function, at as u32 + 1))
+}
+
 fn assert_stalls_are_on_the_spans_that_suffered_them(r: &Run) {
     assert_each_span_once(r, 500);
     let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
@@ -301,6 +315,28 @@ fn assert_stalls_are_on_the_spans_that_suffered_them(r: &Run) {
         }
         for c in &children {
             assert!(c.start >= span.start && c.end <= span.end, "a stall child lies outside its span: {c:?}");
+        }
+        // A lock wait's child names the handler's line that locked, and
+        // carries the stack it parked with.
+        if let Some((function, line)) = stall_site(kind) {
+            let locks: Vec<&Item> = children
+                .iter()
+                .filter(|c| c.text("go.runtime.wait_reason") == Some("sync.Mutex.Lock"))
+                .collect();
+            if let Some(c) = locks.first() {
+                eprintln!("{kind} span {id}: stall site {:?}", c.text("code.stacktrace"));
+            }
+            for c in &locks {
+                let at = (c.text("code.function.name"), c.number("code.line.number") as u32);
+                assert_eq!(at, (Some(function), line), "{kind} span {id}: stall site of {c:?}");
+                assert!(c.text("code.file.path").is_some_and(|f| f.ends_with("tracedsvc/main.go")), "{c:?}");
+                let trace = c.text("code.stacktrace").unwrap_or_default();
+                assert!(
+                    trace.starts_with("runtime.gopark(...)\n\t")
+                        && trace.contains(&format!("\n{function}(...)\n\t")),
+                    "{kind} span {id}: stack trace {trace:?}"
+                );
+            }
         }
         *by_kind.entry(kind).or_default() += 1;
     }

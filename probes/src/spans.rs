@@ -4,8 +4,8 @@
 
 use aya_ebpf::{bindings::BPF_RB_NO_WAKEUP, macros::uprobe, programs::ProbeContext};
 use gort_common::{
-    ActiveSpan, CounterId, Field, GoroutineState, ProbeId, SPAN_WAIT_SLOTS, SPAN_WAYS, SpanAccount, SpanEnd,
-    SpanStall, SpanTotals, TargetConfig, span_record, span_set_first_slot,
+    ActiveSpan, CounterId, Field, GoroutineState, ProbeId, SPAN_WAIT_SLOTS, SPAN_WAYS, STALL_FRAMES,
+    SpanAccount, SpanEnd, SpanStall, SpanTotals, TargetConfig, span_record, span_set_first_slot,
 };
 
 use crate::{goabi::*, maps::*, record::*};
@@ -166,20 +166,69 @@ pub(crate) fn send_stall(
             Charge::Parked => span_record::PARKED,
             Charge::Assist => span_record::ASSIST,
         };
-        let stall = SpanStall {
-            kind,
-            tgid,
-            span_id,
-            goid: read_goid(gp, config).unwrap_or(0),
-            start_ns: since,
-            end_ns: now,
-            reason: reason as u32,
-            flags,
-        };
-        if SPAN_EVENTS.output(&stall, u64::from(BPF_RB_NO_WAKEUP)).is_err() {
+        // Written in place in the ring buffer: the record is too large for
+        // the program's stack.
+        let Some(mut entry) = SPAN_EVENTS.reserve::<SpanStall>(0) else {
             count(CounterId::SpanEventsLost);
+            return;
+        };
+        let stall = entry.as_mut_ptr();
+        // SAFETY: `stall` points at the reserved entry, as large as a
+        // SpanStall and ours until submitted; every field is written below
+        // before the entry is submitted (the pcs up to npcs; the rest are
+        // zeroed first).
+        unsafe {
+            (*stall).kind = kind;
+            (*stall).tgid = tgid;
+            (*stall).span_id = span_id;
+            (*stall).goid = read_goid(gp, config).unwrap_or(0);
+            (*stall).start_ns = since;
+            (*stall).end_ns = now;
+            (*stall).reason = reason as u32;
+            (*stall).flags = flags;
+            (*stall)._pad = 0;
+            (*stall).pcs = [0; STALL_FRAMES];
+            // An assist is the goroutine running: its saved registers are
+            // from before.
+            (*stall).npcs = if what == Charge::Assist { 0 } else { park_site(gp, config, &mut (*stall).pcs) };
         }
+        entry.submit(u64::from(BPF_RB_NO_WAKEUP));
     }
+}
+
+/// Where goroutine `gp` waited, as it is woken (it has not run since it
+/// parked, so `g.sched` still holds the registers it parked with): the
+/// saved pc and the return addresses up its frame pointers, which must rise
+/// (a stack that is not what it seems ends the walk). The number written.
+#[inline(always)]
+fn park_site(gp: u64, config: &TargetConfig, pcs: &mut [u64; STALL_FRAMES]) -> u32 {
+    if !config.has(Field::GSched) || !config.has(Field::GobufPc) || !config.has(Field::GobufBp) {
+        return 0;
+    }
+    let sched = config.offset(Field::GSched);
+    let Some(pc) = read_u64(gp, sched + config.offset(Field::GobufPc)) else { return 0 };
+    let Some(mut bp) = read_u64(gp, sched + config.offset(Field::GobufBp)) else { return 0 };
+    if pc == 0 {
+        return 0;
+    }
+    pcs[0] = pc;
+    let mut n = 1;
+    for i in 1..STALL_FRAMES {
+        if bp == 0 || bp & 7 != 0 {
+            break;
+        }
+        let (Some(ret), Some(next)) = (read_u64(bp, 8), read_u64(bp, 0)) else { break };
+        if ret == 0 {
+            break;
+        }
+        pcs[i] = ret;
+        n = i as u32 + 1;
+        if next <= bp {
+            break;
+        }
+        bp = next;
+    }
+    n
 }
 
 /// A goroutine `newg` (state `st`) is being created, in `newproc1` on the

@@ -185,7 +185,7 @@ func (s *server) do(ctx context.Context, req *wrapperspb.StringValue) (*wrappers
 		s.holdMu <- locked
 		<-locked
 		t0 := time.Now()
-		s.mu.Lock()
+		s.mu.Lock() // stall site: mutex
 		injected = time.Since(t0)
 		s.mu.Unlock()
 	case "fanout":
@@ -200,7 +200,7 @@ func (s *server) do(ctx context.Context, req *wrapperspb.StringValue) (*wrappers
 			close(running)
 			<-ahead
 			t0 := time.Now()
-			s.mu.Lock()
+			s.mu.Lock() // stall site: fanout
 			injected = time.Since(t0)
 			s.mu.Unlock()
 		}()

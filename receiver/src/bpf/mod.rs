@@ -129,12 +129,7 @@ pub struct Probes {
     slots: TargetSlots,
 }
 
-/// A record of the span ring buffer. Unboxed on purpose: records are
-/// drained into a Vec and consumed at once, and most are span ends.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "drained into a Vec and consumed at once; most records are span ends"
-)]
+/// A record of the span ring buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SpanRecord {
     End(SpanEnd),
@@ -490,6 +485,9 @@ mod tests {
             end_ns: 30,
             reason: 21,
             flags: 1,
+            npcs: 2,
+            _pad: 0,
+            pcs: [0x4010, 0x4020, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
         };
         let mut bytes = Vec::new();
         for v in [stall.kind, stall.tgid] {
@@ -498,16 +496,24 @@ mod tests {
         for v in [stall.span_id, stall.goid, stall.start_ns, stall.end_ns] {
             bytes.extend(v.to_le_bytes());
         }
-        bytes.extend(21u32.to_le_bytes());
-        bytes.extend(1u32.to_le_bytes());
+        for v in [21u32, 1, 2, 0] {
+            bytes.extend(v.to_le_bytes());
+        }
+        for pc in stall.pcs {
+            bytes.extend(pc.to_le_bytes());
+        }
         assert_eq!(decode_span_record(&bytes), Some(SpanRecord::Stall(stall)));
-        assert_eq!(decode_span_record(&bytes[..47]), None);
+        assert_eq!(decode_span_record(&bytes[..bytes.len() - 1]), None);
         let mut end = vec![0u8; size_of::<SpanEnd>()];
         end[..4].copy_from_slice(&span_record::END.to_le_bytes());
         end[8..16].copy_from_slice(&77u64.to_le_bytes());
         let Some(SpanRecord::End(e)) = decode_span_record(&end) else { panic!("not an end") };
         assert_eq!(e.span_id, 77);
-        assert_eq!(decode_span_record(&end[..48]), None, "an end record's kind with a stall's size");
+        assert_eq!(
+            decode_span_record(&end[..size_of::<SpanStall>()]),
+            None,
+            "an end record's kind with a stall's size"
+        );
         end[..4].copy_from_slice(&99u32.to_le_bytes());
         assert_eq!(decode_span_record(&end), None);
     }

@@ -8,6 +8,7 @@
 //!
 //! Reading and walking is here; `text` prints Go's two dump formats.
 
+mod names;
 mod parks;
 mod symbols;
 mod text;
@@ -17,6 +18,7 @@ use gort_common::gstatus;
 use gort_goexe::{pclntab::Frame, wait_reasons};
 
 pub use self::{
+    names::PcNames,
     parks::{MAX_PARK_FRAMES, ParkLayout, ParkSites, is_internal},
     symbols::{ProcessSymbols, SymbolsError, with_symbols},
     text::{grouped, per_goroutine},

@@ -6,17 +6,11 @@
 //! one read of its `g`, and the executable is opened only when a pc not
 //! named before turns up.
 
-use std::{
-    collections::{HashMap, HashSet},
-    path::PathBuf,
-    sync::Arc,
-};
+use std::{collections::HashMap, sync::Arc};
 
-use gort_goexe::GoVersion;
-
-use super::{Symbols, walk::return_addresses, with_symbols};
+use super::{names::PcNames, walk::return_addresses};
 use crate::telemetry::{
-    census::{CensusError, Location, ParkLocator, Parked, Stack},
+    census::{CensusError, ParkLocator, Parked},
     memory::TargetMemory,
 };
 
@@ -24,9 +18,6 @@ use crate::telemetry::{
 /// near the top, and a deeper one is reported as unknown rather than read
 /// at length every census.
 pub const MAX_PARK_FRAMES: usize = 32;
-/// Named pcs kept at most; beyond it the names are forgotten and read again.
-const MAX_NAMED_PCS: usize = 200_000;
-
 /// Functions that are where a goroutine waits but not why: the runtime, the
 /// standard library's locks, channels' and pollers' internals, and the thin
 /// layers over them (`net.(*conn).Read`, `io.ReadFull`, `bufio`), so that
@@ -61,112 +52,18 @@ struct ParkKey {
     bp: u64,
 }
 
-/// One name of a physical frame (several when calls were inlined into it),
-/// innermost first.
-type Names = Arc<[Arc<Location>]>;
-
 /// The census's park locator for one process.
 pub struct ParkSites {
     layout: ParkLayout,
-    /// `/proc/PID/exe`, opened to name new pcs.
-    image: PathBuf,
-    go_version: GoVersion,
-    bias: u64,
     /// The walks of the last census, by park.
     walks: HashMap<ParkKey, Arc<[u64]>>,
-    /// Names by the pc looked up (the saved pc, or a return address - 1).
-    names: HashMap<u64, Names>,
-    /// The executable could not be opened at the last try (said once).
-    unreadable: bool,
+    names: PcNames,
 }
 
 impl ParkSites {
-    pub fn new(layout: ParkLayout, image: PathBuf, go_version: GoVersion, bias: u64) -> Self {
-        Self {
-            layout,
-            image,
-            go_version,
-            bias,
-            walks: HashMap::new(),
-            names: HashMap::new(),
-            unreadable: false,
-        }
+    pub fn new(layout: ParkLayout, names: PcNames) -> Self {
+        Self { layout, walks: HashMap::new(), names }
     }
-
-    fn name_missing(&mut self, lookups: &HashSet<u64>) {
-        if lookups.is_empty() {
-            return;
-        }
-        if self.names.len() + lookups.len() > MAX_NAMED_PCS {
-            self.names.clear();
-        }
-        let named = with_symbols(&self.image, self.go_version, self.bias, |symbols| {
-            lookups
-                .iter()
-                .map(|&pc| {
-                    let names: Names = symbols
-                        .frames(pc)
-                        .into_iter()
-                        .map(|f| Arc::new(Location { function: f.function, file: f.file, line: f.line }))
-                        .collect();
-                    (pc, names)
-                })
-                .collect::<Vec<_>>()
-        });
-        match named {
-            Ok(named) => {
-                self.unreadable = false;
-                self.names.extend(named);
-            }
-            Err(e) => {
-                if !self.unreadable {
-                    log::warn!("{e}: where goroutines wait is unknown until it can be read");
-                }
-                self.unreadable = true;
-            }
-        }
-    }
-
-    /// The park site of a walk: the first frame outside the internals, else
-    /// (a goroutine that parks in the runtime's own code) the outermost named.
-    fn site(&self, pcs: &[u64]) -> Option<Arc<Location>> {
-        let mut outermost = None;
-        for (k, pc) in pcs.iter().enumerate() {
-            let names = self.names.get(&lookup_pc(k, *pc))?;
-            if names.is_empty() {
-                // Not code: a frame pointer the walk should not have trusted.
-                return None;
-            }
-            for name in names.iter() {
-                if !is_internal(&name.function) {
-                    return Some(name.clone());
-                }
-                outermost = Some(name.clone());
-            }
-        }
-        outermost
-    }
-}
-
-impl ParkSites {
-    /// Every named frame of a walk; empty when a pc has no name (a walk
-    /// that went astray is not shown as a stack).
-    fn stack(&self, pcs: &[u64]) -> Stack {
-        let mut frames = Vec::new();
-        for (k, pc) in pcs.iter().enumerate() {
-            match self.names.get(&lookup_pc(k, *pc)) {
-                Some(names) if !names.is_empty() => frames.extend(names.iter().cloned()),
-                _ => return Arc::new([]),
-            }
-        }
-        frames.into()
-    }
-}
-
-/// The pc to name for the `k`th physical frame: a return address points
-/// past its call, the innermost saved pc at where it stopped.
-fn lookup_pc(k: usize, pc: u64) -> u64 {
-    if k == 0 { pc } else { pc - 1 }
 }
 
 impl ParkLocator for ParkSites {
@@ -204,12 +101,7 @@ impl ParkLocator for ParkSites {
             parks.push((key, kind, pcs));
         }
         self.walks = walks;
-        let missing: HashSet<u64> = parks
-            .iter()
-            .flat_map(|(_, _, pcs)| pcs.iter().enumerate().map(|(k, pc)| lookup_pc(k, *pc)))
-            .filter(|pc| !self.names.contains_key(pc))
-            .collect();
-        self.name_missing(&missing);
+        self.names.name(parks.iter().map(|(_, _, pcs)| &pcs[..]));
         Ok(parks
             .into_iter()
             .map(|(key, (state, category), pcs)| Parked {
@@ -218,8 +110,8 @@ impl ParkLocator for ParkSites {
                 sp: key.sp,
                 state,
                 category,
-                location: self.site(&pcs),
-                stack: self.stack(&pcs),
+                location: self.names.site(&pcs),
+                stack: self.names.stack(&pcs),
             })
             .collect())
     }

@@ -82,6 +82,12 @@ pub(super) fn child_span(parent: &Span, stall: &Stall, n: usize) -> Span {
         // The wait was a goroutine's the span started, not the span's own.
         attributes.push(kv_str("go.runtime.stall.goroutine", "started"));
     }
+    if let Some(site) = &stall.site {
+        attributes.push(kv_str("code.function.name", site.location.function.as_str()));
+        attributes.push(kv_str("code.file.path", site.location.file.as_str()));
+        attributes.push(kv_int("code.line.number", i64::from(site.location.line)));
+        attributes.push(kv_str("code.stacktrace", site.stacktrace.as_str()));
+    }
     Span {
         trace_id: parent.trace_id.clone(),
         span_id,

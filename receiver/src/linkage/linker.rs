@@ -263,6 +263,8 @@ impl Linker {
                         started_goroutine: false,
                         start_unix_ns: s,
                         end_unix_ns: e,
+                        pcs: Vec::new(),
+                        site: None,
                     }));
                     let before = stalls.len();
                     stalls.retain(|s| self.settings.stall_spans.contains(s.kind.selector()));

@@ -26,7 +26,9 @@ use std::time::Duration;
 pub use self::{
     kinds::{DEFAULT_CHILD_SPAN_KINDS, STALL_KIND_NAMES, StallKind, StallKinds, WAIT_SLOT_NAMES, wait_slot},
     linker::{Linker, Released, Silence},
-    records::{Account, ReasonNamer, Stall, mono_to_unix, stall_from_record},
+    records::{
+        Account, MAX_STACKTRACE_FRAMES, ReasonNamer, Stall, StallSite, mono_to_unix, stall_from_record,
+    },
 };
 
 /// (trace id, span id): how a span is known on both sides.

@@ -1,11 +1,35 @@
 //! The probes' span records (ends and stalls) decoded into what userspace
 //! keeps: accounts and stalls in Unix time, wait reasons named.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, fmt::Write as _, sync::Arc};
 
-use gort_common::{SpanEnd, SpanStall, span_record};
+use gort_common::{STALL_FRAMES, SpanEnd, SpanStall, span_record};
 
 use super::kinds::{StallKind, WAIT_SLOT_NAMES};
+use crate::telemetry::census::Location;
+
+/// Frames of a stall's stack written into its child span at most.
+pub const MAX_STACKTRACE_FRAMES: usize = 32;
+
+/// Where a stall's goroutine waited.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StallSite {
+    /// The first frame outside the runtime and its blocking internals.
+    pub location: Arc<Location>,
+    /// The stack in Go's traceback format, innermost first, at most
+    /// `MAX_STACKTRACE_FRAMES` frames.
+    pub stacktrace: String,
+}
+
+impl StallSite {
+    pub fn new(location: Arc<Location>, stack: &[Arc<Location>]) -> Self {
+        let mut stacktrace = String::new();
+        for f in stack.iter().take(MAX_STACKTRACE_FRAMES) {
+            let _ = write!(stacktrace, "{}(...)\n\t{}:{}\n", f.function, f.file, f.line);
+        }
+        Self { location, stacktrace }
+    }
+}
 
 /// One wait inside a span, in Unix ns.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,6 +40,10 @@ pub struct Stall {
     pub started_goroutine: bool,
     pub start_unix_ns: u64,
     pub end_unix_ns: u64,
+    /// The park site's run-time pcs as the probe read them (saved pc, then
+    /// return addresses), and where that is once named.
+    pub pcs: Vec<u64>,
+    pub site: Option<StallSite>,
 }
 
 impl Stall {
@@ -101,5 +129,7 @@ pub fn stall_from_record(s: &SpanStall, offset: i64, names: ReasonNamer<'_>) -> 
         started_goroutine: s.flags & span_record::STARTED_GOROUTINE != 0,
         start_unix_ns: mono_to_unix(s.start_ns, offset),
         end_unix_ns: mono_to_unix(s.end_ns, offset),
+        pcs: s.pcs[..(s.npcs as usize).min(STALL_FRAMES)].to_vec(),
+        site: None,
     })
 }

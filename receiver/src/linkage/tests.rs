@@ -67,6 +67,8 @@ fn mutex_account() -> Account {
             started_goroutine: false,
             start_unix_ns: 1_010 * MS,
             end_unix_ns: 1_030 * MS,
+            pcs: Vec::new(),
+            site: None,
         }],
         ..Default::default()
     }
@@ -141,6 +143,8 @@ fn stalls_before_their_span_end_join_it_and_pauses_become_children_and_exemplars
         started_goroutine: false,
         start_unix_ns: 1_002 * MS,
         end_unix_ns: 1_014 * MS,
+        pcs: Vec::new(),
+        site: None,
     };
     l.add_stall(1, [5; 8], stall.clone());
     l.add_pause(1_020 * MS, 1_023 * MS);
@@ -175,6 +179,8 @@ fn ordinary_waits_stay_attributes_and_started_goroutines_are_reported_apart() {
         started_goroutine,
         start_unix_ns: start * MS,
         end_unix_ns: end * MS,
+        pcs: Vec::new(),
+        site: None,
     };
     let account = Account {
         start_seen: true,

@@ -21,7 +21,7 @@ use crate::{
         Probes,
         probes::{self as probe_table, Heat, Need, PROBES, ProbeSpec},
     },
-    dump::{ParkLayout, ParkSites},
+    dump::{ParkLayout, ParkSites, PcNames},
     linkage::{self, LinkCounts},
     target::Process,
     telemetry::{
@@ -130,6 +130,8 @@ impl Session {
             let used = match field {
                 Field::GParentGoid | Field::SpanContext | Field::GM | Field::MCurg => linkage.is_some(),
                 Field::GStartpc => runtime_entries.is_some(),
+                // The park site of a stall, read by the probe at wake-up.
+                f if PARK_FIELDS.contains(&f) => linkage.is_some(),
                 // Read from userspace only.
                 f if memory_fields.contains(&f) => false,
                 _ => true,
@@ -189,11 +191,16 @@ impl Session {
             let file_offsets = place.file_offsets(function);
             planned.push(Planned { spec, function: function.clone(), place, file_offsets, attachment: None });
         }
+        let stall_names = linkage
+            .as_ref()
+            .and(image.as_ref().ok())
+            .map(|(bias, _)| PcNames::new(process.image_path(), analysis.go_version, *bias));
         let mut session = Self {
             census: census(&process, &analysis, image.as_ref(), wait_names, runtime_entries.as_ref())
                 .map(|c| with_park_sites(c, &process, &analysis, image.as_ref())),
             leaks: options.leaks.map(LeakWatch::new),
             last_census_at: None,
+            stall_names,
             runtime_stats: runtime_stats_reader(&process, &analysis, image.as_ref()),
             last_runtime_stats: None,
             window_mark: None,
@@ -387,7 +394,8 @@ fn with_park_sites(
         return census;
     };
     let layout = ParkLayout { goid, sched_pc: sched + pc, sched_sp: sched + sp, sched_bp: sched + bp };
-    census.with_locator(Box::new(ParkSites::new(layout, process.image_path(), analysis.go_version, *bias)))
+    let names = PcNames::new(process.image_path(), analysis.go_version, *bias);
+    census.with_locator(Box::new(ParkSites::new(layout, names)))
 }
 
 /// The reader of the runtime's own statistics, or None with one warning

@@ -93,6 +93,13 @@ impl Session {
                 _ => {}
             }
         }
+        // Where each stall waited, named in one go.
+        if let Some(names) = &mut self.stall_names {
+            names.name(probed.stalls.iter().map(|(_, _, s)| &s.pcs[..]));
+            for (_, _, s) in &mut probed.stalls {
+                s.site = names.site(&s.pcs).map(|at| linkage::StallSite::new(at, &names.stack(&s.pcs)));
+            }
+        }
         summary.counts = linkage.feed(probed);
         Ok(())
     }

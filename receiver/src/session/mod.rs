@@ -37,6 +37,7 @@ use crate::{
         Attachment, BpfError, Probes,
         probes::{ProbeSpec, SiteMode},
     },
+    dump::PcNames,
     pipeline::{self},
     target::{Process, TargetError, TargetSpec},
     telemetry::{
@@ -153,6 +154,8 @@ struct Session {
     /// When the last census was taken (monotonic): the next one stands for
     /// the time since, in the wait profile.
     last_census_at: Option<Duration>,
+    /// Names of the stall sites' pcs (with trace linkage).
+    stall_names: Option<PcNames>,
     /// The last census that succeeded (the one at exit finds no process).
     last_live: Option<goroutines::Live>,
     /// The runtime's own statistics, when its symbols and offsets are known.
