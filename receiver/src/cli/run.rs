@@ -201,13 +201,16 @@ pub async fn run_command(args: RunArgs) -> anyhow::Result<()> {
     let pipeline = match &config.pipeline {
         Some(c) => {
             let p = pipeline::Pipeline::start(c).await?;
-            let at = |a: Option<std::net::SocketAddr>| a.map_or("off".to_owned(), |a| a.to_string());
+            // "OTLP/gRPC off", not "on off", for a receiver turned off.
+            let at = |what: &str, a: Option<std::net::SocketAddr>| {
+                a.map_or_else(|| format!("{what} off"), |a| format!("{what} on {a}"))
+            };
             println!(
-                "gort: OTLP pipeline: receiving OTLP/gRPC on {}, OTLP/HTTP on {}; forwarding to {}; self-telemetry on {}",
-                at(c.receiver.grpc),
-                at(c.receiver.http),
+                "gort: OTLP pipeline: receiving {}, {}; forwarding to {}; {}",
+                at("OTLP/gRPC", c.receiver.grpc),
+                at("OTLP/HTTP", c.receiver.http),
                 c.exporter.endpoint,
-                at(c.telemetry)
+                at("self-telemetry", c.telemetry)
             );
             Some(p)
         }
