@@ -4,7 +4,7 @@
 //! access to it (`CAP_SYS_PTRACE`, or the same user under Yama's
 //! `ptrace_scope` 0).
 
-use std::{collections::BTreeMap, io::Write as _};
+use std::collections::BTreeMap;
 
 use anyhow::{Context as _, bail};
 use gort_goexe::{self as analysis, Arch, Field, Request, allgs, wait_reasons};
@@ -101,9 +101,5 @@ pub fn goroutines(pid: u32, format: Format, all: bool) -> anyhow::Result<()> {
             format!("{out}\n")
         }
     };
-    // A reader that stops early (`| head`) is not an error.
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing the dump"),
-        _ => Ok(()),
-    }
+    super::print_out(&text)
 }

@@ -24,19 +24,21 @@ pub fn inspect(path: &Path, json: bool) -> anyhow::Result<()> {
     }
     // A field only some releases have is not missing from the others.
     analysis.missing_fields.retain(|f| !analysis::offsets::VERSIONED.iter().any(|(v, _)| v == f));
+    let mut out = String::new();
     if json {
-        println!("{}", serde_json::to_string_pretty(&analysis)?);
-        return Ok(());
+        outln!(out, "{}", serde_json::to_string_pretty(&analysis)?);
+        return super::print_out(&out);
     }
-    println!("{}: {} {:?}", path.display(), analysis.build.go_version, analysis.arch);
-    println!("  main module: {} {}", analysis.build.main.path, analysis.build.main.version);
+    outln!(out, "{}: {} {:?}", path.display(), analysis.build.go_version, analysis.arch);
+    outln!(out, "  main module: {} {}", analysis.build.main.path, analysis.build.main.version);
     match analysis.build.deps.iter().find(|m| m.path == OTEL_SDK_MODULE) {
-        Some(sdk) => println!("  OpenTelemetry Go SDK: {} {} (trace linkage)", sdk.path, sdk.version),
-        None => println!("  OpenTelemetry Go SDK: not in the build (no trace linkage)"),
+        Some(sdk) => outln!(out, "  OpenTelemetry Go SDK: {} {} (trace linkage)", sdk.path, sdk.version),
+        None => outln!(out, "  OpenTelemetry Go SDK: not in the build (no trace linkage)"),
     }
-    println!("  symbols: {}  dwarf: {}", analysis.has_symbols, analysis.has_dwarf);
+    outln!(out, "  symbols: {}  dwarf: {}", analysis.has_symbols, analysis.has_dwarf);
     for f in analysis.functions.values() {
-        println!(
+        outln!(
+            out,
             "  {:<24} {:#x} size {:<5} site +{:#x} {:?} ({}) returns {:?} (each {:?})",
             f.name,
             f.address,
@@ -50,21 +52,21 @@ pub fn inspect(path: &Path, json: bool) -> anyhow::Result<()> {
     }
     for name in &analysis.missing_functions {
         match analysis.inlined_only.get(name) {
-            Some(callers) => println!("  {name:<24} only inlined, into: {}", callers.join(", ")),
-            None => println!("  {name:<24} not found"),
+            Some(callers) => outln!(out, "  {name:<24} only inlined, into: {}", callers.join(", ")),
+            None => outln!(out, "  {name:<24} not found"),
         }
     }
     for (name, reason) in &analysis.unprobeable {
-        println!("  {name:<30} no probe site: {reason}");
+        outln!(out, "  {name:<30} no probe site: {reason}");
     }
     for (field, offset) in &analysis.fields {
-        println!("  {field:<24} offset {} ({:?})", offset.offset, offset.source);
+        outln!(out, "  {field:<24} offset {} ({:?})", offset.offset, offset.source);
     }
     for field in &analysis.missing_fields {
-        println!("  {field:<24} offset unknown");
+        outln!(out, "  {field:<24} offset unknown");
     }
     for warning in &analysis.warnings {
-        println!("  warning: {warning}");
+        outln!(out, "  warning: {warning}");
     }
-    Ok(())
+    super::print_out(&out)
 }

@@ -1,6 +1,14 @@
 //! The `gort` command line. Errors end here as one sentence on stderr and a
 //! non-zero exit status; nothing below this room prints a backtrace.
 
+/// Appends a formatted line to a `String` of output (which cannot fail).
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        let _ = ::std::fmt::Write::write_fmt(&mut $out, format_args!($($arg)*));
+        $out.push('\n');
+    }};
+}
+
 mod goroutines;
 mod inspect;
 mod run;
@@ -9,6 +17,18 @@ mod stats;
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
+
+/// Writes a command's output to stdout at once: a reader that stops early
+/// (`| head`) ends the output, not the program with a panic.
+fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("writing the output"))
+        }
+        _ => Ok(()),
+    }
+}
 
 #[derive(Parser)]
 #[command(name = "gort", version, about = "Go runtime telemetry from eBPF uprobes, for OpenTelemetry")]

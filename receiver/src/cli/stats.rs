@@ -27,22 +27,27 @@ pub fn stats(pid: u32, json: bool) -> anyhow::Result<()> {
     let mut reader = runtime_stats::RuntimeStatsReader::new(mem, bias, &symbols, &analysis.fields)
         .with_context(|| format!("{exe}: the runtime's statistics cannot be read"))?;
     let s = reader.read().with_context(|| format!("pid {pid}"))?;
+    let mut out = String::new();
     if json {
-        println!("{}", serde_json::to_string(&s)?);
-        return Ok(());
+        outln!(out, "{}", serde_json::to_string(&s)?);
+        return super::print_out(&out);
     }
-    println!("pid {pid} ({exe}, {})", analysis.build.go_version);
-    println!("  go.memory.used          {} B ({} B stacks)", s.memory_used, s.memory_stacks);
-    println!("  go.memory.allocated     {} B in {} allocations", s.allocated_bytes, s.allocations);
-    println!("  go.memory.gc.goal       {} B", s.heap_goal);
-    println!("  go.memory.gc.cycles     {}", s.gc_cycles);
+    outln!(out, "pid {pid} ({exe}, {})", analysis.build.go_version);
+    outln!(out, "  go.memory.used          {} B ({} B stacks)", s.memory_used, s.memory_stacks);
+    outln!(out, "  go.memory.allocated     {} B in {} allocations", s.allocated_bytes, s.allocations);
+    outln!(out, "  go.memory.gc.goal       {} B", s.heap_goal);
+    outln!(out, "  go.memory.gc.cycles     {}", s.gc_cycles);
     match s.memory_limit {
-        i64::MAX => println!("  go.memory.limit         none"),
-        limit => println!("  go.memory.limit         {limit} B"),
+        i64::MAX => outln!(out, "  go.memory.limit         none"),
+        limit => outln!(out, "  go.memory.limit         {limit} B"),
     }
-    println!("  go.processor.limit      {}", s.gomaxprocs);
-    println!("  go.config.gogc          {}", s.gogc);
-    println!("  go.schedule.duration    {} samples (the runtime tracks 1 in 8)", s.schedule_latency.count());
-    println!("  go.memory.gc.pause.duration {} pauses", s.gc_pauses.count());
-    Ok(())
+    outln!(out, "  go.processor.limit      {}", s.gomaxprocs);
+    outln!(out, "  go.config.gogc          {}", s.gogc);
+    outln!(
+        out,
+        "  go.schedule.duration    {} samples (the runtime tracks 1 in 8)",
+        s.schedule_latency.count()
+    );
+    outln!(out, "  go.memory.gc.pause.duration {} pauses", s.gc_pauses.count());
+    super::print_out(&out)
 }
