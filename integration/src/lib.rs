@@ -341,6 +341,16 @@ pub fn wait_for_port(port: u16, timeout: Duration) {
 }
 
 /// Every OTLP/JSON line of a Collector file-exporter output (missing: none).
+/// The last metric named `name` in OTLP/JSON metrics request lines.
+pub fn last_metric<'a>(requests: &'a [serde_json::Value], name: &str) -> Option<&'a serde_json::Value> {
+    requests
+        .iter()
+        .flat_map(|r| r["resourceMetrics"].as_array().into_iter().flatten())
+        .flat_map(|rm| rm["scopeMetrics"].as_array().into_iter().flatten())
+        .flat_map(|sm| sm["metrics"].as_array().into_iter().flatten())
+        .rfind(|m| m["name"] == name)
+}
+
 pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()

@@ -13,7 +13,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use gort_integration::{Proc, go_program, gort_binary, read_jsonl, require_root, summary, workspace_root};
+use gort_integration::{
+    Proc, go_program, gort_binary, last_metric, read_jsonl, require_root, summary, workspace_root,
+};
 use serde_json::Value;
 
 /// The watch's settings for the test: short, so that the test is; the
@@ -129,14 +131,7 @@ fn check(binary: &Path, what: &str) {
     // with its line as an integer, as the semantic conventions type it.
     let requests = read_jsonl(&json);
     let last = |name: &str| {
-        requests
-            .iter()
-            .flat_map(|r| r["resourceMetrics"].as_array().into_iter().flatten())
-            .flat_map(|rm| rm["scopeMetrics"].as_array().into_iter().flatten())
-            .flat_map(|sm| sm["metrics"].as_array().into_iter().flatten())
-            .rfind(|m| m["name"] == name)
-            .unwrap_or_else(|| panic!("{what}: {name} not exported"))
-            .clone()
+        last_metric(&requests, name).unwrap_or_else(|| panic!("{what}: {name} not exported")).clone()
     };
     let attr = |p: &Value, key: &str| -> Value {
         p["attributes"]

@@ -11,7 +11,9 @@
 
 use std::{collections::BTreeMap, path::Path, process::Command, time::Duration};
 
-use gort_integration::{Proc, go_program, gort_binary, read_jsonl, require_root, summary};
+use gort_integration::{
+    Proc, go_program, gort_binary, last_metric as metric, read_jsonl, require_root, summary,
+};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -215,16 +217,6 @@ fn a_stripped_binary_says_which_statistics_it_cannot_read() {
     assert_eq!(err.lines().count(), 1, "one sentence: {err}");
     p.send_line("exit");
     assert!(p.wait_exit(Duration::from_secs(10)).success());
-}
-
-/// One metric of an OTLP/JSON metrics request line, by name.
-fn metric<'a>(requests: &'a [Value], name: &str) -> Option<&'a Value> {
-    requests
-        .iter()
-        .flat_map(|r| r["resourceMetrics"].as_array().into_iter().flatten())
-        .flat_map(|rm| rm["scopeMetrics"].as_array().into_iter().flatten())
-        .flat_map(|sm| sm["metrics"].as_array().into_iter().flatten())
-        .rfind(|m| m["name"] == name)
 }
 
 /// `gort run` exports the runtime's statistics with the semantic

@@ -18,7 +18,7 @@ use gort_common::gstatus;
 use gort_goexe::{pclntab::Frame, wait_reasons};
 
 pub use self::{
-    names::PcNames,
+    names::{PcNames, SharedPcNames},
     parks::{MAX_PARK_FRAMES, ParkLayout, ParkSites, is_internal},
     symbols::{ProcessSymbols, SymbolsError, with_symbols},
     text::{grouped, per_goroutine},
@@ -59,6 +59,13 @@ impl Layout {
         let optional = [self.waitreason, self.waitsince, self.parent_goid].into_iter().flatten();
         offsets.into_iter().chain(optional).max().unwrap_or(0) as usize + 8
     }
+}
+
+/// The word at `off` of a g's bytes, read as far as a layout's `g_bytes`
+/// covers every field it names.
+fn word_at(g: &[u8], off: u64) -> u64 {
+    let at = off as usize;
+    u64::from_le_bytes(g[at..at + 8].try_into().expect("g_bytes covers every field"))
 }
 
 /// Turns run-time pcs into frames and tells the runtime's goroutines apart.
@@ -167,10 +174,7 @@ fn goroutine(
     // The fields in one read of the g, not one read each.
     let mut g = vec![0u8; l.g_bytes()];
     mem.read(gp, &mut g)?;
-    let word = |off: u64| {
-        let at = off as usize;
-        u64::from_le_bytes(g[at..at + 8].try_into().expect("g_bytes covers every field"))
-    };
+    let word = |off: u64| word_at(&g, off);
     let status = word(l.status) as u32 & !gstatus::SCAN;
     let state = match status {
         gstatus::RUNNABLE => "runnable",

@@ -21,6 +21,10 @@ const MAX_NAMED_PCS: usize = 200_000;
 /// innermost first.
 type Names = Arc<[Arc<Location>]>;
 
+/// One process's names, shared by its census and its stall sites (both
+/// name from the session's thread; the lock is never contended).
+pub type SharedPcNames = Arc<std::sync::Mutex<PcNames>>;
+
 /// The names of one process's pcs.
 pub struct PcNames {
     /// `/proc/PID/exe`, opened to name new pcs.

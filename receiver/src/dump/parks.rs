@@ -8,7 +8,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use super::{names::PcNames, walk::return_addresses};
+use super::{names::SharedPcNames, walk::return_addresses, word_at};
 use crate::telemetry::{
     census::{CensusError, ParkLocator, Parked},
     memory::TargetMemory,
@@ -40,6 +40,13 @@ pub struct ParkLayout {
     pub sched_bp: u64,
 }
 
+impl ParkLayout {
+    /// Bytes of a g that hold the fields read (each a word).
+    fn g_bytes(&self) -> usize {
+        [self.goid, self.sched_pc, self.sched_sp, self.sched_bp].into_iter().max().unwrap_or(0) as usize + 8
+    }
+}
+
 /// The saved registers of one park: the same key in two censuses is the
 /// same park (a goroutine that ran in between saved others, or its `g` was
 /// reused with another id).
@@ -57,11 +64,12 @@ pub struct ParkSites {
     layout: ParkLayout,
     /// The walks of the last census, by park.
     walks: HashMap<ParkKey, Arc<[u64]>>,
-    names: PcNames,
+    /// Shared with the stall sites of the same process.
+    names: SharedPcNames,
 }
 
 impl ParkSites {
-    pub fn new(layout: ParkLayout, names: PcNames) -> Self {
+    pub fn new(layout: ParkLayout, names: SharedPcNames) -> Self {
         Self { layout, walks: HashMap::new(), names }
     }
 }
@@ -73,16 +81,12 @@ impl ParkLocator for ParkSites {
         gps: &[(u64, (&'static str, &'static str))],
     ) -> Result<Vec<Parked>, CensusError> {
         let l = self.layout;
-        let len = [l.goid, l.sched_pc, l.sched_sp, l.sched_bp].into_iter().max().unwrap_or(0) as usize + 8;
-        let mut g = vec![0u8; len];
+        let mut g = vec![0u8; l.g_bytes()];
         let mut walks = HashMap::with_capacity(gps.len());
         let mut parks = Vec::with_capacity(gps.len());
         for &(gp, kind) in gps {
             mem.read(gp, &mut g)?;
-            let word = |off: u64| {
-                let at = off as usize;
-                u64::from_le_bytes(g[at..at + 8].try_into().expect("8 bytes"))
-            };
+            let word = |off: u64| word_at(&g, off);
             let key = ParkKey {
                 gp,
                 goid: word(l.goid),
@@ -101,7 +105,8 @@ impl ParkLocator for ParkSites {
             parks.push((key, kind, pcs));
         }
         self.walks = walks;
-        self.names.name(parks.iter().map(|(_, _, pcs)| &pcs[..]));
+        let mut names = self.names.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        names.name(parks.iter().map(|(_, _, pcs)| &pcs[..]));
         Ok(parks
             .into_iter()
             .map(|(key, (state, category), pcs)| Parked {
@@ -110,8 +115,8 @@ impl ParkLocator for ParkSites {
                 sp: key.sp,
                 state,
                 category,
-                location: self.names.site(&pcs),
-                stack: self.names.stack(&pcs),
+                location: names.site(&pcs),
+                stack: names.stack(&pcs),
             })
             .collect())
     }

@@ -4,7 +4,7 @@
 use std::{
     collections::BTreeMap,
     fs,
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::{Instant, SystemTime},
 };
 
@@ -21,7 +21,7 @@ use crate::{
         Probes,
         probes::{self as probe_table, Heat, Need, PROBES, ProbeSpec},
     },
-    dump::{ParkLayout, ParkSites, PcNames},
+    dump::{ParkLayout, ParkSites, PcNames, SharedPcNames},
     linkage::{self, LinkCounts},
     target::Process,
     telemetry::{
@@ -191,13 +191,14 @@ impl Session {
             let file_offsets = place.file_offsets(function);
             planned.push(Planned { spec, function: function.clone(), place, file_offsets, attachment: None });
         }
-        let stall_names = linkage
-            .as_ref()
-            .and(image.as_ref().ok())
-            .map(|(bias, _)| PcNames::new(process.image_path(), analysis.go_version, *bias));
+        // One naming of the executable's pcs for the census and the stalls.
+        let names: Option<SharedPcNames> = image.as_ref().ok().map(|(bias, _)| {
+            Arc::new(Mutex::new(PcNames::new(process.image_path(), analysis.go_version, *bias)))
+        });
+        let stall_names = linkage.as_ref().and(names.clone());
         let mut session = Self {
             census: census(&process, &analysis, image.as_ref(), wait_names, runtime_entries.as_ref())
-                .map(|c| with_park_sites(c, &process, &analysis, image.as_ref())),
+                .map(|c| with_park_sites(c, &process, &analysis, names)),
             leaks: options.leaks.map(LeakWatch::new),
             last_census_at: None,
             stall_names,
@@ -370,7 +371,7 @@ fn with_park_sites(
     census: Census,
     process: &Process,
     analysis: &Analysis,
-    image: Result<&(u64, BTreeMap<String, u64>), &String>,
+    names: Option<SharedPcNames>,
 ) -> Census {
     let exe = process.exe.display();
     let offset = |f: Field| analysis.fields.get(&f).map(|o| o.offset);
@@ -380,13 +381,13 @@ fn with_park_sites(
         );
         return census;
     }
-    let (Some(goid), Some(sched), Some(pc), Some(sp), Some(bp), Ok((bias, _))) = (
+    let (Some(goid), Some(sched), Some(pc), Some(sp), Some(bp), Some(names)) = (
         offset(Field::GGoid),
         offset(Field::GSched),
         offset(Field::GobufPc),
         offset(Field::GobufSp),
         offset(Field::GobufBp),
-        image,
+        names,
     ) else {
         log::warn!(
             "{exe}: runtime.g.sched's offsets are unknown; goroutines are not counted by where they wait, and there is no leak watch or wait profile"
@@ -394,7 +395,6 @@ fn with_park_sites(
         return census;
     };
     let layout = ParkLayout { goid, sched_pc: sched + pc, sched_sp: sched + sp, sched_bp: sched + bp };
-    let names = PcNames::new(process.image_path(), analysis.go_version, *bias);
     census.with_locator(Box::new(ParkSites::new(layout, names)))
 }
 

@@ -94,7 +94,8 @@ impl Session {
             }
         }
         // Where each stall waited, named in one go.
-        if let Some(names) = &mut self.stall_names {
+        if let Some(names) = &self.stall_names {
+            let mut names = names.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             names.name(probed.stalls.iter().map(|(_, _, s)| &s.pcs[..]));
             for (_, _, s) in &mut probed.stalls {
                 s.site = names.site(&s.pcs).map(|at| linkage::StallSite::new(at, &names.stack(&s.pcs)));

@@ -37,7 +37,7 @@ use crate::{
         Attachment, BpfError, Probes,
         probes::{ProbeSpec, SiteMode},
     },
-    dump::PcNames,
+    dump::SharedPcNames,
     pipeline::{self},
     target::{Process, TargetError, TargetSpec},
     telemetry::{
@@ -155,7 +155,7 @@ struct Session {
     /// the time since, in the wait profile.
     last_census_at: Option<Duration>,
     /// Names of the stall sites' pcs (with trace linkage).
-    stall_names: Option<PcNames>,
+    stall_names: Option<SharedPcNames>,
     /// The last census that succeeded (the one at exit finds no process).
     last_live: Option<goroutines::Live>,
     /// The runtime's own statistics, when its symbols and offsets are known.
