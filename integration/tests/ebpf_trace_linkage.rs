@@ -39,6 +39,10 @@ struct Run {
     metric_services: Vec<String>,
     /// What gort wrote to --otlp-json: (spans with runtime attributes, metric requests).
     json_copy: (usize, usize),
+    /// Unix ns when gort was started and when it said its probes were
+    /// attached: a span that ended before the first cannot have been seen,
+    /// one that started after the second must have been.
+    attach: (u64, u64),
 }
 
 struct Options<'a> {
@@ -106,9 +110,12 @@ fn run(o: &Options<'_>) -> Run {
     let mut svc = Proc::spawn(svc_cmd, "[svc]");
     let listening = svc.wait_line(Duration::from_secs(30), |l| l.contains("\"listening\""));
     let addr = listen_addr(&listening);
+    let mut attach = (0, 0);
     let mut gort = o.late_attach.is_none().then(|| {
+        attach.0 = unix_now_ns();
         let mut g = Proc::spawn(gort_args(svc.pid()), "[gort]");
         g.wait_line(Duration::from_secs(30), |l| l.contains("mode:"));
+        attach.1 = unix_now_ns();
         wait_for_port(gort_port, Duration::from_secs(30));
         g
     });
@@ -117,8 +124,10 @@ fn run(o: &Options<'_>) -> Run {
     let mut load = Proc::spawn(load, "[load]");
     if let Some(delay) = o.late_attach {
         std::thread::sleep(delay);
+        attach.0 = unix_now_ns();
         let mut g = Proc::spawn(gort_args(svc.pid()), "[gort]");
         g.wait_line(Duration::from_secs(30), |l| l.contains("mode:"));
+        attach.1 = unix_now_ns();
         gort = Some(g);
     }
     load.wait_line(Duration::from_secs(60), |l| l.contains("load-done"));
@@ -180,7 +189,14 @@ fn run(o: &Options<'_>) -> Run {
         target,
         metric_services,
         json_copy: (enriched_in_copy, metric_requests),
+        attach,
     }
+}
+
+/// The clock the Go SDK stamps spans with.
+fn unix_now_ns() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    u64::try_from(since.as_nanos()).unwrap()
 }
 
 fn unsafe_kill(pid: u32, signal: &str) {
@@ -500,13 +516,33 @@ fn spans_gort_never_saw_arrive_once_unchanged() {
         through_collector: false,
     });
     assert_each_span_once(&r, 500);
-    let with = |key: &str| r.spans.values().filter(|(s, _)| s.has(key)).count();
-    let (enriched, partial) = (with("go.runtime.runnable.duration"), with("go.runtime.coverage"));
-    eprintln!("{} spans: {enriched} enriched ({partial} partial)", r.spans.len());
-    assert!(enriched > r.spans.len() / 3, "only {enriched} of {} spans enriched", r.spans.len());
-    assert!(r.spans.len() - enriched > 100, "spans ended before gort attached cannot have been enriched");
+    let (spawned, attached) = r.attach;
+    let enriched = |s: &Item| s.has("go.runtime.runnable.duration");
+    let before: Vec<&Item> = r.spans.values().map(|(s, _)| s).filter(|s| s.end < spawned).collect();
+    let after: Vec<&Item> = r.spans.values().map(|(s, _)| s).filter(|s| s.start > attached).collect();
+    let partial = r.spans.values().filter(|(s, _)| s.has("go.runtime.coverage")).count();
+    eprintln!(
+        "{} spans: {} ended before gort started ({} enriched), {} started after it attached ({} enriched), \
+         attach took {:.0} ms, {partial} partial",
+        r.spans.len(),
+        before.len(),
+        before.iter().filter(|s| enriched(s)).count(),
+        after.len(),
+        after.iter().filter(|s| enriched(s)).count(),
+        (attached - spawned) as f64 / 1e6,
+    );
+    // Counted by time, not by share: how many spans fall on each side
+    // depends on how fast the machine runs the load and the attach.
+    assert!(before.len() >= 20, "the load ran {} spans before gort started", before.len());
+    assert!(after.len() >= 20, "the load ran {} spans after gort attached", after.len());
+    for s in &before {
+        assert!(!enriched(s), "span {} ended before gort started but was enriched", s.id);
+    }
+    for s in &after {
+        assert!(enriched(s), "span {} started after gort attached but was not enriched", s.id);
+    }
     for (id, (span, _)) in &r.spans {
-        if !span.has("go.runtime.runnable.duration") {
+        if !enriched(span) {
             assert!(!r.children.contains_key(id), "an unseen span {id} got stall children");
         }
     }
