@@ -27,6 +27,12 @@ pub struct Target {
     pub waiting_at: BTreeMap<String, u64>,
     #[serde(default)]
     pub leak_suspects: Vec<LeakSuspect>,
+    /// Where the application's goroutines waited at the end, line by line.
+    #[serde(default)]
+    pub park_sites: Vec<ParkSite>,
+    /// The census's stack walks by how each ended.
+    #[serde(default)]
+    pub stack_walks: BTreeMap<String, u64>,
     pub probes: Vec<Probe>,
     pub gc_mark_worker_ns: f64,
     pub notable: Notable,
@@ -94,6 +100,16 @@ pub struct Probe {
 pub struct ProgramStats {
     pub run_ns: u64,
     pub runs: u64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ParkSite {
+    pub state: String,
+    pub category: String,
+    pub function: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    pub goroutines: u64,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,19 +1,20 @@
 //! `gort goroutines` against the process's own goroutine dump: `parked`
 //! parks goroutines in known places (channel receive and send, through an
 //! inlined call too, a mutex, a condition variable, a select, a sleep, a
-//! network accept), runs two GCs, takes `runtime.Stack(all)` at that
+//! network accept and read, a WaitGroup), runs two GCs, takes `runtime.Stack(all)` at that
 //! quiescent moment and writes it out; gort then reads the same process from outside. Every
 //! goroutine, its state and every frame (function, file and line) must be
 //! the same, but for the goroutine that took the dump (it was running
-//! then). On Go 1.21, 1.23, the machine's Go and 1.27, with and without
-//! symbols (a stripped binary has neither a symbol table nor DWARF: gort
+//! then). The census's park sites must be the lines marked in the source,
+//! each walk complete. On Go 1.21, 1.23, the machine's Go and 1.27, with
+//! and without symbols, and as a stripped PIE (a stripped binary has neither a symbol table nor DWARF: gort
 //! finds the goroutine list in the runtime's code and names frames from
 //! `.gopclntab`). Needs root: reading another process's memory needs
 //! ptrace access to it.
 
 use std::{collections::BTreeMap, path::Path, process::Command, time::Duration};
 
-use gort_integration::{Proc, go_program, gort_binary, require_root};
+use gort_integration::{Proc, go_program, gort_binary, require_root, summary, workspace_root};
 use serde_json::Value;
 
 /// One goroutine of a dump in Go's text form: its bracketed status and its
@@ -145,8 +146,73 @@ fn check(binary: &Path, what: &str) {
     let worker_group = grouped.split("\n\n").find(|b| b.contains("\tmain.worker+")).expect("a worker group");
     let count = worker_group.lines().find(|l| l.contains(" @ ")).expect("count @ pcs");
     assert!(count.starts_with("3 @ "), "{what}: {worker_group}");
+    park_sites_are_the_marked_lines(p.pid(), what);
     p.child.kill().expect("kill parked");
     let _ = p.child.wait();
+}
+
+/// The lines of `parked`'s source marked "park: FUNCTION", by line.
+fn marked_lines() -> BTreeMap<u32, String> {
+    let source = std::fs::read_to_string(workspace_root().join("integration/go/parked/main.go")).unwrap();
+    source
+        .lines()
+        .enumerate()
+        .filter_map(|(i, l)| Some((i as u32 + 1, l.split_once("// park: ")?.1.trim().to_owned())))
+        .collect()
+}
+
+/// The census's park sites (`gort run` with no probe, its summary): every
+/// waiting goroutine of the program at the marked line of the function
+/// that waits there, none unknown, every stack walked to its bottom.
+fn park_sites_are_the_marked_lines(pid: u32, what: &str) {
+    let summary = std::env::temp_dir().join(format!("gort-park-sites-{pid}.json"));
+    let out = Command::new(gort_binary())
+        .args(["run", "--pid", &pid.to_string(), "--probes", "none", "--interval", "200ms", "--for", "1s"])
+        .arg("--summary-json")
+        .arg(&summary)
+        .output()
+        .expect("run gort run");
+    assert!(out.status.success(), "{what}: gort run: {}", String::from_utf8_lossy(&out.stderr));
+    let mut target = summary::take(&summary).targets.remove(0);
+    let _ = std::fs::remove_file(&summary);
+    let marked = marked_lines();
+    let mut seen = BTreeMap::new();
+    for site in &target.park_sites {
+        eprintln!("{what}: {} {site:?}", site.goroutines);
+        let function =
+            site.function.as_deref().unwrap_or_else(|| panic!("{what}: an unknown site: {site:?}"));
+        let file = site.file.as_deref().unwrap_or_default();
+        // The dumper may still be on its way out.
+        if function == "main.main.func2" {
+            continue;
+        }
+        assert!(file.ends_with("integration/go/parked/main.go"), "{what}: {site:?}");
+        let line = site.line.expect("a site has a line");
+        assert_eq!(
+            marked.get(&line).map(String::as_str),
+            Some(function),
+            "{what}: {site:?} is not a marked line"
+        );
+        *seen.entry(line).or_insert(0) += site.goroutines;
+    }
+    assert_eq!(
+        seen.keys().collect::<Vec<_>>(),
+        marked.keys().collect::<Vec<_>>(),
+        "{what}: every marked line has its goroutines"
+    );
+    let worker = marked.iter().find(|(_, f)| *f == "main.worker").map(|(l, _)| l).unwrap();
+    assert_eq!(seen[worker], 3, "{what}: the three workers");
+    assert!(
+        seen.iter().all(|(l, n)| l == worker || *n == 1),
+        "{what}: one goroutine at each other line: {seen:?}"
+    );
+    let complete = target.stack_walks.remove("complete").unwrap_or(0);
+    assert!(complete >= marked.len() as u64, "{what}: {complete} walks complete");
+    assert!(
+        target.stack_walks.values().all(|n| *n == 0),
+        "{what}: walks cut short: {:?}",
+        target.stack_walks
+    );
 }
 
 fn tempfile_dir(what: &str) -> std::path::PathBuf {
@@ -166,7 +232,11 @@ fn an_outside_dump_matches_the_process_s_own() {
         ("go1.23.12", &[("GOTOOLCHAIN", "go1.23.12")][..]),
         ("go1.27.4", &[("GOTOOLCHAIN", "go1.27.4")][..]),
     ] {
-        for (kind, args) in [("", &[][..]), ("-stripped", &["-ldflags=-s -w"][..])] {
+        for (kind, args) in [
+            ("", &[][..]),
+            ("-stripped", &["-ldflags=-s -w"][..]),
+            ("-pie-stripped", &["-buildmode=pie", "-ldflags=-s -w"][..]),
+        ] {
             let what = format!("{version}{kind}");
             let binary = go_program("parked", &what, args, env);
             check(&binary, &what);

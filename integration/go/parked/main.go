@@ -1,6 +1,7 @@
 // parked holds goroutines parked in known places — channel receive and
 // send, a mutex, a condition variable, a select, a sleep, a network accept
-// — runs two GCs (the second stamps each waiting goroutine's waitsince
+// and read, a WaitGroup — each line marked "park: " and the function that
+// waits there — runs two GCs (the second stamps each waiting goroutine's waitsince
 // with the first's end), then takes its own goroutine dump with runtime.Stack at that quiescent moment
 // and writes it to -dump, so that a dump taken from outside can be checked
 // against it. It then waits to be killed.
@@ -23,17 +24,21 @@ var (
 	mu    sync.Mutex
 	cond  = sync.NewCond(&sync.Mutex{})
 	never = make(chan struct{})
+	group sync.WaitGroup
+	// Both ends of the connection reader waits on, kept reachable: a
+	// collected conn would be closed by its finalizer during the GCs.
+	conns []net.Conn
 )
 
 //go:noinline
 func worker() {
-	for range work {
+	for range work { // park: main.worker
 	}
 }
 
 // receive is small enough to be inlined into its callers: the dump must
 // show it as a frame of its own all the same.
-func receive(c chan int) int { return <-c }
+func receive(c chan int) int { return <-c } // park: main.receive
 
 //go:noinline
 func inlinedReceiver() {
@@ -43,25 +48,25 @@ func inlinedReceiver() {
 //go:noinline
 func sender() {
 	full <- 1
-	full <- 2
+	full <- 2 // park: main.sender
 }
 
 //go:noinline
 func locker() {
-	mu.Lock()
+	mu.Lock() // park: main.locker
 	mu.Unlock()
 }
 
 //go:noinline
 func waiter() {
 	cond.L.Lock()
-	cond.Wait()
+	cond.Wait() // park: main.waiter
 	cond.L.Unlock()
 }
 
 //go:noinline
 func selector() {
-	select {
+	select { // park: main.selector
 	case <-never:
 	case <-work:
 	}
@@ -69,12 +74,22 @@ func selector() {
 
 //go:noinline
 func sleeper() {
-	time.Sleep(time.Hour)
+	time.Sleep(time.Hour) // park: main.sleeper
 }
 
 //go:noinline
 func acceptor(l net.Listener) {
-	l.Accept()
+	l.Accept() // park: main.acceptor
+}
+
+//go:noinline
+func reader(c net.Conn) {
+	c.Read(make([]byte, 1)) // park: main.reader
+}
+
+//go:noinline
+func grouper() {
+	group.Wait() // park: main.grouper
 }
 
 func goid() int {
@@ -104,6 +119,22 @@ func main() {
 		panic(err)
 	}
 	go acceptor(l)
+	quiet, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	client, err := net.Dial("tcp", quiet.Addr().String())
+	if err != nil {
+		panic(err)
+	}
+	server, err := quiet.Accept()
+	if err != nil {
+		panic(err)
+	}
+	conns = append(conns, client, server)
+	go reader(client)
+	group.Add(1)
+	go grouper()
 	go func() {
 		// Long enough for every goroutine above, and main, to park.
 		time.Sleep(500 * time.Millisecond)
@@ -131,5 +162,5 @@ func main() {
 		})
 		fmt.Println(string(out))
 	}()
-	<-never
+	<-never // park: main.main
 }

@@ -18,11 +18,11 @@ use gort_common::gstatus;
 use gort_goexe::{pclntab::Frame, wait_reasons};
 
 pub use self::{
-    names::{PcNames, SharedPcNames},
+    names::{PcNames, SharedPcNames, WalkOutcome},
     parks::{MAX_PARK_FRAMES, ParkLayout, ParkSites, is_internal},
     symbols::{ProcessSymbols, SymbolsError, with_symbols},
     text::{grouped, per_goroutine},
-    walk::{Memory, return_addresses},
+    walk::{Memory, WalkEnd, return_addresses},
 };
 use crate::telemetry::memory::MemoryError;
 
@@ -205,7 +205,9 @@ fn goroutine(
         (Vec::new(), false)
     } else {
         let (pc, sp, bp) = (word(l.sched_pc), word(l.sched_sp), word(l.sched_bp));
-        return_addresses(mem, pc, sp, bp, MAX_FRAMES, |pc| symbols.is_stack_bottom(pc))
+        let (pcs, end) = return_addresses(mem, pc, sp, bp, MAX_FRAMES, |pc| symbols.is_stack_bottom(pc));
+        let truncated = end.truncated(pcs.len());
+        (pcs, truncated)
     };
     let mut frames = Vec::new();
     for (k, pc) in pcs.iter().enumerate() {

@@ -6,11 +6,18 @@
 //! one read of its `g`, and the executable is opened only when a pc not
 //! named before turns up.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
-use super::{names::SharedPcNames, walk::return_addresses, word_at};
+use super::{
+    names::SharedPcNames,
+    walk::{WalkEnd, return_addresses},
+    word_at,
+};
 use crate::telemetry::{
-    census::{CensusError, ParkLocator, Parked},
+    census::{CensusError, ParkLocator, Parked, WalkCounts},
     memory::TargetMemory,
 };
 
@@ -63,14 +70,17 @@ struct ParkKey {
 pub struct ParkSites {
     layout: ParkLayout,
     /// The walks of the last census, by park.
-    walks: HashMap<ParkKey, Arc<[u64]>>,
+    walks: HashMap<ParkKey, (Arc<[u64]>, WalkEnd)>,
+    /// Parks walked since attach (each once, however many censuses saw
+    /// it), by how the walk ended.
+    outcomes: WalkCounts,
     /// Shared with the stall sites of the same process.
     names: SharedPcNames,
 }
 
 impl ParkSites {
     pub fn new(layout: ParkLayout, names: SharedPcNames) -> Self {
-        Self { layout, walks: HashMap::new(), names }
+        Self { layout, walks: HashMap::new(), outcomes: BTreeMap::new(), names }
     }
 }
 
@@ -94,31 +104,42 @@ impl ParkLocator for ParkSites {
                 sp: word(l.sched_sp),
                 bp: word(l.sched_bp),
             };
-            let pcs = match self.walks.get(&key) {
-                Some(pcs) => pcs.clone(),
+            let (walk, new) = match self.walks.get(&key) {
+                Some(walk) => (walk.clone(), false),
                 None => {
-                    let (pcs, _) = return_addresses(mem, key.pc, key.sp, key.bp, MAX_PARK_FRAMES, |_| false);
-                    Arc::from(pcs)
+                    let (pcs, end) =
+                        return_addresses(mem, key.pc, key.sp, key.bp, MAX_PARK_FRAMES, |_| false);
+                    ((Arc::from(pcs), end), true)
                 }
             };
-            walks.insert(key, pcs.clone());
-            parks.push((key, kind, pcs));
+            walks.insert(key, walk.clone());
+            parks.push((key, kind, walk, new));
         }
         self.walks = walks;
         let mut names = self.names.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        names.name(parks.iter().map(|(_, _, pcs)| &pcs[..]));
+        names.name(parks.iter().map(|(_, _, (pcs, _), _)| &pcs[..]));
         Ok(parks
             .into_iter()
-            .map(|(key, (state, category), pcs)| Parked {
-                goid: key.goid,
-                pc: key.pc,
-                sp: key.sp,
-                state,
-                category,
-                location: names.site(&pcs),
-                stack: names.stack(&pcs),
+            .map(|(key, (state, category), (pcs, end), new)| {
+                let (location, outcome) = names.site(&pcs, end);
+                if new {
+                    *self.outcomes.entry(outcome.as_str()).or_default() += 1;
+                }
+                Parked {
+                    goid: key.goid,
+                    pc: key.pc,
+                    sp: key.sp,
+                    state,
+                    category,
+                    location,
+                    stack: names.stack(&pcs),
+                }
             })
             .collect())
+    }
+
+    fn walks(&self) -> WalkCounts {
+        self.outcomes.clone()
     }
 }
 

@@ -172,18 +172,37 @@ fn identical_stacks_are_grouped_with_counts_and_the_runtime_s_goroutines_left_ou
 fn a_walk_ends_where_frame_pointers_stop_rising_or_memory_ends() {
     let mut mem = Words::default();
     // A frame pointer below the stack pointer: corrupt, stop at once.
-    let (pcs, truncated) = return_addresses(&mem, 0x1010, 0x9000, 0x8000, 10, |_| false);
-    assert_eq!((pcs.as_slice(), truncated), (&[0x1010][..], true));
+    let (pcs, end) = return_addresses(&mem, 0x1010, 0x9000, 0x8000, 10, |_| false);
+    assert_eq!((pcs.as_slice(), end), (&[0x1010][..], WalkEnd::OutOfOrder));
     // A loop (a frame pointing at itself) ends instead of spinning.
     mem.put(0x9010, 0x9010);
     mem.put(0x9018, 0x2010);
-    let (pcs, truncated) = return_addresses(&mem, 0x1010, 0x9000, 0x9010, 10, |_| false);
-    assert_eq!((pcs.as_slice(), truncated), (&[0x1010, 0x2010][..], true));
-    // Unreadable memory ends it too, as does the frame bound.
-    let (_, truncated) = return_addresses(&mem, 0x1010, 0x9000, 0xa000, 10, |_| false);
-    assert!(truncated);
+    let (pcs, end) = return_addresses(&mem, 0x1010, 0x9000, 0x9010, 10, |_| false);
+    assert_eq!((pcs.as_slice(), end), (&[0x1010, 0x2010][..], WalkEnd::OutOfOrder));
+    // A misaligned frame pointer.
+    let (_, end) = return_addresses(&mem, 0x1010, 0x9000, 0x9014, 10, |_| false);
+    assert_eq!(end, WalkEnd::OutOfOrder);
+    // Unreadable memory ends it too (an unmapped frame pointer).
+    let (pcs, end) = return_addresses(&mem, 0x1010, 0x9000, 0xa000, 10, |_| false);
+    assert_eq!((pcs.len(), end), (1, WalkEnd::Unreadable));
+    assert!(end.truncated(pcs.len()));
+    // As does the frame bound.
+    mem.put(0x9010, 0x9020);
+    mem.put(0x9020, 0x9030);
+    mem.put(0x9028, 0x2020);
+    mem.put(0x9030, 0);
+    mem.put(0x9038, 0x3001);
+    let (pcs, end) = return_addresses(&mem, 0x1010, 0x9000, 0x9010, 2, |_| false);
+    assert_eq!((pcs.as_slice(), end), (&[0x1010, 0x2010][..], WalkEnd::TooDeep));
+    // Up to the bottom, told or not.
+    let (pcs, end) = return_addresses(&mem, 0x1010, 0x9000, 0x9010, 10, |pc| pc == 0x3001);
+    assert_eq!((pcs.as_slice(), end), (&[0x1010, 0x2010, 0x2020, 0x3001][..], WalkEnd::Bottom));
+    let (pcs, end) = return_addresses(&mem, 0x1010, 0x9000, 0x9010, 10, |_| false);
+    assert_eq!((pcs.len(), end), (4, WalkEnd::NoFramePointer));
+    assert!(end.truncated(pcs.len()), "without the bottom told, the walk cannot know");
     // A goroutine that never ran: its entry, no frame pointer, complete.
-    let (pcs, truncated) = return_addresses(&mem, 0x2000, 0x9000, 0, 10, |_| false);
-    assert_eq!((pcs.as_slice(), truncated), (&[0x2000][..], false));
-    assert_eq!(return_addresses(&mem, 0, 0x9000, 0, 10, |_| false), (Vec::new(), true));
+    let (pcs, end) = return_addresses(&mem, 0x2000, 0x9000, 0, 10, |_| false);
+    assert_eq!((pcs.as_slice(), end), (&[0x2000][..], WalkEnd::NoFramePointer));
+    assert!(!end.truncated(pcs.len()));
+    assert_eq!(return_addresses(&mem, 0, 0x9000, 0, 10, |_| false), (Vec::new(), WalkEnd::OutOfOrder));
 }

@@ -78,6 +78,16 @@ impl Feature for Goroutines {
             ));
             if live.waiting_at.is_some() {
                 out.push(leak_metric(r.window, &live.leak_suspects));
+                out.push(sum_metric(
+                    "gort.goroutine.stack_walks",
+                    "Stacks of parked goroutines walked for where they wait (each park once), by how the walk ended: complete, too_deep (cut at the frame bound, a site only if one was among the frames walked), or cut short with the site left unknown: frame_pointer, unreadable, not_code, unnamed.",
+                    "{walk}",
+                    r.window,
+                    live.stack_walks
+                        .iter()
+                        .map(|(outcome, n)| (vec![("gort.stack_walk.outcome", *outcome)], Value::Int(*n)))
+                        .collect(),
+                ));
             }
         }
     }

@@ -3,11 +3,12 @@
 
 use std::{collections::VecDeque, time::Duration};
 
-use gort_common::{CounterId, Event, event_kind};
+use gort_common::{CounterId, Event, STALL_FRAMES, event_kind};
 
 use super::*;
 use crate::{
     bpf::{Probes, SpanRecord},
+    dump::WalkEnd,
     linkage::{self, Account},
     pipeline::{self},
 };
@@ -98,7 +99,11 @@ impl Session {
             let mut names = names.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             names.name(probed.stalls.iter().map(|(_, _, s)| &s.pcs[..]));
             for (_, _, s) in &mut probed.stalls {
-                s.site = names.site(&s.pcs).map(|at| linkage::StallSite::new(at, &names.stack(&s.pcs)));
+                // The probe stops at its frame bound or where frame
+                // pointers stop rising, which is also the stack's bottom.
+                let end = if s.pcs.len() >= STALL_FRAMES { WalkEnd::TooDeep } else { WalkEnd::OutOfOrder };
+                let (site, _) = names.site(&s.pcs, end);
+                s.site = site.map(|at| linkage::StallSite::new(at, &names.stack(&s.pcs)));
             }
         }
         summary.counts = linkage.feed(probed);

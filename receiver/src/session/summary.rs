@@ -74,6 +74,12 @@ pub struct TargetSummary {
     pub waiting_at: BTreeMap<String, u64>,
     /// Places suspected of leaking goroutines, with the times each was.
     pub leak_suspects: Vec<LeakSuspectSummary>,
+    /// Where the application's goroutines waited at the end, line by line,
+    /// most goroutines first (at most `MAX_PARK_SITES`); empty without the
+    /// census's locator.
+    pub park_sites: Vec<ParkSiteSummary>,
+    /// The locator's stack walks since attach, by how each ended.
+    pub stack_walks: BTreeMap<String, u64>,
     pub notable: NotableSummary,
     /// The runtime's own statistics (as `runtime/metrics` names them) at the
     /// last read that passed its checks; None when they are not readable.
@@ -208,6 +214,13 @@ impl Session {
                     times: *times,
                 })
                 .collect(),
+            park_sites: park_sites(self.last_live.as_ref()),
+            stack_walks: self
+                .last_live
+                .iter()
+                .flat_map(|l| &l.stack_walks)
+                .map(|(outcome, n)| ((*outcome).to_owned(), *n))
+                .collect(),
             runtime_stats: self.last_runtime_stats.clone(),
             runtime_stats_torn_reads: self.runtime_stats.as_ref().map_or(0, |r| r.torn_reads),
             notable: self.notable.clone(),
@@ -215,6 +228,41 @@ impl Session {
             exited,
         })
     }
+}
+
+/// Most lines the summary lists goroutines waiting at.
+const MAX_PARK_SITES: usize = 64;
+
+/// Goroutines waiting at one line (or whose site is unknown: no function).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct ParkSiteSummary {
+    pub state: &'static str,
+    pub category: &'static str,
+    pub function: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    pub goroutines: u64,
+}
+
+fn park_sites(live: Option<&crate::telemetry::census::Live>) -> Vec<ParkSiteSummary> {
+    let mut by_site: BTreeMap<_, u64> = BTreeMap::new();
+    for p in live.into_iter().flat_map(|l| &l.parked).filter(|p| p.is_waiting()) {
+        *by_site.entry((p.state, p.category, p.location.clone())).or_default() += 1;
+    }
+    let mut sites: Vec<ParkSiteSummary> = by_site
+        .into_iter()
+        .map(|((state, category, at), goroutines)| ParkSiteSummary {
+            state,
+            category,
+            function: at.as_ref().map(|l| l.function.clone()),
+            file: at.as_ref().map(|l| l.file.clone()),
+            line: at.as_ref().map(|l| l.line),
+            goroutines,
+        })
+        .collect();
+    sites.sort_by(|a, b| b.goroutines.cmp(&a.goroutines).then_with(|| a.cmp(b)));
+    sites.truncate(MAX_PARK_SITES);
+    sites
 }
 
 /// A place suspected of leaking goroutines.

@@ -90,7 +90,15 @@ pub trait ParkLocator: Send {
         mem: &TargetMemory,
         gps: &[(u64, (&'static str, &'static str))],
     ) -> Result<Vec<Parked>, CensusError>;
+
+    /// Every park walked since attach, by how its walk ended.
+    fn walks(&self) -> WalkCounts;
 }
+
+/// Stacks walked for where goroutines wait, since attach, by how the walk
+/// ended (`complete`, `too_deep`, or why it was cut short and its site left
+/// unknown: `frame_pointer`, `unreadable`, `not_code`, `unnamed`).
+pub type WalkCounts = BTreeMap<&'static str, u64>;
 
 /// Waiting goroutines by (state, wait-reason category, park function).
 pub type ParkCounts = BTreeMap<(&'static str, &'static str, Arc<str>), u64>;
@@ -123,6 +131,9 @@ pub struct Live {
     /// Times each place has been suspected of leaking goroutines since
     /// attach (filled in by the leak watch).
     pub leak_suspects: BTreeMap<Arc<Location>, u64>,
+    /// The locator's walks since attach, by how each ended; empty without
+    /// a locator.
+    pub stack_walks: WalkCounts,
 }
 
 impl Census {
@@ -210,6 +221,7 @@ impl Census {
             let parked = locator.locate(&self.mem, &located)?;
             live.waiting_at = Some(fold_functions(parked.iter().filter(|p| p.is_waiting())));
             live.parked = parked;
+            live.stack_walks = locator.walks();
         }
         if len > read {
             live.application.insert(("unread", ""), len - read);
