@@ -39,6 +39,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -65,7 +66,8 @@ var (
 	clients    = flag.Int("clients", 4, "load mode: concurrent clients")
 	rate       = flag.Float64("rate", 200, "load mode: requests per second in all (0: each client sends its next request as soon as the last is answered, to find the saturation throughput)")
 	kind       = flag.String("kind", "plain", "load mode: the request sent: plain (a span, 20 µs of work) or order (1 ms of work, a downstream call, JSON)")
-	stallEvery = flag.Duration("stall-every", 300*time.Millisecond, "load mode: inject a stall this often (runnable, gc, mutex, fanout, select, assist in turn; 0: never)")
+	stallEvery = flag.Duration("stall-every", 300*time.Millisecond, "load mode: inject a stall this often (the kinds of -stalls in turn; 0: never)")
+	stallKinds = flag.String("stalls", "runnable,gc,mutex,fanout,select,assist", "load mode: the stalls injected, in turn")
 	duration   = flag.Duration("duration", 10*time.Second, "load mode: how long")
 	hogSpin    = flag.Duration("hog", 8*time.Millisecond, "runnable stall: how long the hog spins (under the runtime's 10 ms preemption)")
 	mutexHold  = flag.Duration("mutex-hold", 20*time.Millisecond, "mutex stall: how long the lock is held")
@@ -367,7 +369,7 @@ func loadGen() {
 	var latMu sync.Mutex
 	var lats []time.Duration
 	deadline := time.Now().Add(*duration)
-	kinds := []string{"runnable", "gc", "mutex", "fanout", "select", "assist"}
+	kinds := strings.Split(*stallKinds, ",")
 	// An assist request goes alone: the runtime's assist total over its
 	// cycle is its ground truth, and other requests would assist too.
 	var alone sync.RWMutex

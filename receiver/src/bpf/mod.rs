@@ -20,8 +20,9 @@ use aya::{
     },
 };
 use gort_common::{
-    CounterId, EntryKey, Event, GSTATE_SLOTS, GoroutineKey, GoroutineSlot, HistogramId, MAX_TARGETS, ProbeId,
-    SpanEnd, SpanStall, TargetConfig, TargetGc, TargetSlot, names, span_record, time_hist,
+    CounterId, EntryKey, Event, GSTATE_SLOTS, GSTATE_WAYS, GoroutineKey, GoroutineSlot, HistogramId,
+    MAX_TARGETS, ProbeId, SpanAccount, SpanEnd, SpanStall, TargetConfig, TargetGc, TargetSlot, gstate_set,
+    names, span_record, time_hist,
 };
 use slots::TargetSlots;
 use thiserror::Error;
@@ -109,6 +110,20 @@ unsafe impl Pod for EntryKeyPod {}
 struct GoroutineSlotPod(GoroutineSlot);
 // SAFETY: as above: #[repr(C)] integers with explicit padding.
 unsafe impl Pod for GoroutineSlotPod {}
+
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct SpanAccountPod(SpanAccount);
+// SAFETY: as above: #[repr(C)] integers and byte arrays with explicit padding.
+unsafe impl Pod for SpanAccountPod {}
+
+/// The span a goroutine serves now, as the probes keep it: its trace id and
+/// the SDK's span id bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ActiveSpanIds {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+}
 
 #[cfg(gort_probes_embedded)]
 fn object() -> Result<&'static [u8], BpfError> {
@@ -414,6 +429,38 @@ impl Probes {
             .collect();
         seen.sort_unstable();
         Ok(seen)
+    }
+
+    /// The span active on goroutine `g` (its `g` address) of `pid` now, as
+    /// the span-linkage probes keep it: None when the goroutine has no
+    /// state (never seen, or displaced), no span, or a span whose account
+    /// has since ended or been given to another (the ids no longer match).
+    /// Two reads of the goroutine table and one of the span table, each a
+    /// syscall; the target is not touched.
+    pub fn active_span(&self, pid: u32, g: u64) -> Result<Option<ActiveSpanIds>, BpfError> {
+        let gstate = self.array::<GoroutineSlotPod>(names::MAP_GSTATE)?;
+        let first = gstate_set(pid, g) * GSTATE_WAYS;
+        let mut span = None;
+        for way in first..first + GSTATE_WAYS {
+            let slot =
+                gstate.get(&way, 0).map_err(|source| BpfError::Map { map: names::MAP_GSTATE, source })?.0;
+            if slot.holds(pid, g) {
+                span = Some(slot.state.span);
+                break;
+            }
+        }
+        let Some(active) = span.filter(|s| s.span_id != 0) else { return Ok(None) };
+        let map = names::MAP_SPANS;
+        let account = self.array::<SpanAccountPod>(map)?.get(&active.slot, 0);
+        let account = account.map_err(|source| BpfError::Map { map, source })?.0;
+        Ok(account
+            .holds(pid, active.span_id)
+            .then(|| ActiveSpanIds { trace_id: account.trace_id, span_id: account.span_id.to_le_bytes() }))
+    }
+
+    fn array<V: Pod>(&self, map: &'static str) -> Result<Array<&MapData, V>, BpfError> {
+        Array::try_from(self.ebpf.map(map).ok_or(BpfError::Missing { kind: "map", name: map })?)
+            .map_err(|source| BpfError::Map { map, source })
     }
 
     fn array_mut<V: Pod>(&mut self, map: &'static str) -> Result<Array<&mut MapData, V>, BpfError> {

@@ -126,6 +126,7 @@ impl ParkLocator for ParkSites {
                     *self.outcomes.entry(outcome.as_str()).or_default() += 1;
                 }
                 Parked {
+                    g: key.gp,
                     goid: key.goid,
                     pc: key.pc,
                     sp: key.sp,
@@ -133,6 +134,7 @@ impl ParkLocator for ParkSites {
                     category,
                     location,
                     stack: names.stack(&pcs),
+                    span: None,
                 }
             })
             .collect())

@@ -3,7 +3,9 @@
 //! by the time its census stands for, summed by stack, state, wait reason
 //! and process. Two values per sample: `goroutines` (samples) and `wait`
 //! (nanoseconds, the default), an estimate of the time spent parked or
-//! runnable at that stack.
+//! runnable at that stack. A sample of a goroutine serving a span carries
+//! the span's `trace_id` and `span_id` (hex, as in OTLP/JSON) as labels,
+//! so `go tool pprof -tagfocus trace_id=...` shows one slow trace's waits.
 
 use std::{collections::HashMap, io::Write as _, sync::Arc, time::Duration};
 
@@ -11,8 +13,8 @@ use gort_proto::pprof::{Function, Label, Line, Location, Profile, Sample, ValueT
 use prost::Message as _;
 
 use crate::telemetry::{
-    census::{self, Stack},
-    wait_profile::CensusSamples,
+    census,
+    wait_profile::{CensusSamples, SampleKey},
 };
 
 /// Interns strings into a profile's string table (index 0 is "").
@@ -59,15 +61,15 @@ pub fn wait_profile(censuses: &[CensusSamples], start_unix_ns: i64, duration: Du
     profile.comment.push(strings.get(
         "gort wait profile: goroutines sampled at each census, each weighted by the time since the census before (an estimate)",
     ));
-    // Samples summed by (pid, stack, state, category): (count, ns).
-    let mut summed: HashMap<(u32, &Stack, &str, &str), (i64, i64)> = HashMap::new();
+    // Samples summed by pid and key: (count, ns).
+    let mut summed: HashMap<(u32, &SampleKey), (i64, i64)> = HashMap::new();
     let mut periods = Vec::new();
     for c in censuses {
         let weight = i64::try_from(c.stands_for.as_nanos()).unwrap_or(i64::MAX);
         periods.push(weight);
-        for ((stack, state, category), n) in &c.stacks {
+        for (key, n) in &c.stacks {
             let n = i64::try_from(*n).unwrap_or(i64::MAX);
-            let v = summed.entry((c.pid, stack, state, category)).or_default();
+            let v = summed.entry((c.pid, key)).or_default();
             v.0 = v.0.saturating_add(n);
             v.1 = v.1.saturating_add(n.saturating_mul(weight));
         }
@@ -76,8 +78,14 @@ pub fn wait_profile(censuses: &[CensusSamples], start_unix_ns: i64, duration: Du
     profile.period = periods.iter().sum::<i64>().checked_div(periods.len() as i64).unwrap_or(0);
     let mut samples: Vec<_> = summed.into_iter().collect();
     // Deterministic output: the heaviest first.
-    samples.sort_by(|a, b| b.1.1.cmp(&a.1.1).then_with(|| a.0.1.iter().cmp(b.0.1.iter())));
-    for ((pid, stack, state, category), (count, ns)) in samples {
+    samples.sort_by(|a, b| {
+        b.1.1
+            .cmp(&a.1.1)
+            .then_with(|| a.0.1.stack.iter().cmp(b.0.1.stack.iter()))
+            .then(a.0.1.span.cmp(&b.0.1.span))
+    });
+    for ((pid, key), (count, ns)) in samples {
+        let SampleKey { stack, state, category, span } = key;
         let mut location_id = Vec::with_capacity(stack.len());
         for frame in stack.iter() {
             let next = locations.len() as u64 + 1;
@@ -108,10 +116,23 @@ pub fn wait_profile(censuses: &[CensusSamples], start_unix_ns: i64, duration: Du
             label.push(Label { key: strings.get("wait_reason"), str: strings.get(category), num: 0 });
         }
         label.push(Label { key: strings.get("pid"), str: 0, num: i64::from(pid) });
+        if let Some(span) = span {
+            label.push(Label {
+                key: strings.get("trace_id"),
+                str: strings.get(&hex(&span.trace_id)),
+                num: 0,
+            });
+            label.push(Label { key: strings.get("span_id"), str: strings.get(&hex(&span.span_id)), num: 0 });
+        }
         profile.sample.push(Sample { location_id, value: vec![count, ns], label });
     }
     profile.string_table = strings.table;
     profile
+}
+
+/// Lower-case hex, as OTLP/JSON writes trace and span ids.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `profile` gzipped, as `net/http/pprof` serves profiles.
@@ -125,7 +146,10 @@ pub fn gzipped(profile: &Profile) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::wait_profile::StackCounts;
+    use crate::{
+        bpf::ActiveSpanIds,
+        telemetry::{census::Stack, wait_profile::StackCounts},
+    };
 
     fn frame(function: &str, line: u32) -> Arc<census::Location> {
         Arc::new(census::Location { function: function.into(), file: format!("{function}.go"), line })
@@ -136,10 +160,14 @@ mod tests {
         let gopark = frame("runtime.gopark", 10);
         let a: Stack = Arc::new([gopark.clone(), frame("main.a", 5)]);
         let b: Stack = Arc::new([gopark.clone(), frame("main.b", 7)]);
+        let key =
+            |stack: &Stack, state, category, span| SampleKey { stack: stack.clone(), state, category, span };
+        let span = ActiveSpanIds { trace_id: [0xab; 16], span_id: [0, 1, 2, 3, 4, 5, 6, 0xff] };
         let census = |stands_for_ms: u64, a_n: u64| {
             let mut stacks = StackCounts::new();
-            stacks.insert((a.clone(), "waiting", "chan_receive"), a_n);
-            stacks.insert((b.clone(), "runnable", ""), 1);
+            stacks.insert(key(&a, "waiting", "chan_receive", None), a_n);
+            stacks.insert(key(&b, "runnable", "", None), 1);
+            stacks.insert(key(&b, "runnable", "", Some(span)), 1);
             CensusSamples {
                 pid: 9,
                 at: Duration::ZERO,
@@ -151,10 +179,18 @@ mod tests {
         let s = |i: i64| p.string_table[i as usize].as_str();
         assert_eq!(s(p.sample_type[0].r#type), "goroutines");
         assert_eq!(s(p.default_sample_type), "wait");
-        assert_eq!(p.sample.len(), 2);
+        assert_eq!(p.sample.len(), 3, "the stack served a span apart from the same stack outside it");
         // 30 goroutines for 0.5 s and for 0.25 s.
         assert_eq!(p.sample[0].value, vec![60, 30 * 750_000_000]);
         assert_eq!(p.sample[1].value, vec![2, 750_000_000]);
+        assert_eq!(p.sample[2].value, vec![2, 750_000_000]);
+        assert_eq!(p.sample[1].label.len(), 2, "outside a span: no span labels");
+        let span_labels: Vec<(&str, &str)> =
+            p.sample[2].label[1..].iter().map(|l| (s(l.key), s(l.str))).collect();
+        assert_eq!(
+            span_labels,
+            [("pid", ""), ("trace_id", "abababababababababababababababab"), ("span_id", "00010203040506ff")]
+        );
         // runtime.gopark is one location of both stacks.
         assert_eq!(p.location.len(), 3);
         assert_eq!(p.sample[0].location_id[0], p.sample[1].location_id[0]);

@@ -237,7 +237,7 @@ impl Session {
             session.bpf_baseline = Some(session.program_stats(probes)?);
         }
         // A first census now: a short-lived target may be gone by the first report.
-        session.take_census();
+        session.take_census(probes);
         if let Some(l) = session.linker() {
             l.set_linked(true);
         }

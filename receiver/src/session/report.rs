@@ -48,7 +48,7 @@ impl Session {
             runtime,
             sampling_ratio: self.sampler.ratio(),
             sampling,
-            live: self.take_census(),
+            live: self.take_census(probes),
             runtime_stats: self.read_runtime_stats(),
         })
     }
@@ -76,10 +76,13 @@ impl Session {
         }
     }
 
-    pub(super) fn take_census(&mut self) -> Option<goroutines::Live> {
+    pub(super) fn take_census(&mut self, probes: &Probes) -> Option<goroutines::Live> {
         match self.census.as_mut()?.take() {
             Ok(mut live) => {
                 let now = Duration::from_nanos(crate::bpf::monotonic_ns());
+                if self.linkage.is_some() {
+                    self.find_spans(probes, &mut live.parked);
+                }
                 self.watch_leaks(now, &mut live);
                 // Each census stands for the time since the one before.
                 if let (Some(shared), Some(last)) = (&self.forward, self.last_census_at)
@@ -94,6 +97,22 @@ impl Session {
             Err(e) => {
                 log::debug!("pid {}: census: {e}", self.process.pid);
                 None
+            }
+        }
+    }
+
+    /// Which span each parked goroutine serves, from the linkage probes'
+    /// goroutine table: the census reads the target's memory, where no
+    /// span is to be found. A goroutine the table does not hold (or a failed
+    /// read, logged once per census) is sampled under no span.
+    fn find_spans(&self, probes: &Probes, parked: &mut [goroutines::Parked]) {
+        for p in parked {
+            match probes.active_span(self.process.pid, p.g) {
+                Ok(span) => p.span = span,
+                Err(e) => {
+                    log::debug!("pid {}: the spans of parked goroutines: {e}", self.process.pid);
+                    return;
+                }
             }
         }
     }

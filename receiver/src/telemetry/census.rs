@@ -13,6 +13,7 @@ use gort_common::gstatus;
 use gort_goexe::wait_reasons;
 
 use super::memory::TargetMemory;
+use crate::bpf::ActiveSpanIds;
 
 /// Most goroutines read per census; beyond it the rest are counted as
 /// `unread`, so a runaway program cannot make one report take seconds.
@@ -59,6 +60,8 @@ pub type Stack = Arc<[Arc<Location>]>;
 /// that wakes and parks again elsewhere has another saved pc or sp.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Parked {
+    /// Its `runtime.g` address, which the probes key its state by.
+    pub g: u64,
     pub goid: u64,
     pub pc: u64,
     pub sp: u64,
@@ -71,9 +74,27 @@ pub struct Parked {
     pub location: Option<Arc<Location>>,
     /// The whole stack as read (empty when it could not be).
     pub stack: Stack,
+    /// The span it serves, when trace linkage knows one (filled in by the
+    /// session, which has the probes; the census has none).
+    pub span: Option<ActiveSpanIds>,
 }
 
 impl Parked {
+    /// A goroutine of the unit tests: parked `state` at `location` (its
+    /// whole stack), with its saved pc and sp given.
+    #[cfg(test)]
+    pub fn at(
+        goid: u64,
+        pc: u64,
+        sp: u64,
+        state: &'static str,
+        category: &'static str,
+        location: Option<Arc<Location>>,
+    ) -> Self {
+        let stack = location.iter().cloned().collect();
+        Self { g: goid, goid, pc, sp, state, category, location, stack, span: None }
+    }
+
     /// Whether it waits (rather than waits to run).
     pub fn is_waiting(&self) -> bool {
         matches!(self.state, "waiting" | "leaked")
@@ -274,8 +295,7 @@ mod tests {
     fn parked(category: &'static str, function: Option<&str>) -> Parked {
         let location =
             function.map(|f| Arc::new(Location { function: f.into(), file: "main.go".into(), line: 1 }));
-        let stack = location.iter().cloned().collect();
-        Parked { goid: 1, pc: 2, sp: 3, state: "waiting", category, location, stack }
+        Parked::at(1, 2, 3, "waiting", category, location)
     }
 
     #[test]

@@ -175,15 +175,14 @@ mod tests {
     }
 
     fn park(goid: u64, at: &Arc<Location>) -> Parked {
-        Parked {
+        Parked::at(
             goid,
-            pc: 0x1000 + u64::from(at.line),
-            sp: 0xc000_0000 + goid * 0x1000,
-            state: "waiting",
-            category: "chan_send",
-            location: Some(at.clone()),
-            stack: Arc::new([at.clone()]),
-        }
+            0x1000 + u64::from(at.line),
+            0xc000_0000 + goid * 0x1000,
+            "waiting",
+            "chan_send",
+            Some(at.clone()),
+        )
     }
 
     /// Runs a census a second for `secs` seconds from `from`, with the
@@ -260,19 +259,8 @@ mod tests {
     #[test]
     fn parks_without_a_site_are_aged_but_not_suspected() {
         let mut w = LeakWatch::new(SETTINGS);
-        let found = run(&mut w, 0, 60, |t| {
-            (0..t)
-                .map(|k| Parked {
-                    goid: k,
-                    pc: 1,
-                    sp: 2,
-                    state: "waiting",
-                    category: "io",
-                    location: None,
-                    stack: Arc::new([]),
-                })
-                .collect()
-        });
+        let found =
+            run(&mut w, 0, 60, |t| (0..t).map(|k| Parked::at(k, 1, 2, "waiting", "io", None)).collect());
         assert!(found.is_empty());
         assert_eq!(w.first_seen.len(), 59);
     }

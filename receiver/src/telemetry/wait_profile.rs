@@ -4,6 +4,8 @@
 //! an estimate of the time goroutines spent parked (and waiting to run) by
 //! stack: unbiased for waits longer than the census interval, and a count
 //! of the chance to be seen for shorter ones, as any sampling profile.
+//! With trace linkage, a goroutine serving a span is sampled under that
+//! span, so a slow trace's waits can be picked out of the profile.
 //! Recording is here; `export::pprof` turns a span of samples into a pprof
 //! profile.
 
@@ -14,12 +16,23 @@ use std::{
 };
 
 use super::census::{Parked, Stack};
+use crate::bpf::ActiveSpanIds;
 
 /// Longest span of censuses a profile may ask for (and kept).
 pub const MAX_PROFILE_SPAN: Duration = Duration::from_secs(600);
 
-/// Goroutines of one census by (stack, state, wait-reason category).
-pub type StackCounts = HashMap<(Stack, &'static str, &'static str), u64>;
+/// What tells one sample from another: the stack, the state, the
+/// wait-reason category ("" when runnable) and the span served, if known.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SampleKey {
+    pub stack: Stack,
+    pub state: &'static str,
+    pub category: &'static str,
+    pub span: Option<ActiveSpanIds>,
+}
+
+/// Goroutines of one census by what tells their samples apart.
+pub type StackCounts = HashMap<SampleKey, u64>;
 
 /// One census's samples.
 #[derive(Clone, Debug)]
@@ -45,7 +58,9 @@ impl WaitSamples {
     pub fn record(&self, pid: u32, at: Duration, stands_for: Duration, parked: &[Parked]) {
         let mut stacks = StackCounts::new();
         for p in parked.iter().filter(|p| !p.stack.is_empty()) {
-            *stacks.entry((p.stack.clone(), p.state, p.category)).or_default() += 1;
+            let key =
+                SampleKey { stack: p.stack.clone(), state: p.state, category: p.category, span: p.span };
+            *stacks.entry(key).or_default() += 1;
         }
         let mut censuses = self.censuses.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         censuses.push_back(CensusSamples { pid, at, stands_for, stacks });
@@ -70,13 +85,16 @@ mod tests {
 
     fn parked(function: &str, state: &'static str) -> Parked {
         let l = Arc::new(Location { function: function.into(), file: "main.go".into(), line: 3 });
-        Parked { goid: 1, pc: 1, sp: 1, state, category: "", location: Some(l.clone()), stack: Arc::new([l]) }
+        Parked::at(1, 1, 1, state, "", Some(l))
     }
 
     #[test]
     fn censuses_are_kept_for_the_longest_span_and_alike_stacks_counted_once() {
         let s = WaitSamples::default();
-        let census = [parked("main.a", "waiting"), parked("main.a", "waiting"), parked("main.b", "runnable")];
+        let mut in_span = parked("main.a", "waiting");
+        in_span.span = Some(ActiveSpanIds { trace_id: [1; 16], span_id: [2; 8] });
+        let census =
+            [parked("main.a", "waiting"), parked("main.a", "waiting"), parked("main.b", "runnable"), in_span];
         let mut unread = parked("main.c", "waiting");
         unread.stack = Arc::new([]);
         for t in 0..700 {
@@ -87,8 +105,8 @@ mod tests {
         let kept = s.between(Duration::ZERO, Duration::from_secs(1000));
         assert_eq!(kept.len(), 601, "the last 600 s and the census at their start");
         assert_eq!(kept[0].at, Duration::from_secs(99));
-        assert_eq!(kept[0].stacks.len(), 2, "{:?}", kept[0].stacks);
-        assert_eq!(kept[0].stacks.values().sum::<u64>(), 3, "the unread stack is left out");
+        assert_eq!(kept[0].stacks.len(), 3, "the one in a span apart: {:?}", kept[0].stacks);
+        assert_eq!(kept[0].stacks.values().sum::<u64>(), 4, "the unread stack is left out");
         assert_eq!(s.between(Duration::from_secs(690), Duration::from_secs(694)).len(), 5);
     }
 }
