@@ -25,7 +25,7 @@
 //!
 //! GORT_BENCH_RATE (requests/s, default 1000), GORT_BENCH_REPS (default 2),
 //! GORT_BENCH_BPF_STATS=0 (statistics off), GORT_BENCH_MODES (a comma list
-//! of none, off, on; default all three), GORT_BENCH_TRAP_RUNS (runs per site
+//! of none, off, on, stalls; default none, off, on), GORT_BENCH_TRAP_RUNS (runs per site
 //! of the trap micro-benchmark, default 5), GORT_BENCH_ORDER_RATE (the
 //! realistic service's fixed rate, default 300 requests/s),
 //! GORT_BENCH_SERVICES (plain, order or both; default both).
@@ -44,6 +44,8 @@ enum Mode {
     NoGort,
     LinkageOff,
     LinkageOn,
+    /// Linkage on, every wait inside a span a stall record.
+    LinkageOnEveryStall,
 }
 
 struct Figures {
@@ -55,6 +57,8 @@ struct Figures {
     requests: u64,
     /// gort's probes with their program statistics (none without gort).
     probes: Vec<Probe>,
+    /// Stall records the probes sent.
+    stall_records: u64,
 }
 
 /// GORT_BENCH_BPF_STATS=0 leaves the kernel's statistics off (for a gort
@@ -63,9 +67,15 @@ fn bpf_stats() -> bool {
     std::env::var("GORT_BENCH_BPF_STATS").map_or(true, |v| v != "0")
 }
 
-/// The modes GORT_BENCH_MODES names (none, off, on), all three by default.
+/// The modes GORT_BENCH_MODES names (none, off, on, stalls); none, off
+/// and on by default.
 fn modes() -> Vec<Mode> {
-    let all = [(Mode::NoGort, "none"), (Mode::LinkageOff, "off"), (Mode::LinkageOn, "on")];
+    let all = [
+        (Mode::NoGort, "none"),
+        (Mode::LinkageOff, "off"),
+        (Mode::LinkageOn, "on"),
+        (Mode::LinkageOnEveryStall, "stalls"),
+    ];
     match std::env::var("GORT_BENCH_MODES") {
         Ok(list) => {
             let picked: Vec<Mode> = all
@@ -73,10 +83,10 @@ fn modes() -> Vec<Mode> {
                 .filter(|(_, n)| list.split(',').any(|w| w.trim() == *n))
                 .map(|(m, _)| *m)
                 .collect();
-            assert!(!picked.is_empty(), "GORT_BENCH_MODES={list:?}: name some of none, off, on");
+            assert!(!picked.is_empty(), "GORT_BENCH_MODES={list:?}: name some of none, off, on, stalls");
             picked
         }
-        Err(_) => all.iter().map(|(m, _)| *m).collect(),
+        Err(_) => all[..3].iter().map(|(m, _)| *m).collect(),
     }
 }
 
@@ -122,7 +132,12 @@ fn run(mode: Mode, load: Load) -> Figures {
     let addr = listen_addr(&mut svc);
     let config = std::env::temp_dir().join(format!("gort-bench-linkage-{}.yaml", std::process::id()));
     let summary_path = std::env::temp_dir().join(format!("gort-bench-linkage-{}.json", std::process::id()));
-    std::fs::write(&config, format!("linkage:\n  enabled: {}\n", mode == Mode::LinkageOn)).unwrap();
+    let linkage = match mode {
+        Mode::NoGort | Mode::LinkageOff => "enabled: false",
+        Mode::LinkageOn => "enabled: true",
+        Mode::LinkageOnEveryStall => "enabled: true\n  child_span_threshold: 1us",
+    };
+    std::fs::write(&config, format!("linkage:\n  {linkage}\n")).unwrap();
     let mut c = Command::new(gort_binary());
     c.args(["run", "--upstream", &format!("http://127.0.0.1:{sink_port}")]);
     let listen = format!("127.0.0.1:{gort_port}");
@@ -183,9 +198,12 @@ fn run(mode: Mode, load: Load) -> Figures {
     let _ = std::fs::remove_file(&sink_out);
     let _ = std::fs::remove_file(&config);
     let requests = done["plain"].as_u64().unwrap();
-    let probes = match mode {
-        Mode::NoGort => Vec::new(),
-        _ => summary::take(&summary_path).targets.remove(0).probes,
+    let (probes, stall_records) = match mode {
+        Mode::NoGort => (Vec::new(), 0),
+        _ => {
+            let target = summary::take(&summary_path).targets.remove(0);
+            (target.probes, target.linkage.map_or(0, |l| l.stalls))
+        }
     };
     Figures {
         svc_cpu_us_per_request: svc_cpu / requests.max(1) as f64 * 1e6,
@@ -195,6 +213,7 @@ fn run(mode: Mode, load: Load) -> Figures {
         gort_rss_mb: gort_rss,
         requests,
         probes,
+        stall_records,
     }
 }
 
@@ -257,6 +276,9 @@ fn order_service(modes: &[Mode], reps: usize) {
             seen.iter().filter(|(l, m, _)| *l == label && *m == mode).map(|(_, _, f)| pick(f)).collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
+    let fixed: Vec<(Mode, &Figures)> =
+        seen.iter().filter(|(l, _, _)| *l == "fixed").map(|(_, m, f)| (*m, f)).collect();
+    stall_record_cost("order at a fixed rate", &fixed);
     for mode in [Mode::LinkageOff, Mode::LinkageOn] {
         let cpu = (
             mean("fixed", mode, |f| f.svc_cpu_us_per_request),
@@ -277,6 +299,38 @@ fn order_service(modes: &[Mode], reps: usize) {
                 t / t0 * 100.0
             );
         }
+    }
+}
+
+/// What one stall record (park site included) costs the service in probe
+/// program time: `stalls` against `on` of the same run, the difference in
+/// program ns per request over the difference in records per request. Too
+/// small a difference (fewer than one record in ten requests) says so
+/// rather than dividing noise by nearly nothing.
+fn stall_record_cost(load: &str, runs: &[(Mode, &Figures)]) {
+    let per_request = |mode: Mode| -> Option<(f64, f64)> {
+        let runs: Vec<&Figures> = runs.iter().filter(|(m, _)| *m == mode).map(|(_, f)| *f).collect();
+        let requests = runs.iter().map(|f| f.requests).sum::<u64>().max(1) as f64;
+        let ns: u64 = runs.iter().flat_map(|f| &f.probes).filter_map(|p| p.bpf).map(|b| b.run_ns).sum();
+        let records: u64 = runs.iter().map(|f| f.stall_records).sum();
+        (!runs.is_empty()).then(|| (ns as f64 / requests, records as f64 / requests))
+    };
+    let (Some((on_ns, on_records)), Some((all_ns, all_records))) =
+        (per_request(Mode::LinkageOn), per_request(Mode::LinkageOnEveryStall))
+    else {
+        return;
+    };
+    println!(
+        "\n{load}: stall records {all_records:.2} per request with a 1 µs threshold, {on_records:.2} with the default; \
+         program time {all_ns:.0} against {on_ns:.0} ns per request"
+    );
+    if all_records - on_records >= 0.1 {
+        println!(
+            "one stall record (reserve, park-site walk, submit) costs about {:.0} ns of probe time",
+            (all_ns - on_ns) / (all_records - on_records)
+        );
+    } else {
+        println!("too few stall records apart to put a cost on one");
     }
 }
 
@@ -349,6 +403,7 @@ fn plain_service(modes: &[Mode], reps: usize) {
                 per_request(b.run_ns)
             );
         }
+        println!("stall records per request: {:.2}", per_request(f.stall_records));
         println!(
             "program bodies {body:.1} µs per request; traps per request: {emulated:.1} emulated, {stepped:.1} single-stepped, \
              about {trap_us:.1} µs at the measured trap costs; together {:.1} µs",
@@ -361,6 +416,7 @@ fn plain_service(modes: &[Mode], reps: usize) {
             );
         }
     }
+    stall_record_cost("plain", &breakdowns.iter().map(|(m, f)| (*m, f)).collect::<Vec<_>>());
     // In flight, each span holds one slot of the span table; the goroutines
     // it runs on carry its id and slot in the per-goroutine state every
     // goroutine has anyway (GORT_GSTATE); once ended and until its OTLP

@@ -131,6 +131,10 @@ pub struct NotableEvent {
 #[derive(Debug, Deserialize)]
 pub struct Linkage {
     pub offset_source: String,
+    /// Stall records the probes sent (waits inside spans at least the
+    /// child-span threshold long).
+    #[serde(default)]
+    pub stalls: u64,
     pub counts: LinkCounts,
 }
 
