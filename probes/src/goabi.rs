@@ -139,6 +139,18 @@ pub(crate) fn read_u64(base: u64, offset: u32) -> Option<u64> {
     unsafe { bpf_probe_read_user((base + u64::from(offset)) as *const u64) }.ok()
 }
 
+/// A frame record at frame pointer `bp`: the caller's frame pointer, then
+/// the return address, in one read (a stall's park-site walk reads up to 15
+/// of them, and each user-memory read costs more than its 16 bytes).
+#[inline(always)]
+pub(crate) fn read_frame(bp: u64) -> Option<[u64; 2]> {
+    if bp == 0 {
+        return None;
+    }
+    // SAFETY: as read_u64: a checked copy that fails on a bad address.
+    unsafe { bpf_probe_read_user(bp as *const [u64; 2]) }.ok()
+}
+
 /// The goroutine running on this thread's M while it is on its g0 stack
 /// (`g0.m.curg`): in `newproc1`, which runs on the system stack, the creator
 /// of the goroutine being created.

@@ -217,7 +217,7 @@ fn park_site(gp: u64, config: &TargetConfig, pcs: &mut [u64; STALL_FRAMES]) -> u
         if bp == 0 || bp & 7 != 0 {
             break;
         }
-        let (Some(ret), Some(next)) = (read_u64(bp, 8), read_u64(bp, 0)) else { break };
+        let Some([next, ret]) = read_frame(bp) else { break };
         if ret == 0 {
             break;
         }
