@@ -431,31 +431,39 @@ impl Probes {
         Ok(seen)
     }
 
-    /// The span active on goroutine `g` (its `g` address) of `pid` now, as
-    /// the span-linkage probes keep it: None when the goroutine has no
-    /// state (never seen, or displaced), no span, or a span whose account
-    /// has since ended or been given to another (the ids no longer match).
-    /// Two reads of the goroutine table and one of the span table, each a
-    /// syscall; the target is not touched.
-    pub fn active_span(&self, pid: u32, g: u64) -> Result<Option<ActiveSpanIds>, BpfError> {
-        let gstate = self.array::<GoroutineSlotPod>(names::MAP_GSTATE)?;
-        let first = gstate_set(pid, g) * GSTATE_WAYS;
-        let mut span = None;
-        for way in first..first + GSTATE_WAYS {
-            let slot =
-                gstate.get(&way, 0).map_err(|source| BpfError::Map { map: names::MAP_GSTATE, source })?.0;
-            if slot.holds(pid, g) {
-                span = Some(slot.state.span);
-                break;
+    /// The span active now on each goroutine of `pid` in `gs` (their `g`
+    /// addresses), as the span-linkage probes keep it: None when the
+    /// goroutine has no state (never seen, or displaced), no span, or a span
+    /// whose account has since ended or been given to another (the ids no
+    /// longer match). Up to two reads of the goroutine table and one of the
+    /// span table per goroutine, each a syscall; the target is not touched.
+    pub fn active_spans(&self, pid: u32, gs: &[u64]) -> Result<Vec<Option<ActiveSpanIds>>, BpfError> {
+        let (gstate_map, spans_map) = (names::MAP_GSTATE, names::MAP_SPANS);
+        let gstate = self.array::<GoroutineSlotPod>(gstate_map)?;
+        let spans = self.array::<SpanAccountPod>(spans_map)?;
+        let mut found = Vec::with_capacity(gs.len());
+        for &g in gs {
+            let first = gstate_set(pid, g) * GSTATE_WAYS;
+            let mut span = None;
+            for way in first..first + GSTATE_WAYS {
+                let slot = gstate.get(&way, 0).map_err(|source| BpfError::Map { map: gstate_map, source })?.0;
+                if slot.holds(pid, g) {
+                    span = Some(slot.state.span);
+                    break;
+                }
             }
+            let Some(active) = span.filter(|s| s.span_id != 0) else {
+                found.push(None);
+                continue;
+            };
+            let account =
+                spans.get(&active.slot, 0).map_err(|source| BpfError::Map { map: spans_map, source })?.0;
+            found.push(account.holds(pid, active.span_id).then(|| ActiveSpanIds {
+                trace_id: account.trace_id,
+                span_id: account.span_id.to_le_bytes(),
+            }));
         }
-        let Some(active) = span.filter(|s| s.span_id != 0) else { return Ok(None) };
-        let map = names::MAP_SPANS;
-        let account = self.array::<SpanAccountPod>(map)?.get(&active.slot, 0);
-        let account = account.map_err(|source| BpfError::Map { map, source })?.0;
-        Ok(account
-            .holds(pid, active.span_id)
-            .then(|| ActiveSpanIds { trace_id: account.trace_id, span_id: account.span_id.to_le_bytes() }))
+        Ok(found)
     }
 
     fn array<V: Pod>(&self, map: &'static str) -> Result<Array<&MapData, V>, BpfError> {

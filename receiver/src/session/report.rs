@@ -80,7 +80,8 @@ impl Session {
         match self.census.as_mut()?.take() {
             Ok(mut live) => {
                 let now = Duration::from_nanos(crate::bpf::monotonic_ns());
-                if self.linkage.is_some() {
+                // Only the wait profile, fed with the pipeline, uses them.
+                if self.linkage.is_some() && self.forward.is_some() {
                     self.find_spans(probes, &mut live.parked);
                 }
                 self.watch_leaks(now, &mut live);
@@ -103,17 +104,14 @@ impl Session {
 
     /// Which span each parked goroutine serves, from the linkage probes'
     /// goroutine table: the census reads the target's memory, where no
-    /// span is to be found. A goroutine the table does not hold (or a failed
-    /// read, logged once per census) is sampled under no span.
+    /// span is to be found. A goroutine the table does not hold is sampled
+    /// under no span; so is every one of a census whose lookup failed
+    /// (logged).
     fn find_spans(&self, probes: &Probes, parked: &mut [goroutines::Parked]) {
-        for p in parked {
-            match probes.active_span(self.process.pid, p.g) {
-                Ok(span) => p.span = span,
-                Err(e) => {
-                    log::debug!("pid {}: the spans of parked goroutines: {e}", self.process.pid);
-                    return;
-                }
-            }
+        let gs: Vec<u64> = parked.iter().map(|p| p.g).collect();
+        match probes.active_spans(self.process.pid, &gs) {
+            Ok(spans) => parked.iter_mut().zip(spans).for_each(|(p, span)| p.span = span),
+            Err(e) => log::debug!("pid {}: the spans of parked goroutines: {e}", self.process.pid),
         }
     }
 
