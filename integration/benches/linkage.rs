@@ -104,11 +104,6 @@ fn service_wanted(service: &str) -> bool {
     std::env::var("GORT_BENCH_SERVICES").map_or(true, |list| list.split(',').any(|w| w.trim() == service))
 }
 
-fn listen_addr(p: &mut Proc) -> String {
-    let listening = p.wait_line(Duration::from_secs(30), |l| l.contains("\"listening\""));
-    serde_json::from_str::<serde_json::Value>(&listening).unwrap()["addr"].as_str().unwrap().to_owned()
-}
-
 fn run(mode: Mode, load: Load) -> Figures {
     let binary = go_program("tracedsvc", "default", &[], &[]);
     let sink_out = std::env::temp_dir().join(format!("gort-bench-linkage-{}.jsonl", std::process::id()));
@@ -126,10 +121,10 @@ fn run(mode: Mode, load: Load) -> Figures {
     let mut svc = Command::new(&binary);
     svc.env("GOMAXPROCS", "1").args(["-otlp", &format!("127.0.0.1:{gort_port}"), "-heap-mb", "8"]);
     if let Some(d) = downstream.as_mut() {
-        svc.args(["-downstream", &listen_addr(d), "-order-blocks", &load.order_blocks.to_string()]);
+        svc.args(["-downstream", &d.listen_addr(), "-order-blocks", &load.order_blocks.to_string()]);
     }
     let mut svc = Proc::spawn(svc, "[svc]");
-    let addr = listen_addr(&mut svc);
+    let addr = svc.listen_addr();
     let config = std::env::temp_dir().join(format!("gort-bench-linkage-{}.yaml", std::process::id()));
     let summary_path = std::env::temp_dir().join(format!("gort-bench-linkage-{}.json", std::process::id()));
     let linkage = match mode {

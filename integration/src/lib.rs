@@ -149,6 +149,17 @@ impl Proc {
         }
     }
 
+    /// The address a Go test service (`tracedsvc`) says it listens on, in
+    /// its `{"event":"listening","addr":...}` line.
+    pub fn listen_addr(&mut self) -> String {
+        #[derive(serde::Deserialize)]
+        struct Listening {
+            addr: String,
+        }
+        let line = self.wait_line(Duration::from_secs(30), |l| l.contains("\"listening\""));
+        serde_json::from_str::<Listening>(&line).unwrap_or_else(|e| panic!("{line:?}: {e}")).addr
+    }
+
     /// Drains remaining output (echoing it) and waits for exit, up to `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;

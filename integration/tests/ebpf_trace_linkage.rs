@@ -108,8 +108,7 @@ fn run(o: &Options<'_>) -> Run {
     ]);
     svc_cmd.arg("-truth").arg(&truth).arg("-ended").arg(&ended);
     let mut svc = Proc::spawn(svc_cmd, "[svc]");
-    let listening = svc.wait_line(Duration::from_secs(30), |l| l.contains("\"listening\""));
-    let addr = listen_addr(&listening);
+    let addr = svc.listen_addr();
     let mut attach = (0, 0);
     let mut gort = o.late_attach.is_none().then(|| {
         attach.0 = unix_now_ns();
@@ -205,15 +204,6 @@ fn unsafe_kill(pid: u32, signal: &str) {
 
 fn number(span: &Item, key: &str) -> f64 {
     span.number(key)
-}
-
-/// The address in the service's `listening` line.
-fn listen_addr(line: &str) -> String {
-    #[derive(serde::Deserialize)]
-    struct Listening {
-        addr: String,
-    }
-    serde_json::from_str::<Listening>(line).unwrap_or_else(|e| panic!("{line:?}: {e}")).addr
 }
 
 /// The join's books in gort's summary.
@@ -567,8 +557,7 @@ fn a_service_whose_spans_never_arrive_is_told_of_once() {
     let mut svc_cmd = Command::new(&binary);
     svc_cmd.env("GOMAXPROCS", "1").args(["-otlp", &format!("127.0.0.1:{elsewhere}")]);
     let mut svc = Proc::spawn(svc_cmd, "[svc]");
-    let listening = svc.wait_line(Duration::from_secs(30), |l| l.contains("\"listening\""));
-    let addr = listen_addr(&listening);
+    let addr = svc.listen_addr();
     // gort's log goes to stderr: read it with its reports.
     let gort_cmd = format!(
         "exec {} run --pid {} --config {} --upstream http://127.0.0.1:{sink_port} --otlp-grpc 127.0.0.1:{gort_port} \

@@ -172,8 +172,7 @@ fn a_request_s_waits_are_in_the_profile_under_its_trace_id() {
     svc_cmd.env("GOMAXPROCS", "1").args(["-otlp", &format!("127.0.0.1:{gort_port}")]);
     svc_cmd.args(["-mutex-hold", &format!("{}ms", HOLD.as_millis())]).arg("-truth").arg(&truth);
     let mut svc = Proc::spawn(svc_cmd, "[svc]");
-    let listening = svc.wait_line(Duration::from_secs(30), |l| l.contains("\"listening\""));
-    let addr = serde_json::from_str::<Value>(&listening).unwrap()["addr"].as_str().unwrap().to_owned();
+    let addr = svc.listen_addr();
     pprof_built();
     let (mut gort, telemetry, dir) = start_gort(
         svc.pid(),
