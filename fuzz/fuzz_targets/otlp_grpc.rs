@@ -20,12 +20,7 @@ fn frame(compressed: bool, message: &[u8]) -> Vec<u8> {
 
 fuzz_target!(|data: &[u8]| {
     let [s, f, rest @ ..] = data else { return };
-    let (signal, name) = signal(*s);
-    let service = match name {
-        "traces" => "opentelemetry.proto.collector.trace.v1.TraceService",
-        "metrics" => "opentelemetry.proto.collector.metrics.v1.MetricsService",
-        _ => "opentelemetry.proto.collector.logs.v1.LogsService",
-    };
+    let (signal, _, service) = signal(*s);
     let (encoding, body) = match f % 4 {
         // The body as given: framing errors, several frames, short frames.
         0 => ("identity", rest.to_vec()),

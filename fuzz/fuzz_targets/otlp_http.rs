@@ -10,7 +10,7 @@ use tower::ServiceExt;
 
 fuzz_target!(|data: &[u8]| {
     let [s, t, e, rest @ ..] = data else { return };
-    let (signal, path) = signal(*s);
+    let (signal, path, _) = signal(*s);
     let content_type = ["application/x-protobuf", "application/json", "text/plain"][usize::from(*t % 3)];
     // Raw bytes under a gzip header reach the decompressor's error paths;
     // compressing the rest ourselves reaches the decoders through it.
@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
         _ => ("zstd", zstd(rest)),
     };
     let before = SHARED.counters.get(signal).accepted;
-    let request = http::Request::post(format!("/v1/{path}"))
+    let request = http::Request::post(path)
         .header("content-type", content_type)
         .header("content-encoding", encoding)
         .body(axum::body::Body::from(body))

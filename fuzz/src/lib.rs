@@ -17,11 +17,17 @@ pub const LIMIT: usize = 64 * 1024;
 
 pub static SHARED: LazyLock<Arc<Shared>> = LazyLock::new(|| Shared::new(&PipelineConfig::default()));
 
-pub fn signal(b: u8) -> (Signal, &'static str) {
-    match b % 3 {
-        0 => (Signal::Traces, "traces"),
-        1 => (Signal::Metrics, "metrics"),
-        _ => (Signal::Logs, "logs"),
+/// Where a signal is received: (signal, OTLP/HTTP path, gRPC service).
+pub fn signal(b: u8) -> (Signal, &'static str, &'static str) {
+    match b % 4 {
+        0 => (Signal::Traces, "/v1/traces", "opentelemetry.proto.collector.trace.v1.TraceService"),
+        1 => (Signal::Metrics, "/v1/metrics", "opentelemetry.proto.collector.metrics.v1.MetricsService"),
+        2 => (Signal::Logs, "/v1/logs", "opentelemetry.proto.collector.logs.v1.LogsService"),
+        _ => (
+            Signal::Profiles,
+            "/v1development/profiles",
+            "opentelemetry.proto.collector.profiles.v1development.ProfilesService",
+        ),
     }
 }
 

@@ -315,9 +315,25 @@ pub fn start_collector(port: u16, sink_port: u16) -> Collector {
 /// A real Collector with another configuration, given the same two
 /// variables (GORT_RELAY_ENDPOINT, GORT_SINK_ENDPOINT).
 pub fn start_collector_with(config: &Path, port: u16, sink_port: u16) -> Collector {
-    let child = Command::new(otelcol_binary())
-        .arg("--config")
-        .arg(config)
+    start_collector_args(&[], &[config], port, sink_port)
+}
+
+/// relay.yaml with its profiles pipeline (profiles.yaml), in a Collector
+/// started with the feature gate the signal needs.
+pub fn start_collector_with_profiles(port: u16, sink_port: u16) -> Collector {
+    let dir = workspace_root().join("collector-config");
+    let configs = [&*dir.join("relay.yaml"), &*dir.join("profiles.yaml")];
+    start_collector_args(&["--feature-gates=service.profilesSupport"], &configs, port, sink_port)
+}
+
+/// A real Collector started with `args` and `configs` (merged in order).
+fn start_collector_args(args: &[&str], configs: &[&Path], port: u16, sink_port: u16) -> Collector {
+    let mut cmd = Command::new(otelcol_binary());
+    cmd.args(args);
+    for config in configs {
+        cmd.arg("--config").arg(config);
+    }
+    let child = cmd
         .env("GORT_RELAY_ENDPOINT", format!("127.0.0.1:{port}"))
         .env("GORT_SINK_ENDPOINT", format!("127.0.0.1:{sink_port}"))
         .stdout(Stdio::null())

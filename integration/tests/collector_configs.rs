@@ -6,11 +6,15 @@ use std::{path::Path, process::Command};
 
 use gort_integration::{otelcol_binary, workspace_root};
 
-fn validate(config: &Path) -> (bool, String) {
-    let out = Command::new(otelcol_binary())
-        .arg("validate")
-        .arg("--config")
-        .arg(config)
+/// Runs the Collector's `validate` on `configs` merged in order, with
+/// `args` before them.
+fn validate_all(args: &[&str], configs: &[&Path]) -> (bool, String) {
+    let mut cmd = Command::new(otelcol_binary());
+    cmd.arg("validate").args(args);
+    for config in configs {
+        cmd.arg("--config").arg(config);
+    }
+    let out = cmd
         // relay.yaml has no defaults: the tests always set these.
         .env("GORT_RELAY_ENDPOINT", "127.0.0.1:14317")
         .env("GORT_SINK_ENDPOINT", "127.0.0.1:14318")
@@ -22,6 +26,14 @@ fn validate(config: &Path) -> (bool, String) {
     )
 }
 
+fn validate(config: &Path) -> (bool, String) {
+    validate_all(&[], &[config])
+}
+
+/// profiles.yaml is an overlay on relay.yaml, for a Collector with the
+/// profiles feature gate.
+const OVERLAY: &str = "profiles.yaml";
+
 #[test]
 fn every_shipped_collector_config_is_valid() {
     let dir = workspace_root().join("collector-config");
@@ -30,7 +42,7 @@ fn every_shipped_collector_config_is_valid() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         // builder.yaml describes the distribution, it is not a configuration.
-        if !name.ends_with(".yaml") || name == "builder.yaml" {
+        if !name.ends_with(".yaml") || name == "builder.yaml" || name == OVERLAY {
             continue;
         }
         let (ok, output) = validate(&path);
@@ -39,6 +51,17 @@ fn every_shipped_collector_config_is_valid() {
     }
     checked.sort();
     assert_eq!(checked, ["prometheus.yaml", "relay.yaml", "tempo-prometheus.yaml", "tempo.yaml"]);
+}
+
+#[test]
+fn the_profiles_overlay_is_valid_with_the_feature_gate_and_refused_without() {
+    let dir = workspace_root().join("collector-config");
+    let configs = [&*dir.join("relay.yaml"), &*dir.join(OVERLAY)];
+    let (ok, output) = validate_all(&["--feature-gates=service.profilesSupport"], &configs);
+    assert!(ok, "relay.yaml + {OVERLAY} with the feature gate is refused:\n{output}");
+    let (ok, output) = validate_all(&[], &configs);
+    assert!(!ok, "a profiles pipeline without the feature gate was accepted");
+    assert!(output.contains("profiles"), "the error does not say what: {output}");
 }
 
 #[test]

@@ -12,6 +12,12 @@
 //!   the profile holds that wait at the handler's function, within one
 //!   census interval of what the handler measured itself, and nothing of
 //!   the goroutine that held the lock, which serves no span.
+//! - The same requests with `exporter.profiles` on: the wait profile goes
+//!   upstream as OTLP profiles through a real Collector (profiles feature
+//!   gate, `collector-config/profiles.yaml`) to an OTLP/gRPC server here.
+//!   Summed over the profiles of the run, the samples linked to each
+//!   request's span at the handler's function hold what it measured, to
+//!   within one census interval, under the service's own name.
 
 use std::{
     path::{Path, PathBuf},
@@ -20,7 +26,19 @@ use std::{
 };
 
 use gort_integration::{
-    Proc, free_port, go_program, gort_binary, http_request, require_root, sink::Injection, wait_for_port,
+    Proc, free_port, go_program, gort_binary, http_request, require_root, sink::Injection,
+    start_collector_with_profiles, wait_for_port,
+};
+use gort_proto::{
+    common::any_value,
+    profiles_service::{
+        ExportProfilesServiceRequest, ExportProfilesServiceResponse,
+        profiles_service_server::{ProfilesService, ProfilesServiceServer},
+    },
+    trace_service::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+        trace_service_server::{TraceService, TraceServiceServer},
+    },
 };
 use serde_json::Value;
 
@@ -157,25 +175,67 @@ fn go_tool_pprof_opens_the_wait_profile_and_it_holds_the_known_waits() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `tracedsvc` (GOMAXPROCS=1) exporting to gort on `gort_port`, its mutex
+/// stalls held for `HOLD`, its handlers writing what they measured to a
+/// truth file.
+struct StallingService {
+    binary: PathBuf,
+    svc: Proc,
+    addr: String,
+    truth: PathBuf,
+}
+
+const HOLD: Duration = Duration::from_millis(1500);
+
+impl StallingService {
+    fn start(gort_port: u16, name: &str) -> Self {
+        let binary = go_program("tracedsvc", "default", &[], &[]);
+        let truth = std::env::temp_dir().join(format!("gort-{name}-truth-{}", std::process::id()));
+        let _ = std::fs::remove_file(&truth);
+        let mut cmd = Command::new(&binary);
+        cmd.env("GOMAXPROCS", "1").args(["-otlp", &format!("127.0.0.1:{gort_port}")]);
+        cmd.args(["-mutex-hold", &format!("{}ms", HOLD.as_millis())]).arg("-truth").arg(&truth);
+        let mut svc = Proc::spawn(cmd, "[svc]");
+        let addr = svc.listen_addr();
+        Self { binary, svc, addr, truth }
+    }
+
+    /// Light load for `seconds`, a stall of one of `stalls` every 200 ms.
+    fn load(&self, seconds: u32, stalls: &str) {
+        let mut load = Command::new(&self.binary);
+        load.args(["-load", &self.addr, "-duration", &format!("{seconds}s"), "-rate", "20", "-clients", "1"]);
+        load.args(["-stall-every", "200ms", "-stalls", stalls]);
+        let mut load = Proc::spawn(load, "[load]");
+        load.wait_line(Duration::from_secs(60), |l| l.contains("load-done"));
+        assert!(load.wait_exit(Duration::from_secs(10)).success());
+    }
+
+    /// Stops the service; returns what its handlers measured.
+    fn stop(mut self) -> Vec<Injection> {
+        let _ = Command::new("kill").args(["-TERM", &self.svc.pid().to_string()]).status();
+        self.svc.wait_line(Duration::from_secs(60), |l| l.contains("\"stopped\""));
+        assert!(self.svc.wait_exit(Duration::from_secs(10)).success());
+        let truths = std::fs::read_to_string(&self.truth)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("truth {l:?}: {e}")))
+            .collect();
+        let _ = std::fs::remove_file(&self.truth);
+        truths
+    }
+}
+
 #[test]
 fn a_request_s_waits_are_in_the_profile_under_its_trace_id() {
     if !require_root("a_request_s_waits_are_in_the_profile_under_its_trace_id") {
         return;
     }
-    const HOLD: Duration = Duration::from_millis(1500);
     gort_binary();
-    let binary = go_program("tracedsvc", "default", &[], &[]);
     let gort_port = free_port();
-    let truth = std::env::temp_dir().join(format!("gort-wait-profile-truth-{}", std::process::id()));
-    let _ = std::fs::remove_file(&truth);
-    let mut svc_cmd = Command::new(&binary);
-    svc_cmd.env("GOMAXPROCS", "1").args(["-otlp", &format!("127.0.0.1:{gort_port}")]);
-    svc_cmd.args(["-mutex-hold", &format!("{}ms", HOLD.as_millis())]).arg("-truth").arg(&truth);
-    let mut svc = Proc::spawn(svc_cmd, "[svc]");
-    let addr = svc.listen_addr();
+    let svc = StallingService::start(gort_port, "wait-profile");
     pprof_built();
     let (mut gort, telemetry, dir) = start_gort(
-        svc.pid(),
+        svc.svc.pid(),
         "",
         &format!("receiver:\n  grpc_endpoint: 127.0.0.1:{gort_port}\n  http_endpoint: \"off\"\n"),
     );
@@ -189,23 +249,11 @@ fn a_request_s_waits_are_in_the_profile_under_its_trace_id() {
         move || fetch_profile(telemetry, 10, &dir)
     });
     std::thread::sleep(Duration::from_millis(500));
-    let mut load = Command::new(&binary);
-    load.args(["-load", &addr, "-duration", "6s", "-rate", "20", "-clients", "1"]);
-    load.args(["-stall-every", "200ms", "-stalls", "mutex,fanout"]);
-    let mut load = Proc::spawn(load, "[load]");
-    load.wait_line(Duration::from_secs(60), |l| l.contains("load-done"));
-    assert!(load.wait_exit(Duration::from_secs(10)).success());
+    svc.load(6, "mutex,fanout");
     let (top, saved) = profile.join().expect("the profile");
-    let _ = Command::new("kill").args(["-TERM", &svc.pid().to_string()]).status();
-    svc.wait_line(Duration::from_secs(60), |l| l.contains("\"stopped\""));
-    assert!(svc.wait_exit(Duration::from_secs(10)).success());
+    let truths = svc.stop();
     let _ = gort.wait_exit(Duration::from_secs(30));
 
-    let truths: Vec<Injection> = std::fs::read_to_string(&truth)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("truth {l:?}: {e}")))
-        .collect();
     assert!(truths.len() >= 3, "at least a mutex and a fanout stall, and another: {truths:?}");
     assert!(top.contains("main.(*server).holderLoop"), "the lock holder's sleep is in the profile:\n{top}");
     for t in &truths {
@@ -234,6 +282,199 @@ fn a_request_s_waits_are_in_the_profile_under_its_trace_id() {
         let tags = pprof(&saved, &["-tags", "-tagfocus", &focus]);
         assert!(tags.contains(&t.span_id), "the span id label of {}: {tags}", t.trace_id);
     }
-    let _ = std::fs::remove_file(&truth);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The last hop of the profiles test: an OTLP/gRPC server keeping the
+/// profiles the Collector relays (and taking its spans, unread).
+#[derive(Clone, Default)]
+struct ProfilesSink(std::sync::Arc<std::sync::Mutex<Vec<ExportProfilesServiceRequest>>>);
+
+#[tonic::async_trait]
+impl ProfilesService for ProfilesSink {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportProfilesServiceRequest>,
+    ) -> Result<tonic::Response<ExportProfilesServiceResponse>, tonic::Status> {
+        self.0.lock().unwrap().push(request.into_inner());
+        Ok(tonic::Response::new(ExportProfilesServiceResponse::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for ProfilesSink {
+    async fn export(
+        &self,
+        _: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+impl ProfilesSink {
+    /// Serves on a free port from a thread of its own; returns the port.
+    fn start(&self) -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let sink = self.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                // The Collector's exporter compresses with gzip.
+                let gzip = tonic::codec::CompressionEncoding::Gzip;
+                tonic::transport::Server::builder()
+                    .add_service(ProfilesServiceServer::new(sink.clone()).accept_compressed(gzip))
+                    .add_service(TraceServiceServer::new(sink).accept_compressed(gzip))
+                    .serve_with_incoming(incoming)
+                    .await
+                    .unwrap();
+            });
+        });
+        port
+    }
+}
+
+/// One sample of a received profile, resolved through its request's
+/// dictionary.
+#[derive(Debug)]
+struct Resolved {
+    service: String,
+    trace_id: String,
+    functions: Vec<String>,
+    attributes: Vec<(String, String)>,
+    wait_ns: i64,
+}
+
+fn resolve(requests: &[ExportProfilesServiceRequest]) -> Vec<Resolved> {
+    let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let mut out = Vec::new();
+    for r in requests {
+        let d = r.dictionary.as_ref().expect("a dictionary");
+        let s = |i: i32| d.string_table[i as usize].clone();
+        for rp in &r.resource_profiles {
+            let service = rp
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|kv| kv.key == "service.name")
+                .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                    any_value::Value::StringValue(v) => Some(v.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            for p in rp.scope_profiles.iter().flat_map(|s| &s.profiles) {
+                let st = p.sample_type.expect("a sample type");
+                assert_eq!((s(st.type_strindex), s(st.unit_strindex)), ("wait".into(), "nanoseconds".into()));
+                for sample in &p.samples {
+                    let functions = d.stack_table[sample.stack_index as usize]
+                        .location_indices
+                        .iter()
+                        .flat_map(|l| &d.location_table[*l as usize].lines)
+                        .map(|line| s(d.function_table[line.function_index as usize].name_strindex))
+                        .collect();
+                    let attributes = sample
+                        .attribute_indices
+                        .iter()
+                        .map(|i| {
+                            let kv = &d.attribute_table[*i as usize];
+                            let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                                Some(any_value::Value::StringValue(v)) => v.clone(),
+                                other => format!("{other:?}"),
+                            };
+                            (s(kv.key_strindex), v)
+                        })
+                        .collect();
+                    out.push(Resolved {
+                        service: service.clone(),
+                        trace_id: hex(&d.link_table[sample.link_index as usize].trace_id),
+                        functions,
+                        attributes,
+                        wait_ns: sample.values.iter().sum(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_wait_profile_goes_upstream_as_otlp_profiles_through_a_real_collector() {
+    if !require_root("the_wait_profile_goes_upstream_as_otlp_profiles_through_a_real_collector") {
+        return;
+    }
+    gort_binary();
+    let sink = ProfilesSink::default();
+    let sink_port = sink.start();
+    let relay = free_port();
+    let _collector = start_collector_with_profiles(relay, sink_port);
+    let gort_port = free_port();
+    let svc = StallingService::start(gort_port, "otlp-profiles");
+    let config = std::env::temp_dir().join(format!("gort-otlp-profiles-{}.yaml", std::process::id()));
+    std::fs::write(
+        &config,
+        format!(
+            "run:\n  interval: {}ms\nreceiver:\n  grpc_endpoint: 127.0.0.1:{gort_port}\n  http_endpoint: \"off\"\n\
+             exporter:\n  endpoint: http://127.0.0.1:{relay}\n  profiles: true\n  batch_timeout: 50ms\n\
+             telemetry:\n  endpoint: \"off\"\n",
+            INTERVAL.as_millis()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(gort_binary());
+    cmd.args(["run", "--pid", &svc.svc.pid().to_string(), "--config"]).arg(&config);
+    let mut gort = Proc::spawn(cmd, "[gort]");
+    gort.wait_line(Duration::from_secs(60), |l| l.contains("gort:   mode:"));
+    wait_for_port(gort_port, Duration::from_secs(30));
+
+    svc.load(5, "mutex");
+    // A few more intervals, so that the last stall's census is in a profile.
+    std::thread::sleep(INTERVAL * 3);
+    let truths = svc.stop();
+    assert!(gort.wait_exit(Duration::from_secs(30)).success(), "gort exits cleanly");
+    // gort has delivered to the Collector; give its exporter a moment.
+    std::thread::sleep(Duration::from_secs(2));
+
+    let requests = sink.0.lock().unwrap().clone();
+    let samples = resolve(&requests);
+    eprintln!("{} profiles requests, {} samples", requests.len(), samples.len());
+    assert!(!samples.is_empty(), "no profile arrived");
+    assert!(samples.iter().all(|s| s.service == "tracedsvc"), "the service's own name on every profile");
+    assert!(truths.len() >= 2, "at least two mutex stalls: {truths:?}");
+    let mut failures = Vec::new();
+    for t in &truths {
+        let linked: Vec<&Resolved> = samples.iter().filter(|s| s.trace_id == t.trace_id).collect();
+        let at_do: Vec<&&Resolved> =
+            linked.iter().filter(|s| s.functions.iter().any(|f| f == "main.(*server).do")).collect();
+        let got = at_do.iter().map(|s| s.wait_ns).sum::<i64>() as f64 / 1e6;
+        let injected = t.injected_ns / 1e6;
+        let reasons: std::collections::BTreeSet<&str> = at_do
+            .iter()
+            .flat_map(|s| &s.attributes)
+            .filter(|(k, _)| k == "go.wait.reason")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        eprintln!(
+            "{} {}: {got:.0} ms linked to its span at main.(*server).do ({reasons:?}), {injected:.0} ms measured",
+            t.kind, t.trace_id
+        );
+        let slack = INTERVAL.as_secs_f64() * 1e3;
+        if (got - injected).abs() > slack {
+            failures.push(format!(
+                "{}: {got} ms against {injected} ms measured, ± {slack}: {linked:#?}",
+                t.trace_id
+            ));
+        }
+        if !reasons.contains("mutex") {
+            failures.push(format!("the wait reason of {}: {reasons:?}", t.trace_id));
+        }
+        if linked.iter().any(|s| s.functions.iter().any(|f| f.contains("holderLoop"))) {
+            failures.push(format!("the holder serves no span, yet is linked to {}", t.trace_id));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let _ = std::fs::remove_file(&config);
 }

@@ -1,5 +1,7 @@
 //! OTLP message types and their JSON-lines encoding; pprof's profile
-//! messages (`pprof`).
+//! messages (`pprof`). OTLP profiles (`profiles`, `profiles_service`) are
+//! the specification's development version, `v1development`, which the
+//! Collector's pdata of the same release line decodes.
 //!
 //! The types are opentelemetry-proto's (prost messages, tonic services). The
 //! JSON encoding follows the OTLP/JSON mapping (camelCase fields, hex trace
@@ -11,10 +13,14 @@ use std::io::Write;
 pub mod pprof;
 
 pub use opentelemetry_proto::tonic::{
-    collector::{logs::v1 as logs_service, metrics::v1 as metrics_service, trace::v1 as trace_service},
+    collector::{
+        logs::v1 as logs_service, metrics::v1 as metrics_service,
+        profiles::v1development as profiles_service, trace::v1 as trace_service,
+    },
     common::v1 as common,
     logs::v1 as logs,
     metrics::v1 as metrics,
+    profiles::v1development as profiles,
     resource::v1 as resource,
     trace::v1 as trace,
 };
@@ -23,6 +29,32 @@ pub use opentelemetry_proto::tonic::{
 pub fn write_json_line<W: Write, M: serde::Serialize>(out: &mut W, message: &M) -> std::io::Result<()> {
     serde_json::to_writer(&mut *out, message)?;
     out.write_all(b"\n")
+}
+
+/// Writes one OTLP profiles export request as a single JSON line. The
+/// dictionary's links carry their trace and span ids in hex, as the OTLP/JSON
+/// mapping writes every trace and span id (opentelemetry-proto's serde
+/// writes those two as arrays of numbers).
+pub fn write_profiles_json_line<W: Write>(
+    out: &mut W,
+    request: &profiles_service::ExportProfilesServiceRequest,
+) -> std::io::Result<()> {
+    let mut value = serde_json::to_value(request)?;
+    let links = value.pointer_mut("/dictionary/linkTable").and_then(serde_json::Value::as_array_mut);
+    for link in links.into_iter().flatten() {
+        for key in ["traceId", "spanId"] {
+            if let Some(id) = link.get_mut(key) {
+                let bytes: Vec<u8> = id
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                    .collect();
+                *id = serde_json::Value::String(bytes.iter().map(|b| format!("{b:02x}")).collect());
+            }
+        }
+    }
+    write_json_line(out, &value)
 }
 
 /// A string-valued attribute.
@@ -46,6 +78,26 @@ pub fn kv_int(key: &str, value: i64) -> common::KeyValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn profile_links_are_written_with_hex_ids() {
+        let request = profiles_service::ExportProfilesServiceRequest {
+            dictionary: Some(profiles::ProfilesDictionary {
+                link_table: vec![
+                    profiles::Link::default(),
+                    profiles::Link { trace_id: vec![0xab; 16], span_id: vec![1, 2, 3, 4, 5, 6, 7, 0xff] },
+                ],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        write_profiles_json_line(&mut out, &request).unwrap();
+        let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(line["dictionary"]["linkTable"][0]["traceId"], "");
+        assert_eq!(line["dictionary"]["linkTable"][1]["traceId"], "ab".repeat(16));
+        assert_eq!(line["dictionary"]["linkTable"][1]["spanId"], "01020304050607ff");
+    }
 
     #[test]
     fn json_line_uses_the_otlp_json_mapping() {

@@ -66,6 +66,10 @@ pub const DEFAULT_RETRY_MAX_ELAPSED: &str = "5m";
 pub const DEFAULT_TELEMETRY_ENDPOINT: &str = "127.0.0.1:8888";
 /// Time given to the queue to drain at shutdown.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: &str = "10s";
+/// The wait profile goes upstream as OTLP profiles only when asked: the
+/// signal is in development, and a Collector without its feature gate
+/// refuses it.
+pub const DEFAULT_EXPORT_PROFILES: bool = false;
 /// How often the exporter checks its TLS files for changes.
 pub const DEFAULT_TLS_RELOAD_INTERVAL: &str = "10s";
 

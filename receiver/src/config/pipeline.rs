@@ -39,6 +39,8 @@ pub struct ExporterConfig {
     pub retry_max: Duration,
     pub retry_max_elapsed: Duration,
     pub shutdown_timeout: Duration,
+    /// The wait profile goes upstream as OTLP profiles.
+    pub profiles: bool,
 }
 
 /// The validated pipeline configuration.
@@ -177,6 +179,7 @@ impl RawConfig {
                 e.shutdown_timeout.as_deref(),
                 DEFAULT_SHUTDOWN_TIMEOUT,
             )?,
+            profiles: e.profiles.unwrap_or(DEFAULT_EXPORT_PROFILES),
         };
         if exporter.queue_items == 0 || exporter.batch_items == 0 {
             return Err(invalid("exporter.queue_items", "queue_items and batch_items must be at least 1"));

@@ -199,6 +199,11 @@ pub struct RawExporter {
     pub retry_max_elapsed: Option<String>,
     /// How long shutdown waits for the queue to drain.
     pub shutdown_timeout: Option<String>,
+    /// Also export the wait profile as OTLP profiles (the specification's
+    /// development signal), one profile per process every `run.interval`.
+    /// The upstream must take them: a Collector started with
+    /// `--feature-gates=service.profilesSupport` and a profiles pipeline.
+    pub profiles: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -14,7 +14,7 @@ use prost::Message as _;
 
 use crate::telemetry::{
     census,
-    wait_profile::{CensusSamples, SampleKey},
+    wait_profile::{self, CensusSamples, SampleKey, Summed},
 };
 
 /// Interns strings into a profile's string table (index 0 is "").
@@ -61,30 +61,9 @@ pub fn wait_profile(censuses: &[CensusSamples], start_unix_ns: i64, duration: Du
     profile.comment.push(strings.get(
         "gort wait profile: goroutines sampled at each census, each weighted by the time since the census before (an estimate)",
     ));
-    // Samples summed by pid and key: (count, ns).
-    let mut summed: HashMap<(u32, &SampleKey), (i64, i64)> = HashMap::new();
-    let mut periods = Vec::new();
-    for c in censuses {
-        let weight = i64::try_from(c.stands_for.as_nanos()).unwrap_or(i64::MAX);
-        periods.push(weight);
-        for (key, n) in &c.stacks {
-            let n = i64::try_from(*n).unwrap_or(i64::MAX);
-            let v = summed.entry((c.pid, key)).or_default();
-            v.0 = v.0.saturating_add(n);
-            v.1 = v.1.saturating_add(n.saturating_mul(weight));
-        }
-    }
     profile.period_type = Some(ValueType { r#type: strings.get("wait"), unit: strings.get("nanoseconds") });
-    profile.period = periods.iter().sum::<i64>().checked_div(periods.len() as i64).unwrap_or(0);
-    let mut samples: Vec<_> = summed.into_iter().collect();
-    // Deterministic output: the heaviest first.
-    samples.sort_by(|a, b| {
-        b.1.1
-            .cmp(&a.1.1)
-            .then_with(|| a.0.1.stack.iter().cmp(b.0.1.stack.iter()))
-            .then(a.0.1.span.cmp(&b.0.1.span))
-    });
-    for ((pid, key), (count, ns)) in samples {
+    profile.period = wait_profile::mean_period_ns(censuses);
+    for Summed { pid, key, goroutines, wait_ns } in wait_profile::summed(censuses) {
         let SampleKey { stack, state, category, span } = key;
         let mut location_id = Vec::with_capacity(stack.len());
         for frame in stack.iter() {
@@ -124,14 +103,14 @@ pub fn wait_profile(censuses: &[CensusSamples], start_unix_ns: i64, duration: Du
             });
             label.push(Label { key: strings.get("span_id"), str: strings.get(&hex(&span.span_id)), num: 0 });
         }
-        profile.sample.push(Sample { location_id, value: vec![count, ns], label });
+        profile.sample.push(Sample { location_id, value: vec![goroutines, wait_ns], label });
     }
     profile.string_table = strings.table;
     profile
 }
 
 /// Lower-case hex, as OTLP/JSON writes trace and span ids.
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

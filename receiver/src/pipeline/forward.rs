@@ -15,6 +15,7 @@ use std::{
 use gort_proto::{
     logs_service::logs_service_client::LogsServiceClient,
     metrics_service::metrics_service_client::MetricsServiceClient,
+    profiles_service::{ExportProfilesServiceRequest, profiles_service_client::ProfilesServiceClient},
     trace_service::trace_service_client::TraceServiceClient,
 };
 use tonic::{
@@ -48,12 +49,13 @@ impl tonic::service::Interceptor for AddHeaders {
 
 type Svc = InterceptedService<Channel, AddHeaders>;
 
-/// The three clients over one channel; replaced whole when TLS files change.
+/// The four clients over one channel; replaced whole when TLS files change.
 #[derive(Clone)]
 struct Clients {
     traces: TraceServiceClient<Svc>,
     metrics: MetricsServiceClient<Svc>,
     logs: LogsServiceClient<Svc>,
+    profiles: ProfilesServiceClient<Svc>,
 }
 
 #[derive(Clone)]
@@ -115,21 +117,24 @@ impl Clients {
         let headers: Headers =
             config.headers.iter().filter_map(|(k, v)| Some((k.parse().ok()?, v.parse().ok()?))).collect();
         let svc = InterceptedService::new(channel, AddHeaders(Arc::new(headers)));
-        let (mut traces, mut metrics, mut logs) = (
+        let (mut traces, mut metrics, mut logs, mut profiles) = (
             TraceServiceClient::new(svc.clone()),
             MetricsServiceClient::new(svc.clone()),
-            LogsServiceClient::new(svc),
+            LogsServiceClient::new(svc.clone()),
+            ProfilesServiceClient::new(svc),
         );
         // grpc-go answers in the encoding of the request: accept it always.
         traces = traces.accept_compressed(CompressionEncoding::Gzip);
         metrics = metrics.accept_compressed(CompressionEncoding::Gzip);
         logs = logs.accept_compressed(CompressionEncoding::Gzip);
+        profiles = profiles.accept_compressed(CompressionEncoding::Gzip);
         if config.gzip {
             traces = traces.send_compressed(CompressionEncoding::Gzip);
             metrics = metrics.send_compressed(CompressionEncoding::Gzip);
             logs = logs.send_compressed(CompressionEncoding::Gzip);
+            profiles = profiles.send_compressed(CompressionEncoding::Gzip);
         }
-        Ok(Self { traces, metrics, logs })
+        Ok(Self { traces, metrics, logs, profiles })
     }
 }
 
@@ -178,7 +183,7 @@ impl Forwarder {
     /// Sends one request; on success, the items the upstream rejected
     /// (partial success) and its message.
     async fn export(&self, payload: &Payload) -> Result<(u64, String), Status> {
-        let Clients { mut traces, mut metrics, mut logs } = self.clients();
+        let Clients { mut traces, mut metrics, mut logs, mut profiles } = self.clients();
         Ok(match payload {
             Payload::Traces(r) => {
                 let p = traces.export(r.clone()).await?.into_inner().partial_success.unwrap_or_default();
@@ -191,6 +196,15 @@ impl Forwarder {
             Payload::Logs(r) => {
                 let p = logs.export(r.clone()).await?.into_inner().partial_success.unwrap_or_default();
                 (u64::try_from(p.rejected_log_records).unwrap_or(0), p.error_message)
+            }
+            Payload::Profiles(r) => {
+                let p = profiles
+                    .export(ExportProfilesServiceRequest::clone(r))
+                    .await?
+                    .into_inner()
+                    .partial_success
+                    .unwrap_or_default();
+                (u64::try_from(p.rejected_profiles).unwrap_or(0), p.error_message)
             }
         })
     }

@@ -1,4 +1,5 @@
-//! OTLP/gRPC receiver (port 4317): the trace, metrics and logs services.
+//! OTLP/gRPC receiver (port 4317): the trace, metrics, logs and profiles
+//! (development) services.
 //! Requests may be gzip- or zstd-compressed; the size limit applies after
 //! decompression. A full queue answers UNAVAILABLE (retryable: the SDK keeps
 //! the data and tries again); an oversize message RESOURCE_EXHAUSTED without
@@ -15,6 +16,10 @@ use gort_proto::{
     metrics_service::{
         ExportMetricsServiceRequest, ExportMetricsServiceResponse,
         metrics_service_server::{MetricsService, MetricsServiceServer},
+    },
+    profiles_service::{
+        ExportProfilesServiceRequest, ExportProfilesServiceResponse,
+        profiles_service_server::{ProfilesService, ProfilesServiceServer},
     },
     trace_service::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -72,6 +77,17 @@ impl LogsService for Receiver {
     }
 }
 
+#[tonic::async_trait]
+impl ProfilesService for Receiver {
+    async fn export(
+        &self,
+        request: Request<ExportProfilesServiceRequest>,
+    ) -> Result<Response<ExportProfilesServiceResponse>, Status> {
+        self.take(Payload::Profiles(Box::new(request.into_inner())))?;
+        Ok(Response::new(ExportProfilesServiceResponse::default()))
+    }
+}
+
 /// Counts the requests tonic refused before they reached a handler, and
 /// fixes the status of an oversize one. tonic reports a message over the
 /// limit as OUT_OF_RANGE, which OTLP clients retry forever; the
@@ -93,7 +109,7 @@ pub fn account_refusal<B>(counters: &Counters, mut response: http::Response<B>) 
     response
 }
 
-/// The three OTLP services, decoding with the size limit: what the server
+/// The four OTLP services, decoding with the size limit: what the server
 /// runs, also callable in-process (the fuzz target drives it).
 pub fn routes(shared: Arc<Shared>, limit: usize) -> tonic::service::Routes {
     let r = Receiver(shared);
@@ -105,11 +121,15 @@ pub fn routes(shared: Arc<Shared>, limit: usize) -> tonic::service::Routes {
         .max_decoding_message_size(limit)
         .accept_compressed(CompressionEncoding::Gzip)
         .accept_compressed(CompressionEncoding::Zstd);
-    let logs = LogsServiceServer::new(r)
+    let logs = LogsServiceServer::new(r.clone())
         .max_decoding_message_size(limit)
         .accept_compressed(CompressionEncoding::Gzip)
         .accept_compressed(CompressionEncoding::Zstd);
-    tonic::service::Routes::new(traces).add_service(metrics).add_service(logs)
+    let profiles = ProfilesServiceServer::new(r)
+        .max_decoding_message_size(limit)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd);
+    tonic::service::Routes::new(traces).add_service(metrics).add_service(logs).add_service(profiles)
 }
 
 pub async fn serve(

@@ -17,6 +17,7 @@ use axum::{
 use gort_proto::{
     logs_service::{ExportLogsServiceRequest, ExportLogsServiceResponse},
     metrics_service::{ExportMetricsServiceRequest, ExportMetricsServiceResponse},
+    profiles_service::{ExportProfilesServiceRequest, ExportProfilesServiceResponse},
     trace_service::{ExportTraceServiceRequest, ExportTraceServiceResponse},
 };
 use prost::Message;
@@ -121,6 +122,10 @@ pub fn decode(signal: Signal, format: Format, body: &[u8]) -> Result<Payload, Re
         (Signal::Metrics, Format::Json) => Payload::Metrics(js(body)?),
         (Signal::Logs, Format::Protobuf) => Payload::Logs(pb::<ExportLogsServiceRequest>(body)?),
         (Signal::Logs, Format::Json) => Payload::Logs(js(body)?),
+        (Signal::Profiles, Format::Protobuf) => {
+            Payload::Profiles(Box::new(pb::<ExportProfilesServiceRequest>(body)?))
+        }
+        (Signal::Profiles, Format::Json) => Payload::Profiles(Box::new(js(body)?)),
     })
 }
 
@@ -137,6 +142,10 @@ fn respond(signal: Signal, format: Format) -> Response {
         Signal::Logs => (
             ExportLogsServiceResponse::default().encode_to_vec(),
             serde_json::to_vec(&ExportLogsServiceResponse::default()),
+        ),
+        Signal::Profiles => (
+            ExportProfilesServiceResponse::default().encode_to_vec(),
+            serde_json::to_vec(&ExportProfilesServiceResponse::default()),
         ),
     };
     match format {
@@ -194,6 +203,7 @@ pub fn router(shared: Arc<Shared>, limit: usize) -> Router {
         .route("/v1/traces", route(Signal::Traces))
         .route("/v1/metrics", route(Signal::Metrics))
         .route("/v1/logs", route(Signal::Logs))
+        .route("/v1development/profiles", route(Signal::Profiles))
         // The compressed body may not exceed the limit either.
         .layer(DefaultBodyLimit::max(limit))
         .layer(tower::util::MapResponseLayer::new(count_oversize))

@@ -72,6 +72,7 @@ impl Identities {
             Payload::Traces(r) => r.resource_spans.first().and_then(|r| r.resource.as_ref()),
             Payload::Metrics(r) => r.resource_metrics.first().and_then(|r| r.resource.as_ref()),
             Payload::Logs(r) => r.resource_logs.first().and_then(|r| r.resource.as_ref()),
+            Payload::Profiles(r) => r.resource_profiles.first().and_then(|r| r.resource.as_ref()),
         };
         let Some(identity) = resource.and_then(Identity::of) else { return };
         let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -29,7 +29,7 @@ use std::sync::{
 
 use gort_proto::{
     logs_service::ExportLogsServiceRequest, metrics_service::ExportMetricsServiceRequest,
-    trace_service::ExportTraceServiceRequest,
+    profiles_service::ExportProfilesServiceRequest, trace_service::ExportTraceServiceRequest,
 };
 use thiserror::Error;
 
@@ -59,23 +59,31 @@ async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-/// The three OTLP signals.
+/// The OTLP signals gort forwards: the three the service sends, and
+/// profiles, which only gort makes (its wait profile).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Signal {
     Traces,
     Metrics,
     Logs,
+    Profiles,
 }
 
-impl Signal {
-    pub const ALL: [Self; 3] = [Self::Traces, Self::Metrics, Self::Logs];
+/// How many signals the books keep.
+const SIGNALS: usize = 4;
 
-    /// What the signal's items are called in counters.
+impl Signal {
+    pub const ALL: [Self; SIGNALS] = [Self::Traces, Self::Metrics, Self::Logs, Self::Profiles];
+
+    /// What the signal's items are called in counters. A profile is one
+    /// item whatever its samples: the upstream's partial-success answer
+    /// counts profiles.
     pub fn items(self) -> &'static str {
         match self {
             Self::Traces => "spans",
             Self::Metrics => "metric_points",
             Self::Logs => "log_records",
+            Self::Profiles => "profiles",
         }
     }
 
@@ -90,6 +98,8 @@ pub enum Payload {
     Traces(ExportTraceServiceRequest),
     Metrics(ExportMetricsServiceRequest),
     Logs(ExportLogsServiceRequest),
+    /// Boxed: a request with its dictionary is several times the others' size.
+    Profiles(Box<ExportProfilesServiceRequest>),
 }
 
 impl Payload {
@@ -98,10 +108,11 @@ impl Payload {
             Self::Traces(_) => Signal::Traces,
             Self::Metrics(_) => Signal::Metrics,
             Self::Logs(_) => Signal::Logs,
+            Self::Profiles(_) => Signal::Profiles,
         }
     }
 
-    /// Spans, metric data points or log records in the request.
+    /// Spans, metric data points, log records or profiles in the request.
     pub fn items(&self) -> u64 {
         use gort_proto::metrics::metric::Data;
         let n = match self {
@@ -110,6 +121,9 @@ impl Payload {
             }
             Self::Logs(r) => {
                 r.resource_logs.iter().flat_map(|r| &r.scope_logs).map(|s| s.log_records.len()).sum::<usize>()
+            }
+            Self::Profiles(r) => {
+                r.resource_profiles.iter().flat_map(|r| &r.scope_profiles).map(|s| s.profiles.len()).sum()
             }
             Self::Metrics(r) => r
                 .resource_metrics
@@ -130,7 +144,8 @@ impl Payload {
     }
 
     /// Appends `other` (of the same signal) to this request: batching.
-    /// Returns `other` back when the signals differ.
+    /// Returns `other` back when the signals differ, and for profiles,
+    /// whose indices point into their own request's dictionary.
     pub fn merge(&mut self, other: Payload) -> Result<(), Payload> {
         match (self, other) {
             (Self::Traces(a), Self::Traces(b)) => a.resource_spans.extend(b.resource_spans),
@@ -145,12 +160,12 @@ impl Payload {
 /// Per-signal item counters: the pipeline's books.
 #[derive(Debug, Default)]
 pub struct Counters {
-    accepted: [AtomicU64; 3],
-    refused: [AtomicU64; 3],
-    sent: [AtomicU64; 3],
-    dropped: [AtomicU64; 3],
-    retries: [AtomicU64; 3],
-    upstream_rejected: [AtomicU64; 3],
+    accepted: [AtomicU64; SIGNALS],
+    refused: [AtomicU64; SIGNALS],
+    sent: [AtomicU64; SIGNALS],
+    dropped: [AtomicU64; SIGNALS],
+    retries: [AtomicU64; SIGNALS],
+    upstream_rejected: [AtomicU64; SIGNALS],
     malformed_requests: AtomicU64,
     oversize_requests: AtomicU64,
     tls_reloads: AtomicU64,
@@ -168,7 +183,7 @@ pub struct SignalCounts {
 }
 
 impl Counters {
-    fn add(slot: &[AtomicU64; 3], signal: Signal, n: u64) {
+    fn add(slot: &[AtomicU64; SIGNALS], signal: Signal, n: u64) {
         slot[signal.index()].fetch_add(n, Ordering::Relaxed);
     }
 
@@ -210,7 +225,7 @@ impl Counters {
     }
 
     pub fn get(&self, s: Signal) -> SignalCounts {
-        let at = |slot: &[AtomicU64; 3]| slot[s.index()].load(Ordering::Relaxed);
+        let at = |slot: &[AtomicU64; SIGNALS]| slot[s.index()].load(Ordering::Relaxed);
         SignalCounts {
             accepted: at(&self.accepted),
             refused: at(&self.refused),
@@ -237,6 +252,8 @@ pub struct Shared {
     pub tap: std::sync::OnceLock<tap::JsonTap>,
     /// The sessions' goroutine censuses with stacks, for the wait profile.
     pub wait_samples: crate::telemetry::wait_profile::WaitSamples,
+    /// `exporter.profiles`: sessions send their wait profile upstream.
+    pub export_profiles: bool,
 }
 
 impl std::fmt::Debug for Shared {
@@ -255,6 +272,7 @@ impl Shared {
             identities: identity::Identities::default(),
             tap: std::sync::OnceLock::new(),
             wait_samples: Default::default(),
+            export_profiles: config.exporter.profiles,
         })
     }
 

@@ -135,7 +135,7 @@ impl Queue {
             let Some(next) = w.pop_front() else { break };
             batch.items += next.items;
             if let Err(back) = batch.payload.merge(next.payload) {
-                // Unreachable by the signal check; put it back rather than lose it.
+                // Not mergeable (profiles): it leaves in the next batch.
                 w.push_front(Entry { payload: back, items: next.items, enqueued: next.enqueued });
                 batch.items -= next.items;
                 break;

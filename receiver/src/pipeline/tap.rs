@@ -1,7 +1,8 @@
 //! `--otlp-json`: a copy of everything the pipeline forwards upstream (the
-//! service's spans as enriched, its metrics and logs, gort's own metrics),
-//! one `Export*ServiceRequest` per line in the Collector file exporter's
-//! format, written as each request enters the queue.
+//! service's spans as enriched, its metrics and logs, gort's own metrics
+//! and wait profiles), one `Export*ServiceRequest` per line in the
+//! Collector file exporter's format, written as each request enters the
+//! queue.
 
 use std::{
     fs,
@@ -32,6 +33,7 @@ impl JsonTap {
             Payload::Traces(r) => gort_proto::write_json_line(w, r),
             Payload::Metrics(r) => gort_proto::write_json_line(w, r),
             Payload::Logs(r) => gort_proto::write_json_line(w, r),
+            Payload::Profiles(r) => gort_proto::write_profiles_json_line(w, r),
         }
         .and_then(|()| w.flush());
         if let Err(e) = written {

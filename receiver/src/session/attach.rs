@@ -201,6 +201,9 @@ impl Session {
                 .map(|c| with_park_sites(c, &process, &analysis, names)),
             leaks: options.leaks.map(LeakWatch::new),
             last_census_at: None,
+            // Before the census at attach: the first profile holds the
+            // census that stands for the time since.
+            profile_mark: (Duration::from_nanos(crate::bpf::monotonic_ns()), SystemTime::now()),
             stall_names,
             runtime_stats: runtime_stats_reader(&process, &analysis, image.as_ref()),
             last_runtime_stats: None,

@@ -154,6 +154,9 @@ struct Session {
     /// When the last census was taken (monotonic): the next one stands for
     /// the time since, in the wait profile.
     last_census_at: Option<Duration>,
+    /// Where the next OTLP wait profile begins (monotonic and wall clock):
+    /// at attach, then where the last one ended.
+    profile_mark: (Duration, SystemTime),
     /// Names of the stall sites' pcs (with trace linkage).
     stall_names: Option<SharedPcNames>,
     /// The last census that succeeded (the one at exit finds no process).

@@ -13,7 +13,11 @@ use std::{
 use super::*;
 use crate::{
     bpf::{Probes, probes::Heat},
-    export, features,
+    export::{
+        self,
+        otlp_profiles::{self, ProfileWindow},
+    },
+    features,
     pipeline::{self, Payload},
     telemetry::{
         census::{self as goroutines},
@@ -232,9 +236,7 @@ impl Outputs {
         }
         // Exemplars gathered since the last report go out once.
         let exemplars = session.linker().map(pipeline::Linkage::take_exemplars).unwrap_or_default();
-        let identity = self.forward.as_ref().and_then(|p| p.identities.for_pid(session.process.pid));
-        let resource = export::ResourceFacts::new(&session.process, &session.analysis, service)
-            .with_identity(identity.as_ref().map_or(&[], |i| i.attributes.as_slice()));
+        let resource = self.resource(session, service);
         let report = features::Report {
             runtime: &snap.runtime,
             live: snap.live.as_ref(),
@@ -264,6 +266,55 @@ impl Outputs {
         }
         Ok(())
     }
+
+    /// The resource of gort's data about the session's process: named as
+    /// the service names itself, when it has exported to gort.
+    fn resource(&self, session: &Session, service: Option<&str>) -> export::ResourceFacts {
+        let identity = self.forward.as_ref().and_then(|p| p.identities.for_pid(session.process.pid));
+        export::ResourceFacts::new(&session.process, &session.analysis, service)
+            .with_identity(identity.as_ref().map_or(&[], |i| i.attributes.as_slice()))
+    }
+
+    /// With `exporter.profiles`, the wait profile of the censuses since the
+    /// last report (or attach) goes upstream as OTLP profiles. A profile
+    /// the queue refuses is counted as refused there and said here: it is
+    /// not sent again.
+    pub(super) fn write_profile(&mut self, session: &mut Session, service: Option<&str>) {
+        let Some(pipeline) = self.forward.as_ref().filter(|p| p.export_profiles) else { return };
+        let now = (Duration::from_nanos(crate::bpf::monotonic_ns()), SystemTime::now());
+        let (from, from_wall) = std::mem::replace(&mut session.profile_mark, now);
+        // Censuses taken after the last profile's end, up to now.
+        let censuses = pipeline.wait_samples.between(from + Duration::from_nanos(1), now.0);
+        let window = ProfileWindow {
+            start_unix_ns: unix_nanos(from_wall),
+            duration: now.0.saturating_sub(from),
+            profile_id: profile_id(session.process.pid, now.1),
+        };
+        let resource = self.resource(session, service);
+        let Some(request) = otlp_profiles::wait_profile_request(&resource, &censuses, window) else { return };
+        if !pipeline.offer_own(Payload::Profiles(Box::new(request))) {
+            log::warn!(
+                "pid {}: the wait profile of the last {:?} is lost: the pipeline queue is full",
+                session.process.pid,
+                window.duration
+            );
+        }
+    }
+}
+
+/// A profile id unique with overwhelming odds: `pid` and `at` hashed with
+/// the process's random hash keys (never all zero, which means "no id").
+fn profile_id(pid: u32, at: SystemTime) -> [u8; 16] {
+    use std::hash::BuildHasher;
+    let keys = std::collections::hash_map::RandomState::new();
+    let half = |salt: u8| keys.hash_one((pid, unix_nanos(at), salt)).to_le_bytes();
+    let mut id = [0; 16];
+    id[..8].copy_from_slice(&half(0));
+    id[8..].copy_from_slice(&half(1));
+    if id == [0; 16] {
+        id[0] = 1;
+    }
+    id
 }
 
 /// One snapshot of the aggregates, printed and exported.
@@ -276,6 +327,7 @@ pub(super) fn report(
     let snap = session.snapshot(probes)?;
     report_line(session, probes, &snap)?;
     outputs.write_metrics(session, &snap, service)?;
+    outputs.write_profile(session, service);
     Ok(snap)
 }
 

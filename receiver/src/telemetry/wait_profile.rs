@@ -6,8 +6,8 @@
 //! of the chance to be seen for shorter ones, as any sampling profile.
 //! With trace linkage, a goroutine serving a span is sampled under that
 //! span, so a slow trace's waits can be picked out of the profile.
-//! Recording is here; `export::pprof` turns a span of samples into a pprof
-//! profile.
+//! Recording and summing are here; `export::pprof` turns a span of samples
+//! into a pprof profile, `export::otlp_profiles` into OTLP profiles.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -74,6 +74,55 @@ impl WaitSamples {
         let censuses = self.censuses.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         censuses.iter().filter(|c| c.at >= from && c.at <= to).cloned().collect()
     }
+}
+
+/// One stack's samples summed over a span of censuses.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Summed<'a> {
+    pub pid: u32,
+    pub key: &'a SampleKey,
+    /// Goroutine samples (one per goroutine per census).
+    pub goroutines: i64,
+    /// Estimated time parked or runnable: each sample weighted by the time
+    /// its census stands for.
+    pub wait_ns: i64,
+}
+
+/// `censuses` summed by process and sample key, the heaviest first (ties in
+/// a fixed order, so that a profile's bytes depend on its samples only).
+pub fn summed(censuses: &[CensusSamples]) -> Vec<Summed<'_>> {
+    let mut sums: HashMap<(u32, &SampleKey), (i64, i64)> = HashMap::new();
+    for c in censuses {
+        let weight = i64::try_from(c.stands_for.as_nanos()).unwrap_or(i64::MAX);
+        for (key, n) in &c.stacks {
+            let n = i64::try_from(*n).unwrap_or(i64::MAX);
+            let v = sums.entry((c.pid, key)).or_default();
+            v.0 = v.0.saturating_add(n);
+            v.1 = v.1.saturating_add(n.saturating_mul(weight));
+        }
+    }
+    let mut out: Vec<Summed<'_>> = sums
+        .into_iter()
+        .map(|((pid, key), (goroutines, wait_ns))| Summed { pid, key, goroutines, wait_ns })
+        .collect();
+    out.sort_by(|a, b| {
+        b.wait_ns
+            .cmp(&a.wait_ns)
+            .then(a.pid.cmp(&b.pid))
+            .then_with(|| a.key.stack.iter().cmp(b.key.stack.iter()))
+            .then(a.key.state.cmp(b.key.state))
+            .then(a.key.category.cmp(b.key.category))
+            .then(a.key.span.cmp(&b.key.span))
+    });
+    out
+}
+
+/// The mean time a census of `censuses` stands for, in nanoseconds: the
+/// profile's sampling period.
+pub fn mean_period_ns(censuses: &[CensusSamples]) -> i64 {
+    let total: i64 =
+        censuses.iter().map(|c| i64::try_from(c.stands_for.as_nanos()).unwrap_or(i64::MAX)).sum();
+    total.checked_div(censuses.len() as i64).unwrap_or(0)
 }
 
 #[cfg(test)]
