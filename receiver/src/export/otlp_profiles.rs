@@ -167,8 +167,8 @@ pub fn wait_profile_request(
     censuses: &[CensusSamples],
     window: ProfileWindow,
 ) -> Option<ExportProfilesServiceRequest> {
-    let own: Vec<CensusSamples> = censuses.iter().filter(|c| c.pid == resource.pid).cloned().collect();
-    let summed = wait_profile::summed(&own);
+    let own = || censuses.iter().filter(|c| c.pid == resource.pid);
+    let summed = wait_profile::summed(own());
     if summed.is_empty() {
         return None;
     }
@@ -195,7 +195,7 @@ pub fn wait_profile_request(
         time_unix_nano: window.start_unix_ns,
         duration_nano: u64::try_from(window.duration.as_nanos()).unwrap_or(u64::MAX),
         period_type: Some(wait),
-        period: wait_profile::mean_period_ns(&own),
+        period: wait_profile::mean_period_ns(own()),
         profile_id: window.profile_id.to_vec(),
         ..Default::default()
     };

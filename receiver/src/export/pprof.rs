@@ -110,7 +110,7 @@ pub fn wait_profile(censuses: &[CensusSamples], start_unix_ns: i64, duration: Du
 }
 
 /// Lower-case hex, as OTLP/JSON writes trace and span ids.
-pub fn hex(bytes: &[u8]) -> String {
+fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -90,7 +90,7 @@ pub struct Summed<'a> {
 
 /// `censuses` summed by process and sample key, the heaviest first (ties in
 /// a fixed order, so that a profile's bytes depend on its samples only).
-pub fn summed(censuses: &[CensusSamples]) -> Vec<Summed<'_>> {
+pub fn summed<'a>(censuses: impl IntoIterator<Item = &'a CensusSamples>) -> Vec<Summed<'a>> {
     let mut sums: HashMap<(u32, &SampleKey), (i64, i64)> = HashMap::new();
     for c in censuses {
         let weight = i64::try_from(c.stands_for.as_nanos()).unwrap_or(i64::MAX);
@@ -101,7 +101,7 @@ pub fn summed(censuses: &[CensusSamples]) -> Vec<Summed<'_>> {
             v.1 = v.1.saturating_add(n.saturating_mul(weight));
         }
     }
-    let mut out: Vec<Summed<'_>> = sums
+    let mut out: Vec<Summed<'a>> = sums
         .into_iter()
         .map(|((pid, key), (goroutines, wait_ns))| Summed { pid, key, goroutines, wait_ns })
         .collect();
@@ -119,10 +119,11 @@ pub fn summed(censuses: &[CensusSamples]) -> Vec<Summed<'_>> {
 
 /// The mean time a census of `censuses` stands for, in nanoseconds: the
 /// profile's sampling period.
-pub fn mean_period_ns(censuses: &[CensusSamples]) -> i64 {
-    let total: i64 =
-        censuses.iter().map(|c| i64::try_from(c.stands_for.as_nanos()).unwrap_or(i64::MAX)).sum();
-    total.checked_div(censuses.len() as i64).unwrap_or(0)
+pub fn mean_period_ns<'a>(censuses: impl IntoIterator<Item = &'a CensusSamples>) -> i64 {
+    let (total, n) = censuses.into_iter().fold((0i64, 0i64), |(total, n), c| {
+        (total.saturating_add(i64::try_from(c.stands_for.as_nanos()).unwrap_or(i64::MAX)), n + 1)
+    });
+    total.checked_div(n).unwrap_or(0)
 }
 
 #[cfg(test)]
