@@ -367,7 +367,6 @@ pub fn wait_for_port(port: u16, timeout: Duration) {
     }
 }
 
-/// Every OTLP/JSON line of a Collector file-exporter output (missing: none).
 /// The last metric named `name` in OTLP/JSON metrics request lines.
 pub fn last_metric<'a>(requests: &'a [serde_json::Value], name: &str) -> Option<&'a serde_json::Value> {
     requests
@@ -378,9 +377,14 @@ pub fn last_metric<'a>(requests: &'a [serde_json::Value], name: &str) -> Option<
         .rfind(|m| m["name"] == name)
 }
 
+/// Every complete JSON line of a file a writer may still be appending to
+/// (missing: none). A last line without its newline is a write in flight,
+/// read while the writer was between two `write` calls: it is left for the
+/// next read instead of failing the parse.
 pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", path.display())))
