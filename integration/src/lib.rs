@@ -2,6 +2,7 @@
 //! test programs under `integration/go/`, runs them as child processes, and
 //! reads their line-oriented output with timeouts.
 
+pub mod backends;
 pub mod goprog;
 pub mod inspect;
 pub mod sink;

@@ -50,7 +50,10 @@ fn every_shipped_collector_config_is_valid() {
         checked.push(name);
     }
     checked.sort();
-    assert_eq!(checked, ["prometheus.yaml", "relay.yaml", "tempo-prometheus.yaml", "tempo.yaml"]);
+    assert_eq!(
+        checked,
+        ["prometheus-jaeger.yaml", "prometheus.yaml", "relay.yaml", "tempo-prometheus.yaml", "tempo.yaml"]
+    );
 }
 
 #[test]
