@@ -11,6 +11,10 @@
 //!   with its `go.runtime.*` attributes and gort's stall child span, whose
 //!   duration is what the handler measured itself (10%).
 //! - No series in Prometheus has a trace id (or span id) among its labels.
+//! - Every query of the shipped Grafana dashboard answers with a number,
+//!   and every shipped alerting rule evaluates without error.
+//! - The demo's report (`integration/go/backendsreport`) finds the same
+//!   exemplar and trace.
 
 use std::{process::Command, time::Duration};
 
@@ -236,6 +240,19 @@ fn stalls_reach_prometheus_and_jaeger_and_an_exemplar_leads_to_its_trace() {
         assert_eq!(rule["health"], "ok", "rule {} does not evaluate: {rule:#}", rule["name"]);
     }
     assert_eq!(rules.len(), 5, "the rules of collector-config/prometheus/rules/gort.rules.yml");
+
+    // What `scripts/demo --backends` prints: the same slowest exemplar, its
+    // PromQL and its trace from Jaeger with the stall child.
+    let report = Command::new(go_program("backendsreport", "default", &[], &[]))
+        .args(["-prometheus", &format!("http://127.0.0.1:{}", prometheus.port)])
+        .args(["-jaeger", &format!("http://127.0.0.1:{}", jaeger.query_port)])
+        .output()
+        .expect("run backendsreport");
+    let printed = String::from_utf8_lossy(&report.stdout);
+    eprintln!("backendsreport:\n{printed}{}", String::from_utf8_lossy(&report.stderr));
+    assert!(report.status.success(), "backendsreport failed");
+    assert!(printed.contains(&format!("-> trace {trace_id}")), "not the slowest exemplar's trace");
+    assert!(printed.contains("PromQL") && printed.contains("stall child"), "{printed}");
 
     let _ = Command::new("kill").args(["-TERM", &svc.pid().to_string()]).status();
     svc.wait_line(Duration::from_secs(60), |l| l.contains("\"stopped\""));

@@ -1,0 +1,3 @@
+module gort.dev/integration/backendsreport
+
+go 1.21
