@@ -6,7 +6,6 @@
 //! dropped. Queries go through the backends' HTTP APIs only.
 
 use std::{
-    io::{Read, Write},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -67,15 +66,8 @@ fn spawn(mut cmd: Command, log: &Path, what: &str) -> Child {
 /// A GET on loopback over HTTP/1.0 (no chunked answer to undo); returns
 /// (status, body). `path` is sent as given: encode its query first.
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    crate::http_exchange(port, request.as_bytes(), Duration::from_secs(20))
 }
 
 /// Percent-encodes a query-string value.

@@ -400,9 +400,6 @@ pub fn http_request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, String) {
-    use std::io::Read;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -411,8 +408,19 @@ pub fn http_request(
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    http_exchange(port, &bytes, Duration::from_secs(10))
+}
+
+/// Sends a whole HTTP request on loopback and reads the answer until the
+/// server closes; returns (status, body). The request must ask for a
+/// close-delimited answer (HTTP/1.0, or `Connection: close`).
+pub fn http_exchange(port: u16, request: &[u8], timeout: Duration) -> (u16, String) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(timeout)).unwrap();
+    s.write_all(request).unwrap();
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out).into_owned();
