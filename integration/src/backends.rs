@@ -11,32 +11,23 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{free_port, otelcol_binary, wait_for_port, workspace_root};
+use crate::{cached_binary, free_port, otelcol_binary, wait_for_port, workspace_root};
 
 /// The Prometheus release `scripts/setup` builds.
 pub const PROMETHEUS_VERSION: &str = "v0.316.0";
 /// The Jaeger release `scripts/setup` builds.
 pub const JAEGER_VERSION: &str = "v1.76.0";
 
-fn cached(dir: &str, binary: &str) -> PathBuf {
-    let cache = std::env::var_os("GORT_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/gort"));
-    let path = cache.join(dir).join(binary);
-    assert!(path.exists(), "{} is missing: run scripts/setup", path.display());
-    path
-}
-
 pub fn prometheus_binary() -> PathBuf {
-    cached(&format!("prometheus-{PROMETHEUS_VERSION}"), "prometheus")
+    cached_binary(&format!("prometheus-{PROMETHEUS_VERSION}/prometheus"))
 }
 
 pub fn promtool_binary() -> PathBuf {
-    cached(&format!("prometheus-{PROMETHEUS_VERSION}"), "promtool")
+    cached_binary(&format!("prometheus-{PROMETHEUS_VERSION}/promtool"))
 }
 
 pub fn jaeger_binary() -> PathBuf {
-    cached(&format!("jaeger-{JAEGER_VERSION}"), "jaeger")
+    cached_binary(&format!("jaeger-{JAEGER_VERSION}/jaeger"))
 }
 
 /// A child process stopped with SIGTERM (then waited for) when dropped.

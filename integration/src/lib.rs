@@ -256,10 +256,17 @@ pub fn large_go_binary() -> (PathBuf, PathBuf) {
 
 /// The OpenTelemetry Collector scripts/setup builds (collector-config/builder.yaml).
 pub fn otelcol_binary() -> PathBuf {
+    cached_binary("otelcol-0.160.0/gort-otelcol")
+}
+
+/// A program `scripts/setup` built into its cache (`$GORT_CACHE`, by
+/// default `~/.cache/gort`), at `relative` there; panics with what to run
+/// when it is missing.
+pub fn cached_binary(relative: &str) -> PathBuf {
     let cache = std::env::var_os("GORT_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/gort"));
-    let binary = cache.join("otelcol-0.160.0/gort-otelcol");
+    let binary = cache.join(relative);
     assert!(binary.exists(), "{} is missing: run scripts/setup", binary.display());
     binary
 }
