@@ -120,6 +120,13 @@ fn run(o: &Options<'_>) -> Run {
     });
     let mut load = Command::new(o.binary);
     load.args(["-load", &addr, "-duration", "8s", "-rate", "200", "-stall-every", "300ms"]);
+    if o.late_attach.is_some() {
+        // An assist stall first flushes the service's ended spans, and until
+        // gort listens that flush waits out the SDK exporter's retry backoff
+        // (5 s and more) while every other client waits behind the assist:
+        // the load would stop for seconds, at random, and run too few spans.
+        load.args(["-stalls", "runnable,gc,mutex,fanout,select"]);
+    }
     let mut load = Proc::spawn(load, "[load]");
     if let Some(delay) = o.late_attach {
         std::thread::sleep(delay);
