@@ -127,6 +127,11 @@ impl Proc {
         self.child.id()
     }
 
+    /// Sends SIGTERM (with kill(1): the tests hold no unsafe code).
+    pub fn terminate(&self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
+    }
+
     /// Waits for a stdout line matching `pred`; panics with what was seen on timeout.
     pub fn wait_line(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + timeout;

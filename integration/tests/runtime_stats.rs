@@ -341,7 +341,7 @@ fn without_ptrace_access_gort_says_what_it_needs() {
     eprintln!("as nobody: {err}");
     assert!(!out.status.success());
     assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
-    assert!(err.contains("needs ptrace access") && err.contains("CAP_SYS_PTRACE"), "{err}");
+    assert!(err.contains("missing capability CAP_SYS_PTRACE") && err.contains("grant it"), "{err}");
     p.send_line("exit");
     assert!(p.wait_exit(Duration::from_secs(10)).success());
 }

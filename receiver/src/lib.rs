@@ -13,6 +13,7 @@ pub mod export;
 pub mod features;
 pub mod linkage;
 pub mod pipeline;
+pub mod privileges;
 pub mod session;
 pub mod target;
 pub mod telemetry;

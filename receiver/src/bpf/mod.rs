@@ -49,6 +49,26 @@ pub enum BpfError {
     Stats(#[source] aya::sys::SyscallError),
 }
 
+impl BpfError {
+    /// The kernel's refusal (EPERM or EACCES) behind this error, if that is
+    /// what it is: a missing privilege, not a problem of the probe.
+    pub fn permission_denied(&self) -> Option<std::io::Error> {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = source {
+            if let Some(io) = e.downcast_ref::<std::io::Error>()
+                && io.kind() == std::io::ErrorKind::PermissionDenied
+            {
+                return Some(io.raw_os_error().map_or_else(
+                    || std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+                    std::io::Error::from_raw_os_error,
+                ));
+            }
+            source = e.source();
+        }
+        None
+    }
+}
+
 /// The kernel's BPF run-time statistics (run time and run count of every
 /// program), on for as long as this is held; each run then costs about 20 ns
 /// more, so they are on only when asked for (`run.bpf_stats`).

@@ -1,5 +1,5 @@
 //! A goroutine dump of a running Go process taken from outside: every
-//! goroutine in `runtime.allgs`, read through /proc/PID/mem with no probe
+//! goroutine in `runtime.allgs`, read from the target's memory with no probe
 //! and no stop, each stack walked up its frame pointers from the registers
 //! the runtime saved when it parked the goroutine (`g.sched`), and
 //! symbolized with the executable's `.gopclntab`, inlined calls included.

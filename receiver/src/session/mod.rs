@@ -84,6 +84,8 @@ pub enum RunError {
     NoSite { exe: PathBuf, symbol: &'static str, reason: String },
     #[error(transparent)]
     Bpf(#[from] BpfError),
+    #[error(transparent)]
+    Privilege(#[from] crate::privileges::PrivilegeError),
     #[error("{path}: {source}")]
     Output { path: PathBuf, source: std::io::Error },
     #[error("cannot install the signal handlers: {0}")]
@@ -196,6 +198,7 @@ fn unix_nanos(t: SystemTime) -> u64 {
 /// Runs until the deadline, Ctrl-C, or (for a pid) the target's exit.
 pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
     let mut signals = StopSignals::install()?;
+    crate::privileges::check_probes_load(crate::privileges::Capabilities::of_self())?;
     let mut probes = Probes::load()?;
     // Held for the whole run: the statistics are on while it lives.
     let _stats = options.bpf_stats.then(crate::bpf::BpfStats::enable).transpose()?;

@@ -34,6 +34,11 @@ impl Session {
                         Ok(a) => p.attachment = Some(a),
                         // The target exited under us: nothing to warn about.
                         Err(_) if !self.process.is_alive() => {}
+                        // No probe could be attached either: say what to grant.
+                        Err(e) if let Some(refusal) = e.permission_denied() => {
+                            let caps = crate::privileges::Capabilities::of_self();
+                            return Err(crate::privileges::uprobes_refused(caps, refusal).into());
+                        }
                         Err(e) if p.spec.need == Need::Optional => {
                             log::warn!(
                                 "{}: {e}; {} disabled",

@@ -16,10 +16,15 @@ pub enum TargetError {
     NoSuchPid(u32),
     #[error("pid {0} is a kernel thread, not a program: give the pid of the Go process")]
     KernelThread(u32),
-    #[error("cannot read /proc/{pid}: {source}")]
-    Proc { pid: u32, source: std::io::Error },
+    // Not a `source`: `explain` says it, or the capability that is missing.
+    #[error("cannot read /proc/{pid}: {}", explain(.error))]
+    Proc { pid: u32, error: std::io::Error },
     #[error("{path}: {source}")]
     Exe { path: PathBuf, source: std::io::Error },
+}
+
+fn explain(e: &std::io::Error) -> String {
+    crate::privileges::explain_ptrace(e, crate::privileges::Capabilities::of_self())
 }
 
 /// A running process gort watches.
@@ -45,7 +50,7 @@ impl Process {
             return Err(TargetError::KernelThread(pid));
         }
         let exe =
-            fs::read_link(format!("/proc/{pid}/exe")).map_err(|source| TargetError::Proc { pid, source })?;
+            fs::read_link(format!("/proc/{pid}/exe")).map_err(|error| TargetError::Proc { pid, error })?;
         Ok(Self { pid, start_time, exe })
     }
 
@@ -78,7 +83,7 @@ fn stat_fields(pid: u32) -> Result<Option<Vec<String>>, TargetError> {
     let stat = match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => s,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(TargetError::Proc { pid, source }),
+        Err(error) => return Err(TargetError::Proc { pid, error }),
     };
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     Ok(Some(rest.split_whitespace().map(str::to_owned).collect()))
@@ -93,7 +98,7 @@ fn start_time(pid: u32) -> Result<Option<u64>, TargetError> {
 pub fn processes_running(exe: &Path) -> Result<Vec<Process>, TargetError> {
     let wanted = fs::canonicalize(exe).map_err(|source| TargetError::Exe { path: exe.to_owned(), source })?;
     let mut found = Vec::new();
-    let entries = fs::read_dir("/proc").map_err(|source| TargetError::Proc { pid: 0, source })?;
+    let entries = fs::read_dir("/proc").map_err(|error| TargetError::Proc { pid: 0, error })?;
     for entry in entries.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
         let Ok(target) = fs::read_link(entry.path().join("exe")) else { continue };

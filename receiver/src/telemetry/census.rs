@@ -1,5 +1,5 @@
 //! Live goroutines by state: a census of the target's `runtime.allgs`, read
-//! from its memory through /proc/PID/mem once per report. Probes could only
+//! from its memory once per report. Probes could only
 //! count transitions seen since attach (and not at all between sampling
 //! windows); the runtime's own list is exact at every moment and costs the
 //! target nothing. The runtime's own goroutines (those that start at a

@@ -1,46 +1,71 @@
-//! The target's memory, read through /proc/PID/mem: where its executable is
-//! mapped, and bounded reads at run-time addresses. Reading costs the target
-//! nothing (no stop, no trap); what is read may change meanwhile, so each
-//! reader says how it copes with a racing writer.
+//! The target's memory: where its executable is mapped, and bounded reads
+//! at run-time addresses through process_vm_readv(2). Reading costs the
+//! target nothing (no stop, no trap), and needs ptrace access to it only,
+//! not read permission on /proc/PID/mem (which belongs to the target's
+//! user). What is read may change meanwhile, so each reader says how it
+//! copes with a racing writer.
 
-use std::{fs, io, os::unix::fs::FileExt, path::Path};
+use std::{fs, io, io::IoSliceMut, path::Path};
 
+use nix::{
+    sys::uio::{RemoteIoVec, process_vm_readv},
+    unistd::Pid,
+};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum MemoryError {
-    #[error("cannot open /proc/{pid}/mem: {source}{}", ptrace_hint(.source))]
-    Open { pid: u32, source: io::Error },
+    // Not a `source`: `explain` says it, or the capability that is missing.
+    #[error("cannot read the memory of pid {pid}: {}", explain(.error))]
+    Open { pid: u32, error: io::Error },
     #[error("reading the target's memory at {address:#x}: {source}")]
     Read { address: u64, source: io::Error },
     #[error("cannot find where {exe} is mapped in /proc/{pid}/maps")]
     NotMapped { pid: u32, exe: String },
 }
 
-/// What a refused open needs: the kernel allows reading another process's
-/// memory only with ptrace access to it.
-fn ptrace_hint(e: &io::Error) -> &'static str {
-    if e.kind() == io::ErrorKind::PermissionDenied {
-        " (reading another process's memory needs ptrace access: run gort as root or with CAP_SYS_PTRACE, or as the target's user with kernel.yama.ptrace_scope = 0)"
-    } else {
-        ""
-    }
+fn explain(e: &io::Error) -> String {
+    crate::privileges::explain_ptrace(e, crate::privileges::Capabilities::of_self())
 }
 
-/// An open /proc/PID/mem.
+/// Another process's memory, read by pid.
 pub struct TargetMemory {
-    mem: fs::File,
+    pid: Pid,
 }
 
 impl TargetMemory {
+    /// Checks at once that `pid`'s memory can be read (one byte of its
+    /// first readable mapping), so a missing privilege shows at attach, not at the
+    /// first report.
     pub fn open(pid: u32) -> Result<Self, MemoryError> {
-        let mem =
-            fs::File::open(format!("/proc/{pid}/mem")).map_err(|source| MemoryError::Open { pid, source })?;
-        Ok(Self { mem })
+        let maps = fs::read_to_string(format!("/proc/{pid}/maps"))
+            .map_err(|error| MemoryError::Open { pid, error })?;
+        let first = maps
+            .lines()
+            .find(|l| l.split_whitespace().nth(1).is_some_and(|perms| perms.starts_with('r')))
+            .and_then(|l| u64::from_str_radix(l.split('-').next()?, 16).ok())
+            .ok_or_else(|| MemoryError::NotMapped { pid, exe: "anything readable".to_owned() })?;
+        let memory = Self { pid: Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX)) };
+        memory.read(first, &mut [0]).map_err(|e| match e {
+            MemoryError::Read { source, .. } => MemoryError::Open { pid, error: source },
+            other => other,
+        })?;
+        Ok(memory)
     }
 
+    /// Fills `buf` from `address`; a read that stops short (an unmapped
+    /// page on the way) is an error, as with any exact read.
     pub fn read(&self, address: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
-        self.mem.read_exact_at(buf, address).map_err(|source| MemoryError::Read { address, source })
+        let want = buf.len();
+        let remote = [RemoteIoVec { base: usize::try_from(address).unwrap_or(usize::MAX), len: want }];
+        match process_vm_readv(self.pid, &mut [IoSliceMut::new(buf)], &remote) {
+            Ok(n) if n == want => Ok(()),
+            Ok(n) => Err(MemoryError::Read {
+                address,
+                source: io::Error::new(io::ErrorKind::UnexpectedEof, format!("read {n} of {want} bytes")),
+            }),
+            Err(errno) => Err(MemoryError::Read { address, source: io::Error::from(errno) }),
+        }
     }
 
     pub fn u64_at(&self, address: u64) -> Result<u64, MemoryError> {
@@ -67,8 +92,8 @@ impl TargetMemory {
 /// start of its first page in /proc/PID/maps minus the lowest address it is
 /// linked at (`image_base`).
 pub fn load_bias(pid: u32, exe: &Path, image_base: u64) -> Result<u64, MemoryError> {
-    let maps = fs::read_to_string(format!("/proc/{pid}/maps"))
-        .map_err(|source| MemoryError::Open { pid, source })?;
+    let maps =
+        fs::read_to_string(format!("/proc/{pid}/maps")).map_err(|error| MemoryError::Open { pid, error })?;
     let start = mapped_start(&maps, exe)
         .ok_or_else(|| MemoryError::NotMapped { pid, exe: exe.display().to_string() })?;
     Ok(start.wrapping_sub(image_base & !0xfff))
