@@ -1,8 +1,9 @@
 # gort as a sidecar image. Build: docker build -t gort .
 # Run next to a Go service, sharing its pid namespace, with the capabilities
-# uprobes need (see README, "Running as a sidecar"):
-#   docker run --pid=container:my-service --cap-add BPF --cap-add PERFMON \
-#     --cap-add SYS_PTRACE gort run --exe /proc/1/root/app/server
+# gort needs (see README, "Least privilege": uprobes want CAP_SYS_ADMIN on
+# Linux 6.16 and later, CAP_BPF and CAP_PERFMON before):
+#   docker run --pid=container:my-service --cap-add SYS_ADMIN --cap-add BPF \
+#     --cap-add PERFMON --cap-add SYS_PTRACE gort run --exe /proc/1/root/app/server
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .

@@ -224,8 +224,12 @@ pub async fn run_command(args: RunArgs) -> anyhow::Result<()> {
     let result = match config.target.clone() {
         Some(target) => run_target(&config, target, shared.clone()).await,
         None if pipeline.is_some() => {
+            // Installed before the line that says so: a SIGTERM right after
+            // it must drain the queue, not kill gort.
+            let stop = stop_signals()?;
             println!("gort: OTLP pipeline running; Ctrl-C or SIGTERM stops it");
-            wait_for_stop(config.run.duration).await.map(|()| None)
+            wait_for_stop(stop, config.run.duration).await;
+            Ok(None)
         }
         None => Err(anyhow::anyhow!("nothing to do: give --pid or --exe, and/or --config (or --otlp)")),
     };
@@ -239,17 +243,20 @@ pub async fn run_command(args: RunArgs) -> anyhow::Result<()> {
     result.map(|_| ())
 }
 
-async fn wait_for_stop(duration: Option<Duration>) -> anyhow::Result<()> {
+type Signals = (tokio::signal::unix::Signal, tokio::signal::unix::Signal);
+
+fn stop_signals() -> anyhow::Result<Signals> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
+    Ok((signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?))
+}
+
+async fn wait_for_stop((mut int, mut term): Signals, duration: Option<Duration>) {
     let forever = Duration::from_secs(u64::MAX / 4);
     tokio::select! {
         _ = int.recv() => {}
         _ = term.recv() => {}
         () = tokio::time::sleep(duration.unwrap_or(forever)) => {}
     }
-    Ok(())
 }
 
 async fn run_target(

@@ -64,6 +64,8 @@ pub const DEFAULT_RETRY_MAX: &str = "30s";
 pub const DEFAULT_RETRY_MAX_ELAPSED: &str = "5m";
 /// Self-metrics (Prometheus text) and health endpoint.
 pub const DEFAULT_TELEMETRY_ENDPOINT: &str = "127.0.0.1:8888";
+/// A listener on a non-loopback address needs TLS or a bearer token.
+pub const DEFAULT_ALLOW_INSECURE_NON_LOOPBACK: bool = false;
 /// Time given to the queue to drain at shutdown.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: &str = "10s";
 /// The wait profile goes upstream as OTLP profiles only when asked: the

@@ -215,6 +215,46 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().starts_with("receiver.tls.reload_interval: "), "{e}");
     }
+
+    #[test]
+    fn a_listener_beyond_loopback_needs_protection_or_consent() {
+        let dir = std::env::temp_dir().join(format!("gort-config-exposure-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pem = dir.join("x.pem");
+        std::fs::write(&pem, "").unwrap();
+        let pem = pem.display();
+        let off = "  http_endpoint: off\ntelemetry:\n  endpoint: off\n";
+        let e = pipeline(&format!("receiver:\n  grpc_endpoint: 0.0.0.0:4317\n{off}")).unwrap_err();
+        assert!(e.to_string().starts_with("receiver.grpc_endpoint: 0.0.0.0:4317 can be reached"), "{e}");
+        let e = pipeline("receiver:\n  grpc_endpoint: off\n  http_endpoint: '[::]:4318'\n").unwrap_err();
+        assert!(e.to_string().starts_with("receiver.http_endpoint: "), "{e}");
+        let e = pipeline(
+            "receiver:\n  grpc_endpoint: off\n  http_endpoint: off\ntelemetry:\n  endpoint: 10.0.0.2:8888\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("telemetry.endpoint: "), "{e}");
+        // TLS protects gRPC; the HTTP receiver serves none, so it does not.
+        let tls = format!("  tls:\n    cert_file: {pem}\n    key_file: {pem}\n");
+        assert!(pipeline(&format!("receiver:\n  grpc_endpoint: 0.0.0.0:4317\n{tls}{off}")).is_ok());
+        let e = pipeline(&format!("receiver:\n  grpc_endpoint: off\n  http_endpoint: 0.0.0.0:4318\n{tls}"))
+            .unwrap_err();
+        assert!(e.to_string().starts_with("receiver.http_endpoint: "), "{e}");
+        let token = format!("  bearer_token_file: {pem}\n");
+        assert!(
+            pipeline(&format!(
+                "receiver:\n  grpc_endpoint: 0.0.0.0:4317\n  http_endpoint: 0.0.0.0:4318\n{token}"
+            ))
+            .is_ok()
+        );
+        assert!(
+            pipeline("receiver:\n  grpc_endpoint: 0.0.0.0:4317\n  allow_insecure_non_loopback: true\n")
+                .is_ok()
+        );
+        assert!(pipeline("receiver:\n  grpc_endpoint: '[::1]:4317'\n").is_ok(), "IPv6 loopback is loopback");
+        let e = pipeline("receiver:\n  bearer_token_file: /nonexistent/token\n").unwrap_err();
+        assert!(e.to_string().starts_with("receiver.bearer_token_file: "), "{e}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 #[cfg(test)]

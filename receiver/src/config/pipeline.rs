@@ -23,6 +23,8 @@ pub struct ReceiverConfig {
     pub keepalive_time: Option<Duration>,
     pub keepalive_timeout: Option<Duration>,
     pub tls: Option<Tls>,
+    /// The file of the bearer token clients must send.
+    pub bearer_token_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,6 +51,8 @@ pub struct PipelineConfig {
     pub receiver: ReceiverConfig,
     pub exporter: ExporterConfig,
     pub telemetry: Option<SocketAddr>,
+    /// The file of the bearer token `/metrics` and `/debug/pprof/wait` require.
+    pub telemetry_token_file: Option<PathBuf>,
     /// None when linkage is off.
     pub linkage: Option<crate::linkage::Settings>,
 }
@@ -96,6 +100,35 @@ fn tls(field: &str, raw: Option<RawTls>) -> Result<Option<Tls>, ConfigError> {
     Ok(Some(Tls { cert_file: raw.cert_file, key_file: raw.key_file, ca_file: raw.ca_file, reload_interval }))
 }
 
+fn token_file(field: &str, file: Option<PathBuf>) -> Result<Option<PathBuf>, ConfigError> {
+    match file {
+        Some(f) if !f.is_file() => Err(invalid(field, format!("{} does not exist", f.display()))),
+        f => Ok(f),
+    }
+}
+
+/// A listener other hosts can reach must not take requests from anyone:
+/// without `protected` (TLS or a token) it needs the explicit `allow`.
+fn check_exposure(
+    field: &str,
+    addr: Option<SocketAddr>,
+    protected: bool,
+    allow: bool,
+    section: &str,
+    remedy: &str,
+) -> Result<(), ConfigError> {
+    match addr {
+        Some(a) if !a.ip().is_loopback() && !protected && !allow => Err(invalid(
+            field,
+            format!(
+                "{a} can be reached from other hosts, yet anyone could send to it: set {remedy}, \
+                 or {section}.allow_insecure_non_loopback: true"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl RawConfig {
     /// The pipeline's part of the file, validated.
     pub(super) fn validate_pipeline(&mut self) -> Result<PipelineConfig, ConfigError> {
@@ -119,12 +152,32 @@ impl RawConfig {
                 .map(|v| duration("receiver.keepalive_timeout", Some(v), ""))
                 .transpose()?,
             tls: tls("receiver.tls", r.tls)?,
+            bearer_token_file: token_file("receiver.bearer_token_file", r.bearer_token_file)?,
         };
         if let Some(t) = &receiver.tls
             && t.cert_file.is_none()
         {
             return Err(invalid("receiver.tls", "a server needs cert_file and key_file"));
         }
+        let allow = r.allow_insecure_non_loopback.unwrap_or(DEFAULT_ALLOW_INSECURE_NON_LOOPBACK);
+        let token = receiver.bearer_token_file.is_some();
+        check_exposure(
+            "receiver.grpc_endpoint",
+            receiver.grpc,
+            token || receiver.tls.is_some(),
+            allow,
+            "receiver",
+            "receiver.tls or receiver.bearer_token_file",
+        )?;
+        // The OTLP/HTTP receiver serves no TLS: only a token protects it.
+        check_exposure(
+            "receiver.http_endpoint",
+            receiver.http,
+            token,
+            allow,
+            "receiver",
+            "receiver.bearer_token_file",
+        )?;
         let e = std::mem::take(&mut self.exporter);
         let endpoint_text = e.endpoint.unwrap_or_else(|| DEFAULT_UPSTREAM.to_owned());
         if !(endpoint_text.starts_with("http://") || endpoint_text.starts_with("https://")) {
@@ -195,6 +248,16 @@ impl RawConfig {
         }
         let telemetry =
             endpoint("telemetry.endpoint", self.telemetry.endpoint.as_deref(), DEFAULT_TELEMETRY_ENDPOINT)?;
+        let telemetry_token_file =
+            token_file("telemetry.bearer_token_file", self.telemetry.bearer_token_file.take())?;
+        check_exposure(
+            "telemetry.endpoint",
+            telemetry,
+            telemetry_token_file.is_some(),
+            self.telemetry.allow_insecure_non_loopback.unwrap_or(DEFAULT_ALLOW_INSECURE_NON_LOOPBACK),
+            "telemetry",
+            "telemetry.bearer_token_file",
+        )?;
         let l = std::mem::take(&mut self.linkage);
         let linkage = if l.enabled.unwrap_or(DEFAULT_LINKAGE_ENABLED) {
             let max_accounts = l.max_accounts.unwrap_or(DEFAULT_LINKAGE_MAX_ACCOUNTS);
@@ -233,6 +296,6 @@ impl RawConfig {
         } else {
             None
         };
-        Ok(PipelineConfig { receiver, exporter, telemetry, linkage })
+        Ok(PipelineConfig { receiver, exporter, telemetry, telemetry_token_file, linkage })
     }
 }

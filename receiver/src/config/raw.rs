@@ -160,6 +160,12 @@ pub struct RawReceiver {
     /// gRPC keepalive: close a connection whose ping is not answered within this.
     pub keepalive_timeout: Option<String>,
     pub tls: Option<RawTls>,
+    /// File holding the token clients must send as `Authorization: Bearer
+    /// TOKEN` (read again when it changes); unset: no authentication.
+    pub bearer_token_file: Option<PathBuf>,
+    /// Listen on a non-loopback address without TLS (gRPC) or a bearer
+    /// token; refused at start-up otherwise.
+    pub allow_insecure_non_loopback: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -212,4 +218,10 @@ pub struct RawTelemetry {
     /// `host:port` serving `/metrics`, `/health` and `/debug/pprof/wait`, or
     /// `off`.
     pub endpoint: Option<String>,
+    /// File holding the token `/metrics` and `/debug/pprof/wait` require
+    /// (`/health` stays open for probes); unset: no authentication.
+    pub bearer_token_file: Option<PathBuf>,
+    /// Listen on a non-loopback address without a bearer token; refused at
+    /// start-up otherwise.
+    pub allow_insecure_non_loopback: Option<bool>,
 }

@@ -136,6 +136,7 @@ pub async fn serve(
     addr: SocketAddr,
     config: &ReceiverConfig,
     shared: Arc<Shared>,
+    guard: Option<super::auth::Guard>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, PipelineError> {
     let listener = super::bind(addr, "OTLP/gRPC").await?;
@@ -161,7 +162,21 @@ pub async fn serve(
         })?;
     }
     let account = move |response| account_refusal(&shared.counters, response);
-    let router = builder.layer(tower::util::MapResponseLayer::new(account)).add_routes(routes);
+    // Without a token every request passes: one server type either way.
+    let authenticate = move |request: Request<()>| match &guard {
+        Some(g)
+            if !g.admits(
+                request.metadata().get("authorization").map(tonic::metadata::MetadataValue::as_bytes),
+            ) =>
+        {
+            Err(Status::unauthenticated("missing or wrong bearer token"))
+        }
+        _ => Ok(request),
+    };
+    let router = builder
+        .layer(tower::util::MapResponseLayer::new(account))
+        .layer(tonic::service::InterceptorLayer::new(authenticate))
+        .add_routes(routes);
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     Ok(tokio::spawn(async move {
         let shutdown = super::stopped(stop);

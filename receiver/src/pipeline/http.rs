@@ -214,10 +214,14 @@ pub async fn serve(
     addr: SocketAddr,
     config: &ReceiverConfig,
     shared: Arc<Shared>,
+    guard: Option<super::auth::Guard>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, PipelineError> {
     let listener = super::bind(addr, "OTLP/HTTP").await?;
-    let app = router(shared, config.max_recv_msg_size);
+    let mut app = router(shared, config.max_recv_msg_size);
+    if let Some(g) = guard {
+        app = app.layer(axum::middleware::from_fn_with_state(g, super::auth::require_token));
+    }
     Ok(tokio::spawn(async move {
         let shutdown = super::stopped(stop);
         if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {

@@ -12,6 +12,7 @@
 //! or dropped (non-retryable upstream answer, retries exhausted, or shutdown
 //! deadline), so accepted = sent + dropped + queued at every moment.
 
+pub mod auth;
 pub mod forward;
 pub mod grpc;
 pub mod http;
@@ -44,6 +45,8 @@ pub enum PipelineError {
     Upstream { endpoint: String, message: String },
     #[error("{what} {path}: {source}")]
     TlsFile { what: &'static str, path: std::path::PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
 }
 
 /// Binds a listener of the pipeline, failing with what it was for.
@@ -168,6 +171,7 @@ pub struct Counters {
     upstream_rejected: [AtomicU64; SIGNALS],
     malformed_requests: AtomicU64,
     oversize_requests: AtomicU64,
+    unauthenticated_requests: AtomicU64,
     tls_reloads: AtomicU64,
 }
 
@@ -216,6 +220,12 @@ impl Counters {
     }
     pub fn oversize_requests(&self) -> u64 {
         self.oversize_requests.load(Ordering::Relaxed)
+    }
+    pub fn unauthenticated(&self) {
+        self.unauthenticated_requests.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn unauthenticated_requests(&self) -> u64 {
+        self.unauthenticated_requests.load(Ordering::Relaxed)
     }
     pub fn tls_reloaded(&self) {
         self.tls_reloads.fetch_add(1, Ordering::Relaxed);
@@ -336,16 +346,25 @@ impl Pipeline {
         let shared = Shared::new(config);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();
+        let guard = |file: &Option<std::path::PathBuf>| -> Result<Option<auth::Guard>, PipelineError> {
+            let Some(path) = file else { return Ok(None) };
+            let token = Arc::new(auth::BearerToken::load(path)?);
+            Ok(Some(auth::Guard { token, shared: shared.clone() }))
+        };
+        let receiver_guard = guard(&config.receiver.bearer_token_file)?;
         if let Some(addr) = config.receiver.grpc {
-            tasks.push(grpc::serve(addr, &config.receiver, shared.clone(), stopped.clone()).await?);
+            let g = receiver_guard.clone();
+            tasks.push(grpc::serve(addr, &config.receiver, shared.clone(), g, stopped.clone()).await?);
         }
         if let Some(addr) = config.receiver.http {
-            tasks.push(http::serve(addr, &config.receiver, shared.clone(), stopped.clone()).await?);
+            let g = receiver_guard.clone();
+            tasks.push(http::serve(addr, &config.receiver, shared.clone(), g, stopped.clone()).await?);
         }
         let telemetry = match config.telemetry {
             Some(addr) => {
                 let (stop, stopped) = tokio::sync::watch::channel(false);
-                Some((telemetry::serve(addr, shared.clone(), stopped).await?, stop))
+                let g = guard(&config.telemetry_token_file)?;
+                Some((telemetry::serve(addr, shared.clone(), g, stopped).await?, stop))
             }
             None => None,
         };

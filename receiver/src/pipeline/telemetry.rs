@@ -9,7 +9,8 @@
 //! `gort_exporter_dropped_items_total`, `gort_exporter_retries_total`,
 //! `gort_exporter_upstream_rejected_items_total` (partial success); and
 //! `gort_receiver_malformed_requests_total`, `gort_receiver_oversize_requests_total`
-//! (over `max_recv_msg_size_mib`), `gort_exporter_tls_reloads_total`,
+//! (over `max_recv_msg_size_mib`), `gort_receiver_unauthenticated_requests_total`
+//! (a missing or wrong bearer token), `gort_exporter_tls_reloads_total`,
 //! `gort_queue_items` (waiting or
 //! in flight), `gort_queue_oldest_age_seconds`; with trace linkage,
 //! `gort_linkage_*` (spans enriched, unmatched, stall children added, span
@@ -65,6 +66,8 @@ pub fn render(shared: &Shared) -> String {
          # TYPE gort_receiver_malformed_requests_total counter\ngort_receiver_malformed_requests_total {}\n\
          # HELP gort_receiver_oversize_requests_total Requests refused as larger than the size limit.\n\
          # TYPE gort_receiver_oversize_requests_total counter\ngort_receiver_oversize_requests_total {}\n\
+         # HELP gort_receiver_unauthenticated_requests_total Requests refused for a missing or wrong bearer token (receivers and this endpoint).\n\
+         # TYPE gort_receiver_unauthenticated_requests_total counter\ngort_receiver_unauthenticated_requests_total {}\n\
          # HELP gort_exporter_tls_reloads_total Times changed TLS files were loaded for new connections.\n\
          # TYPE gort_exporter_tls_reloads_total counter\ngort_exporter_tls_reloads_total {}\n\
          # HELP gort_queue_items Items waiting or in flight.\n# TYPE gort_queue_items gauge\ngort_queue_items {}\n\
@@ -72,6 +75,7 @@ pub fn render(shared: &Shared) -> String {
          # TYPE gort_queue_oldest_age_seconds gauge\ngort_queue_oldest_age_seconds {}",
         shared.counters.malformed_requests(),
         shared.counters.oversize_requests(),
+        shared.counters.unauthenticated_requests(),
         shared.counters.tls_reloads(),
         shared.queue.held(),
         oldest.map_or(0.0, |d| d.as_secs_f64()),
@@ -145,12 +149,20 @@ pub fn render(shared: &Shared) -> String {
 pub async fn serve(
     addr: SocketAddr,
     shared: Arc<Shared>,
+    guard: Option<super::auth::Guard>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, PipelineError> {
     let listener = super::bind(addr, "telemetry").await?;
-    let app = Router::new()
+    let mut protected = Router::new()
         .route("/metrics", get(|State(s): State<Arc<Shared>>| async move { render(&s) }))
-        .route("/debug/pprof/wait", get(super::wait_profile::serve))
+        .route("/debug/pprof/wait", get(super::wait_profile::serve));
+    // Health stays open: orchestrators' probes carry no token, and it tells
+    // nothing but ready or not.
+    if let Some(g) = guard {
+        protected =
+            protected.route_layer(axum::middleware::from_fn_with_state(g, super::auth::require_token));
+    }
+    let app = protected
         .route(
             "/health",
             get(|State(s): State<Arc<Shared>>| async move {
