@@ -28,6 +28,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 type report struct {
@@ -59,6 +61,7 @@ func main() {
 	service := flag.String("service", "otelapp", "service.name")
 	big := flag.Int("big-span-bytes", 0, "first export one span alone with an attribute this large, and report the export's error and duration")
 	fastRetry := flag.Bool("fast-retry", false, "retry refused exports after 200 ms (not the SDK's 5 s), for tests")
+	caFile := flag.String("ca", "", "grpc only: connect over TLS, trusting this PEM CA (default: plaintext)")
 	flag.Parse()
 	ctx := context.Background()
 	res := resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(*service), attribute.String("test.run", fmt.Sprint(os.Getpid())))
@@ -78,16 +81,22 @@ func main() {
 			le, err = otlploghttp.New(ctx, otlploghttp.WithEndpoint(*endpoint), otlploghttp.WithInsecure())
 		}
 	} else {
-		opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(*endpoint), otlptracegrpc.WithInsecure()}
+		var creds credentials.TransportCredentials = insecure.NewCredentials()
+		if *caFile != "" {
+			if creds, err = credentials.NewClientTLSFromFile(*caFile, ""); err != nil {
+				fail(err)
+			}
+		}
+		opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(*endpoint), otlptracegrpc.WithTLSCredentials(creds)}
 		if *fastRetry {
 			opts = append(opts, otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: true, InitialInterval: 200 * time.Millisecond, MaxInterval: time.Second, MaxElapsedTime: time.Minute}))
 		}
 		te, err = otlptracegrpc.New(ctx, opts...)
 		if err == nil {
-			me, err = otlpmetricgrpc.New(ctx, otlpmetricgrpc.WithEndpoint(*endpoint), otlpmetricgrpc.WithInsecure())
+			me, err = otlpmetricgrpc.New(ctx, otlpmetricgrpc.WithEndpoint(*endpoint), otlpmetricgrpc.WithTLSCredentials(creds))
 		}
 		if err == nil {
-			le, err = otlploggrpc.New(ctx, otlploggrpc.WithEndpoint(*endpoint), otlploggrpc.WithInsecure())
+			le, err = otlploggrpc.New(ctx, otlploggrpc.WithEndpoint(*endpoint), otlploggrpc.WithTLSCredentials(creds))
 		}
 	}
 	if err != nil {

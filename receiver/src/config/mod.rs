@@ -197,7 +197,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_exporter_reloads_tls_files() {
+    fn both_sides_reload_tls_files_every_10s_unless_told_otherwise() {
         let dir = std::env::temp_dir().join(format!("gort-config-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let ca = dir.join("ca.pem");
@@ -208,11 +208,12 @@ mod tests {
         let c =
             pipeline(&format!("exporter:\n  tls:\n    ca_file: {ca}\n    reload_interval: 0s\n")).unwrap();
         assert_eq!(c.exporter.tls.unwrap().reload_interval, None);
-        let e = parse(
-            &format!("receiver:\n  tls:\n    cert_file: {ca}\n    key_file: {ca}\n    reload_interval: 1m\n"),
-            p(),
-        )
-        .unwrap_err();
+        let server = format!("receiver:\n  tls:\n    cert_file: {ca}\n    key_file: {ca}\n");
+        let c = pipeline(&server).unwrap();
+        assert_eq!(c.receiver.tls.unwrap().reload_interval, Some(Duration::from_secs(10)));
+        let c = pipeline(&format!("{server}    reload_interval: 1m\n")).unwrap();
+        assert_eq!(c.receiver.tls.unwrap().reload_interval, Some(Duration::from_secs(60)));
+        let e = parse(&format!("{server}    reload_interval: soon\n"), p()).unwrap_err();
         assert!(e.to_string().starts_with("receiver.tls.reload_interval: "), "{e}");
     }
 

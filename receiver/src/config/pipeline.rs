@@ -85,18 +85,9 @@ fn tls(field: &str, raw: Option<RawTls>) -> Result<Option<Tls>, ConfigError> {
         return Err(invalid(field, "cert_file and key_file go together"));
     }
     let interval_field = format!("{field}.reload_interval");
-    let reload_interval = match (field, raw.reload_interval.as_deref()) {
-        ("exporter.tls", value) => {
-            Some(duration(&interval_field, value, DEFAULT_TLS_RELOAD_INTERVAL)?).filter(|d| !d.is_zero())
-        }
-        (_, None) => None,
-        (_, Some(_)) => {
-            return Err(invalid(
-                &interval_field,
-                "only the exporter reloads its TLS files; restart gort to load new receiver certificates",
-            ));
-        }
-    };
+    let reload_interval =
+        Some(duration(&interval_field, raw.reload_interval.as_deref(), DEFAULT_TLS_RELOAD_INTERVAL)?)
+            .filter(|d| !d.is_zero());
     Ok(Some(Tls { cert_file: raw.cert_file, key_file: raw.key_file, ca_file: raw.ca_file, reload_interval }))
 }
 

@@ -177,8 +177,8 @@ pub struct RawTls {
     pub key_file: Option<PathBuf>,
     /// PEM CA bundle that verifies the other side.
     pub ca_file: Option<PathBuf>,
-    /// Exporter only: how often the files are read again; when they changed,
-    /// new connections use them (`0s`: never).
+    /// How often the files are read again; when they changed, new
+    /// connections use them (`0s`: never).
     pub reload_interval: Option<String>,
 }
 

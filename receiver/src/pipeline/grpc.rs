@@ -141,27 +141,15 @@ pub async fn serve(
 ) -> Result<tokio::task::JoinHandle<()>, PipelineError> {
     let listener = super::bind(addr, "OTLP/gRPC").await?;
     let routes = routes(shared.clone(), config.max_recv_msg_size);
-    let mut builder = Server::builder()
+    let builder = Server::builder()
         .http2_keepalive_interval(config.keepalive_time)
         .http2_keepalive_timeout(config.keepalive_timeout);
-    if let Some(tls) = &config.tls
-        && let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file)
-    {
-        let read = |what, p: &std::path::Path| {
-            std::fs::read(p).map_err(|source| PipelineError::TlsFile { what, path: p.to_owned(), source })
-        };
-        let mut t = tonic::transport::ServerTlsConfig::new()
-            .identity(tonic::transport::Identity::from_pem(read("certificate", cert)?, read("key", key)?));
-        if let Some(ca) = &tls.ca_file {
-            t = t.client_ca_root(tonic::transport::Certificate::from_pem(read("CA file", ca)?));
-        }
-        builder = builder.tls_config(t).map_err(|e| PipelineError::Listen {
-            addr,
-            what: "OTLP/gRPC TLS",
-            source: std::io::Error::other(e),
-        })?;
+    let tls = config.tls.as_ref().map(super::tls_server::ServerTls::load).transpose()?;
+    if let (Some(tls), Some(interval)) = (&tls, config.tls.as_ref().and_then(|t| t.reload_interval)) {
+        tokio::spawn(tls.clone().reload(interval, shared.clone(), stop.clone()));
     }
-    let account = move |response| account_refusal(&shared.counters, response);
+    let counters = shared.clone();
+    let account = move |response| account_refusal(&counters.counters, response);
     // Without a token every request passes: one server type either way.
     let authenticate = move |request: Request<()>| match &guard {
         Some(g)
@@ -177,10 +165,19 @@ pub async fn serve(
         .layer(tower::util::MapResponseLayer::new(account))
         .layer(tonic::service::InterceptorLayer::new(authenticate))
         .add_routes(routes);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     Ok(tokio::spawn(async move {
-        let shutdown = super::stopped(stop);
-        if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
+        let shutdown = super::stopped(stop.clone());
+        let served = match tls {
+            Some(tls) => {
+                let incoming = super::tls_server::incoming(listener, tls, stop);
+                router.serve_with_incoming_shutdown(incoming, shutdown).await
+            }
+            None => {
+                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                router.serve_with_incoming_shutdown(incoming, shutdown).await
+            }
+        };
+        if let Err(e) = served {
             log::error!("OTLP/gRPC receiver on {addr}: {e}");
         }
     }))

@@ -21,6 +21,7 @@ pub mod linkage;
 pub mod queue;
 pub mod tap;
 pub mod telemetry;
+pub mod tls_server;
 pub mod wait_profile;
 
 use std::sync::{
@@ -173,6 +174,7 @@ pub struct Counters {
     oversize_requests: AtomicU64,
     unauthenticated_requests: AtomicU64,
     tls_reloads: AtomicU64,
+    receiver_tls_reloads: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -232,6 +234,12 @@ impl Counters {
     }
     pub fn tls_reloads(&self) -> u64 {
         self.tls_reloads.load(Ordering::Relaxed)
+    }
+    pub fn receiver_tls_reloaded(&self) {
+        self.receiver_tls_reloads.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn receiver_tls_reloads(&self) -> u64 {
+        self.receiver_tls_reloads.load(Ordering::Relaxed)
     }
 
     pub fn get(&self, s: Signal) -> SignalCounts {

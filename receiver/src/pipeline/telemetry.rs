@@ -10,7 +10,8 @@
 //! `gort_exporter_upstream_rejected_items_total` (partial success); and
 //! `gort_receiver_malformed_requests_total`, `gort_receiver_oversize_requests_total`
 //! (over `max_recv_msg_size_mib`), `gort_receiver_unauthenticated_requests_total`
-//! (a missing or wrong bearer token), `gort_exporter_tls_reloads_total`,
+//! (a missing or wrong bearer token), `gort_receiver_tls_reloads_total`,
+//! `gort_exporter_tls_reloads_total`,
 //! `gort_queue_items` (waiting or
 //! in flight), `gort_queue_oldest_age_seconds`; with trace linkage,
 //! `gort_linkage_*` (spans enriched, unmatched, stall children added, span
@@ -68,6 +69,8 @@ pub fn render(shared: &Shared) -> String {
          # TYPE gort_receiver_oversize_requests_total counter\ngort_receiver_oversize_requests_total {}\n\
          # HELP gort_receiver_unauthenticated_requests_total Requests refused for a missing or wrong bearer token (receivers and this endpoint).\n\
          # TYPE gort_receiver_unauthenticated_requests_total counter\ngort_receiver_unauthenticated_requests_total {}\n\
+         # HELP gort_receiver_tls_reloads_total Times changed TLS files of the OTLP/gRPC receiver were loaded for new connections.\n\
+         # TYPE gort_receiver_tls_reloads_total counter\ngort_receiver_tls_reloads_total {}\n\
          # HELP gort_exporter_tls_reloads_total Times changed TLS files were loaded for new connections.\n\
          # TYPE gort_exporter_tls_reloads_total counter\ngort_exporter_tls_reloads_total {}\n\
          # HELP gort_queue_items Items waiting or in flight.\n# TYPE gort_queue_items gauge\ngort_queue_items {}\n\
@@ -76,6 +79,7 @@ pub fn render(shared: &Shared) -> String {
         shared.counters.malformed_requests(),
         shared.counters.oversize_requests(),
         shared.counters.unauthenticated_requests(),
+        shared.counters.receiver_tls_reloads(),
         shared.counters.tls_reloads(),
         shared.queue.held(),
         oldest.map_or(0.0, |d| d.as_secs_f64()),
