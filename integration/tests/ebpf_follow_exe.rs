@@ -74,3 +74,50 @@ fn observe(gort: &mut Proc, mut target: Proc, attach_timeout: Duration) -> (u32,
     gort.wait_line(Duration::from_secs(10), |l| l == format!("gort: pid {pid} exited; probes detached"));
     (pid, report)
 }
+
+/// A sidecar shares the service's processes but not its files: the path it
+/// is given is the executable as the service sees it in its own mount
+/// namespace, which gort's does not have. Here the target runs in a mount
+/// namespace of its own, from a directory mounted only there.
+#[test]
+fn ebpf_finds_an_executable_only_the_target_can_see() {
+    if !require_root("ebpf_finds_an_executable_only_the_target_can_see") {
+        return;
+    }
+    let binary = go_program("pingpong", "follow", &[], &[]);
+    let root = std::env::temp_dir().join(format!("gort-sidecar-{}", std::process::id()));
+    let (shipped, app) = (root.join("image"), root.join("app"));
+    std::fs::create_dir_all(&shipped).unwrap();
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::copy(&binary, shipped.join("server")).unwrap();
+    let seen_as = app.join("server");
+    assert!(!seen_as.exists(), "the path must not exist in gort's mount namespace");
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c"]).arg(format!(
+        "mount --bind {} {} && exec {} -wait-start -pairs 2 -rounds 2000",
+        shipped.display(),
+        app.display(),
+        seen_as.display()
+    ));
+    let mut target = Proc::spawn(cmd, "[pingpong]");
+    target.wait_line(Duration::from_secs(30), |l| l.contains("\"ready\""));
+    let mut gort = Command::new(gort_binary());
+    gort.args([
+        "run",
+        "--exe",
+        seen_as.to_str().unwrap(),
+        "--for",
+        "60s",
+        "--interval",
+        "200ms",
+        "--deep",
+        "30m",
+    ]);
+    let mut gort = Proc::spawn(gort, "[gort]");
+    let (_, report) = observe(&mut gort, target, Duration::from_secs(30));
+    assert!(report.round_trips > 0);
+    let status = Command::new("kill").args(["-TERM", &gort.pid().to_string()]).status().unwrap();
+    assert!(status.success());
+    assert!(gort.wait_exit(Duration::from_secs(15)).success());
+    let _ = std::fs::remove_dir_all(root);
+}

@@ -94,9 +94,22 @@ fn start_time(pid: u32) -> Result<Option<u64>, TargetError> {
     Ok(stat_fields(pid)?.and_then(|f| f.get(19).and_then(|s| s.parse().ok())))
 }
 
+/// The path each process's /proc/PID/exe link must read: the file's
+/// canonical path when gort can see it, else the absolute path as given. A
+/// sidecar shares the service's processes but not its files, so there the
+/// path is the executable as the service sees it in its own mount namespace
+/// (say `/app/server`), which the link reads too.
+fn wanted_exe(exe: &Path) -> Result<PathBuf, TargetError> {
+    match fs::canonicalize(exe) {
+        Ok(path) => Ok(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && exe.is_absolute() => Ok(exe.to_owned()),
+        Err(source) => Err(TargetError::Exe { path: exe.to_owned(), source }),
+    }
+}
+
 /// Live processes whose executable is `exe` (compared after resolving links).
 pub fn processes_running(exe: &Path) -> Result<Vec<Process>, TargetError> {
-    let wanted = fs::canonicalize(exe).map_err(|source| TargetError::Exe { path: exe.to_owned(), source })?;
+    let wanted = wanted_exe(exe)?;
     let mut found = Vec::new();
     let entries = fs::read_dir("/proc").map_err(|error| TargetError::Proc { pid: 0, error })?;
     for entry in entries.flatten() {
