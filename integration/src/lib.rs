@@ -127,6 +127,11 @@ impl Proc {
         self.child.id()
     }
 
+    /// Sends SIGKILL: a crash, as far as anyone watching can tell.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+    }
+
     /// Sends SIGTERM (with kill(1): the tests hold no unsafe code).
     pub fn terminate(&self) {
         let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
