@@ -9,6 +9,9 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize)]
 pub struct Summary {
     pub targets: Vec<Target>,
+    /// Processes watched before the last `targets`, summaries let go.
+    #[serde(default)]
+    pub targets_omitted: u64,
     /// `target-exited`, `duration` or `interrupted`.
     pub ended: String,
 }

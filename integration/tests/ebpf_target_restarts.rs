@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use gort_integration::{Proc, go_program, gort_binary, require_root};
+use gort_integration::{Proc, go_program, gort_binary, require_root, summary};
 
 const RESTARTS: usize = 100;
 /// The instances that are killed with SIGKILL instead of exiting.
@@ -52,8 +52,10 @@ fn a_hundred_restarts_are_each_attached_and_leave_nothing_behind() {
         return;
     }
     let binary = go_program("pingpong", "follow", &[], &[]);
+    let summary_path = std::env::temp_dir().join(format!("gort-restarts-{}.json", std::process::id()));
     let mut gort = Command::new(gort_binary());
-    gort.args(["run", "--exe", binary.to_str().unwrap(), "--interval", "1s"]);
+    gort.args(["run", "--exe", binary.to_str().unwrap(), "--interval", "1s", "--summary-json"])
+        .arg(&summary_path);
     let mut gort = Proc::spawn(gort, "[gort]");
     let gort_pid = gort.pid();
     let mut latencies = Vec::new();
@@ -100,4 +102,8 @@ fn a_hundred_restarts_are_each_attached_and_leave_nothing_behind() {
     assert!(rss < base_rss + 4 * 1024, "gort's RSS grew from {base_rss} KiB to {rss} KiB over 90 restarts");
     gort.terminate();
     assert!(gort.wait_exit(Duration::from_secs(30)).success());
+    // A sidecar keeps the summaries of the last 64 processes, not of all.
+    let s = summary::take(&summary_path);
+    assert_eq!((s.targets.len(), s.targets_omitted), (64, RESTARTS as u64 - 64));
+    assert!(s.targets.iter().all(|t| t.exited));
 }

@@ -205,7 +205,8 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
     let mut outputs = Outputs::open(&options)?;
     let started = Instant::now();
     let deadline = options.duration.map(|d| started + d);
-    let mut targets = Vec::new();
+    let mut targets = std::collections::VecDeque::new();
+    let mut targets_omitted = 0;
     let mut seen: Vec<Process> = Vec::new();
     let ended = loop {
         let process = match find_process(&mut signals, &options.target, &seen, deadline).await? {
@@ -213,6 +214,9 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
             Err(Wait::Interrupted) => break EndReason::Interrupted,
             Err(_) => break EndReason::Duration,
         };
+        // An exited process cannot be found again (its successor has another
+        // start time): only live ones need skipping.
+        seen.retain(Process::is_alive);
         seen.push(process.clone());
         let attached = Session::attach(&mut probes, process.clone(), &options);
         let mut session = match attached {
@@ -263,7 +267,11 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
                 b.run_ns as f64 / b.runs as f64
             );
         }
-        targets.push(summary);
+        if targets.len() == summary::MAX_TARGET_SUMMARIES {
+            targets.pop_front();
+            targets_omitted += 1;
+        }
+        targets.push_back(summary);
         if exited {
             println!("gort: pid {} exited; probes detached", session.process.pid);
         }
@@ -275,5 +283,5 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
             (Wait::Interrupted, _) => break EndReason::Interrupted,
         }
     };
-    Ok(Summary { targets, ended })
+    Ok(Summary { targets: targets.into(), targets_omitted, ended })
 }

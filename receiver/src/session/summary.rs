@@ -110,8 +110,21 @@ pub struct LinkageSummary {
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Summary {
+    /// The last `MAX_TARGET_SUMMARIES` processes watched, oldest first.
     pub targets: Vec<TargetSummary>,
+    /// Processes watched before those, whose summaries were let go.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub targets_omitted: u64,
     pub ended: EndReason,
+}
+
+/// A sidecar watches every restart of its service for as long as it runs:
+/// it keeps the summaries of this many, not of all.
+pub const MAX_TARGET_SUMMARIES: usize = 64;
+
+#[expect(clippy::trivially_copy_pass_by_ref, reason = "serde's skip_serializing_if passes a reference")]
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Summary {
