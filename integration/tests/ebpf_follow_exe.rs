@@ -21,20 +21,7 @@ fn ebpf_follows_the_executable_across_a_restart() {
     };
     let summary = std::env::temp_dir().join(format!("gort-follow-{}.json", std::process::id()));
     let first = start();
-    let mut cmd = Command::new(gort_binary());
-    cmd.args([
-        "run",
-        "--exe",
-        binary.to_str().unwrap(),
-        "--for",
-        "60s",
-        "--interval",
-        "200ms",
-        "--deep",
-        "30m",
-    ])
-    .args(["--summary-json", summary.to_str().unwrap()]);
-    let mut gort = Proc::spawn(cmd, "[gort]");
+    let mut gort = follow(&binary, &["--summary-json", summary.to_str().unwrap()]);
     let (first_pid, first_report) = observe(&mut gort, first, Duration::from_secs(60));
     // The restart: a new process from the same file.
     let (second_pid, second_report) = observe(&mut gort, start(), Duration::from_secs(10));
@@ -60,6 +47,15 @@ fn ebpf_follows_the_executable_across_a_restart() {
             assert!(seen.contains(goid), "pid {pid}: goroutine {goid} not seen: {seen:?}");
         }
     }
+}
+
+/// `gort run --exe exe` for at most a minute, in deep mode so the test
+/// workload's every switch is counted, with `extra` flags.
+fn follow(exe: &std::path::Path, extra: &[&str]) -> Proc {
+    let mut cmd = Command::new(gort_binary());
+    cmd.arg("run").arg("--exe").arg(exe);
+    cmd.args(["--for", "60s", "--interval", "200ms", "--deep", "30m"]).args(extra);
+    Proc::spawn(cmd, "[gort]")
 }
 
 /// Waits for gort to attach to `target` (within `attach_timeout`), runs the
@@ -101,19 +97,7 @@ fn ebpf_finds_an_executable_only_the_target_can_see() {
     ));
     let mut target = Proc::spawn(cmd, "[pingpong]");
     target.wait_line(Duration::from_secs(30), |l| l.contains("\"ready\""));
-    let mut gort = Command::new(gort_binary());
-    gort.args([
-        "run",
-        "--exe",
-        seen_as.to_str().unwrap(),
-        "--for",
-        "60s",
-        "--interval",
-        "200ms",
-        "--deep",
-        "30m",
-    ]);
-    let mut gort = Proc::spawn(gort, "[gort]");
+    let mut gort = follow(&seen_as, &[]);
     let (_, report) = observe(&mut gort, target, Duration::from_secs(30));
     assert!(report.round_trips > 0);
     let status = Command::new("kill").args(["-TERM", &gort.pid().to_string()]).status().unwrap();
