@@ -5,6 +5,7 @@
 pub mod backends;
 pub mod goprog;
 pub mod inspect;
+pub mod scratch;
 pub mod sink;
 pub mod summary;
 pub mod traps;

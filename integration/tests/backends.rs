@@ -22,6 +22,7 @@ use gort_integration::{
     Proc,
     backends::{self, Jaeger, Prometheus, start_collector_to_backends},
     free_port, go_program, gort_binary, require_root,
+    scratch::Scratch,
     sink::Injection,
 };
 use serde_json::Value;
@@ -62,8 +63,7 @@ fn stalls_reach_prometheus_and_jaeger_and_an_exemplar_leads_to_its_trace() {
     }
     const HOLD: Duration = Duration::from_millis(300);
     gort_binary();
-    let scratch = std::env::temp_dir().join(format!("gort-backends-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).unwrap();
+    let scratch = Scratch::new("backends");
     let telemetry_port = free_port();
     let prometheus = Prometheus::start(&scratch, telemetry_port);
     let jaeger = Jaeger::start(&scratch);
@@ -258,5 +258,4 @@ fn stalls_reach_prometheus_and_jaeger_and_an_exemplar_leads_to_its_trace() {
     svc.wait_line(Duration::from_secs(60), |l| l.contains("\"stopped\""));
     assert!(svc.wait_exit(Duration::from_secs(10)).success());
     assert!(gort.wait_exit(Duration::from_secs(30)).success(), "gort exits cleanly");
-    let _ = std::fs::remove_dir_all(&scratch);
 }

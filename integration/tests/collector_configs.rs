@@ -4,7 +4,7 @@
 
 use std::{path::Path, process::Command};
 
-use gort_integration::{otelcol_binary, workspace_root};
+use gort_integration::{otelcol_binary, scratch::Scratch, workspace_root};
 
 /// Runs the Collector's `validate` on `configs` merged in order, with
 /// `args` before them.
@@ -69,8 +69,7 @@ fn the_profiles_overlay_is_valid_with_the_feature_gate_and_refused_without() {
 
 #[test]
 fn validation_refuses_a_broken_config() {
-    let dir = std::env::temp_dir().join(format!("gort-collector-config-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("collector-config");
     let good =
         std::fs::read_to_string(workspace_root().join("collector-config/tempo-prometheus.yaml")).unwrap();
     // The Prometheus exporter's endpoint misspelt: it has none left.

@@ -4,7 +4,9 @@
 
 use std::{process::Command, time::Duration};
 
-use gort_integration::{PingPongReport, Proc, go_program, gort_binary, parse_report, require_root, summary};
+use gort_integration::{
+    PingPongReport, Proc, go_program, gort_binary, parse_report, require_root, scratch::Scratch, summary,
+};
 
 #[test]
 fn ebpf_follows_the_executable_across_a_restart() {
@@ -81,7 +83,7 @@ fn ebpf_finds_an_executable_only_the_target_can_see() {
         return;
     }
     let binary = go_program("pingpong", "follow", &[], &[]);
-    let root = std::env::temp_dir().join(format!("gort-sidecar-{}", std::process::id()));
+    let root = Scratch::new("sidecar");
     let (shipped, app) = (root.join("image"), root.join("app"));
     std::fs::create_dir_all(&shipped).unwrap();
     std::fs::create_dir_all(&app).unwrap();
@@ -103,5 +105,4 @@ fn ebpf_finds_an_executable_only_the_target_can_see() {
     let status = Command::new("kill").args(["-TERM", &gort.pid().to_string()]).status().unwrap();
     assert!(status.success());
     assert!(gort.wait_exit(Duration::from_secs(15)).success());
-    let _ = std::fs::remove_dir_all(root);
 }

@@ -6,7 +6,9 @@
 
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
-use gort_integration::{go_program, parse_report, require_root, start_gort, start_pingpong, summary};
+use gort_integration::{
+    go_program, parse_report, require_root, scratch::Scratch, start_gort, start_pingpong, summary,
+};
 use gort_proto::{
     common::{AnyValue, any_value},
     metrics::{metric::Data, number_data_point},
@@ -119,8 +121,7 @@ fn ebpf_program_run_time_is_measured_per_probe() {
 
 fn check_pingpong(binary: &Path) {
     let mut pingpong = start_pingpong(binary, PAIRS, ROUNDS);
-    let dir = std::env::temp_dir().join(format!("gort-it-{}", pingpong.pid()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new(&format!("it-{}", pingpong.pid()));
     let summary_path = dir.join("summary.json");
     let otlp_path = dir.join("otlp.jsonl");
     let mut gort = start_gort(
@@ -266,5 +267,4 @@ fn check_pingpong(binary: &Path) {
             assert_eq!(count, probed, "without the runtime's statistics, the probe's histogram");
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -18,6 +18,7 @@ use std::{
 
 use gort_integration::{
     Proc, free_port, go_program, gort_binary, require_root,
+    scratch::Scratch,
     sink::{self, Injection, Item},
     start_collector, start_sink,
     summary::{self, LinkCounts, Target},
@@ -53,10 +54,6 @@ struct Options<'a> {
     through_collector: bool,
 }
 
-fn tmp(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("gort-link-{}-{name}", std::process::id()))
-}
-
 /// One run at a time: each service has the only P it is given, and
 /// timings are compared to 10%; four at once on two CPUs would measure the
 /// machine, not gort.
@@ -67,16 +64,9 @@ fn run(o: &Options<'_>) -> Run {
     // Built now, not when a late attach needs it in the middle of the load.
     let gort = gort_binary();
     let tag = format!("{}-{}", o.processor, o.binary.file_name().unwrap().to_string_lossy());
-    let (sink_out, truth, ended, summary, json_copy) = (
-        tmp(&format!("{tag}-sink")),
-        tmp(&format!("{tag}-truth")),
-        tmp(&format!("{tag}-ended")),
-        tmp(&format!("{tag}-summary")),
-        tmp(&format!("{tag}-otlp.jsonl")),
-    );
-    for f in [&sink_out, &truth, &ended, &summary, &json_copy] {
-        let _ = std::fs::remove_file(f);
-    }
+    let dir = Scratch::new(&format!("link-{tag}"));
+    let (sink_out, truth, ended, summary, json_copy) =
+        (dir.join("sink"), dir.join("truth"), dir.join("ended"), dir.join("summary"), dir.join("otlp.jsonl"));
     let (mut sink, sink_port) = start_sink(&sink_out);
     let collector_port = free_port();
     let collector = o.through_collector.then(|| start_collector(collector_port, sink_port));
@@ -557,9 +547,10 @@ fn a_service_whose_spans_never_arrive_is_told_of_once() {
     }
     let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let binary = service("default", &[]);
-    let (config, summary) = (tmp("silent-config.yaml"), tmp("silent-summary"));
+    let dir = Scratch::new("link-silent");
+    let (config, summary) = (dir.join("config.yaml"), dir.join("summary"));
     std::fs::write(&config, "linkage:\n  account_ttl: 3s\n").unwrap();
-    let (mut sink, sink_port) = start_sink(&tmp("silent-sink"));
+    let (mut sink, sink_port) = start_sink(&dir.join("sink"));
     let (gort_port, elsewhere) = (free_port(), free_port());
     let mut svc_cmd = Command::new(&binary);
     svc_cmd.env("GOMAXPROCS", "1").args(["-otlp", &format!("127.0.0.1:{elsewhere}")]);

@@ -14,7 +14,9 @@
 
 use std::{collections::BTreeMap, path::Path, process::Command, time::Duration};
 
-use gort_integration::{Proc, go_program, gort_binary, require_root, summary, workspace_root};
+use gort_integration::{
+    Proc, go_program, gort_binary, require_root, scratch::Scratch, summary, workspace_root,
+};
 use serde_json::Value;
 
 /// One goroutine of a dump in Go's text form: its bracketed status and its
@@ -59,7 +61,7 @@ fn check(binary: &Path, what: &str) {
     // Built before the program starts: a rebuild in between would age every
     // wait past a minute, which the text then shows and Go's dump did not.
     gort_binary();
-    let dir = tempfile_dir(what);
+    let dir = Scratch::new(&format!("goroutine-dump-{what}"));
     let own = dir.join("own.txt");
     let mut cmd = Command::new(binary);
     cmd.arg("-dump").arg(&own);
@@ -213,12 +215,6 @@ fn park_sites_are_the_marked_lines(pid: u32, what: &str) {
         "{what}: walks cut short: {:?}",
         target.stack_walks
     );
-}
-
-fn tempfile_dir(what: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("gort-goroutine-dump-{}-{what}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
 }
 
 #[test]

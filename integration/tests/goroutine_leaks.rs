@@ -14,7 +14,8 @@ use std::{
 };
 
 use gort_integration::{
-    Proc, go_program, gort_binary, last_metric, read_jsonl, require_root, summary, workspace_root,
+    Proc, go_program, gort_binary, last_metric, read_jsonl, require_root, scratch::Scratch, summary,
+    workspace_root,
 };
 use serde_json::Value;
 
@@ -36,14 +37,9 @@ fn check(binary: &Path, what: &str) {
     let mut p = Proc::spawn(Command::new(binary), "[leaky]");
     let ready: Value =
         serde_json::from_str(&p.wait_line(Duration::from_secs(30), |l| l.contains("\"ready\""))).unwrap();
-    let dir = std::env::temp_dir();
-    let tag = format!("gort-leaks-{}", p.pid());
-    let (config, summary_path, log_path, json) = (
-        dir.join(format!("{tag}.yaml")),
-        dir.join(format!("{tag}.json")),
-        dir.join(format!("{tag}.log")),
-        dir.join(format!("{tag}.jsonl")),
-    );
+    let dir = Scratch::new(&format!("leaks-{}", p.pid()));
+    let (config, summary_path, log_path, json) =
+        (dir.join("gort.yaml"), dir.join("summary.json"), dir.join("gort.log"), dir.join("otlp.jsonl"));
     std::fs::write(
         &config,
         format!(

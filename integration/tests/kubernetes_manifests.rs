@@ -5,7 +5,7 @@
 
 use std::{path::PathBuf, process::Command};
 
-use gort_integration::{go_program, workspace_root};
+use gort_integration::{go_program, scratch::Scratch, workspace_root};
 
 fn manifests() -> Vec<PathBuf> {
     let dir = workspace_root().join("deploy/kubernetes");
@@ -41,8 +41,7 @@ fn the_manifests_decode_strictly_and_keep_the_sidecar_promises() {
 /// Each way of breaking a promise is caught, so the check above could fail.
 #[test]
 fn a_broken_manifest_is_refused_with_its_reason() {
-    let dir = std::env::temp_dir().join(format!("gort-k8s-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("k8s");
     let original =
         std::fs::read_to_string(workspace_root().join("deploy/kubernetes/deployment.yaml")).unwrap();
     let native =
@@ -82,5 +81,4 @@ fn a_broken_manifest_is_refused_with_its_reason() {
         assert!(!ok, "case {i} ({to:?}) passed: {out}");
         assert!(out.contains(reason), "case {i}: {out:?} does not say {reason:?}");
     }
-    let _ = std::fs::remove_dir_all(dir);
 }

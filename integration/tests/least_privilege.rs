@@ -9,22 +9,22 @@
 
 use std::{
     os::unix::fs::PermissionsExt,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
     time::Duration,
 };
 
-use gort_integration::{Proc, free_port, go_program, gort_binary, require_root, sink, start_sink};
+use gort_integration::{
+    Proc, free_port, go_program, gort_binary, require_root, scratch::Scratch, sink, start_sink,
+};
 
 const NOBODY: &str = "65534";
 
 /// A directory `nobody` can enter and write, holding a copy of gort: the
 /// build's own directory may be private (a checkout under `mktemp -d`).
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gort-least-privilege-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+fn scratch(name: &str) -> Scratch {
+    let dir = Scratch::new(&format!("least-privilege-{name}"));
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     std::fs::copy(gort_binary(), dir.join("gort")).unwrap();
     std::fs::set_permissions(dir.join("gort"), std::fs::Permissions::from_mode(0o755)).unwrap();
     dir
@@ -89,7 +89,7 @@ fn each_missing_capability_is_named_in_one_sentence() {
         (&["sys_admin", "sys_ptrace"], None),
     ];
     for (granted, named) in cases {
-        let out = as_nobody(&dir, granted, &args).stdin(Stdio::null()).output().unwrap();
+        let out = as_nobody(dir.path(), granted, &args).stdin(Stdio::null()).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         eprintln!("granted {granted:?}: exit {:?}, stderr {stderr:?}", out.status.code());
         match named {
@@ -104,7 +104,6 @@ fn each_missing_capability_is_named_in_one_sentence() {
         }
     }
     drop(svc);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// The whole path as `nobody` with CAP_SYS_ADMIN and CAP_SYS_PTRACE: probes
@@ -141,7 +140,7 @@ fn unprivileged_gort_attaches_reads_memory_and_exports() {
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
-    let mut gort = Proc::spawn(as_nobody(&dir, &["sys_admin", "sys_ptrace"], &args), "[gort]");
+    let mut gort = Proc::spawn(as_nobody(dir.path(), &["sys_admin", "sys_ptrace"], &args), "[gort]");
     gort.wait_line(Duration::from_secs(60), |l| l.contains("mode:"));
     let mut load = Command::new(&binary);
     load.args(["-load", &addr, "-duration", "3s", "-rate", "100", "-stall-every", "0"]);
@@ -165,5 +164,4 @@ fn unprivileged_gort_attaches_reads_memory_and_exports() {
     // From the target's memory, not from a probe.
     assert!(metrics.contains("go.memory.used"), "the runtime's statistics were not read");
     assert!(metrics.contains("go.schedule.duration"), "the probes' histograms did not arrive");
-    let _ = std::fs::remove_dir_all(dir);
 }

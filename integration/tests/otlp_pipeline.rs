@@ -12,7 +12,7 @@ use std::{
 
 use gort_integration::{
     Collector, DelayProxy, Proc, free_port, go_program, goprog::OtelappReport, gort_binary, http_request,
-    sink as items, start_collector, start_collector_with, start_sink,
+    scratch::Scratch, sink as items, start_collector, start_collector_with, start_sink,
 };
 
 struct Ports {
@@ -114,10 +114,8 @@ fn wait_until(timeout: Duration, what: &str, mut ok: impl FnMut() -> bool) {
 }
 
 /// A fresh directory with the sink's output file in it; starts the sink.
-fn sink(name: &str) -> (PathBuf, PathBuf, Proc, u16) {
-    let dir = std::env::temp_dir().join(format!("gort-sink-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+fn sink(name: &str) -> (Scratch, PathBuf, Proc, u16) {
+    let dir = Scratch::new(&format!("sink-{name}"));
     let out = dir.join("sink.jsonl");
     let (proc, port) = start_sink(&out);
     (dir, out, proc, port)
@@ -268,8 +266,7 @@ fn a_full_queue_makes_the_sdk_retry_instead_of_losing_spans() {
 #[test]
 fn malformed_and_oversize_requests_are_refused_clearly() {
     let p = ports();
-    let dir = std::env::temp_dir().join(format!("gort-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("bad");
     let config = dir.join("gort.yaml");
     std::fs::write(&config, "receiver:\n  max_recv_msg_size_mib: 1\n").unwrap();
     let gort = start_gort(&p, Some(&config));

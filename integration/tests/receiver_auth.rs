@@ -7,18 +7,17 @@
 use std::{
     collections::BTreeSet,
     io::{BufRead, BufReader, Read},
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-use gort_integration::{Proc, free_port, go_program, gort_binary, http_request, sink, start_sink};
+use gort_integration::{
+    Proc, free_port, go_program, gort_binary, http_request, scratch::Scratch, sink, start_sink,
+};
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gort-auth-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> Scratch {
+    Scratch::new(&format!("auth-{name}"))
 }
 
 /// Replaces the token as a Kubernetes Secret update does: a new file

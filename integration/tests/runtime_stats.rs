@@ -12,7 +12,7 @@
 use std::{collections::BTreeMap, path::Path, process::Command, time::Duration};
 
 use gort_integration::{
-    Proc, go_program, gort_binary, last_metric as metric, read_jsonl, require_root, summary,
+    Proc, go_program, gort_binary, last_metric as metric, read_jsonl, require_root, scratch::Scratch, summary,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -225,10 +225,9 @@ fn a_stripped_binary_says_which_statistics_it_cannot_read() {
 fn check_run(variant: &str, args: &[&str], gort_args: &[&str]) -> (Vec<Value>, String, summary::Target) {
     let binary = go_program("rtstats", variant, args, &[]);
     let mut p = spawn(&binary);
-    let dir = std::env::temp_dir();
-    let json = dir.join(format!("gort-rtstats-{}.jsonl", p.pid()));
-    let summary_path = dir.join(format!("gort-rtstats-{}.json", p.pid()));
-    let log_path = dir.join(format!("gort-rtstats-{}.log", p.pid()));
+    let dir = Scratch::new(&format!("rtstats-{}", p.pid()));
+    let (json, summary_path, log_path) =
+        (dir.join("otlp.jsonl"), dir.join("summary.json"), dir.join("gort.log"));
     let mut cmd = Command::new(gort_binary());
     cmd.args(["run", "--pid", &p.pid().to_string(), "--interval", "200ms"])
         .args(gort_args)

@@ -26,7 +26,7 @@ use std::{
 };
 
 use gort_integration::{
-    Proc, free_port, go_program, gort_binary, http_request, require_root, sink::Injection,
+    Proc, free_port, go_program, gort_binary, http_request, require_root, scratch::Scratch, sink::Injection,
     start_collector_with_profiles, wait_for_port,
 };
 use gort_proto::{
@@ -58,10 +58,9 @@ fn cum_ms(top: &str, function: &str) -> f64 {
 /// `INTERVAL` and an upstream that is down (the profile needs none);
 /// `run` is added to the `run` section of its configuration, `yaml` after
 /// it. Returns gort, the telemetry port and a scratch directory.
-fn start_gort(pid: u32, run: &str, yaml: &str) -> (Proc, u16, PathBuf) {
+fn start_gort(pid: u32, run: &str, yaml: &str) -> (Proc, u16, Scratch) {
     let (telemetry, dead) = (free_port(), free_port());
-    let dir = std::env::temp_dir().join(format!("gort-wait-profile-{pid}"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new(&format!("wait-profile-{pid}"));
     let config = dir.join("gort.yaml");
     std::fs::write(
         &config,
@@ -183,6 +182,7 @@ struct StallingService {
     svc: Proc,
     addr: String,
     truth: PathBuf,
+    _dir: Scratch,
 }
 
 const HOLD: Duration = Duration::from_millis(1500);
@@ -190,14 +190,14 @@ const HOLD: Duration = Duration::from_millis(1500);
 impl StallingService {
     fn start(gort_port: u16, name: &str) -> Self {
         let binary = go_program("tracedsvc", "default", &[], &[]);
-        let truth = std::env::temp_dir().join(format!("gort-{name}-truth-{}", std::process::id()));
-        let _ = std::fs::remove_file(&truth);
+        let dir = Scratch::new(&format!("{name}-service"));
+        let truth = dir.join("truth");
         let mut cmd = Command::new(&binary);
         cmd.env("GOMAXPROCS", "1").args(["-otlp", &format!("127.0.0.1:{gort_port}")]);
         cmd.args(["-mutex-hold", &format!("{}ms", HOLD.as_millis())]).arg("-truth").arg(&truth);
         let mut svc = Proc::spawn(cmd, "[svc]");
         let addr = svc.listen_addr();
-        Self { binary, svc, addr, truth }
+        Self { binary, svc, addr, truth, _dir: dir }
     }
 
     /// Light load for `seconds`, a stall of one of `stalls` every 200 ms.
@@ -215,13 +215,11 @@ impl StallingService {
         let _ = Command::new("kill").args(["-TERM", &self.svc.pid().to_string()]).status();
         self.svc.wait_line(Duration::from_secs(60), |l| l.contains("\"stopped\""));
         assert!(self.svc.wait_exit(Duration::from_secs(10)).success());
-        let truths = std::fs::read_to_string(&self.truth)
+        std::fs::read_to_string(&self.truth)
             .unwrap()
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("truth {l:?}: {e}")))
-            .collect();
-        let _ = std::fs::remove_file(&self.truth);
-        truths
+            .collect()
     }
 }
 
@@ -245,7 +243,7 @@ fn a_request_s_waits_are_in_the_profile_under_its_trace_id() {
     // handler started stalled on the mutex, and so on in turn, each held
     // for HOLD, beside light plain traffic.
     let profile = std::thread::spawn({
-        let dir = dir.clone();
+        let dir = dir.to_path_buf();
         move || fetch_profile(telemetry, 10, &dir)
     });
     std::thread::sleep(Duration::from_millis(500));
@@ -413,7 +411,8 @@ fn the_wait_profile_goes_upstream_as_otlp_profiles_through_a_real_collector() {
     let _collector = start_collector_with_profiles(relay, sink_port);
     let gort_port = free_port();
     let svc = StallingService::start(gort_port, "otlp-profiles");
-    let config = std::env::temp_dir().join(format!("gort-otlp-profiles-{}.yaml", std::process::id()));
+    let dir = Scratch::new("otlp-profiles-gort");
+    let config = dir.join("gort.yaml");
     std::fs::write(
         &config,
         format!(

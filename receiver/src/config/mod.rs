@@ -215,6 +215,7 @@ mod tests {
         assert_eq!(c.receiver.tls.unwrap().reload_interval, Some(Duration::from_secs(60)));
         let e = parse(&format!("{server}    reload_interval: soon\n"), p()).unwrap_err();
         assert!(e.to_string().starts_with("receiver.tls.reload_interval: "), "{e}");
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
