@@ -15,6 +15,13 @@ pub struct Tls {
     pub reload_interval: Option<Duration>,
 }
 
+impl Tls {
+    /// The files a reload reads.
+    pub fn files(&self) -> Vec<PathBuf> {
+        [&self.cert_file, &self.key_file, &self.ca_file].into_iter().flatten().cloned().collect()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceiverConfig {
     pub grpc: Option<SocketAddr>,
@@ -72,26 +79,21 @@ fn endpoint(field: &str, value: Option<&str>, default: &str) -> Result<Option<So
 
 fn tls(field: &str, raw: Option<RawTls>) -> Result<Option<Tls>, ConfigError> {
     let Some(raw) = raw else { return Ok(None) };
-    for (name, file) in
-        [("cert_file", &raw.cert_file), ("key_file", &raw.key_file), ("ca_file", &raw.ca_file)]
-    {
-        if let Some(f) = file
-            && !f.is_file()
-        {
-            return Err(invalid(&format!("{field}.{name}"), format!("{} does not exist", f.display())));
-        }
-    }
-    if raw.cert_file.is_some() != raw.key_file.is_some() {
+    let cert_file = existing_file(&format!("{field}.cert_file"), raw.cert_file)?;
+    let key_file = existing_file(&format!("{field}.key_file"), raw.key_file)?;
+    let ca_file = existing_file(&format!("{field}.ca_file"), raw.ca_file)?;
+    if cert_file.is_some() != key_file.is_some() {
         return Err(invalid(field, "cert_file and key_file go together"));
     }
     let interval_field = format!("{field}.reload_interval");
     let reload_interval =
         Some(duration(&interval_field, raw.reload_interval.as_deref(), DEFAULT_TLS_RELOAD_INTERVAL)?)
             .filter(|d| !d.is_zero());
-    Ok(Some(Tls { cert_file: raw.cert_file, key_file: raw.key_file, ca_file: raw.ca_file, reload_interval }))
+    Ok(Some(Tls { cert_file, key_file, ca_file, reload_interval }))
 }
 
-fn token_file(field: &str, file: Option<PathBuf>) -> Result<Option<PathBuf>, ConfigError> {
+/// A file named in the configuration must exist at start-up.
+fn existing_file(field: &str, file: Option<PathBuf>) -> Result<Option<PathBuf>, ConfigError> {
     match file {
         Some(f) if !f.is_file() => Err(invalid(field, format!("{} does not exist", f.display()))),
         f => Ok(f),
@@ -143,7 +145,7 @@ impl RawConfig {
                 .map(|v| duration("receiver.keepalive_timeout", Some(v), ""))
                 .transpose()?,
             tls: tls("receiver.tls", r.tls)?,
-            bearer_token_file: token_file("receiver.bearer_token_file", r.bearer_token_file)?,
+            bearer_token_file: existing_file("receiver.bearer_token_file", r.bearer_token_file)?,
         };
         if let Some(t) = &receiver.tls
             && t.cert_file.is_none()
@@ -240,7 +242,7 @@ impl RawConfig {
         let telemetry =
             endpoint("telemetry.endpoint", self.telemetry.endpoint.as_deref(), DEFAULT_TELEMETRY_ENDPOINT)?;
         let telemetry_token_file =
-            token_file("telemetry.bearer_token_file", self.telemetry.bearer_token_file.take())?;
+            existing_file("telemetry.bearer_token_file", self.telemetry.bearer_token_file.take())?;
         check_exposure(
             "telemetry.endpoint",
             telemetry,

@@ -6,8 +6,8 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
-    time::{Duration, Instant, SystemTime},
+    sync::{Arc, RwLock},
+    time::Duration,
 };
 
 use axum::{
@@ -20,8 +20,8 @@ use thiserror::Error;
 
 use super::Shared;
 
-/// How often a request may look at the file's metadata for a new token.
-const RECHECK_EVERY: Duration = Duration::from_secs(1);
+/// How often the token file is read for a rotation.
+pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Error)]
 pub enum AuthError {
@@ -31,86 +31,44 @@ pub enum AuthError {
     Empty(PathBuf),
 }
 
-/// What identifies one version of the file: a rotation changes at least one.
-type Version = (Option<SystemTime>, u64, u64);
-
-struct Current {
-    token: Vec<u8>,
-    version: Version,
-    checked: Instant,
-}
-
 /// The token clients must send as `Authorization: Bearer TOKEN`.
 pub struct BearerToken {
     path: PathBuf,
-    current: Mutex<Current>,
-}
-
-fn version(path: &Path) -> std::io::Result<Version> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path)?;
-    Ok((m.modified().ok(), m.len(), m.ino()))
+    current: RwLock<Vec<u8>>,
 }
 
 /// The file's token: its content without surrounding whitespace.
-fn read_token(path: &Path) -> Result<(Vec<u8>, Version), AuthError> {
-    let read = |source| AuthError::Read { path: path.to_owned(), source };
-    let version = version(path).map_err(read)?;
-    let text = std::fs::read(path).map_err(read)?;
+fn read_token(path: &Path) -> Result<Vec<u8>, AuthError> {
+    let text = std::fs::read(path).map_err(|source| AuthError::Read { path: path.to_owned(), source })?;
     let token = text.trim_ascii().to_vec();
     if token.is_empty() {
         return Err(AuthError::Empty(path.to_owned()));
     }
-    Ok((token, version))
+    Ok(token)
 }
 
 impl BearerToken {
     /// Reads the token at start-up: a missing or empty file fails the start.
     pub fn load(path: &Path) -> Result<Self, AuthError> {
-        let (token, version) = read_token(path)?;
-        Ok(Self {
-            path: path.to_owned(),
-            current: Mutex::new(Current { token, version, checked: Instant::now() }),
-        })
+        Ok(Self { path: path.to_owned(), current: RwLock::new(read_token(path)?) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads the file again; one that cannot be read or is empty keeps the
+    /// token in force, so a half-written rotation locks no one out.
+    pub fn reload(&self) -> Result<(), AuthError> {
+        let token = read_token(&self.path)?;
+        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = token;
+        Ok(())
     }
 
     /// Whether an `Authorization` header value carries the current token.
     pub fn accepts(&self, authorization: Option<&[u8]>) -> bool {
         let Some(presented) = authorization.and_then(bearer) else { return false };
-        let mut current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if current.checked.elapsed() >= RECHECK_EVERY {
-            current.checked = Instant::now();
-            self.reload_if_changed(&mut current);
-        }
-        constant_time_eq(presented, &current.token)
-    }
-
-    /// A file that cannot be read or is empty keeps the token in force, so a
-    /// half-written rotation locks no one out; it is logged once per change.
-    fn reload_if_changed(&self, current: &mut Current) {
-        match version(&self.path) {
-            Ok(v) if v == current.version => {}
-            Ok(v) => {
-                current.version = v;
-                match read_token(&self.path) {
-                    Ok((token, v)) => {
-                        current.token = token;
-                        current.version = v;
-                        log::info!("bearer token reloaded from {}", self.path.display());
-                    }
-                    Err(e) => log::warn!("{e}; the previous token stays in force"),
-                }
-            }
-            Err(e) => {
-                if current.version != (None, 0, 0) {
-                    current.version = (None, 0, 0);
-                    log::warn!(
-                        "bearer token file {}: {e}; the previous token stays in force",
-                        self.path.display()
-                    );
-                }
-            }
-        }
+        constant_time_eq(presented, &self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 }
 
@@ -187,16 +145,16 @@ mod tests {
         // A rotation as Kubernetes does it: a new file renamed over the old.
         std::fs::write(dir.join("next"), "second").unwrap();
         std::fs::rename(dir.join("next"), &path).unwrap();
-        token.current.lock().unwrap().checked -= RECHECK_EVERY;
+        token.reload().unwrap();
         assert!(token.accepts(Some(b"Bearer second")));
         assert!(!token.accepts(Some(b"Bearer first")));
         std::fs::write(&path, "  \n").unwrap();
-        token.current.lock().unwrap().checked -= RECHECK_EVERY;
+        assert!(matches!(token.reload(), Err(AuthError::Empty(_))));
         assert!(token.accepts(Some(b"Bearer second")), "an empty file must not lock everyone out");
         std::fs::remove_file(&path).unwrap();
+        assert!(matches!(token.reload(), Err(AuthError::Read { .. })));
+        assert!(token.accepts(Some(b"Bearer second")));
         assert!(matches!(BearerToken::load(&path), Err(AuthError::Read { .. })));
-        std::fs::write(&path, "\n").unwrap();
-        assert!(matches!(BearerToken::load(&path), Err(AuthError::Empty(_))));
         let _ = std::fs::remove_dir_all(dir);
     }
 }

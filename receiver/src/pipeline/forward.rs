@@ -149,35 +149,13 @@ impl Forwarder {
         self.clients.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    /// Reads the TLS files every `interval`; when their contents changed,
-    /// later requests go over a new channel built from them (requests in
-    /// flight finish on the old one). A file caught half-written fails to
-    /// parse: the old channel stays, and the next check tries again.
-    async fn reload_tls(self, interval: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let Some(tls) = self.config.tls.clone() else { return };
-        let files: Vec<_> =
-            [&tls.ca_file, &tls.cert_file, &tls.key_file].into_iter().flatten().cloned().collect();
-        let contents = || files.iter().map(|f| std::fs::read(f).ok()).collect::<Vec<_>>();
-        let mut loaded = contents();
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(interval) => {}
-                _ = stop.changed() => return,
-            }
-            let now = contents();
-            if now == loaded {
-                continue;
-            }
-            match Clients::connect(&self.config) {
-                Ok(clients) => {
-                    *self.clients.write().unwrap_or_else(std::sync::PoisonError::into_inner) = clients;
-                    self.shared.counters.tls_reloaded();
-                    log::info!("exporter TLS files changed: new connections use them");
-                    loaded = now;
-                }
-                Err(e) => log::warn!("exporter TLS files changed but cannot be used yet: {e}"),
-            }
-        }
+    /// New channels from the TLS files as they are now: later requests
+    /// use them, requests in flight finish on the old ones.
+    fn reconnect(&self) -> Result<(), PipelineError> {
+        let clients = Clients::connect(&self.config)?;
+        *self.clients.write().unwrap_or_else(std::sync::PoisonError::into_inner) = clients;
+        self.shared.counters.tls_reloaded();
+        Ok(())
     }
 
     /// Sends one request; on success, the items the upstream rejected
@@ -269,8 +247,18 @@ impl Forwarder {
     /// Takes batches while the pipeline runs; after `stop`, drains what is
     /// queued until `shutdown_timeout`, then counts the rest as dropped.
     pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
-        if let Some(interval) = self.config.tls.as_ref().and_then(|t| t.reload_interval) {
-            tokio::spawn(self.clone().reload_tls(interval, stop.clone()));
+        if let Some(tls) = &self.config.tls
+            && let Some(interval) = tls.reload_interval
+        {
+            let forwarder = self.clone();
+            tokio::spawn(super::watch::watch_files(
+                tls.files(),
+                interval,
+                stop.clone(),
+                "exporter TLS files".to_owned(),
+                "new connections use them",
+                move || forwarder.reconnect(),
+            ));
         }
         let permits = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_REQUESTS));
         let queue = &self.shared.queue;

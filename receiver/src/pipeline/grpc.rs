@@ -145,8 +145,18 @@ pub async fn serve(
         .http2_keepalive_interval(config.keepalive_time)
         .http2_keepalive_timeout(config.keepalive_timeout);
     let tls = config.tls.as_ref().map(super::tls_server::ServerTls::load).transpose()?;
-    if let (Some(tls), Some(interval)) = (&tls, config.tls.as_ref().and_then(|t| t.reload_interval)) {
-        tokio::spawn(tls.clone().reload(interval, shared.clone(), stop.clone()));
+    if let (Some(server), Some(files)) = (&tls, &config.tls)
+        && let Some(interval) = files.reload_interval
+    {
+        let (server, counted) = (server.clone(), shared.clone());
+        tokio::spawn(super::watch::watch_files(
+            files.files(),
+            interval,
+            stop.clone(),
+            "receiver TLS files".to_owned(),
+            "new connections get them",
+            move || server.reload().map(|()| counted.counters.receiver_tls_reloaded()),
+        ));
     }
     let counters = shared.clone();
     let account = move |response| account_refusal(&counters.counters, response);

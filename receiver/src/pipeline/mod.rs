@@ -23,6 +23,7 @@ pub mod tap;
 pub mod telemetry;
 pub mod tls_server;
 pub mod wait_profile;
+pub mod watch;
 
 use std::sync::{
     Arc,
@@ -354,12 +355,33 @@ impl Pipeline {
         let shared = Shared::new(config);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();
-        let guard = |file: &Option<std::path::PathBuf>| -> Result<Option<auth::Guard>, PipelineError> {
+        // One token per file, read and watched once however many listeners share it.
+        let mut tokens: Vec<Arc<auth::BearerToken>> = Vec::new();
+        let mut guard = |file: &Option<std::path::PathBuf>| -> Result<Option<auth::Guard>, PipelineError> {
             let Some(path) = file else { return Ok(None) };
-            let token = Arc::new(auth::BearerToken::load(path)?);
+            let token = match tokens.iter().find(|t| t.path() == path) {
+                Some(t) => t.clone(),
+                None => {
+                    let t = Arc::new(auth::BearerToken::load(path)?);
+                    tokens.push(t.clone());
+                    t
+                }
+            };
             Ok(Some(auth::Guard { token, shared: shared.clone() }))
         };
         let receiver_guard = guard(&config.receiver.bearer_token_file)?;
+        let telemetry_guard = guard(&config.telemetry_token_file)?;
+        for token in tokens {
+            let path = token.path().to_owned();
+            tasks.push(tokio::spawn(watch::watch_files(
+                vec![path.clone()],
+                auth::RELOAD_INTERVAL,
+                stopped.clone(),
+                format!("bearer token file {}", path.display()),
+                "requests must present the new token",
+                move || token.reload(),
+            )));
+        }
         if let Some(addr) = config.receiver.grpc {
             let g = receiver_guard.clone();
             tasks.push(grpc::serve(addr, &config.receiver, shared.clone(), g, stopped.clone()).await?);
@@ -371,8 +393,7 @@ impl Pipeline {
         let telemetry = match config.telemetry {
             Some(addr) => {
                 let (stop, stopped) = tokio::sync::watch::channel(false);
-                let g = guard(&config.telemetry_token_file)?;
-                Some((telemetry::serve(addr, shared.clone(), g, stopped).await?, stop))
+                Some((telemetry::serve(addr, shared.clone(), telemetry_guard, stopped).await?, stop))
             }
             None => None,
         };

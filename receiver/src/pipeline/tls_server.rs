@@ -2,10 +2,9 @@
 //! server TLS is fixed when the server starts, so gort does the handshakes
 //! itself and hands tonic the decrypted streams; every new connection gets
 //! the configuration in force when it arrives. The certificate, key and
-//! client CA are read again every `receiver.tls.reload_interval`; when they
-//! changed and make a valid configuration, it replaces the old one
-//! (connections already open keep theirs). A file caught half-written does
-//! not parse: the old configuration stays and the next check tries again.
+//! client CA are read again every `receiver.tls.reload_interval`
+//! (`watch::watch_files`); when they changed and make a valid configuration,
+//! it replaces the old one (connections already open keep theirs).
 
 use std::{
     path::PathBuf,
@@ -21,7 +20,7 @@ use rustls::{
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
 
-use super::{PipelineError, Shared};
+use super::PipelineError;
 use crate::config::Tls;
 
 /// Longest a client may take over its handshake before it is dropped.
@@ -89,41 +88,12 @@ impl ServerTls {
         TlsAcceptor::from(self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
     }
 
-    fn contents(&self) -> Vec<Option<Vec<u8>>> {
-        [&self.tls.cert_file, &self.tls.key_file, &self.tls.ca_file]
-            .into_iter()
-            .map(|f| f.as_ref().and_then(|f| std::fs::read(f).ok()))
-            .collect()
-    }
-
-    /// Checks the files every `interval` until `stop`.
-    pub async fn reload(
-        self: Arc<Self>,
-        interval: Duration,
-        shared: Arc<Shared>,
-        mut stop: tokio::sync::watch::Receiver<bool>,
-    ) {
-        let mut loaded = self.contents();
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(interval) => {}
-                _ = stop.changed() => return,
-            }
-            let now = self.contents();
-            if now == loaded {
-                continue;
-            }
-            match server_config(&self.tls) {
-                Ok(config) => {
-                    *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                        Arc::new(config);
-                    shared.counters.receiver_tls_reloaded();
-                    log::info!("receiver TLS files changed: new connections get them");
-                    loaded = now;
-                }
-                Err(e) => log::warn!("receiver TLS files changed but cannot be used yet: {e}"),
-            }
-        }
+    /// Builds a configuration from the files as they are now; new
+    /// connections get it (`watch::watch_files` calls this on a change).
+    pub fn reload(&self) -> Result<(), PipelineError> {
+        let config = Arc::new(server_config(&self.tls)?);
+        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = config;
+        Ok(())
     }
 }
 
