@@ -83,14 +83,23 @@ impl TargetConfig {
 /// instead of a hash lookup on the tgid (about 65 ns of a hot probe's run
 /// on this workplace's VM). `tgid` 0 is a free slot; the probe still checks
 /// it against the current process, so a stale cookie reads nothing.
+///
+/// `tgid` is the process id as gort sees it, in gort's pid namespace. In a
+/// container (a sidecar sharing the service's pid namespace) that is not
+/// the id the kernel's plain helper returns, so the probe asks for the id in
+/// the namespace `pidns_dev`/`pidns_ino` names (the device and inode of
+/// gort's `/proc/self/ns/pid`); `pidns_ino` 0 means the initial namespace,
+/// where the plain, cheaper helper is right.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TargetSlot {
     pub tgid: u32,
     pub _pad: u32,
+    pub pidns_dev: u64,
+    pub pidns_ino: u64,
     pub config: TargetConfig,
 }
-const _: () = assert!(size_of::<TargetSlot>() == 360);
+const _: () = assert!(size_of::<TargetSlot>() == 376);
 
 /// What the probes keep per target slot in `GORT_TARGET_GC` (kernel-written;
 /// userspace zeroes it when it hands the slot to a new process): the

@@ -6,8 +6,10 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
     EbpfContext,
-    bindings::BPF_RB_NO_WAKEUP,
-    helpers::{bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    bindings::{BPF_RB_NO_WAKEUP, bpf_pidns_info},
+    helpers::{
+        bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_get_ns_current_pid_tgid, bpf_ktime_get_ns,
+    },
     maps::PerCpuArray,
     programs::ProbeContext,
 };
@@ -83,11 +85,28 @@ pub(crate) struct Target {
 pub(crate) fn current_target(ctx: &ProbeContext) -> Option<Target> {
     // SAFETY: the helper only reads the cookie of the running program's link.
     let slot = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32;
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     // Userspace replaces a slot wholesale; a stale read costs one
     // mis-attributed hit at most.
     let target = TARGETS.get(slot)?;
+    let tgid = if target.pidns_ino == 0 {
+        (bpf_get_current_pid_tgid() >> 32) as u32
+    } else {
+        ns_tgid(target.pidns_dev, target.pidns_ino)?
+    };
     (target.tgid == tgid).then_some(Target { tgid, slot, config: &target.config })
+}
+
+/// The current process's id in the pid namespace `dev`/`ino` (gort's);
+/// None if the process is not in it or below it.
+#[inline(always)]
+fn ns_tgid(dev: u64, ino: u64) -> Option<u32> {
+    let mut info = bpf_pidns_info { pid: 0, tgid: 0 };
+    // SAFETY: the helper writes at most `size` bytes to `info`, a value on
+    // this program's stack of exactly that size.
+    let done = unsafe {
+        bpf_get_ns_current_pid_tgid(dev, ino, &mut info, core::mem::size_of::<bpf_pidns_info>() as u32)
+    };
+    (done == 0).then_some(info.tgid)
 }
 
 /// The stop-the-world books of target slot `slot`.

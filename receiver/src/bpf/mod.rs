@@ -47,6 +47,17 @@ pub enum BpfError {
     NoSlot(u32),
     #[error("cannot turn on the kernel's BPF run-time statistics ({0}); they need root or CAP_SYS_ADMIN")]
     Stats(#[source] aya::sys::SyscallError),
+    #[error("cannot read gort's own pid namespace (/proc/self/ns/pid): {0}")]
+    PidNamespace(#[source] std::io::Error),
+}
+
+/// The inode of the initial pid namespace (the kernel's PROC_PID_INIT_INO).
+const INIT_PID_NS_INO: u64 = 0xEFFF_FFFC;
+
+/// What the probes need to see process ids as gort does (`TargetSlot`):
+/// (0, 0) in the initial pid namespace, else its device and inode.
+fn pid_namespace(dev: u64, ino: u64) -> (u64, u64) {
+    if ino == INIT_PID_NS_INO { (0, 0) } else { (dev, ino) }
 }
 
 impl BpfError {
@@ -162,6 +173,8 @@ pub struct Probes {
     events: RingBuf<MapData>,
     span_events: RingBuf<MapData>,
     slots: TargetSlots,
+    /// gort's pid namespace, as `pid_namespace` gives it.
+    pidns: (u64, u64),
 }
 
 /// A record of the span ring buffer.
@@ -253,7 +266,10 @@ impl Probes {
         let span_events =
             RingBuf::try_from(ebpf.take_map(map).ok_or(BpfError::Missing { kind: "map", name: map })?)
                 .map_err(|source| BpfError::Map { map, source })?;
-        Ok(Self { ebpf, events, span_events, slots: TargetSlots::default() })
+        let ns = std::fs::metadata("/proc/self/ns/pid").map_err(BpfError::PidNamespace)?;
+        let pidns =
+            pid_namespace(std::os::unix::fs::MetadataExt::dev(&ns), std::os::unix::fs::MetadataExt::ino(&ns));
+        Ok(Self { ebpf, events, span_events, slots: TargetSlots::default(), pidns })
     }
 
     /// Tells the probes about a target process before attaching to it (and
@@ -269,7 +285,8 @@ impl Probes {
                 .map_err(|source| BpfError::Map { map, source })?;
         }
         let map = names::MAP_TARGETS;
-        let value = TargetSlotPod(TargetSlot { tgid: pid, _pad: 0, config });
+        let (pidns_dev, pidns_ino) = self.pidns;
+        let value = TargetSlotPod(TargetSlot { tgid: pid, _pad: 0, pidns_dev, pidns_ino, config });
         self.array_mut::<TargetSlotPod>(map)?
             .set(slot, &value, 0)
             .map_err(|source| BpfError::Map { map, source })
@@ -535,6 +552,12 @@ fn uprobe<'a>(ebpf: &'a mut Ebpf, program: &'static str) -> Result<&'a mut UProb
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_initial_pid_namespace_takes_the_plain_helper_others_their_own() {
+        assert_eq!(pid_namespace(4, INIT_PID_NS_INO), (0, 0));
+        assert_eq!(pid_namespace(4, 4_026_532_290), (4, 4_026_532_290));
+    }
 
     #[test]
     fn events_decode_from_their_c_layout() {
