@@ -56,25 +56,34 @@ pub fn require_root(test: &str) -> bool {
 /// before/after figures).
 pub fn gort_binary() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        if let Some(path) = std::env::var_os("GORT_BINARY") {
-            return PathBuf::from(path);
-        }
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.current_dir(workspace_root());
-        cmd.args(["build", "-p", "gort", "--bin", "gort", "--message-format=json-render-diagnostics"]);
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        let out = cmd.stderr(Stdio::inherit()).output().expect("run cargo build");
-        assert!(out.status.success(), "cargo build -p gort failed");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["reason"] == "compiler-artifact" && v["target"]["name"] == "gort")
-            .find_map(|v| v["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported no gort executable")
+    PATH.get_or_init(|| match std::env::var_os("GORT_BINARY") {
+        Some(path) => PathBuf::from(path),
+        None => build_gort(!cfg!(debug_assertions)),
     })
+}
+
+/// The release build of `gort`, as an image ships it, built once per test
+/// process.
+pub fn gort_release_binary() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| build_gort(true))
+}
+
+fn build_gort(release: bool) -> PathBuf {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(workspace_root());
+    cmd.args(["build", "-p", "gort", "--bin", "gort", "--message-format=json-render-diagnostics"]);
+    if release {
+        cmd.arg("--release");
+    }
+    let out = cmd.stderr(Stdio::inherit()).output().expect("run cargo build");
+    assert!(out.status.success(), "cargo build -p gort failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["reason"] == "compiler-artifact" && v["target"]["name"] == "gort")
+        .find_map(|v| v["executable"].as_str().map(PathBuf::from))
+        .expect("cargo reported no gort executable")
 }
 
 /// Builds the Go program `integration/go/<name>` (with extra `go build`
