@@ -93,6 +93,12 @@ pub fn go_program(name: &str, variant: &str, args: &[&str], env: &[(&str, &str)]
     let out_dir = workspace_root().join("target/go-programs");
     std::fs::create_dir_all(&out_dir).expect("create target/go-programs");
     let out = out_dir.join(format!("{name}-{variant}"));
+    // One build at a time: two tests of one binary building the same
+    // program at once would each write it, and the second write replaces
+    // the file under a process the first already started from it (its
+    // /proc/PID/exe then reads "... (deleted)").
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = BUILDING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut cmd = Command::new("go");
     cmd.current_dir(&src).arg("build").arg("-o").arg(&out).args(args).arg(".");
     for (k, v) in env {

@@ -103,9 +103,8 @@ fn ns_tgid(dev: u64, ino: u64) -> Option<u32> {
     let mut info = bpf_pidns_info { pid: 0, tgid: 0 };
     // SAFETY: the helper writes at most `size` bytes to `info`, a value on
     // this program's stack of exactly that size.
-    let done = unsafe {
-        bpf_get_ns_current_pid_tgid(dev, ino, &mut info, core::mem::size_of::<bpf_pidns_info>() as u32)
-    };
+    let done =
+        unsafe { bpf_get_ns_current_pid_tgid(dev, ino, &mut info, size_of::<bpf_pidns_info>() as u32) };
     (done == 0).then_some(info.tgid)
 }
 
