@@ -6,6 +6,7 @@ pub mod backends;
 pub mod goprog;
 pub mod inspect;
 pub mod scratch;
+pub mod selfmetrics;
 pub mod sink;
 pub mod summary;
 pub mod traps;
@@ -84,6 +85,31 @@ fn build_gort(release: bool) -> PathBuf {
         .filter(|v| v["reason"] == "compiler-artifact" && v["target"]["name"] == "gort")
         .find_map(|v| v["executable"].as_str().map(PathBuf::from))
         .expect("cargo reported no gort executable")
+}
+
+/// Runs the OTel-Go-SDK-instrumented `otelapp` once against gort's
+/// receiver on `port` (`grpc` or `http`): `spans` spans and 50 log records
+/// as `service`; returns its report of what it ended and exported.
+pub fn run_otelapp(
+    protocol: &str,
+    port: u16,
+    service: &str,
+    spans: u32,
+    extra: &[&str],
+) -> goprog::OtelappReport {
+    let app = go_program("otelapp", "default", &[], &[]);
+    let out = Command::new(app)
+        .args(extra)
+        // The SDK's first retry waits 5 s, and its batch processor gives an
+        // export 30 s in all: retry sooner so the tests see it succeed.
+        .arg("-fast-retry")
+        .args(["-protocol", protocol, "-endpoint", &format!("127.0.0.1:{port}")])
+        .args(["-service", service, "-spans", &spans.to_string(), "-logs", "50"])
+        .output()
+        .expect("run otelapp");
+    let line = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_owned();
+    assert!(out.status.success(), "otelapp failed: {line} {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("otelapp printed {line:?}: {e}"))
 }
 
 /// Builds the Go program `integration/go/<name>` (with extra `go build`
@@ -381,9 +407,14 @@ fn start_collector_args(args: &[&str], configs: &[&Path], port: u16, sink_port: 
 /// The last hop: an OTLP/gRPC server (integration/go/otlpsink) writing
 /// every item it receives to `out` as JSON lines. Returns it and its port.
 pub fn start_sink(out: &Path) -> (Proc, u16) {
+    start_sink_with(out, &[])
+}
+
+/// `start_sink` with more of otlpsink's flags (`-fault`, ...).
+pub fn start_sink_with(out: &Path, args: &[&str]) -> (Proc, u16) {
     let binary = go_program("otlpsink", "default", &[], &[]);
     let mut cmd = Command::new(binary);
-    cmd.arg("-out").arg(out);
+    cmd.arg("-out").arg(out).args(args);
     let mut p = Proc::spawn(cmd, "[sink]");
     let ready = p.wait_line(Duration::from_secs(30), |l| l.contains("\"ready\""));
     let v: serde_json::Value = serde_json::from_str(&ready).expect("sink ready line");

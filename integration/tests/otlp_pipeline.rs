@@ -11,8 +11,12 @@ use std::{
 };
 
 use gort_integration::{
-    Collector, DelayProxy, Proc, free_port, go_program, goprog::OtelappReport, gort_binary, http_request,
-    scratch::Scratch, sink as items, start_collector, start_collector_with, start_sink,
+    Collector, DelayProxy, Proc, free_port, go_program,
+    goprog::OtelappReport,
+    gort_binary, http_request, run_otelapp,
+    scratch::Scratch,
+    selfmetrics::{gauge, self_metric, wait_until},
+    sink as items, start_collector, start_collector_with, start_sink,
 };
 
 struct Ports {
@@ -60,39 +64,7 @@ fn emit(protocol: &str, port: u16, service: &str, spans: u32) -> OtelappReport {
 }
 
 fn emit_with(protocol: &str, port: u16, service: &str, spans: u32, extra: &[&str]) -> OtelappReport {
-    let app = go_program("otelapp", "default", &[], &[]);
-    let out = Command::new(app)
-        .args(extra)
-        // The SDK's first retry waits 5 s, and its batch processor gives an
-        // export 30 s in all: retry sooner so the tests see it succeed.
-        .arg("-fast-retry")
-        .args(["-protocol", protocol, "-endpoint", &format!("127.0.0.1:{port}")])
-        .args(["-service", service, "-spans", &spans.to_string(), "-logs", "50"])
-        .output()
-        .unwrap();
-    let line = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_owned();
-    assert!(out.status.success(), "otelapp failed: {line} {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_str(&line).unwrap_or_else(|e| panic!("otelapp printed {line:?}: {e}"))
-}
-
-/// gort's self-metric `name{signal="..."}`.
-fn self_metric(port: u16, name: &str, signal: &str) -> u64 {
-    let (status, body) = http_request(port, "GET", "/metrics", &[], b"");
-    assert_eq!(status, 200);
-    let key = format!("{name}{{signal=\"{signal}\"}} ");
-    body.lines()
-        .find_map(|l| l.strip_prefix(&key))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {key}in {body}"))
-}
-
-/// An unlabelled counter or gauge of gort's self-metrics.
-fn gauge(port: u16, name: &str) -> f64 {
-    let (_, body) = http_request(port, "GET", "/metrics", &[], b"");
-    body.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap()
+    run_otelapp(protocol, port, service, spans, extra)
 }
 
 /// Items of `kind` (span, point, log) that reached the sink.
@@ -103,14 +75,6 @@ fn arrived(sink: &Path, kind: &str) -> Vec<items::Item> {
 /// (trace_id/span_id, service.name, attribute keys) of every span in the sink.
 fn sink_spans(sink: &Path) -> Vec<(String, String, Vec<String>)> {
     arrived(sink, "span").into_iter().map(|s| (s.id, s.service, s.attrs)).collect()
-}
-
-fn wait_until(timeout: Duration, what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// A fresh directory with the sink's output file in it; starts the sink.

@@ -162,6 +162,9 @@ func main() {
 	countOnly := flag.Bool("count", false, "only count spans and measure their delay since the start time (benchmarks); print it at SIGTERM")
 	seeds := flag.String("seeds", "", "write one OTLP export request per signal (protobuf and JSON) to this directory and exit")
 	reportFrom := flag.String("report", "", "read a sink file and print the slowest trace an exemplar points to, with gort's runtime breakdown, and exit")
+	fault := flag.String("fault", "", "answer trace exports with this gRPC code name (Unavailable, ...) or stall (never answer)")
+	faultCount := flag.Int("faults", -1, "how many trace exports get -fault first (-1: all)")
+	retryAfter := flag.Duration("retry-after", 0, "a RetryInfo delay to send with -fault")
 	flag.Parse()
 	if *reportFrom != "" {
 		if err := report(*reportFrom); err != nil {
@@ -187,7 +190,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	srv := grpc.NewServer(grpc.MaxRecvMsgSize(64 << 20))
+	injected, err := newFaults(*fault, *faultCount, *retryAfter)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	srv := grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.UnaryInterceptor(injected.intercept))
 	if *countOnly {
 		fmt.Printf("{\"event\":\"ready\",\"addr\":%q}\n", ln.Addr().String())
 		count(srv, func() { srv.Serve(ln) })

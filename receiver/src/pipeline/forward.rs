@@ -2,7 +2,8 @@
 //! lazily connected, long-lived HTTP/2 channel (tonic multiplexes every
 //! request on it), gzip-compressed by default, with the configured headers
 //! and timeout. Failures the OTLP specification calls retryable are retried
-//! with exponential backoff, honouring the server's RetryInfo; the rest, and
+//! with exponential backoff, jittered so that batches that failed together
+//! do not return together, honouring the server's RetryInfo; the rest, and
 //! batches whose retries outlast `retry_max_elapsed`, are dropped and counted.
 //! The TLS files (CA, client certificate and key) are read again every
 //! `tls.reload_interval`, so rotated certificates are used without a restart.
@@ -83,7 +84,8 @@ fn client_tls(tls: &Tls) -> Result<ClientTlsConfig, PipelineError> {
 }
 
 /// Whether the OTLP specification lets a client retry after `status`
-/// (RESOURCE_EXHAUSTED only when the server says when, with RetryInfo).
+/// (RESOURCE_EXHAUSTED only when the server says when, with RetryInfo), or
+/// the connection failed before the server could answer.
 pub fn retryable(status: &Status) -> bool {
     match status.code() {
         Code::Cancelled
@@ -93,12 +95,46 @@ pub fn retryable(status: &Status) -> bool {
         | Code::Unavailable
         | Code::DataLoss => true,
         Code::ResourceExhausted => retry_delay(status).is_some(),
-        _ => false,
+        _ => connection_failed(status),
     }
+}
+
+/// A failure of the connection, not an answer of the server (reset, closed
+/// during the handshake or mid-request): tonic reports some as UNKNOWN
+/// ("transport error"), where gRPC's own clients say UNAVAILABLE, which is
+/// retryable. A server's answer carries no such source.
+fn connection_failed(status: &Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        if e.is::<tonic::transport::Error>() || e.is::<std::io::Error>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 fn retry_delay(status: &Status) -> Option<Duration> {
     status.get_details_retry_info().and_then(|r| r.retry_delay)
+}
+
+/// `delay` less up to half of it, at random ("equal jitter").
+fn jittered(delay: Duration) -> Duration {
+    use std::hash::BuildHasher;
+    // A fresh RandomState is seeded differently each time: randomness
+    // enough to spread retries, with no generator to carry around.
+    equal_jitter(delay, std::hash::RandomState::new().hash_one(Instant::now()))
+}
+
+fn equal_jitter(delay: Duration, random: u64) -> Duration {
+    let half = delay / 2;
+    half + half.mul_f64(random as f64 / u64::MAX as f64)
+}
+
+/// A failed export in one line: the gRPC code and what came with it
+/// (tonic's message names the cause: refused, reset, DNS, timeout).
+fn describe(status: &Status) -> String {
+    format!("{:?}: {}", status.code(), status.message())
 }
 
 impl Clients {
@@ -198,6 +234,7 @@ impl Forwarder {
         loop {
             match self.export(&batch.payload).await {
                 Ok((rejected, message)) => {
+                    shared.upstream.succeeded(signal);
                     counters.sent(signal, batch.items);
                     if rejected > 0 {
                         counters.upstream_rejected(signal, rejected);
@@ -210,7 +247,10 @@ impl Forwarder {
                     break;
                 }
                 Err(status) if retryable(&status) => {
-                    let wait = retry_delay(&status).unwrap_or(delay);
+                    shared.upstream.failed(signal, describe(&status));
+                    // Batches that failed together must not all come back
+                    // together: the server's delay is kept, ours jittered.
+                    let wait = retry_delay(&status).unwrap_or_else(|| jittered(delay));
                     let past_drain = self.drain_deadline.get().is_some_and(|d| Instant::now() + wait > *d);
                     if started.elapsed() + wait > self.config.retry_max_elapsed || past_drain {
                         counters.dropped(signal, batch.items);
@@ -229,6 +269,7 @@ impl Forwarder {
                     delay = (delay * 2).min(self.config.retry_max);
                 }
                 Err(status) => {
+                    shared.upstream.failed(signal, describe(&status));
                     counters.dropped(signal, batch.items);
                     log::error!(
                         "dropping {} {}: upstream answered {:?} ({}), which is not retryable",
@@ -320,6 +361,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn jitter_keeps_between_half_and_all_of_the_delay() {
+        let d = Duration::from_secs(2);
+        assert_eq!(equal_jitter(d, 0), Duration::from_secs(1));
+        assert_eq!(equal_jitter(d, u64::MAX), d);
+        let spread: std::collections::BTreeSet<_> = (0..20).map(|_| jittered(d)).collect();
+        assert!(spread.iter().all(|w| (Duration::from_secs(1)..=d).contains(w)));
+        assert!(spread.len() > 10, "retries that failed together would come back together: {spread:?}");
+    }
+
+    #[test]
     fn retryable_codes_follow_the_otlp_specification() {
         assert!(retryable(&Status::unavailable("x")));
         assert!(retryable(&Status::deadline_exceeded("x")));
@@ -333,5 +384,15 @@ mod tests {
         );
         assert!(retryable(&with_retry_info));
         assert_eq!(retry_delay(&with_retry_info), Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn a_failed_connection_is_retried_a_servers_unknown_is_not() {
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let status = Status::from_error(Box::new(reset));
+        assert_eq!(status.code(), Code::Unknown);
+        assert!(retryable(&status));
+        assert!(!retryable(&Status::unknown("the server failed")));
+        assert!(!retryable(&Status::internal("the server failed")));
     }
 }

@@ -22,6 +22,7 @@ pub mod queue;
 pub mod tap;
 pub mod telemetry;
 pub mod tls_server;
+pub mod upstream;
 pub mod wait_profile;
 pub mod watch;
 
@@ -92,7 +93,7 @@ impl Signal {
         }
     }
 
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 }
@@ -273,6 +274,8 @@ pub struct Shared {
     pub wait_samples: crate::telemetry::wait_profile::WaitSamples,
     /// `exporter.profiles`: sessions send their wait profile upstream.
     pub export_profiles: bool,
+    /// Whether the upstream has been taking exports.
+    pub upstream: upstream::UpstreamHealth,
 }
 
 impl std::fmt::Debug for Shared {
@@ -292,6 +295,7 @@ impl Shared {
             tap: std::sync::OnceLock::new(),
             wait_samples: Default::default(),
             export_profiles: config.exporter.profiles,
+            upstream: upstream::UpstreamHealth::default(),
         })
     }
 

@@ -1,7 +1,8 @@
 //! gort's own telemetry, Collector-style: `GET /metrics` in the Prometheus
 //! text format (per-signal item counters, queue size, age of the oldest
 //! queued request) and `GET /health`, which answers 503 as soon as shutdown
-//! begins so an orchestrator stops routing to gort before it goes.
+//! begins so an orchestrator stops routing to gort before it goes, and says
+//! (still ready) when the upstream has been failing and how.
 //!
 //! Metrics (all per `signal` = spans | metric_points | log_records):
 //! `gort_receiver_accepted_items_total`, `gort_receiver_refused_items_total`
@@ -13,7 +14,8 @@
 //! (a missing or wrong bearer token), `gort_receiver_tls_reloads_total`,
 //! `gort_exporter_tls_reloads_total`,
 //! `gort_queue_items` (waiting or
-//! in flight), `gort_queue_oldest_age_seconds`; with trace linkage,
+//! in flight), `gort_queue_oldest_age_seconds`,
+//! `gort_exporter_upstream_failing_seconds`; with trace linkage,
 //! `gort_linkage_*` (spans enriched, unmatched, stall children added, span
 //! accounts expired, late stalls; spans held and accounts waiting now).
 //! The wait profile is served beside them (`wait_profile`).
@@ -75,7 +77,9 @@ pub fn render(shared: &Shared) -> String {
          # TYPE gort_exporter_tls_reloads_total counter\ngort_exporter_tls_reloads_total {}\n\
          # HELP gort_queue_items Items waiting or in flight.\n# TYPE gort_queue_items gauge\ngort_queue_items {}\n\
          # HELP gort_queue_oldest_age_seconds Age of the oldest undelivered request (waiting or being retried): the pipeline's lag.\n\
-         # TYPE gort_queue_oldest_age_seconds gauge\ngort_queue_oldest_age_seconds {}",
+         # TYPE gort_queue_oldest_age_seconds gauge\ngort_queue_oldest_age_seconds {}\n\
+         # HELP gort_exporter_upstream_failing_seconds How long every export of the signal has failed (0: the last one succeeded).\n\
+         # TYPE gort_exporter_upstream_failing_seconds gauge",
         shared.counters.malformed_requests(),
         shared.counters.oversize_requests(),
         shared.counters.unauthenticated_requests(),
@@ -84,6 +88,10 @@ pub fn render(shared: &Shared) -> String {
         shared.queue.held(),
         oldest.map_or(0.0, |d| d.as_secs_f64()),
     );
+    for s in Signal::ALL {
+        let failing = shared.upstream.failing(s).map_or(0.0, |(d, _)| d.as_secs_f64());
+        let _ = writeln!(out, "gort_exporter_upstream_failing_seconds{{signal=\"{}\"}} {failing}", s.items());
+    }
     if let Some(linkage) = &shared.linkage {
         let c = linkage.counts();
         let rows: [(&str, &str, &str, u64); 10] = [
@@ -150,6 +158,28 @@ pub fn render(shared: &Shared) -> String {
     out
 }
 
+/// Ready or not, and the upstream's state in words. An upstream that fails
+/// leaves gort ready: gort still takes the service's data and keeps it for
+/// the upstream's return, and in a pod a sidecar's unreadiness would take
+/// the service itself out of its Kubernetes Service.
+fn health(s: &Shared) -> (StatusCode, String) {
+    if !s.ready.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".to_owned());
+    }
+    let mut body = "ready\n".to_owned();
+    for signal in Signal::ALL {
+        if let Some((since, error)) = s.upstream.failing(signal) {
+            let _ = writeln!(
+                body,
+                "upstream failing {} for {:.1} s: {error}",
+                signal.items(),
+                since.as_secs_f64()
+            );
+        }
+    }
+    (StatusCode::OK, body)
+}
+
 pub async fn serve(
     addr: SocketAddr,
     shared: Arc<Shared>,
@@ -167,16 +197,7 @@ pub async fn serve(
             protected.route_layer(axum::middleware::from_fn_with_state(g, super::auth::require_token));
     }
     let app = protected
-        .route(
-            "/health",
-            get(|State(s): State<Arc<Shared>>| async move {
-                if s.ready.load(Ordering::Relaxed) {
-                    (StatusCode::OK, "ready")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
-                }
-            }),
-        )
+        .route("/health", get(|State(s): State<Arc<Shared>>| async move { health(&s) }))
         .with_state(shared);
     Ok(tokio::spawn(async move {
         // Keeps answering (unready) through the drain; stops with the rest.
