@@ -2,7 +2,7 @@
 # Run next to a Go service, in a pid namespace both share and whose pid 1 is
 # neither (a pod's pause container: the kernel kills a namespace with its
 # pid 1), with the capabilities gort needs (README, "Running as a sidecar"):
-#   podman run --pid=container:pod-pid1 --cap-drop ALL --cap-add SYS_ADMIN \
+#   podman run --pid=container:pod --network=container:pod --cap-drop ALL --cap-add SYS_ADMIN \
 #     --cap-add SYS_PTRACE --read-only gort run --exe /app/server
 # (--exe names the executable as the service sees it in its own image.)
 #

@@ -154,39 +154,34 @@ fn the_image_runs_as_a_least_privileged_read_only_sidecar() {
     );
 
     // A pod as Kubernetes makes one with shareProcessNamespace: a pause
-    // process is pid 1 of the namespace both containers join (were the
-    // service pid 1, the kernel would kill gort when the service exits).
-    // Host networking stands in for the pod's shared network: the service
-    // sends to gort on loopback, gort to the sink on the host.
+    // container holds the pid namespace (its pid 1: were the service pid 1,
+    // the kernel would kill gort when the service exits) and the network
+    // namespace both containers join, so the service sends to gort on
+    // loopback. The pause container is on the host's network only so that
+    // gort reaches the sink on the host.
     made.containers.push(pause.clone());
     podman_ok(
-        &[&["run", "-d", "--rm", "--name", &pause][..], &LIMITS, &[BASE_IMAGE, "sleep", "infinity"]].concat(),
+        &[
+            &["run", "-d", "--rm", "--name", &pause, "--network", "host"][..],
+            &LIMITS,
+            &[BASE_IMAGE, "sleep", "infinity"],
+        ]
+        .concat(),
     );
-    let pod_pid = format!("container:{pause}");
+    let pod = format!("container:{pause}");
     let (sink_out, gort_port) = (dir.join("sink.jsonl"), free_port());
     let (mut sink_proc, sink_port) = start_sink(&sink_out);
     made.containers.push(service.clone());
     let mut svc = podman();
-    svc.args([
-        "run",
-        "--rm",
-        "--name",
-        &service,
-        "--network",
-        "host",
-        "--pid",
-        &pod_pid,
-        "-e",
-        "GOMAXPROCS=1",
-    ])
-    .args(LIMITS)
-    .args([&service_image, "-otlp", &format!("127.0.0.1:{gort_port}")]);
+    svc.args(["run", "--rm", "--name", &service, "--network", &pod, "--pid", &pod, "-e", "GOMAXPROCS=1"])
+        .args(LIMITS)
+        .args([&service_image, "-otlp", &format!("127.0.0.1:{gort_port}")]);
     let mut svc = Proc::spawn(svc, "[svc]");
     let addr = svc.listen_addr();
 
     made.containers.push(sidecar.clone());
     let mut gort = podman();
-    gort.args(["run", "--rm", "--name", &sidecar, "--network", "host", "--pid", &pod_pid])
+    gort.args(["run", "--rm", "--name", &sidecar, "--network", &pod, "--pid", &pod])
         .args(["--cap-drop", "ALL", "--cap-add", "SYS_ADMIN", "--cap-add", "SYS_PTRACE"])
         .args(["--read-only", "--read-only-tmpfs=false"])
         .args(LIMITS)
