@@ -53,10 +53,17 @@ fn image_size(image: &str) -> u64 {
     podman_ok(&["image", "inspect", image, "--format", "{{.Size}}"]).parse().unwrap()
 }
 
-/// The images and containers one run made, removed however it ends.
+/// The images and containers one run made, removed however it ends,
+/// with the untagged stage images its builds left (not those that were
+/// there before: the machine may be someone's).
 struct Made {
     containers: Vec<String>,
     images: Vec<String>,
+    dangling_before: Vec<String>,
+}
+
+fn dangling() -> Vec<String> {
+    podman_ok(&["images", "-q", "--filter", "dangling=true"]).lines().map(str::to_owned).collect()
 }
 
 impl Drop for Made {
@@ -67,6 +74,9 @@ impl Drop for Made {
         }
         for i in &self.images {
             let _ = podman().args(["rmi", "-f", i]).output();
+        }
+        for i in dangling().iter().filter(|i| !self.dangling_before.contains(i)) {
+            let _ = podman().args(["rmi", i]).output();
         }
     }
 }
@@ -106,7 +116,7 @@ fn the_image_runs_as_a_least_privileged_read_only_sidecar() {
         (format!("localhost/gort-it:{id}"), format!("localhost/gort-it-service:{id}"));
     let (pause, service, sidecar) =
         (format!("gort-it-pause-{id}"), format!("gort-it-service-{id}"), format!("gort-it-sidecar-{id}"));
-    let mut made = Made { containers: Vec::new(), images: Vec::new() };
+    let mut made = Made { containers: Vec::new(), images: Vec::new(), dangling_before: dangling() };
 
     // The image, from the repository's Dockerfile.
     let dir = Scratch::new("container-sidecar");
@@ -115,9 +125,11 @@ fn the_image_runs_as_a_least_privileged_read_only_sidecar() {
     let binary = gort_release_binary();
     std::fs::copy(binary, context.join("prebuilt/gort")).unwrap();
     made.images.push(gort_image.clone());
+    // The repository's Dockerfile, beside the prebuilt binary.
+    std::fs::copy(workspace_root().join("Dockerfile"), context.join("Dockerfile")).unwrap();
     build(
         &context,
-        &workspace_root().join("Dockerfile"),
+        &context.join("Dockerfile"),
         &gort_image,
         &["GORT_FROM=prebuilt".to_owned(), format!("RUNTIME_IMAGE={BASE_IMAGE}")],
     );
