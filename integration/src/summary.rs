@@ -48,7 +48,16 @@ pub struct Target {
     pub runtime_stats_torn_reads: u64,
     /// Goroutine ids the deep-mode probes saw, with their hits.
     pub goroutines: Vec<GoroutineSeen>,
+    /// The kernel maps' per-process entries just before gort added it.
+    pub bpf_map_entries_at_attach: MapEntries,
     pub exited: bool,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct MapEntries {
+    pub targets: u32,
+    pub goids_seen: u32,
+    pub runtime_entries: u32,
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,7 +3,8 @@
 //! doing any. gort attaches to every one (the attach latency distribution is
 //! printed), and what it holds per process (file descriptors by kind: BPF
 //! links, perf events, maps, programs; and its RSS) comes back to the same
-//! level, so nothing of one instance outlives it. Runs as root.
+//! level, and each instance finds the kernel maps' per-process entries
+//! empty, so nothing of one instance outlives it. Runs as root.
 
 use std::{
     collections::BTreeMap,
@@ -106,4 +107,9 @@ fn a_hundred_restarts_are_each_attached_and_leave_nothing_behind() {
     let s = summary::take(&summary_path);
     assert_eq!((s.targets.len(), s.targets_omitted), (64, RESTARTS as u64 - 64));
     assert!(s.targets.iter().all(|t| t.exited));
+    // Each instance found the kernel's per-process maps empty: the one
+    // before it, finished or killed, left no entry behind.
+    for t in &s.targets {
+        assert_eq!(t.bpf_map_entries_at_attach, summary::MapEntries::default(), "pid {}", t.pid);
+    }
 }

@@ -94,6 +94,18 @@ impl BpfStats {
     }
 }
 
+/// Entries of the maps that hold per-process state: target slots in use,
+/// goroutines seen, runtime goroutine entry points. With one watched
+/// process, all are 0 just before it is attached: what an earlier process
+/// left behind would show here. (The goroutine and span tables, arrays
+/// too large to scan at every attach, are cleared by the same removal.)
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MapEntries {
+    pub targets: u32,
+    pub goids_seen: u32,
+    pub runtime_entries: u32,
+}
+
 /// Time and runs of one program since it was loaded, while statistics were on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ProgramStats {
@@ -337,6 +349,21 @@ impl Probes {
             }
         }
         Ok(())
+    }
+
+    /// How many entries the per-process maps hold now.
+    pub fn map_entries(&mut self) -> Result<MapEntries, BpfError> {
+        let map = names::MAP_TARGETS;
+        let slots = self.array::<TargetSlotPod>(map)?;
+        let targets = (0..MAX_TARGETS).filter(|i| slots.get(i, 0).is_ok_and(|s| s.0.tgid != 0)).count();
+        let goids_seen = self.map_mut::<GoroutineKeyPod, u64>(names::MAP_GOIDS_SEEN)?.keys().count();
+        let runtime_entries = self.map_mut::<EntryKeyPod, u8>(names::MAP_RUNTIME_ENTRIES)?.keys().count();
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Ok(MapEntries {
+            targets: count(targets),
+            goids_seen: count(goids_seen),
+            runtime_entries: count(runtime_entries),
+        })
     }
 
     /// Removes the entries of a hash map whose keys `stale` selects.

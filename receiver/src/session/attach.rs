@@ -154,6 +154,7 @@ impl Session {
         let (sampler, first_step) = Sampler::new(sampling, Instant::now(), options.deep);
         // Events left from an earlier target are not this one's.
         let _ = probes.drain_events(usize::MAX);
+        let map_entries_at_attach = probes.map_entries()?;
         probes.add_target(process.pid, config)?;
         if let Some(entries) = &runtime_entries {
             let added = probes.add_runtime_entries(process.pid, entries)?;
@@ -225,6 +226,7 @@ impl Session {
             notable: NotableSummary { stall_threshold_ns, ..NotableSummary::default() },
             started: SystemTime::now(),
             span_lost_baseline: probes.counter(CounterId::SpanEventsLost)?,
+            map_entries_at_attach,
             linkage,
             forward: options.forward.clone(),
         };

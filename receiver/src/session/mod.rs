@@ -179,6 +179,8 @@ struct Session {
     /// Trace linkage for this target, when its SDK was found and linkage is on.
     linkage: Option<LinkageSummary>,
     span_lost_baseline: u64,
+    /// The per-process maps just before this target was added.
+    map_entries_at_attach: crate::bpf::MapEntries,
     /// The pipeline's linkage, shared with the receivers.
     forward: Option<Arc<pipeline::Shared>>,
 }

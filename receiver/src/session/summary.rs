@@ -88,6 +88,10 @@ pub struct TargetSummary {
     pub runtime_stats_torn_reads: u64,
     /// Trace linkage, when it was on for this target.
     pub linkage: Option<LinkageSummary>,
+    /// The kernel maps' per-process entries just before this target was
+    /// added: nonzero with no other target watched means an earlier one
+    /// left state behind.
+    pub bpf_map_entries_at_attach: crate::bpf::MapEntries,
     pub exited: bool,
 }
 
@@ -238,6 +242,7 @@ impl Session {
             runtime_stats_torn_reads: self.runtime_stats.as_ref().map_or(0, |r| r.torn_reads),
             notable: self.notable.clone(),
             linkage: self.linkage.clone(),
+            bpf_map_entries_at_attach: self.map_entries_at_attach,
             exited,
         })
     }
