@@ -21,7 +21,7 @@ use std::{
 };
 
 use gort_integration::{
-    Proc, free_port, gort_binary, http_request, run_otelapp,
+    Proc, cpu_seconds, free_port, gort_binary, http_request, run_otelapp,
     scratch::Scratch,
     selfmetrics::{self_metric, signal_gauge, wait_until},
     sink, start_sink_with,
@@ -75,16 +75,6 @@ impl Gort {
     fn stop(mut self) {
         self.proc.terminate();
         assert!(self.proc.wait_exit(Duration::from_secs(30)).success(), "gort did not stop cleanly");
-    }
-
-    /// CPU seconds gort has used (user + system).
-    fn cpu(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.proc.pid())).unwrap();
-        let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
-        let fields: Vec<&str> = after_comm.split_whitespace().collect();
-        // utime and stime are fields 14 and 15 of stat(5), 12 and 13 here.
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        ticks as f64 / 100.0
     }
 }
 
@@ -236,9 +226,9 @@ fn resets_and_unresolvable_names_are_retried_without_a_busy_loop() {
         let before = connections.load(Ordering::Relaxed);
         let gort = start_gort(&dir, &upstream);
         run_otelapp("grpc", gort.grpc, "faults-down", SPANS, &[]);
-        let (started, cpu_before) = (Instant::now(), gort.cpu());
+        let (started, cpu_before) = (Instant::now(), cpu_seconds(gort.proc.pid()));
         std::thread::sleep(WINDOW);
-        let (cpu, elapsed) = (gort.cpu() - cpu_before, started.elapsed());
+        let (cpu, elapsed) = (cpu_seconds(gort.proc.pid()) - cpu_before, started.elapsed());
         let opened = connections.load(Ordering::Relaxed) - before;
         let retries = gort.spans("gort_exporter_retries_total");
         let failing = signal_gauge(gort.telemetry, "gort_exporter_upstream_failing_seconds", "spans");
