@@ -374,7 +374,11 @@ impl Pipeline {
             Ok(Some(auth::Guard { token, shared: shared.clone() }))
         };
         let receiver_guard = guard(&config.receiver.bearer_token_file)?;
-        let telemetry_guard = guard(&config.telemetry_token_file)?;
+        // Only a listener that runs needs its token read and watched.
+        let telemetry_guard = match config.telemetry {
+            Some(_) => guard(&config.telemetry_token_file)?,
+            None => None,
+        };
         for token in tokens {
             let path = token.path().to_owned();
             tasks.push(tokio::spawn(watch::watch_files(
