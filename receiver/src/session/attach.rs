@@ -14,7 +14,10 @@ use gort_goexe::{
     functions::{SDK_NEW_RECORDING_SPAN, SDK_SPAN_END},
 };
 
-use self::sampling::{Sampler, Schedule};
+use self::{
+    analyses::{Analyses, FileKey},
+    sampling::{Sampler, Schedule},
+};
 use super::*;
 use crate::{
     bpf::{
@@ -38,10 +41,13 @@ impl Session {
         probes: &mut Probes,
         process: Process,
         options: &RunOptions,
+        analyses: &mut Analyses,
     ) -> Result<Self, RunError> {
         let image = process.image_path();
         let exe = process.exe.clone();
         let file = fs::File::open(&image).map_err(|source| RunError::Read { exe: exe.clone(), source })?;
+        // Of the open file: the one analysed, whatever the path names now.
+        let key = file.metadata().ok().map(|m| FileKey::of(&m));
         let cache = object::ReadCache::new(file);
         let symbols = probe_table::symbols();
         let mut fields = probe_table::fields();
@@ -49,7 +55,8 @@ impl Session {
         // Where goroutines park, for the census.
         memory_fields.extend(PARK_FIELDS.iter().filter(|f| !fields.contains(f)));
         fields.extend_from_slice(&memory_fields);
-        let analysis = analysis::analyse(&cache, &Request { functions: &symbols, fields: &fields })
+        let analysis = analyses
+            .get_or(key, || analysis::analyse(&cache, &Request { functions: &symbols, fields: &fields }))
             .map_err(|source| RunError::Analysis { exe: exe.clone(), source })?;
         for spec in PROBES.iter().filter(|p| p.need == Need::Required) {
             if let Some(reason) = analysis.unprobeable.get(spec.symbol) {

@@ -2,6 +2,7 @@
 //! follow the process: detach when it exits and, when watching an executable,
 //! attach again to the next process that runs it.
 
+mod analyses;
 mod attach;
 mod drain;
 mod estimate;
@@ -210,6 +211,7 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
     let mut targets = std::collections::VecDeque::new();
     let mut targets_omitted = 0;
     let mut seen: Vec<Process> = Vec::new();
+    let mut analyses = analyses::Analyses::default();
     let ended = loop {
         let process = match find_process(&mut signals, &options.target, &seen, deadline).await? {
             Ok(p) => p,
@@ -220,7 +222,7 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
         // start time): only live ones need skipping.
         seen.retain(Process::is_alive);
         seen.push(process.clone());
-        let attached = Session::attach(&mut probes, process.clone(), &options);
+        let attached = Session::attach(&mut probes, process.clone(), &options, &mut analyses);
         let mut session = match attached {
             Ok(s) => s,
             // The first target is checked at start-up: fail fast. A later one
@@ -274,10 +276,12 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
             targets_omitted += 1;
         }
         targets.push_back(summary);
-        if exited {
-            println!("gort: pid {} exited; probes detached", session.process.pid);
-        }
+        let pid = session.process.pid;
         session.detach(&mut probes);
+        // Said once it is true: a watcher may count gort's links right after.
+        if exited {
+            println!("gort: pid {pid} exited; probes detached");
+        }
         match (reason, &options.target) {
             (Wait::Exited, TargetSpec::Exe(_)) => continue,
             (Wait::Exited, TargetSpec::Pid(_)) => break EndReason::TargetExited,
