@@ -3,17 +3,25 @@
 // spans, metric points and log records to -endpoint (gRPC or HTTP), then
 // prints what it emitted (ids, counts) as one JSON line, so a test can look
 // for exactly those items downstream.
+//
+// With -open-span it does not shut down: it leaves one span open, prints its
+// report ("open") and waits for a line on stdin, then exits at once, as a
+// process that ends mid-span does (or is killed there by the test).
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"log"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp"
@@ -62,7 +70,34 @@ func main() {
 	big := flag.Int("big-span-bytes", 0, "first export one span alone with an attribute this large, and report the export's error and duration")
 	fastRetry := flag.Bool("fast-retry", false, "retry refused exports after 200 ms (not the SDK's 5 s), for tests")
 	caFile := flag.String("ca", "", "grpc only: connect over TLS, trusting this PEM CA (default: plaintext)")
+	processor := flag.String("processor", "batch", "span processor: batch, or simple (each span exported, and acknowledged, before its End returns)")
+	waitStart := flag.Bool("wait-start", false, "print {\"event\":\"ready\"} and emit nothing until a line arrives on stdin")
+	openSpan := flag.Bool("open-span", false, "after emitting, leave a span open, report (event \"open\") and exit without shutting down at the next stdin line")
 	flag.Parse()
+	// The simple processor reports a refused export only here: with it, any
+	// error becomes the report's "error", so a test never counts a lost span
+	// as sent. Logged as the SDK's default handler does.
+	var exportErr struct {
+		sync.Mutex
+		first error
+	}
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		log.Print(err)
+		exportErr.Lock()
+		if exportErr.first == nil {
+			exportErr.first = err
+		}
+		exportErr.Unlock()
+	}))
+	simpleErr := func() string {
+		exportErr.Lock()
+		defer exportErr.Unlock()
+		if *processor != "simple" || exportErr.first == nil {
+			return ""
+		}
+		return exportErr.first.Error()
+	}
+	stdin := bufio.NewScanner(os.Stdin)
 	ctx := context.Background()
 	res := resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(*service), attribute.String("test.run", fmt.Sprint(os.Getpid())))
 
@@ -102,7 +137,11 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithBatcher(te, sdktrace.WithMaxExportBatchSize(64)))
+	sp := sdktrace.NewBatchSpanProcessor(te, sdktrace.WithMaxExportBatchSize(64))
+	if *processor == "simple" {
+		sp = sdktrace.NewSimpleSpanProcessor(te)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithSpanProcessor(sp))
 	reader := sdkmetric.NewPeriodicReader(me, sdkmetric.WithInterval(time.Hour))
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(reader))
 	lp := sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithProcessor(sdklog.NewBatchProcessor(le)))
@@ -112,6 +151,10 @@ func main() {
 	hist, _ := mp.Meter("gort.dev/otelapp").Float64Histogram("otelapp.latency")
 	logger := lp.Logger("gort.dev/otelapp")
 
+	if *waitStart {
+		fmt.Println(`{"event":"ready"}`)
+		stdin.Scan()
+	}
 	r := report{Event: "done"}
 	if *big > 0 {
 		_, span := tracer.Start(ctx, "big")
@@ -143,11 +186,22 @@ func main() {
 	// Five counter series (bucket = i mod 5) and one histogram series.
 	r.Metrics = 5 + 1
 	r.Logs = *logs
+	if *openSpan {
+		// Nothing ends it: the process exits inside it.
+		tracer.Start(ctx, "never ended")
+		r.Event, r.Error = "open", simpleErr()
+		r.Metrics, r.Logs = 0, 0
+		out, _ := json.Marshal(r)
+		fmt.Println(string(out))
+		stdin.Scan()
+		os.Exit(0)
+	}
 	for _, f := range []func(context.Context) error{tp.Shutdown, mp.Shutdown, lp.Shutdown} {
 		if err := f(ctx); err != nil {
 			fail(err)
 		}
 	}
+	r.Error = simpleErr()
 	out, _ := json.Marshal(r)
 	fmt.Println(string(out))
 }
