@@ -173,9 +173,13 @@ fn an_upstream_outage_loses_nothing_within_queue_capacity() {
     assert!(held >= 300.0 + 50.0, "spans and logs are held: {held}");
     assert!(lag >= emitted.elapsed().as_secs_f64() * 0.9, "the lag must show the outage: {lag} s");
     let collector = start_collector(p.upstream, sink_port);
+    // Every signal: each batch waits out its own retry backoff, so the
+    // metric points may leave a second after the spans.
     wait_until(Duration::from_secs(60), "the queue to drain", || {
         self_metric(p.telemetry, "gort_exporter_sent_items_total", "spans") == 300
             && self_metric(p.telemetry, "gort_exporter_sent_items_total", "log_records") == 50
+            && self_metric(p.telemetry, "gort_exporter_sent_items_total", "metric_points")
+                == report.metric_points
     });
     for signal in ["spans", "metric_points", "log_records"] {
         let a = self_metric(p.telemetry, "gort_receiver_accepted_items_total", signal);
