@@ -53,6 +53,10 @@ pub const DEFAULT_UPSTREAM: &str = "http://127.0.0.1:14317";
 pub const DEFAULT_TIMEOUT: &str = "5s";
 /// Items (spans, data points, log records) held at most, waiting or in flight.
 pub const DEFAULT_QUEUE_ITEMS: u64 = 200_000;
+/// Queue bound in MiB of encoded requests. 200,000 spans of a typical
+/// service (about 300 bytes each as protobuf) take about 60 MB; this lets
+/// them in and keeps spans of a few KB each from holding gigabytes.
+pub const DEFAULT_QUEUE_MIB: u64 = 64;
 /// A batch is sent once it holds this many items...
 pub const DEFAULT_BATCH_ITEMS: u64 = 8_192;
 /// ...or once its first item waited this long.

@@ -42,6 +42,8 @@ pub struct ExporterConfig {
     pub headers: Vec<(String, String)>,
     pub tls: Option<Tls>,
     pub queue_items: u64,
+    /// `exporter.queue_mib` in bytes.
+    pub queue_bytes: u64,
     pub batch_items: u64,
     pub batch_timeout: Duration,
     pub retry_initial: Duration,
@@ -199,6 +201,7 @@ impl RawConfig {
             gzip,
             headers,
             queue_items: e.queue_items.unwrap_or(DEFAULT_QUEUE_ITEMS),
+            queue_bytes: e.queue_mib.unwrap_or(DEFAULT_QUEUE_MIB).saturating_mul(1 << 20),
             batch_items: e.batch_items.unwrap_or(DEFAULT_BATCH_ITEMS),
             batch_timeout: duration(
                 "exporter.batch_timeout",
@@ -229,6 +232,9 @@ impl RawConfig {
         };
         if exporter.queue_items == 0 || exporter.batch_items == 0 {
             return Err(invalid("exporter.queue_items", "queue_items and batch_items must be at least 1"));
+        }
+        if exporter.queue_bytes == 0 {
+            return Err(invalid("exporter.queue_mib", "must be at least 1"));
         }
         if exporter.timeout.is_zero() {
             return Err(invalid("exporter.timeout", "must be more than 0"));

@@ -196,6 +196,9 @@ pub struct RawExporter {
     pub tls: Option<RawTls>,
     /// Queue bound, in items (spans, data points, log records).
     pub queue_items: Option<u64>,
+    /// Queue bound, in MiB of requests as encoded protobuf: what bounds
+    /// gort's memory whatever the items' size.
+    pub queue_mib: Option<u64>,
     /// A batch is sent once it holds this many items...
     pub batch_items: Option<u64>,
     /// ...or once its first item waited this long.

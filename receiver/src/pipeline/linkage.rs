@@ -10,7 +10,7 @@ use std::{
 
 use gort_proto::trace_service::ExportTraceServiceRequest;
 
-use super::{Payload, Shared};
+use super::{Payload, Shared, queue::Room};
 use crate::{
     linkage::{Account, LinkCounts, Linker, Settings, SpanIds, Stall},
     telemetry::exemplars::Exemplars,
@@ -63,13 +63,13 @@ impl Linkage {
     pub fn hold(
         &self,
         request: ExportTraceServiceRequest,
-        items: u64,
+        room: Room,
     ) -> Result<(), ExportTraceServiceRequest> {
         let mut linker = self.lock();
         if !linker.is_linked() {
             return Err(request);
         }
-        linker.hold(request, items, Instant::now());
+        linker.hold(request, room.items, room.bytes, Instant::now());
         Ok(())
     }
 
@@ -130,8 +130,13 @@ pub(super) async fn run(shared: Arc<Shared>, mut stop: tokio::sync::watch::Recei
             // The children are gort's own items: room is made for them (they
             // are never refused: their parent was accepted), and they are
             // sent and counted like the service's.
-            shared.queue.add_reserved(r.children);
-            shared.enqueue_reserved(Payload::Traces(r.request), r.items + r.children);
+            // Their bytes are not counted: a child is a few hundred bytes
+            // and is bounded by its parent's items.
+            shared.queue.add_reserved(Room { items: r.children, bytes: 0 });
+            shared.enqueue_reserved(
+                Payload::Traces(r.request),
+                Room { items: r.items + r.children, bytes: r.bytes },
+            );
         }
         if stopping {
             return;

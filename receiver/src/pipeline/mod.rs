@@ -149,6 +149,19 @@ impl Payload {
         n as u64
     }
 
+    /// The request's size as protobuf: the room it takes in the queue
+    /// (walking it costs far less than the decoding that made it).
+    pub fn encoded_len(&self) -> u64 {
+        use prost::Message;
+        let n = match self {
+            Self::Traces(r) => r.encoded_len(),
+            Self::Metrics(r) => r.encoded_len(),
+            Self::Logs(r) => r.encoded_len(),
+            Self::Profiles(r) => r.encoded_len(),
+        };
+        n as u64
+    }
+
     /// Appends `other` (of the same signal) to this request: batching.
     /// Returns `other` back when the signals differ, and for profiles,
     /// whose indices point into their own request's dictionary.
@@ -287,7 +300,10 @@ impl std::fmt::Debug for Shared {
 impl Shared {
     pub fn new(config: &PipelineConfig) -> Arc<Self> {
         Arc::new(Self {
-            queue: queue::Queue::new(config.exporter.queue_items),
+            queue: queue::Queue::new(queue::Room {
+                items: config.exporter.queue_items,
+                bytes: config.exporter.queue_bytes,
+            }),
             counters: Counters::default(),
             ready: AtomicBool::new(true),
             linkage: config.linkage.map(Linkage::new),
@@ -301,11 +317,11 @@ impl Shared {
 
     /// Puts a request that has its room into the queue (and its copy into
     /// `--otlp-json`).
-    pub fn enqueue_reserved(&self, payload: Payload, items: u64) {
+    pub fn enqueue_reserved(&self, payload: Payload, room: queue::Room) {
         if let Some(tap) = self.tap.get() {
             tap.write(&payload);
         }
-        self.queue.push_reserved(payload, items);
+        self.queue.push_reserved(payload, room);
     }
 
     /// Takes a request received from a client into the queue, or refuses
@@ -320,10 +336,11 @@ impl Shared {
     /// of how the service names itself.
     pub fn offer_own(&self, payload: Payload) -> bool {
         let (signal, items) = (payload.signal(), payload.items());
+        let room = queue::Room { items, bytes: payload.encoded_len() };
         // Admission: room is taken in the queue now, also for spans the
         // linkage stage holds, so backpressure and the books are those of a
         // queued request.
-        if !self.ready.load(Ordering::Relaxed) || self.queue.reserve(items).is_err() {
+        if !self.ready.load(Ordering::Relaxed) || self.queue.reserve(room).is_err() {
             self.counters.refused(signal, items);
             return false;
         }
@@ -331,13 +348,13 @@ impl Shared {
         // The next stage: linkage holds the spans of linked targets until
         // their probe data arrives; everything else goes on to the queue.
         let payload = match (payload, &self.linkage) {
-            (Payload::Traces(request), Some(linkage)) => match linkage.hold(request, items) {
+            (Payload::Traces(request), Some(linkage)) => match linkage.hold(request, room) {
                 Ok(()) => return true,
                 Err(request) => Payload::Traces(request),
             },
             (payload, _) => payload,
         };
-        self.enqueue_reserved(payload, items);
+        self.enqueue_reserved(payload, room);
         true
     }
 }

@@ -1,7 +1,10 @@
 //! The bounded queue between receivers and forwarder, sized in items
 //! (spans, data points, log records) rather than requests, because a request
-//! can hold one span or ten thousand. Items stay counted until the forwarder
-//! reports them sent or dropped, so the bound covers what is in flight too.
+//! can hold one span or ten thousand, and in bytes (each request's encoded
+//! size), because an item can be 100 bytes or a megabyte: the byte bound is
+//! what bounds gort's memory whatever its senders send. Room stays taken
+//! until the forwarder reports a batch sent or dropped, so the bounds cover
+//! what is in flight too.
 
 use std::{
     collections::VecDeque,
@@ -20,9 +23,16 @@ use super::{Payload, Signal};
 #[derive(Debug, PartialEq, Eq)]
 pub struct Full;
 
+/// The room a request takes: its items, and its encoded size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Room {
+    pub items: u64,
+    pub bytes: u64,
+}
+
 struct Entry {
     payload: Payload,
-    items: u64,
+    room: Room,
     enqueued: Instant,
 }
 
@@ -30,7 +40,9 @@ pub struct Queue {
     waiting: Mutex<VecDeque<Entry>>,
     /// Items waiting plus items in flight.
     held: AtomicU64,
-    capacity: u64,
+    /// Their bytes.
+    held_bytes: AtomicU64,
+    capacity: Room,
     /// Woken on every push.
     pushed: Notify,
     /// Batches taken and not yet released: (token, oldest request's arrival).
@@ -42,16 +54,19 @@ pub struct Queue {
 pub struct Batch {
     pub payload: Payload,
     pub items: u64,
+    /// The room its requests took, given back at `release`.
+    bytes: u64,
     /// When its oldest request arrived.
     pub oldest: Instant,
     token: u64,
 }
 
 impl Queue {
-    pub fn new(capacity: u64) -> Self {
+    pub fn new(capacity: Room) -> Self {
         Self {
             waiting: Mutex::new(VecDeque::new()),
             held: AtomicU64::new(0),
+            held_bytes: AtomicU64::new(0),
             capacity,
             pushed: Notify::new(),
             in_flight: Mutex::new(Vec::new()),
@@ -64,36 +79,41 @@ impl Queue {
         self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub fn push(&self, payload: Payload, items: u64) -> Result<(), Full> {
-        self.reserve(items)?;
-        self.push_reserved(payload, items);
+    pub fn push(&self, payload: Payload, room: Room) -> Result<(), Full> {
+        self.reserve(room)?;
+        self.push_reserved(payload, room);
         Ok(())
     }
 
-    /// Takes room for `items` gort made from accepted ones (trace linkage's
-    /// child spans), whatever the capacity: refusing them would lose data
-    /// the client was told is delivered.
-    pub fn add_reserved(&self, items: u64) {
-        self.held.fetch_add(items, Ordering::Relaxed);
+    /// Takes room gort's own additions to accepted items need (trace
+    /// linkage's child spans), whatever the capacity: refusing them would
+    /// lose data the client was told is delivered.
+    pub fn add_reserved(&self, room: Room) {
+        self.held.fetch_add(room.items, Ordering::Relaxed);
+        self.held_bytes.fetch_add(room.bytes, Ordering::Relaxed);
     }
 
-    /// Takes room for `items` to be pushed later with `push_reserved`
+    /// Takes `room` for a request to be pushed later with `push_reserved`
     /// (trace linkage holds spans before they enter the queue).
-    pub fn reserve(&self, items: u64) -> Result<(), Full> {
+    pub fn reserve(&self, room: Room) -> Result<(), Full> {
         // Under the lock, so two reservations cannot both take the last room.
         let _waiting = self.lock();
-        let held = self.held.load(Ordering::Relaxed);
-        // An empty request is accepted (nothing to hold); any other must fit.
-        if items > 0 && held + items > self.capacity {
+        let (held, bytes) = (self.held.load(Ordering::Relaxed), self.held_bytes.load(Ordering::Relaxed));
+        // An empty request is accepted (nothing to hold); any other must
+        // fit, except that one request alone always fits the byte bound (a
+        // request larger than it is the receiver's size limit's business).
+        let too_many = held + room.items > self.capacity.items;
+        let too_big = bytes > 0 && bytes + room.bytes > self.capacity.bytes;
+        if room.items > 0 && (too_many || too_big) {
             return Err(Full);
         }
-        self.held.fetch_add(items, Ordering::Relaxed);
+        self.add_reserved(room);
         Ok(())
     }
 
     /// Queues a request whose room `reserve` took.
-    pub fn push_reserved(&self, payload: Payload, items: u64) {
-        self.lock().push_back(Entry { payload, items, enqueued: Instant::now() });
+    pub fn push_reserved(&self, payload: Payload, room: Room) {
+        self.lock().push_back(Entry { payload, room, enqueued: Instant::now() });
         self.pushed.notify_one();
     }
 
@@ -102,10 +122,15 @@ impl Queue {
         self.held.load(Ordering::Relaxed)
     }
 
+    /// Their encoded bytes.
+    pub fn held_bytes(&self) -> u64 {
+        self.held_bytes.load(Ordering::Relaxed)
+    }
+
     /// (items waiting, age of the oldest waiting request).
     pub fn waiting(&self) -> (u64, Option<Duration>) {
         let w = self.lock();
-        (w.iter().map(|e| e.items).sum(), w.front().map(|e| e.enqueued.elapsed()))
+        (w.iter().map(|e| e.room.items).sum(), w.front().map(|e| e.enqueued.elapsed()))
     }
 
     fn flights(&self) -> std::sync::MutexGuard<'_, Vec<(u64, Instant)>> {
@@ -127,19 +152,25 @@ impl Queue {
         let first = w.pop_front()?;
         let signal: Signal = first.payload.signal();
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-        let mut batch = Batch { payload: first.payload, items: first.items, oldest: first.enqueued, token };
+        let mut batch = Batch {
+            payload: first.payload,
+            items: first.room.items,
+            bytes: first.room.bytes,
+            oldest: first.enqueued,
+            token,
+        };
         while let Some(next) = w.front() {
-            if next.payload.signal() != signal || batch.items + next.items > max_items {
+            if next.payload.signal() != signal || batch.items + next.room.items > max_items {
                 break;
             }
             let Some(next) = w.pop_front() else { break };
-            batch.items += next.items;
             if let Err(back) = batch.payload.merge(next.payload) {
                 // Not mergeable (profiles): it leaves in the next batch.
-                w.push_front(Entry { payload: back, items: next.items, enqueued: next.enqueued });
-                batch.items -= next.items;
+                w.push_front(Entry { payload: back, room: next.room, enqueued: next.enqueued });
                 break;
             }
+            batch.items += next.room.items;
+            batch.bytes += next.room.bytes;
         }
         drop(w);
         self.flights().push((token, batch.oldest));
@@ -150,6 +181,7 @@ impl Queue {
     pub fn release(&self, batch: &Batch) {
         self.flights().retain(|(t, _)| *t != batch.token);
         self.held.fetch_sub(batch.items, Ordering::Relaxed);
+        self.held_bytes.fetch_sub(batch.bytes, Ordering::Relaxed);
     }
 
     /// Waits for the next push (or `timeout`).
@@ -176,29 +208,60 @@ mod tests {
         })
     }
 
+    fn room(items: u64, bytes: u64) -> Room {
+        Room { items, bytes }
+    }
+
     #[test]
     fn refuses_what_does_not_fit_and_counts_in_flight_items() {
-        let q = Queue::new(10);
-        assert_eq!(q.push(spans(6), 6), Ok(()));
-        assert_eq!(q.push(spans(5), 5), Err(Full));
+        let q = Queue::new(room(10, 1 << 20));
+        assert_eq!(q.push(spans(6), room(6, 60)), Ok(()));
+        assert_eq!(q.push(spans(5), room(5, 50)), Err(Full));
         let batch = q.take(100).unwrap();
         assert_eq!(batch.items, 6);
         // Taken but not yet sent: still held.
-        assert_eq!(q.push(spans(5), 5), Err(Full));
+        assert_eq!(q.push(spans(5), room(5, 50)), Err(Full));
         assert!(q.lag().is_some(), "an in-flight batch counts in the lag");
         q.release(&batch);
         assert_eq!(q.lag(), None);
-        assert_eq!(q.push(spans(5), 5), Ok(()));
+        assert_eq!((q.held(), q.held_bytes()), (0, 0));
+        assert_eq!(q.push(spans(5), room(5, 50)), Ok(()));
+    }
+
+    #[test]
+    fn bytes_bound_what_items_do_not() {
+        let q = Queue::new(room(1000, 100));
+        // One request larger than the bound fits an empty queue...
+        assert_eq!(q.push(spans(1), room(1, 150)), Ok(()));
+        // ...and nothing more until it has gone.
+        assert_eq!(q.push(spans(1), room(1, 1)), Err(Full));
+        let b = q.take(1000).unwrap();
+        q.release(&b);
+        assert_eq!(q.push(spans(2), room(2, 60)), Ok(()));
+        assert_eq!(q.push(spans(2), room(2, 40)), Ok(()));
+        assert_eq!(
+            q.push(spans(2), room(2, 1)),
+            Err(Full),
+            "100 bytes held of 100: full, with 4 items of 1000"
+        );
+        let b = q.take(1000).unwrap();
+        assert_eq!(
+            (b.items, b.bytes),
+            (4, 100),
+            "a batch gives back the room of every request merged into it"
+        );
+        q.release(&b);
+        assert_eq!(q.held_bytes(), 0);
     }
 
     #[test]
     fn batches_merge_requests_of_one_signal_up_to_the_limit() {
-        let q = Queue::new(100);
+        let q = Queue::new(room(100, 1 << 20));
         for _ in 0..3 {
-            q.push(spans(4), 4).unwrap();
+            q.push(spans(4), room(4, 40)).unwrap();
         }
         let b = q.take(8).unwrap();
-        assert_eq!((b.items, b.payload.items()), (8, 8));
+        assert_eq!((b.items, b.bytes, b.payload.items()), (8, 80, 8));
         assert_eq!(q.waiting().0, 4);
     }
 }

@@ -13,8 +13,8 @@
 //! (over `max_recv_msg_size_mib`), `gort_receiver_unauthenticated_requests_total`
 //! (a missing or wrong bearer token), `gort_receiver_tls_reloads_total`,
 //! `gort_exporter_tls_reloads_total`,
-//! `gort_queue_items` (waiting or
-//! in flight), `gort_queue_oldest_age_seconds`,
+//! `gort_queue_items` and `gort_queue_bytes` (waiting, in flight or held
+//! by linkage), `gort_queue_oldest_age_seconds`,
 //! `gort_exporter_upstream_failing_seconds`; with trace linkage,
 //! `gort_linkage_*` (spans enriched, unmatched, stall children added, span
 //! accounts expired, late stalls; spans held and accounts waiting now).
@@ -76,6 +76,7 @@ pub fn render(shared: &Shared) -> String {
          # HELP gort_exporter_tls_reloads_total Times changed TLS files were loaded for new connections.\n\
          # TYPE gort_exporter_tls_reloads_total counter\ngort_exporter_tls_reloads_total {}\n\
          # HELP gort_queue_items Items waiting or in flight.\n# TYPE gort_queue_items gauge\ngort_queue_items {}\n\
+         # HELP gort_queue_bytes Bytes (as encoded protobuf) of the requests waiting or in flight.\n# TYPE gort_queue_bytes gauge\ngort_queue_bytes {}\n\
          # HELP gort_queue_oldest_age_seconds Age of the oldest undelivered request (waiting or being retried): the pipeline's lag.\n\
          # TYPE gort_queue_oldest_age_seconds gauge\ngort_queue_oldest_age_seconds {}\n\
          # HELP gort_exporter_upstream_failing_seconds How long every export of the signal has failed (0: the last one succeeded).\n\
@@ -86,6 +87,7 @@ pub fn render(shared: &Shared) -> String {
         shared.counters.receiver_tls_reloads(),
         shared.counters.tls_reloads(),
         shared.queue.held(),
+        shared.queue.held_bytes(),
         oldest.map_or(0.0, |d| d.as_secs_f64()),
     );
     for s in Signal::ALL {
