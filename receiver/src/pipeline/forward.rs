@@ -28,7 +28,7 @@ use tonic::{
 };
 use tonic_types::StatusExt;
 
-use super::{Payload, PipelineError, Shared, queue::Batch};
+use super::{Payload, PipelineError, Shared, notices::Kind, queue::Batch};
 use crate::config::{ExporterConfig, Tls};
 
 /// Batches sent at once: enough to hide the upstream's latency.
@@ -254,29 +254,44 @@ impl Forwarder {
                     let past_drain = self.drain_deadline.get().is_some_and(|d| Instant::now() + wait > *d);
                     if started.elapsed() + wait > self.config.retry_max_elapsed || past_drain {
                         counters.dropped(signal, batch.items);
-                        log::error!(
-                            "dropping {} {}: upstream still failing after {:?} ({})",
-                            batch.items,
+                        shared.notices.note(
+                            Kind::Dropped,
                             signal.items(),
-                            started.elapsed(),
-                            status.message()
+                            batch.items,
+                            format!(
+                                "dropping {} {}: upstream still failing after {:?} ({})",
+                                batch.items,
+                                signal.items(),
+                                started.elapsed(),
+                                status.message()
+                            ),
                         );
                         break;
                     }
                     counters.retried(signal);
-                    log::warn!("upstream: {} ({:?}); retrying in {wait:?}", status.message(), status.code());
+                    shared.notices.note(
+                        Kind::Retry,
+                        signal.items(),
+                        batch.items,
+                        format!("upstream: {} ({:?}); retrying in {wait:?}", status.message(), status.code()),
+                    );
                     tokio::time::sleep(wait).await;
                     delay = (delay * 2).min(self.config.retry_max);
                 }
                 Err(status) => {
                     shared.upstream.failed(signal, describe(&status));
                     counters.dropped(signal, batch.items);
-                    log::error!(
-                        "dropping {} {}: upstream answered {:?} ({}), which is not retryable",
-                        batch.items,
+                    shared.notices.note(
+                        Kind::Dropped,
                         signal.items(),
-                        status.code(),
-                        status.message()
+                        batch.items,
+                        format!(
+                            "dropping {} {}: upstream answered {:?} ({}), which is not retryable",
+                            batch.items,
+                            signal.items(),
+                            status.code(),
+                            status.message()
+                        ),
                     );
                     break;
                 }

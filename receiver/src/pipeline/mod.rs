@@ -18,6 +18,7 @@ pub mod grpc;
 pub mod http;
 pub mod identity;
 pub mod linkage;
+pub mod notices;
 pub mod queue;
 pub mod tap;
 pub mod telemetry;
@@ -289,6 +290,8 @@ pub struct Shared {
     pub export_profiles: bool,
     /// Whether the upstream has been taking exports.
     pub upstream: upstream::UpstreamHealth,
+    /// Retries, refusals and drops as log lines, summed per interval.
+    pub notices: notices::Notices,
 }
 
 impl std::fmt::Debug for Shared {
@@ -312,6 +315,7 @@ impl Shared {
             wait_samples: Default::default(),
             export_profiles: config.exporter.profiles,
             upstream: upstream::UpstreamHealth::default(),
+            notices: notices::Notices::default(),
         })
     }
 
@@ -340,8 +344,27 @@ impl Shared {
         // Admission: room is taken in the queue now, also for spans the
         // linkage stage holds, so backpressure and the books are those of a
         // queued request.
-        if !self.ready.load(Ordering::Relaxed) || self.queue.reserve(room).is_err() {
+        let ready = self.ready.load(Ordering::Relaxed);
+        if !ready || self.queue.reserve(room).is_err() {
             self.counters.refused(signal, items);
+            let why = if ready {
+                format!(
+                    "the queue is full ({} items, {:.1} MiB held)",
+                    self.queue.held(),
+                    self.queue.held_bytes() as f64 / f64::from(1 << 20)
+                )
+            } else {
+                "gort is shutting down".to_owned()
+            };
+            self.notices.note(
+                notices::Kind::Refused,
+                signal.items(),
+                items,
+                format!(
+                    "refused a request of {items} {}: {why}; the client is told to retry",
+                    signal.items()
+                ),
+            );
             return false;
         }
         self.counters.accepted(signal, items);
@@ -356,6 +379,16 @@ impl Shared {
         };
         self.enqueue_reserved(payload, room);
         true
+    }
+}
+
+/// Writes the summed notices as their intervals pass.
+async fn say_notices(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => shared.notices.flush(),
+            _ = stop.changed() => {}
+        }
     }
 }
 
@@ -425,6 +458,7 @@ impl Pipeline {
         if shared.linkage.is_some() {
             tasks.push(tokio::spawn(linkage::run(shared.clone(), stopped.clone())));
         }
+        tasks.push(tokio::spawn(say_notices(shared.clone(), stopped.clone())));
         let forwarder = forward::Forwarder::new(&config.exporter, shared.clone())?;
         let forwarder = tokio::spawn(forwarder.run(stopped));
         Ok(Self {
@@ -450,6 +484,8 @@ impl Pipeline {
         if tokio::time::timeout(deadline + std::time::Duration::from_secs(1), self.forwarder).await.is_err() {
             log::error!("forwarder did not stop within {deadline:?}");
         }
+        // The last of each burst, however little of its interval passed.
+        self.shared.notices.flush_all();
         if let Some((task, stop)) = self.telemetry {
             let _ = stop.send(true);
             let _ = task.await;
