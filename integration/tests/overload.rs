@@ -7,7 +7,9 @@
 //! are answered quickly (p99 printed and bounded); and once the senders
 //! stop and the queue drains, the books balance exactly: what the senders
 //! were told was accepted = gort's accepted = sent + dropped, with nothing
-//! dropped, and the sink counted every span sent. No root.
+//! dropped, and the sink counted every span sent. The refusals are logged,
+//! the first at once and then summed once per 10 s, and the log's sums are
+//! the refusals counted. No root.
 
 use std::{
     process::Command,
@@ -103,6 +105,8 @@ fn overload_keeps_memory_bounded_refusals_retryable_and_the_books_exact() {
         .args(["--otlp-grpc", &format!("127.0.0.1:{grpc}"), "--otlp-http", "off"])
         .args(["--upstream", &format!("http://127.0.0.1:{}", proxy.port)])
         .args(["--telemetry", &format!("127.0.0.1:{telemetry}")]);
+    let log = dir.join("gort.log");
+    cmd.stderr(std::fs::File::create(&log).unwrap());
     let mut gort = Proc::spawn(cmd, "[gort]");
     gort.wait_line(Duration::from_secs(60), |l| l.contains("OTLP pipeline running"));
     let idle_kib = rss_kib(gort.pid());
@@ -168,6 +172,21 @@ fn overload_keeps_memory_bounded_refusals_retryable_and_the_books_exact() {
     let counted = sink.wait_line(Duration::from_secs(10), |l| l.contains("\"counted\""));
     let counted: serde_json::Value = serde_json::from_str(&counted).unwrap();
 
+    // "refused a request of N spans: ..." once, then "requests refused for
+    // want of room (spans): TIMES in the last 10s, ITEMS spans; ...".
+    let (mut lines, mut logged_times, mut logged_items) = (0, 0, 0);
+    let leading =
+        |text: &str| -> u64 { text.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap() };
+    for line in std::fs::read_to_string(&log).unwrap().lines() {
+        // A summary quotes the last refusal's line: it is looked for first.
+        if let Some((_, rest)) = line.split_once("requests refused for want of room (spans): ") {
+            let items = rest.split_once(", ").map(|(_, after)| leading(after)).unwrap();
+            (lines, logged_times, logged_items) =
+                (lines + 1, logged_times + leading(rest), logged_items + items);
+        } else if let Some((_, rest)) = line.split_once("refused a request of ") {
+            (lines, logged_times, logged_items) = (lines + 1, logged_times + 1, logged_items + leading(rest));
+        }
+    }
     let mut lat = books.latencies.lock().unwrap().clone();
     lat.sort();
     let q = |f: f64| lat.get(((lat.len().max(1) - 1) as f64 * f) as usize).copied().unwrap_or_default();
@@ -191,6 +210,7 @@ fn overload_keeps_memory_bounded_refusals_retryable_and_the_books_exact() {
         peak_queue_bytes / f64::from(1 << 20),
         counted["spans"],
     );
+    eprintln!("refusals in gort's log: {lines} lines saying {logged_times} requests, {logged_items} spans");
     let other = books.other.lock().unwrap();
     assert!(other.is_empty(), "refusals other than UNAVAILABLE: {other:?}");
     assert!(
@@ -206,6 +226,13 @@ fn overload_keeps_memory_bounded_refusals_retryable_and_the_books_exact() {
     );
     assert!(peak_kib <= bound_kib, "gort's RSS reached {peak_kib} KiB, over the bound of {bound_kib} KiB");
     assert!(q(0.99) < Duration::from_millis(500), "accepted requests waited {:?} at p99", q(0.99));
+    assert_eq!(
+        (logged_times, logged_items),
+        (refused, refused_items),
+        "the log's refusals are not those counted"
+    );
+    // The first at once, one per 10 s after, and the rest at shutdown.
+    assert!(lines <= offered_for.as_secs() / 10 + 3, "{lines} log lines of refusals in {offered_for:?}");
 }
 
 /// What gort may hold above its idle RSS under overload, as the README
