@@ -20,6 +20,7 @@ pub mod identity;
 pub mod linkage;
 pub mod notices;
 pub mod queue;
+pub mod report_timing;
 pub mod tap;
 pub mod telemetry;
 pub mod tls_server;
@@ -292,6 +293,8 @@ pub struct Shared {
     pub upstream: upstream::UpstreamHealth,
     /// Retries, refusals and drops as log lines, summed per interval.
     pub notices: notices::Notices,
+    /// How late the sessions' reports went out.
+    pub report_timing: report_timing::ReportTiming,
 }
 
 impl std::fmt::Debug for Shared {
@@ -316,6 +319,7 @@ impl Shared {
             export_profiles: config.exporter.profiles,
             upstream: upstream::UpstreamHealth::default(),
             notices: notices::Notices::default(),
+            report_timing: report_timing::ReportTiming::default(),
         })
     }
 

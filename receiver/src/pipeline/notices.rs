@@ -22,12 +22,14 @@ pub enum Kind {
     Refused,
     /// Items were dropped (upstream refused them for good, or kept failing).
     Dropped,
+    /// A session's report went out late (gort did not get the CPU).
+    LateReport,
 }
 
 impl Kind {
     fn level(self) -> log::Level {
         match self {
-            Self::Retry | Self::Refused => log::Level::Warn,
+            Self::Retry | Self::Refused | Self::LateReport => log::Level::Warn,
             Self::Dropped => log::Level::Error,
         }
     }
@@ -116,6 +118,7 @@ impl Notices {
             Kind::Retry => "export retries",
             Kind::Refused => "requests refused for want of room",
             Kind::Dropped => "batches dropped",
+            Kind::LateReport => "reports late",
         };
         let line = format!(
             "{what} ({signal}): {} in the last {:.0?}, {} {signal}; the last: {}",

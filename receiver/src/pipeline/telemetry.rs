@@ -15,7 +15,9 @@
 //! `gort_exporter_tls_reloads_total`,
 //! `gort_queue_items` and `gort_queue_bytes` (waiting, in flight or held
 //! by linkage), `gort_queue_oldest_age_seconds`,
-//! `gort_exporter_upstream_failing_seconds`; with trace linkage,
+//! `gort_exporter_upstream_failing_seconds`; the reports' punctuality
+//! (`gort_report_lateness_seconds`, `..._max_seconds`, `gort_reports_late_total`,
+//! `gort_reports_skipped_total`); with trace linkage,
 //! `gort_linkage_*` (spans enriched, unmatched, stall children added, span
 //! accounts expired, late stalls; spans held and accounts waiting now).
 //! The wait profile is served beside them (`wait_profile`).
@@ -89,6 +91,20 @@ pub fn render(shared: &Shared) -> String {
         shared.queue.held(),
         shared.queue.held_bytes(),
         oldest.map_or(0.0, |d| d.as_secs_f64()),
+    );
+    let (last, max, late, skipped) = shared.report_timing.get();
+    let _ = write!(
+        out,
+        "# HELP gort_report_lateness_seconds How long after it was due the last report went out (gort waiting for the CPU).\n\
+         # TYPE gort_report_lateness_seconds gauge\ngort_report_lateness_seconds {}\n\
+         # HELP gort_report_lateness_max_seconds The most any report went out after it was due.\n\
+         # TYPE gort_report_lateness_max_seconds gauge\ngort_report_lateness_max_seconds {}\n\
+         # HELP gort_reports_late_total Reports that went out more than a quarter of the interval late.\n\
+         # TYPE gort_reports_late_total counter\ngort_reports_late_total {late}\n\
+         # HELP gort_reports_skipped_total Intervals without a report of their own (gort did not run for longer than one; the next report covers them).\n\
+         # TYPE gort_reports_skipped_total counter\ngort_reports_skipped_total {skipped}\n",
+        last.as_secs_f64(),
+        max.as_secs_f64(),
     );
     for s in Signal::ALL {
         let failing = shared.upstream.failing(s).map_or(0.0, |(d, _)| d.as_secs_f64());

@@ -4,6 +4,7 @@
 
 mod analyses;
 mod attach;
+mod cadence;
 mod drain;
 mod estimate;
 mod placement;
@@ -198,6 +199,29 @@ fn unix_nanos(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
+/// Books a report's lateness and says when it was late: gort did not get
+/// the CPU when the report was due, so this interval's metrics cover more.
+fn late_report(session: &Session, interval: Duration, due: cadence::Due) {
+    let shared = session.forward.as_deref();
+    if let Some(shared) = shared {
+        shared.report_timing.record(due.lateness, due.late, due.skipped);
+    }
+    if !due.late {
+        return;
+    }
+    let what = format!(
+        "pid {}: report {:.0?} late (interval {interval:?}{}): gort did not get the CPU in time; \
+         is it at a low priority (nice, SCHED_IDLE) or CPU-throttled by its cgroup?",
+        session.process.pid,
+        due.lateness,
+        if due.skipped > 0 { format!(", {} reports skipped", due.skipped) } else { String::new() }
+    );
+    match shared {
+        Some(shared) => shared.notices.note(pipeline::notices::Kind::LateReport, "reports", 1, what),
+        None => log::warn!("{what}"),
+    }
+}
+
 /// Runs until the deadline, Ctrl-C, or (for a pid) the target's exit.
 pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
     let mut signals = StopSignals::install()?;
@@ -234,11 +258,12 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
             }
         };
         print!("{}", session.describe());
-        let mut last_report = Instant::now();
+        let mut cadence = cadence::Cadence::new(options.interval, Instant::now());
         let reason = loop {
-            // Wake for the next window edge too, so windows last what the
-            // probes were told (the estimate's scale depends on it).
-            let drain_every = session.drain_interval();
+            // Wake for the next window edge and the next report too, so
+            // windows last what the probes were told (the estimate's scale
+            // depends on it) and reports go out when due.
+            let drain_every = session.drain_interval().min(cadence.until_next(Instant::now()));
             let step = session
                 .next_change()
                 .map_or(drain_every, |t| t.saturating_duration_since(Instant::now()).min(drain_every));
@@ -246,9 +271,9 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
                 None => {
                     session.tick(&mut probes)?;
                     session.drain(&mut probes)?;
-                    if last_report.elapsed() >= options.interval {
-                        last_report = Instant::now();
+                    if let Some(due) = cadence.due(Instant::now()) {
                         report(&mut session, &probes, &mut outputs, options.service_name.as_deref())?;
+                        late_report(&session, options.interval, due);
                     }
                 }
                 Some(Wake::Deep) => {
