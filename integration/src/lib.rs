@@ -573,14 +573,23 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     ticks / per_second
 }
 
-/// A live process's peak resident set size (VmHWM), in MB.
-pub fn peak_rss_mb(pid: u32) -> f64 {
+/// A field of a live process's /proc/PID/status given in kB (VmRSS, VmHWM).
+fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
-    let kb: f64 = status
+    status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .expect("VmHWM in /proc/PID/status");
-    kb / 1024.0
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
+}
+
+/// A live process's peak resident set size (VmHWM), in MB.
+pub fn peak_rss_mb(pid: u32) -> f64 {
+    status_kib(pid, "VmHWM") as f64 / 1024.0
+}
+
+/// A live process's resident set size now (VmRSS), in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS")
 }

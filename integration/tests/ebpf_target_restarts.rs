@@ -16,7 +16,8 @@ use std::{
 };
 
 use gort_integration::{
-    Proc, free_port, go_program, gort_binary, require_root, scratch::Scratch, sink, start_sink, summary,
+    Proc, free_port, go_program, gort_binary, require_root, rss_kib, scratch::Scratch, sink, start_sink,
+    summary,
 };
 
 const RESTARTS: usize = 100;
@@ -43,13 +44,7 @@ fn holdings(pid: u32) -> (BTreeMap<String, usize>, u64) {
         };
         *fds.entry(kind).or_default() += 1;
     }
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0);
-    (fds, rss)
+    (fds, rss_kib(pid))
 }
 
 fn quantile(sorted: &[Duration], q: f64) -> Duration {

@@ -21,7 +21,7 @@ use std::{
 };
 
 use gort_integration::{
-    DelayProxy, Proc, free_port, gort_binary,
+    DelayProxy, Proc, free_port, gort_binary, peak_rss_mb, rss_kib,
     scratch::Scratch,
     selfmetrics::{gauge, self_metric, wait_until},
     start_sink_with,
@@ -64,15 +64,6 @@ fn request(sender: usize, n: u64) -> ExportTraceServiceRequest {
             ..Default::default()
         }],
     }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 #[derive(Default)]
@@ -146,10 +137,9 @@ fn overload_keeps_memory_bounded_refusals_retryable_and_the_books_exact() {
         .collect();
 
     // Sample gort's memory and queue while the senders run.
-    let (mut peak_kib, mut peak_queue_bytes) = (0, 0.0f64);
+    let mut peak_queue_bytes = 0.0f64;
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(seconds) {
-        peak_kib = peak_kib.max(rss_kib(gort.pid()));
         peak_queue_bytes = peak_queue_bytes.max(gauge(telemetry, "gort_queue_bytes"));
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -166,6 +156,7 @@ fn overload_keeps_memory_bounded_refusals_retryable_and_the_books_exact() {
     let sent = self_metric(telemetry, "gort_exporter_sent_items_total", "spans");
     let dropped = self_metric(telemetry, "gort_exporter_dropped_items_total", "spans");
     let refused_items = self_metric(telemetry, "gort_receiver_refused_items_total", "spans");
+    let peak_kib = (peak_rss_mb(gort.pid()) * 1024.0) as u64;
     gort.terminate();
     assert!(gort.wait_exit(Duration::from_secs(30)).success());
     sink.terminate();
