@@ -202,6 +202,14 @@ impl Proc {
         }
     }
 
+    /// The next stdout line if one is there already, without waiting.
+    pub fn try_line(&mut self) -> Option<String> {
+        let line = self.lines.try_recv().ok()?;
+        eprintln!("{} {line}", self.echo);
+        self.seen.push(line.clone());
+        Some(line)
+    }
+
     /// The address a Go test service (`tracedsvc`) says it listens on, in
     /// its `{"event":"listening","addr":...}` line.
     pub fn listen_addr(&mut self) -> String {
