@@ -259,6 +259,8 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
         };
         print!("{}", session.describe());
         let mut cadence = cadence::Cadence::new(options.interval, Instant::now());
+        // A report during which the target exited is its last.
+        let mut last = None;
         let reason = loop {
             // Wake for the next window edge and the next report too, so
             // windows last what the probes were told (the estimate's scale
@@ -272,8 +274,15 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
                     session.tick(&mut probes)?;
                     session.drain(&mut probes)?;
                     if let Some(due) = cadence.due(Instant::now()) {
-                        report(&mut session, &probes, &mut outputs, options.service_name.as_deref())?;
+                        let snap =
+                            report(&mut session, &probes, &mut outputs, options.service_name.as_deref())?;
                         late_report(&session, options.interval, due);
+                        // Its memory may have gone while the report read it:
+                        // a second report after the exit would say less.
+                        if !session.process.is_alive() {
+                            last = Some(snap);
+                            break Wait::Exited;
+                        }
                     }
                 }
                 Some(Wake::Deep) => {
@@ -284,7 +293,10 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
             }
         };
         session.drain(&mut probes)?;
-        let snap = report(&mut session, &probes, &mut outputs, options.service_name.as_deref())?;
+        let snap = match last {
+            Some(snap) => snap,
+            None => report(&mut session, &probes, &mut outputs, options.service_name.as_deref())?,
+        };
         let exited = matches!(reason, Wait::Exited);
         let summary = session.summary(&probes, snap, exited)?;
         for p in summary.probes.iter().filter(|p| p.bpf.is_some_and(|b| b.runs > 0)) {
