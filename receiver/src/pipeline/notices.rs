@@ -60,16 +60,13 @@ impl Notices {
     fn note_at(&self, kind: Kind, signal: &'static str, items: u64, what: String, now: Instant) {
         let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match pending.get_mut(&(kind, signal)) {
-            Some(p) if now.duration_since(p.logged) < INTERVAL => {
-                p.times += 1;
-                p.items += items;
-                p.last = what;
-            }
             Some(p) => {
                 p.times += 1;
                 p.items += items;
                 p.last = what;
-                if let Some(line) = Self::summary(kind, signal, p, now) {
+                if now.duration_since(p.logged) >= INTERVAL
+                    && let Some(line) = Self::summary(kind, signal, p, now)
+                {
                     log::log!(kind.level(), "{line}");
                 }
             }
