@@ -57,6 +57,12 @@ pub const DEFAULT_QUEUE_ITEMS: u64 = 200_000;
 /// service (about 300 bytes each as protobuf) take about 60 MB; this lets
 /// them in and keeps spans of a few KB each from holding gigabytes.
 pub const DEFAULT_QUEUE_MIB: u64 = 64;
+/// Bound on the persistent queue's log on disk, in MiB: four times the
+/// queue's default, since a segment is deleted only when all its records
+/// are done.
+pub const DEFAULT_STORAGE_MAX_MIB: u64 = 256;
+/// How often the persistent queue's log is flushed to the disk.
+pub const DEFAULT_STORAGE_SYNC_INTERVAL: &str = "1s";
 /// A batch is sent once it holds this many items...
 pub const DEFAULT_BATCH_ITEMS: u64 = 8_192;
 /// ...or once its first item waited this long.

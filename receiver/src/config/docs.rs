@@ -86,6 +86,8 @@ fn keys() -> BTreeSet<String> {
         for name in names {
             if name == "tls" {
                 add(&format!("{section}.tls"), fields::<RawTls>());
+            } else if name == "storage" {
+                add(&format!("{section}.storage"), fields::<RawStorage>());
             } else {
                 add(section, vec![name]);
             }

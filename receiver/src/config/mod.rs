@@ -20,7 +20,7 @@ use thiserror::Error;
 
 pub use self::{
     defaults::*,
-    pipeline::{ExporterConfig, PipelineConfig, ReceiverConfig, Tls},
+    pipeline::{ExporterConfig, PipelineConfig, ReceiverConfig, StorageConfig, Tls},
     raw::*,
     run::{RunConfig, Sampling},
 };
@@ -188,6 +188,21 @@ mod tests {
         // Unknown fields are refused, with where they are.
         let e = parse("exporter:\n  endpont: http://x:1\n", p()).unwrap_err();
         assert!(e.to_string().contains("unknown field `endpont`"), "{e}");
+    }
+
+    #[test]
+    fn storage_needs_a_directory_and_room() {
+        assert_eq!(pipeline("").unwrap().exporter.storage, None);
+        let c = pipeline("exporter:\n  storage:\n    directory: /var/lib/gort\n").unwrap();
+        let s = c.exporter.storage.unwrap();
+        assert_eq!(s.max_bytes, DEFAULT_STORAGE_MAX_MIB << 20);
+        assert_eq!(s.sync_interval, Duration::from_secs(1));
+        let e = parse("exporter:\n  storage:\n    max_mib: 10\n", p()).unwrap_err();
+        assert!(e.to_string().starts_with("exporter.storage.directory: is required"), "{e}");
+        let e = parse("exporter:\n  storage:\n    directory: /x\n    max_mib: 0\n", p()).unwrap_err();
+        assert!(e.to_string().starts_with("exporter.storage.max_mib: "), "{e}");
+        let e = parse("exporter:\n  storage:\n    directory: /x\n    fsync: always\n", p()).unwrap_err();
+        assert!(e.to_string().contains("unknown field `fsync`"), "{e}");
     }
 
     #[test]

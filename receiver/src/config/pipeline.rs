@@ -52,6 +52,16 @@ pub struct ExporterConfig {
     pub shutdown_timeout: Duration,
     /// The wait profile goes upstream as OTLP profiles.
     pub profiles: bool,
+    /// The persistent queue, when configured.
+    pub storage: Option<StorageConfig>,
+}
+
+/// `exporter.storage`, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageConfig {
+    pub directory: PathBuf,
+    pub max_bytes: u64,
+    pub sync_interval: Duration,
 }
 
 /// The validated pipeline configuration.
@@ -70,6 +80,27 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         RawConfig::default().validate_pipeline().expect("the defaults are valid")
     }
+}
+
+fn storage(raw: Option<RawStorage>) -> Result<Option<StorageConfig>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let directory = raw
+        .directory
+        .filter(|d| !d.as_os_str().is_empty())
+        .ok_or_else(|| invalid("exporter.storage.directory", "is required with exporter.storage"))?;
+    let max_mib = raw.max_mib.unwrap_or(DEFAULT_STORAGE_MAX_MIB);
+    if max_mib == 0 {
+        return Err(invalid("exporter.storage.max_mib", "must be at least 1"));
+    }
+    Ok(Some(StorageConfig {
+        directory,
+        max_bytes: max_mib.saturating_mul(1 << 20),
+        sync_interval: duration(
+            "exporter.storage.sync_interval",
+            raw.sync_interval.as_deref(),
+            DEFAULT_STORAGE_SYNC_INTERVAL,
+        )?,
+    }))
 }
 
 fn endpoint(field: &str, value: Option<&str>, default: &str) -> Result<Option<SocketAddr>, ConfigError> {
@@ -229,6 +260,7 @@ impl RawConfig {
                 DEFAULT_SHUTDOWN_TIMEOUT,
             )?,
             profiles: e.profiles.unwrap_or(DEFAULT_EXPORT_PROFILES),
+            storage: storage(e.storage)?,
         };
         if exporter.queue_items == 0 || exporter.batch_items == 0 {
             return Err(invalid("exporter.queue_items", "queue_items and batch_items must be at least 1"));

@@ -208,11 +208,28 @@ pub struct RawExporter {
     pub retry_max_elapsed: Option<String>,
     /// How long shutdown waits for the queue to drain.
     pub shutdown_timeout: Option<String>,
+    /// A persistent queue: every accepted request is written to a log in
+    /// this directory before it is acknowledged, and replayed at start.
+    pub storage: Option<RawStorage>,
     /// Also export the wait profile as OTLP profiles (the specification's
     /// development signal), one profile per process every `run.interval`.
     /// The upstream must take them: a Collector started with
     /// `--feature-gates=service.profilesSupport` and a profiles pipeline.
     pub profiles: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    /// The log's directory (created; one gort per directory).
+    pub directory: Option<PathBuf>,
+    /// Bound on the log's size on disk, in MiB: a request that would pass
+    /// it is refused (retryable), as with a full queue.
+    pub max_mib: Option<u64>,
+    /// How often written records are flushed to the disk (`0s`: each one,
+    /// before it is acknowledged). A crash of gort loses nothing it
+    /// acknowledged either way; a crash of the machine loses at most this.
+    pub sync_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -17,19 +17,22 @@ use super::{
 use crate::telemetry::exemplars::{Exemplar, ExemplarFor, Exemplars};
 
 /// A request that goes on: the service's `items` and gort's `children`,
-/// and the `bytes` the service's request took when it was admitted.
+/// and the `bytes` the service's request took when it was admitted, and
+/// its `record` in the persistent queue (opaque here).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Released {
     pub request: ExportTraceServiceRequest,
     pub items: u64,
     pub bytes: u64,
     pub children: u64,
+    pub record: Option<u64>,
 }
 
 struct Held {
     request: ExportTraceServiceRequest,
     items: u64,
     bytes: u64,
+    record: Option<u64>,
     arrived: Instant,
 }
 
@@ -173,14 +176,22 @@ impl Linker {
         }
     }
 
-    /// Takes an export request of `items` spans (`bytes` encoded) to hold
-    /// until its spans' data arrives (or `hold` passes).
-    pub fn hold(&mut self, request: ExportTraceServiceRequest, items: u64, bytes: u64, now: Instant) {
+    /// Takes an export request of `items` spans (`bytes` encoded, written
+    /// to the persistent queue as `record`) to hold until its spans' data
+    /// arrives (or `hold` passes).
+    pub fn hold(
+        &mut self,
+        request: ExportTraceServiceRequest,
+        items: u64,
+        bytes: u64,
+        record: Option<u64>,
+        now: Instant,
+    ) {
         self.counts.held_requests += 1;
         self.counts.held_spans += items;
         self.counts.spans_received += items;
         self.last_span = Some(now);
-        self.held.push_back(Held { request, items, bytes, arrived: now });
+        self.held.push_back(Held { request, items, bytes, record, arrived: now });
     }
 
     fn ready(&self, held: &Held, now: Instant) -> bool {
@@ -207,7 +218,13 @@ impl Linker {
                 self.counts.held_spans -= held.items;
                 let mut request = held.request;
                 let children = self.enrich(&mut request);
-                out.push(Released { request, items: held.items, bytes: held.bytes, children });
+                out.push(Released {
+                    request,
+                    items: held.items,
+                    bytes: held.bytes,
+                    children,
+                    record: held.record,
+                });
             } else {
                 keep.push_back(held);
             }

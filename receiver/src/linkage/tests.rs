@@ -79,13 +79,13 @@ fn a_span_after_its_data_is_enriched_at_once_with_a_child_per_stall() {
     let mut l = Linker::new(settings());
     let t0 = Instant::now();
     l.add_account(1, ids(1), mutex_account(), t0);
-    l.hold(request(vec![span(1, 1_000 * MS, 1_040 * MS), span(2, 1_000 * MS, 1_001 * MS)]), 2, 100, t0);
+    l.hold(request(vec![span(1, 1_000 * MS, 1_040 * MS), span(2, 1_000 * MS, 1_001 * MS)]), 2, 100, None, t0);
     // Span 2 has no data yet: the request waits.
     assert!(l.release(t0, false).is_empty());
     l.add_account(1, ids(2), Account { start_seen: true, ..Default::default() }, t0);
     let out = l.release(t0, false);
     assert_eq!(out.len(), 1);
-    let Released { request: req, items, bytes, children: added } = &out[0];
+    let Released { request: req, items, bytes, children: added, .. } = &out[0];
     assert_eq!(*bytes, 100, "the room the request took goes back with it");
     assert_eq!(*items, 2, "accepted items are the service's spans, not the children");
     assert_eq!(*added, 1, "the children are counted apart");
@@ -109,10 +109,10 @@ fn spans_never_seen_go_on_unchanged_after_the_hold_and_late_data_expires() {
     let mut l = Linker::new(settings());
     let t0 = Instant::now();
     let original = request(vec![span(9, 1, 2)]);
-    l.hold(original.clone(), 1, 100, t0);
+    l.hold(original.clone(), 1, 100, Some(7), t0);
     assert!(l.release(t0 + Duration::from_millis(499), false).is_empty());
     let out = l.release(t0 + Duration::from_millis(500), false);
-    assert_eq!(out, vec![Released { request: original, items: 1, bytes: 100, children: 0 }]);
+    assert_eq!(out, vec![Released { request: original, items: 1, bytes: 100, children: 0, record: Some(7) }]);
     assert_eq!(l.counts().unmatched, 1);
     // Its data arrives too late: kept until the TTL, then counted.
     l.add_account(1, ids(9), Account::default(), t0 + Duration::from_secs(1));
@@ -130,7 +130,7 @@ fn shutdown_releases_everything_and_accounts_are_bounded() {
     }
     assert_eq!(l.counts().waiting_accounts, 4);
     assert_eq!(l.counts().accounts_expired, 2);
-    l.hold(request(vec![span(42, 1, 2)]), 1, 100, t0);
+    l.hold(request(vec![span(42, 1, 2)]), 1, 100, None, t0);
     assert_eq!(l.release(t0, true).len(), 1);
 }
 
@@ -157,7 +157,7 @@ fn stalls_before_their_span_end_join_it_and_pauses_become_children_and_exemplars
         ..Default::default()
     };
     l.add_account(1, ids(5), account, t0);
-    l.hold(request(vec![span(5, 1_000 * MS, 1_030 * MS)]), 1, 100, t0);
+    l.hold(request(vec![span(5, 1_000 * MS, 1_030 * MS)]), 1, 100, None, t0);
     let out = l.release(t0, false);
     let children = &out[0].request.resource_spans[0].scope_spans[1].spans;
     let names: Vec<&str> = children.iter().map(|c| c.name.as_str()).collect();
@@ -192,7 +192,7 @@ fn ordinary_waits_stay_attributes_and_started_goroutines_are_reported_apart() {
         ..Default::default()
     };
     l.add_account(1, ids(3), account, t0);
-    l.hold(request(vec![span(3, 1_000 * MS, 1_060 * MS)]), 1, 100, t0);
+    l.hold(request(vec![span(3, 1_000 * MS, 1_060 * MS)]), 1, 100, None, t0);
     let out = l.release(t0, false);
     let rs = &out[0].request.resource_spans[0];
     let s = &rs.scope_spans[0].spans[0];
@@ -225,7 +225,7 @@ fn spans_that_never_arrive_are_told_once() {
     assert_eq!(l.counts().spans_not_received, 4, "still counted");
     // A service that does export: data that outlives its span is no silence.
     let mut l = Linker::new(settings());
-    l.hold(request(vec![span(1, 1, 2)]), 1, 100, t0);
+    l.hold(request(vec![span(1, 1, 2)]), 1, 100, None, t0);
     l.release(t0 + Duration::from_secs(1), false);
     l.add_account(1, ids(8), Account::default(), t0);
     l.release(t0 + Duration::from_secs(40), false);

@@ -252,6 +252,9 @@ impl Forwarder {
                     // together: the server's delay is kept, ours jittered.
                     let wait = retry_delay(&status).unwrap_or_else(|| jittered(delay));
                     let past_drain = self.drain_deadline.get().is_some_and(|d| Instant::now() + wait > *d);
+                    if past_drain && self.shared.keep_at_shutdown(&batch) {
+                        return;
+                    }
                     if started.elapsed() + wait > self.config.retry_max_elapsed || past_drain {
                         counters.dropped(signal, batch.items);
                         shared.notices.note(
@@ -297,7 +300,7 @@ impl Forwarder {
                 }
             }
         }
-        self.shared.queue.release(&batch);
+        self.shared.release(&batch);
     }
 
     /// Takes batches while the pipeline runs; after `stop`, drains what is
@@ -359,14 +362,18 @@ impl Forwarder {
             self.drain_deadline.get().map_or(Duration::ZERO, |d| d.saturating_duration_since(Instant::now()));
         let all = u32::try_from(CONCURRENT_REQUESTS).unwrap_or(u32::MAX);
         let _ = tokio::time::timeout(left + Duration::from_secs(1), permits.acquire_many(all)).await;
-        // Whatever is still waiting at the deadline is lost: say how much.
+        // Whatever is still waiting at the deadline stays in the persistent
+        // queue, or is lost: say how much.
         while let Some(batch) = queue.take(u64::MAX) {
             let signal = batch.payload.signal();
+            if self.shared.keep_at_shutdown(&batch) {
+                continue;
+            }
             if batch.items > 0 {
                 self.shared.counters.dropped(signal, batch.items);
                 log::error!("shutdown deadline: dropping {} queued {}", batch.items, signal.items());
             }
-            queue.release(&batch);
+            self.shared.release(&batch);
         }
     }
 }

@@ -10,7 +10,7 @@ use std::{
 
 use gort_proto::trace_service::ExportTraceServiceRequest;
 
-use super::{Payload, Shared, queue::Room};
+use super::{Payload, Shared, queue::Room, storage::Mark};
 use crate::{
     linkage::{Account, LinkCounts, Linker, Settings, SpanIds, Stall},
     telemetry::exemplars::Exemplars,
@@ -64,12 +64,13 @@ impl Linkage {
         &self,
         request: ExportTraceServiceRequest,
         room: Room,
+        mark: Option<Mark>,
     ) -> Result<(), ExportTraceServiceRequest> {
         let mut linker = self.lock();
         if !linker.is_linked() {
             return Err(request);
         }
-        linker.hold(request, room.items, room.bytes, Instant::now());
+        linker.hold(request, room.items, room.bytes, mark.map(Mark::raw), Instant::now());
         Ok(())
     }
 
@@ -136,6 +137,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut stop: tokio::sync::watch::Recei
             shared.enqueue_reserved(
                 Payload::Traces(r.request),
                 Room { items: r.items + r.children, bytes: r.bytes },
+                r.record.map(Mark::from_raw),
             );
         }
         if stopping {

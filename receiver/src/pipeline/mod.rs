@@ -10,7 +10,11 @@
 //! so the SDK keeps it and retries; gort never drops silently. Every item is
 //! counted once as accepted or refused, and every accepted item ends as sent
 //! or dropped (non-retryable upstream answer, retries exhausted, or shutdown
-//! deadline), so accepted = sent + dropped + queued at every moment.
+//! deadline), so accepted = sent + dropped + queued at every moment. With
+//! the persistent queue (`storage`), requests are written to its log before
+//! they are acknowledged, what an earlier run left is replayed at start
+//! (accepted + recovered = sent + dropped + queued), and what the shutdown
+//! deadline leaves stays in the log rather than being dropped.
 
 pub mod auth;
 pub mod forward;
@@ -21,6 +25,7 @@ pub mod linkage;
 pub mod notices;
 pub mod queue;
 pub mod report_timing;
+pub mod storage;
 pub mod tap;
 pub mod telemetry;
 pub mod tls_server;
@@ -52,6 +57,8 @@ pub enum PipelineError {
     TlsFile { what: &'static str, path: std::path::PathBuf, source: std::io::Error },
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
 }
 
 /// Binds a listener of the pipeline, failing with what it was for.
@@ -295,6 +302,8 @@ pub struct Shared {
     pub notices: notices::Notices,
     /// How late the sessions' reports went out.
     pub report_timing: report_timing::ReportTiming,
+    /// `exporter.storage`: accepted requests are written here first.
+    pub storage: Option<storage::Storage>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -305,6 +314,10 @@ impl std::fmt::Debug for Shared {
 
 impl Shared {
     pub fn new(config: &PipelineConfig) -> Arc<Self> {
+        Self::with_storage(config, None)
+    }
+
+    pub fn with_storage(config: &PipelineConfig, storage: Option<storage::Storage>) -> Arc<Self> {
         Arc::new(Self {
             queue: queue::Queue::new(queue::Room {
                 items: config.exporter.queue_items,
@@ -320,16 +333,55 @@ impl Shared {
             upstream: upstream::UpstreamHealth::default(),
             notices: notices::Notices::default(),
             report_timing: report_timing::ReportTiming::default(),
+            storage,
         })
     }
 
     /// Puts a request that has its room into the queue (and its copy into
     /// `--otlp-json`).
-    pub fn enqueue_reserved(&self, payload: Payload, room: queue::Room) {
+    pub fn enqueue_reserved(&self, payload: Payload, room: queue::Room, mark: Option<storage::Mark>) {
         if let Some(tap) = self.tap.get() {
             tap.write(&payload);
         }
-        self.queue.push_reserved(payload, room);
+        self.queue.push_reserved(payload, room, mark);
+    }
+
+    /// The forwarder is done with a batch (sent, or given up on): its room
+    /// goes back and its records leave the persistent queue.
+    pub fn release(&self, batch: &queue::Batch) {
+        self.queue.release(batch);
+        if let Some(storage) = &self.storage {
+            storage.done(&batch.marks);
+        }
+    }
+
+    /// A batch not delivered by the shutdown deadline: with the persistent
+    /// queue it stays in the log for the next start (its room released,
+    /// and true returned); without, the caller drops and releases it.
+    pub fn keep_at_shutdown(&self, batch: &queue::Batch) -> bool {
+        match &self.storage {
+            Some(storage) if !batch.marks.is_empty() => {
+                self.queue.release(batch);
+                storage.keep(batch.items);
+                log::warn!(
+                    "shutdown deadline: {} {} kept in the persistent queue for the next start",
+                    batch.items,
+                    batch.payload.signal().items()
+                );
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn refuse(&self, signal: Signal, items: u64, why: &str) {
+        self.counters.refused(signal, items);
+        self.notices.note(
+            notices::Kind::Refused,
+            signal.items(),
+            items,
+            format!("refused a request of {items} {}: {why}; the client is told to retry", signal.items()),
+        );
     }
 
     /// Takes a request received from a client into the queue, or refuses
@@ -350,7 +402,6 @@ impl Shared {
         // queued request.
         let ready = self.ready.load(Ordering::Relaxed);
         if !ready || self.queue.reserve(room).is_err() {
-            self.counters.refused(signal, items);
             let why = if ready {
                 format!(
                     "the queue is full ({} items, {:.1} MiB held)",
@@ -360,28 +411,31 @@ impl Shared {
             } else {
                 "gort is shutting down".to_owned()
             };
-            self.notices.note(
-                notices::Kind::Refused,
-                signal.items(),
-                items,
-                format!(
-                    "refused a request of {items} {}: {why}; the client is told to retry",
-                    signal.items()
-                ),
-            );
+            self.refuse(signal, items, &why);
             return false;
         }
+        // Written before the client hears it was accepted: what gort
+        // acknowledges survives its crash.
+        let mark = match self.storage.as_ref().map(|s| s.append(&payload)) {
+            None => None,
+            Some(Ok(mark)) => Some(mark),
+            Some(Err(e)) => {
+                self.queue.unreserve(room);
+                self.refuse(signal, items, &format!("persistent queue: {e}"));
+                return false;
+            }
+        };
         self.counters.accepted(signal, items);
         // The next stage: linkage holds the spans of linked targets until
         // their probe data arrives; everything else goes on to the queue.
         let payload = match (payload, &self.linkage) {
-            (Payload::Traces(request), Some(linkage)) => match linkage.hold(request, room) {
+            (Payload::Traces(request), Some(linkage)) => match linkage.hold(request, room, mark) {
                 Ok(()) => return true,
                 Err(request) => Payload::Traces(request),
             },
             (payload, _) => payload,
         };
-        self.enqueue_reserved(payload, room);
+        self.enqueue_reserved(payload, room, mark);
         true
     }
 }
@@ -391,6 +445,30 @@ async fn say_notices(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver
     while !*stop.borrow() {
         tokio::select! {
             () = tokio::time::sleep(std::time::Duration::from_secs(1)) => shared.notices.flush(),
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// Flushes the persistent queue to the disk every `interval` (and at stop).
+async fn sync_storage(
+    shared: Arc<Shared>,
+    interval: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let stopping = *stop.borrow();
+        let s = shared.clone();
+        let synced =
+            tokio::task::spawn_blocking(move || s.storage.as_ref().map(storage::Storage::sync)).await;
+        if let Ok(Some(Err(e))) = synced {
+            log::warn!("persistent queue: cannot sync to disk: {e}");
+        }
+        if stopping {
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
             _ = stop.changed() => {}
         }
     }
@@ -410,7 +488,14 @@ pub struct Pipeline {
 impl Pipeline {
     /// Binds every listener (failing fast on a taken port) and starts serving.
     pub async fn start(config: &PipelineConfig) -> Result<Self, PipelineError> {
-        let shared = Shared::new(config);
+        let (storage, left) = match &config.exporter.storage {
+            Some(c) => {
+                let (s, left) = storage::Storage::open(c)?;
+                (Some(s), left)
+            }
+            None => (None, Vec::new()),
+        };
+        let shared = Shared::with_storage(config, storage);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();
         // One token per file, read and watched once however many listeners share it.
@@ -463,6 +548,12 @@ impl Pipeline {
             tasks.push(tokio::spawn(linkage::run(shared.clone(), stopped.clone())));
         }
         tasks.push(tokio::spawn(say_notices(shared.clone(), stopped.clone())));
+        if let Some(c) = &config.exporter.storage {
+            tasks.push(tokio::spawn(storage::replay::replay(shared.clone(), left, stopped.clone())));
+            if !c.sync_interval.is_zero() {
+                tasks.push(tokio::spawn(sync_storage(shared.clone(), c.sync_interval, stopped.clone())));
+            }
+        }
         let forwarder = forward::Forwarder::new(&config.exporter, shared.clone())?;
         let forwarder = tokio::spawn(forwarder.run(stopped));
         Ok(Self {

@@ -17,7 +17,7 @@ use std::{
 
 use tokio::sync::Notify;
 
-use super::{Payload, Signal};
+use super::{Payload, Signal, storage::Mark};
 
 /// The queue had no room for the request (it is refused whole).
 #[derive(Debug, PartialEq, Eq)]
@@ -33,6 +33,8 @@ pub struct Room {
 struct Entry {
     payload: Payload,
     room: Room,
+    /// Its record in the persistent queue.
+    mark: Option<Mark>,
     enqueued: Instant,
 }
 
@@ -58,6 +60,8 @@ pub struct Batch {
     bytes: u64,
     /// When its oldest request arrived.
     pub oldest: Instant,
+    /// The persistent queue's records of its requests.
+    pub marks: Vec<Mark>,
     token: u64,
 }
 
@@ -81,7 +85,7 @@ impl Queue {
 
     pub fn push(&self, payload: Payload, room: Room) -> Result<(), Full> {
         self.reserve(room)?;
-        self.push_reserved(payload, room);
+        self.push_reserved(payload, room, None);
         Ok(())
     }
 
@@ -111,9 +115,16 @@ impl Queue {
         Ok(())
     }
 
+    /// Gives back room `reserve` took for a request that was not queued
+    /// after all (the persistent queue could not write it).
+    pub fn unreserve(&self, room: Room) {
+        self.held.fetch_sub(room.items, Ordering::Relaxed);
+        self.held_bytes.fetch_sub(room.bytes, Ordering::Relaxed);
+    }
+
     /// Queues a request whose room `reserve` took.
-    pub fn push_reserved(&self, payload: Payload, room: Room) {
-        self.lock().push_back(Entry { payload, room, enqueued: Instant::now() });
+    pub fn push_reserved(&self, payload: Payload, room: Room, mark: Option<Mark>) {
+        self.lock().push_back(Entry { payload, room, mark, enqueued: Instant::now() });
         self.pushed.notify_one();
     }
 
@@ -157,6 +168,7 @@ impl Queue {
             items: first.room.items,
             bytes: first.room.bytes,
             oldest: first.enqueued,
+            marks: first.mark.into_iter().collect(),
             token,
         };
         while let Some(next) = w.front() {
@@ -166,11 +178,17 @@ impl Queue {
             let Some(next) = w.pop_front() else { break };
             if let Err(back) = batch.payload.merge(next.payload) {
                 // Not mergeable (profiles): it leaves in the next batch.
-                w.push_front(Entry { payload: back, room: next.room, enqueued: next.enqueued });
+                w.push_front(Entry {
+                    payload: back,
+                    room: next.room,
+                    mark: next.mark,
+                    enqueued: next.enqueued,
+                });
                 break;
             }
             batch.items += next.room.items;
             batch.bytes += next.room.bytes;
+            batch.marks.extend(next.mark);
         }
         drop(w);
         self.flights().push((token, batch.oldest));

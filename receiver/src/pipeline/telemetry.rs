@@ -20,6 +20,9 @@
 //! `gort_reports_skipped_total`); with trace linkage,
 //! `gort_linkage_*` (spans enriched, unmatched, stall children added, span
 //! accounts expired, late stalls; spans held and accounts waiting now).
+//! With `exporter.storage`, `gort_storage_*` (items recovered at start,
+//! damaged and truncated records skipped, write errors, items kept at
+//! shutdown, bytes on disk and their bound).
 //! The wait profile is served beside them (`wait_profile`).
 
 use std::{
@@ -110,6 +113,9 @@ pub fn render(shared: &Shared) -> String {
         let failing = shared.upstream.failing(s).map_or(0.0, |(d, _)| d.as_secs_f64());
         let _ = writeln!(out, "gort_exporter_upstream_failing_seconds{{signal=\"{}\"}} {failing}", s.items());
     }
+    if let Some(storage) = &shared.storage {
+        storage_metrics(&mut out, storage);
+    }
     if let Some(linkage) = &shared.linkage {
         let c = linkage.counts();
         let rows: [(&str, &str, &str, u64); 10] = [
@@ -174,6 +180,56 @@ pub fn render(shared: &Shared) -> String {
         }
     }
     out
+}
+
+/// The persistent queue's (`exporter.storage`).
+fn storage_metrics(out: &mut String, storage: &super::storage::Storage) {
+    let st = &storage.stats;
+    let name = "gort_storage_recovered_items_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Items an earlier run had accepted, replayed from the persistent queue (accepted + recovered = sent + dropped + queued).\n# TYPE {name} counter"
+    );
+    for s in Signal::ALL {
+        let n = st.recovered[s.index()].load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}{{signal=\"{}\"}} {n}", s.items());
+    }
+    let rows: [(&str, &str, &str, u64); 6] = [
+        (
+            "gort_storage_damaged_records_total",
+            "counter",
+            "Damaged records skipped in the persistent queue's log at replay (failed checksum or undecodable).",
+            st.damaged.load(Ordering::Relaxed),
+        ),
+        (
+            "gort_storage_truncated_records_total",
+            "counter",
+            "Records a crash cut short at the end of a segment (never acknowledged).",
+            st.truncated.load(Ordering::Relaxed),
+        ),
+        (
+            "gort_storage_write_errors_total",
+            "counter",
+            "Requests refused (retryable) because the persistent queue could not write them.",
+            st.write_errors.load(Ordering::Relaxed),
+        ),
+        (
+            "gort_storage_kept_items_total",
+            "counter",
+            "Items left in the persistent queue at the shutdown deadline, for the next start.",
+            st.kept.load(Ordering::Relaxed),
+        ),
+        ("gort_storage_bytes", "gauge", "Bytes of the persistent queue's log on disk.", storage.disk_bytes()),
+        (
+            "gort_storage_max_bytes",
+            "gauge",
+            "The bound on them (exporter.storage.max_mib).",
+            storage.max_bytes(),
+        ),
+    ];
+    for (name, kind, help, value) in rows {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    }
 }
 
 /// Ready or not, and the upstream's state in words. An upstream that fails
