@@ -4,7 +4,8 @@
 //! honoured) until delivered exactly once, a stalled request is timed out
 //! and retried, and connection resets and a name that does not resolve are
 //! retried without a busy loop (gort's CPU and the connections it opens,
-//! printed and bounded); `/health` and
+//! printed and bounded), a retry wait ends when gort is stopped (what it
+//! could not deliver by the drain deadline counted as dropped); `/health` and
 //! `gort_exporter_upstream_failing_seconds` say so meanwhile. The service
 //! is the OTel Go SDK (`otelapp`), the upstream `otlpsink -fault`.
 
@@ -29,6 +30,7 @@ use gort_integration::{
 
 const SPANS: u32 = 20;
 const RETRY_INITIAL: Duration = Duration::from_millis(200);
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 
 struct Gort {
     proc: Proc,
@@ -39,14 +41,23 @@ struct Gort {
 /// gort's pipeline alone (no probes), retrying from 200 ms up to 1 s, each
 /// request given 1 s, and 2 s to drain at exit.
 fn start_gort(dir: &Path, upstream: &str) -> Gort {
+    let retry = format!("retry_initial_interval: {}ms\n  retry_max_interval: 1s", RETRY_INITIAL.as_millis());
+    let (cmd, grpc, telemetry) = gort_command(dir, upstream, &retry);
+    let mut proc = Proc::spawn(cmd, "[gort]");
+    proc.wait_line(Duration::from_secs(60), |l| l.contains("OTLP pipeline running"));
+    Gort { proc, grpc, telemetry }
+}
+
+/// gort's command line, with `retry` (YAML lines of `exporter`) for its
+/// retry waits.
+fn gort_command(dir: &Path, upstream: &str, retry: &str) -> (Command, u16, u16) {
     let (grpc, telemetry) = (free_port(), free_port());
     let config = dir.join("gort.yaml");
     std::fs::write(
         &config,
         format!(
-            "exporter:\n  timeout: 1s\n  retry_initial_interval: {}ms\n  retry_max_interval: 1s\n  \
-             retry_max_elapsed: 1m\n  shutdown_timeout: 2s\n",
-            RETRY_INITIAL.as_millis()
+            "exporter:\n  timeout: 1s\n  {retry}\n  retry_max_elapsed: 1m\n  shutdown_timeout: {}s\n",
+            SHUTDOWN_TIMEOUT.as_secs()
         ),
     )
     .unwrap();
@@ -56,9 +67,7 @@ fn start_gort(dir: &Path, upstream: &str) -> Gort {
         .args(["--otlp-grpc", &format!("127.0.0.1:{grpc}")])
         .args(["--upstream", upstream])
         .args(["--telemetry", &format!("127.0.0.1:{telemetry}")]);
-    let mut proc = Proc::spawn(cmd, "[gort]");
-    proc.wait_line(Duration::from_secs(60), |l| l.contains("OTLP pipeline running"));
-    Gort { proc, grpc, telemetry }
+    (cmd, grpc, telemetry)
 }
 
 impl Gort {
@@ -252,4 +261,44 @@ fn resets_and_unresolvable_names_are_retried_without_a_busy_loop() {
         assert!(health.contains("upstream failing spans"), "{what}: {health}");
         gort.stop();
     }
+}
+
+#[test]
+fn a_retry_wait_ends_at_shutdown_and_what_was_not_delivered_is_counted() {
+    // Retry waits of 30 s or more, far past the 2 s drain at exit.
+    let dir = Scratch::new("faults-shutdown");
+    let (mut cmd, grpc, telemetry) = gort_command(
+        &dir,
+        &format!("http://127.0.0.1:{}", free_port()),
+        "retry_initial_interval: 30s\n  retry_max_interval: 30s",
+    );
+    let log = dir.join("gort.log");
+    cmd.stderr(std::fs::File::create(&log).unwrap());
+    let mut gort = Proc::spawn(cmd, "[gort]");
+    gort.wait_line(Duration::from_secs(60), |l| l.contains("OTLP pipeline running"));
+    run_otelapp("grpc", grpc, "faults-shutdown", SPANS, &[]);
+    wait_until(Duration::from_secs(10), "the spans' first retry wait", || {
+        self_metric(telemetry, "gort_exporter_retries_total", "spans") > 0
+    });
+    let accepted = self_metric(telemetry, "gort_receiver_accepted_items_total", "spans");
+    let stopped = Instant::now();
+    gort.terminate();
+    assert!(gort.wait_exit(Duration::from_secs(60)).success(), "gort did not stop cleanly");
+    let took = stopped.elapsed();
+    let log = std::fs::read_to_string(&log).unwrap();
+    // Said at once for the first drop of a signal: "dropping N spans: ...".
+    let dropped: u64 =
+        log.lines().filter_map(|l| leading_count(l.split_once("dropping ")?.1, " spans")).sum();
+    eprintln!("{accepted} spans accepted; gort stopped {took:?} after SIGTERM; {dropped} spans said dropped");
+    assert_eq!(accepted, u64::from(SPANS));
+    assert_eq!(dropped, accepted, "every span not delivered is counted as dropped:\n{log}");
+    // The drain deadline and one export attempt, not the 30 s wait.
+    assert!(took < SHUTDOWN_TIMEOUT + Duration::from_secs(3), "stopping took {took:?}");
+    assert!(!log.contains("did not stop"), "{log}");
+}
+
+/// The number `text` starts with, when `unit` follows it.
+fn leading_count(text: &str, unit: &str) -> Option<u64> {
+    let digits = text.len() - text.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    text[digits..].starts_with(unit).then(|| text[..digits].parse().ok()).flatten()
 }

@@ -225,7 +225,7 @@ impl Forwarder {
 
     /// Sends a batch until it is delivered or must be dropped; releases its
     /// items from the queue either way.
-    async fn deliver(self, batch: Batch) {
+    async fn deliver(self, batch: Batch, mut stop: tokio::sync::watch::Receiver<bool>) {
         let signal = batch.payload.signal();
         let shared = self.shared.clone();
         let counters = &shared.counters;
@@ -278,7 +278,15 @@ impl Forwarder {
                         batch.items,
                         format!("upstream: {} ({:?}); retrying in {wait:?}", status.message(), status.code()),
                     );
-                    tokio::time::sleep(wait).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        // A wait begun before shutdown ends with it: the batch
+                        // is tried once more, then kept or dropped by the
+                        // deadline, not left sleeping past it uncounted.
+                        _ = stop.wait_for(|s| *s), if !*stop.borrow() => {
+                            self.start_drain();
+                        }
+                    }
                     delay = (delay * 2).min(self.config.retry_max);
                 }
                 Err(status) => {
@@ -303,6 +311,12 @@ impl Forwarder {
         self.shared.release(&batch);
     }
 
+    /// The instant retries stop, fixed by the first to see shutdown begin:
+    /// the forwarder's loop or a delivery woken from its retry wait.
+    fn start_drain(&self) -> Instant {
+        *self.drain_deadline.get_or_init(|| Instant::now() + self.config.shutdown_timeout)
+    }
+
     /// Takes batches while the pipeline runs; after `stop`, drains what is
     /// queued until `shutdown_timeout`, then counts the rest as dropped.
     pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
@@ -323,8 +337,8 @@ impl Forwarder {
         let queue = &self.shared.queue;
         loop {
             let stopping = *stop.borrow();
-            if stopping && self.drain_deadline.get().is_none() {
-                let _ = self.drain_deadline.set(Instant::now() + self.config.shutdown_timeout);
+            if stopping {
+                self.start_drain();
             }
             let (waiting, oldest) = queue.waiting();
             let due = waiting >= self.config.batch_items
@@ -333,9 +347,9 @@ impl Forwarder {
             if due {
                 let Ok(permit) = permits.clone().acquire_owned().await else { break };
                 if let Some(batch) = queue.take(self.config.batch_items) {
-                    let me = self.clone();
+                    let (me, stop) = (self.clone(), stop.clone());
                     tokio::spawn(async move {
-                        me.deliver(batch).await;
+                        me.deliver(batch, stop).await;
                         drop(permit);
                     });
                 }
@@ -357,11 +371,12 @@ impl Forwarder {
                 _ = stop.changed() => {}
             }
         }
-        // Let deliveries in flight finish (they stop retrying at the deadline).
+        // Let deliveries in flight finish: they stop retrying at the
+        // deadline, and an attempt begun before it ends within `timeout`.
         let left =
             self.drain_deadline.get().map_or(Duration::ZERO, |d| d.saturating_duration_since(Instant::now()));
         let all = u32::try_from(CONCURRENT_REQUESTS).unwrap_or(u32::MAX);
-        let _ = tokio::time::timeout(left + Duration::from_secs(1), permits.acquire_many(all)).await;
+        let _ = tokio::time::timeout(left + self.config.timeout, permits.acquire_many(all)).await;
         // Whatever is still waiting at the deadline stays in the persistent
         // queue, or is lost: say how much.
         while let Some(batch) = queue.take(u64::MAX) {

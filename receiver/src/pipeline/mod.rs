@@ -483,6 +483,7 @@ pub struct Pipeline {
     telemetry: Option<(tokio::task::JoinHandle<()>, tokio::sync::watch::Sender<bool>)>,
     forwarder: tokio::task::JoinHandle<()>,
     shutdown_timeout: std::time::Duration,
+    export_timeout: std::time::Duration,
 }
 
 impl Pipeline {
@@ -563,6 +564,7 @@ impl Pipeline {
             telemetry,
             forwarder,
             shutdown_timeout: config.exporter.shutdown_timeout,
+            export_timeout: config.exporter.timeout,
         })
     }
 
@@ -575,9 +577,11 @@ impl Pipeline {
         for t in self.tasks {
             let _ = t.await;
         }
-        let deadline = self.shutdown_timeout;
-        if tokio::time::timeout(deadline + std::time::Duration::from_secs(1), self.forwarder).await.is_err() {
-            log::error!("forwarder did not stop within {deadline:?}");
+        // The forwarder's own bound is the drain deadline plus one export
+        // attempt; past this one it hangs.
+        let bound = self.shutdown_timeout + self.export_timeout + std::time::Duration::from_secs(1);
+        if tokio::time::timeout(bound, self.forwarder).await.is_err() {
+            log::error!("forwarder did not stop within {bound:?}");
         }
         // The last of each burst, however little of its interval passed.
         self.shared.notices.flush_all();
