@@ -416,7 +416,7 @@ impl Shared {
         }
         // Written before the client hears it was accepted: what gort
         // acknowledges survives its crash.
-        let mark = match self.storage.as_ref().map(|s| s.append(&payload)) {
+        let mark = match self.storage.as_ref().map(|s| s.append(&payload, room.bytes)) {
             None => None,
             Some(Ok(mark)) => Some(mark),
             Some(Err(e)) => {

@@ -92,8 +92,6 @@ struct State {
     segments: BTreeMap<u64, Segment>,
     disk_bytes: u64,
     next_id: u64,
-    next_seq: u64,
-    buf: Vec<u8>,
 }
 
 /// What the storage counted, for gort's own metrics.
@@ -115,6 +113,7 @@ pub struct Storage {
     segment_bytes: u64,
     sync_each_record: bool,
     state: Mutex<State>,
+    next_seq: AtomicU64,
     pub stats: Stats,
     /// Held while gort runs: two gorts appending to one log would each
     /// delete the other's records.
@@ -177,14 +176,8 @@ impl Storage {
             max_bytes: config.max_bytes,
             segment_bytes: SEGMENT_BYTES.min(config.max_bytes / 4).max(1),
             sync_each_record: config.sync_interval.is_zero(),
-            state: Mutex::new(State {
-                current: None,
-                segments,
-                disk_bytes,
-                next_id,
-                next_seq: 1,
-                buf: Vec::new(),
-            }),
+            state: Mutex::new(State { current: None, segments, disk_bytes, next_id }),
+            next_seq: AtomicU64::new(1),
             stats: Stats::default(),
             dir,
             _lock: lock,
@@ -206,12 +199,19 @@ impl Storage {
         self.max_bytes
     }
 
-    /// Writes a request to the log (and syncs it, with `sync_interval: 0s`).
-    /// On success the request may be acknowledged.
-    pub fn append(&self, payload: &Payload) -> Result<Mark, StorageError> {
-        let mut state = self.lock();
-        let body = payload.encoded_len() as usize;
+    /// Writes a request of `body_len` protobuf bytes (its `encoded_len`)
+    /// to the log, and syncs it with `sync_interval: 0s`. On success the
+    /// request may be acknowledged.
+    pub fn append(&self, payload: &Payload, body_len: u64) -> Result<Mark, StorageError> {
+        let body = usize::try_from(body_len).unwrap_or(usize::MAX);
         let size = record::size(body) as u64;
+        // Encoded and checksummed before the lock: concurrent requests
+        // share only the write. Their sequence numbers are taken in the
+        // order they start, so two of them may be written the other way round.
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let mut buf = Vec::with_capacity(record::size(body));
+        record::encode(&mut buf, seq, signal_code(payload.signal()), body, |out| encode(payload, out));
+        let mut state = self.lock();
         // One record alone always fits an empty log, as in the queue.
         if state.disk_bytes > 0 && state.disk_bytes + size > self.max_bytes {
             return Err(StorageError::Full { held: state.disk_bytes, max: self.max_bytes });
@@ -235,18 +235,12 @@ impl Storage {
             state.segments.insert(id, Segment { bytes: 0, live: 0, open: true });
             state.current = Some(Current { id, file: Arc::new(file) });
         }
-        let seq = state.next_seq;
-        state.next_seq += 1;
-        let mut buf = std::mem::take(&mut state.buf);
-        buf.clear();
-        record::encode(&mut buf, seq, signal_code(payload.signal()), body, |out| encode(payload, out));
         let Some(current) = &state.current else { unreachable!("opened above") };
         let (id, file) = (current.id, current.file.clone());
         let written = (&*file).write_all(&buf).and_then(|()| match self.sync_each_record {
             true => file.sync_data(),
             false => Ok(()),
         });
-        state.buf = buf;
         if let Err(source) = written {
             // The segment may end in part of this record: the next request
             // starts a new one, and a replay counts this one as damage.

@@ -19,6 +19,10 @@ fn spans(names: &[&str]) -> Payload {
     })
 }
 
+fn append(s: &Storage, p: &Payload) -> Result<Mark, StorageError> {
+    s.append(p, p.encoded_len())
+}
+
 fn names(p: &Payload) -> Vec<String> {
     let Payload::Traces(r) = p else { panic!("not traces") };
     r.resource_spans
@@ -62,12 +66,12 @@ fn what_was_not_done_is_replayed_in_order_and_done_records_are_gone() {
     {
         let (s, left) = Storage::open(&config(&dir, 64 << 20)).unwrap();
         assert!(left.is_empty());
-        let early = s.append(&spans(&["early"])).unwrap();
+        let early = append(&s, &spans(&["early"])).unwrap();
         s.done(&[early]);
         assert!(segments(&dir).is_empty(), "a segment all done is deleted, even the one being written");
-        let a = s.append(&spans(&["a1", "a2"])).unwrap();
-        let _b = s.append(&spans(&["b"])).unwrap();
-        let _c = s.append(&spans(&["c"])).unwrap();
+        let a = append(&s, &spans(&["a1", "a2"])).unwrap();
+        let _b = append(&s, &spans(&["b"])).unwrap();
+        let _c = append(&s, &spans(&["c"])).unwrap();
         s.done(&[a]);
         // Killed here: b and c were acknowledged and never delivered.
     }
@@ -85,15 +89,45 @@ fn what_was_not_done_is_replayed_in_order_and_done_records_are_gone() {
 }
 
 #[test]
+fn concurrent_appends_are_whole_records() {
+    let dir = tempdir("concurrent");
+    {
+        // 1 MiB bound: segments of 256 KiB, so writers also meet rotations.
+        let (s, _) = Storage::open(&config(&dir, 1 << 20)).unwrap();
+        let pad = "y".repeat(1_000);
+        std::thread::scope(|scope| {
+            for t in 0..4 {
+                let (s, pad) = (&s, &pad);
+                scope.spawn(move || {
+                    for i in 0..100 {
+                        append(s, &spans(&[&format!("{t}-{i}"), pad])).unwrap();
+                    }
+                });
+            }
+        });
+    }
+    let (s, got) = replay(&dir);
+    assert_eq!(s.stats.damaged.load(Ordering::Relaxed), 0);
+    let mut firsts: Vec<String> = got.iter().map(|names| names[0].clone()).collect();
+    assert!(got.iter().all(|names| names.len() == 2));
+    firsts.sort();
+    let mut want: Vec<String> = (0..4).flat_map(|t| (0..100).map(move |i| format!("{t}-{i}"))).collect();
+    want.sort();
+    assert_eq!(firsts, want);
+    drop(s);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn full_segments_close_and_are_deleted_once_done() {
     let dir = tempdir("segments");
     // 4 MiB bound: segments of 1 MiB; 100 KB requests.
     let (s, _) = Storage::open(&config(&dir, 4 << 20)).unwrap();
     let big = "x".repeat(100_000);
-    let marks: Vec<Mark> = (0..25).map(|_| s.append(&spans(&[&big])).unwrap()).collect();
+    let marks: Vec<Mark> = (0..25).map(|_| append(&s, &spans(&[&big])).unwrap()).collect();
     assert!(segments(&dir).len() >= 3, "{:?}", segments(&dir));
     // The bound: 40 more would pass 4 MiB.
-    let refused = (0..40).map(|_| s.append(&spans(&[&big]))).find_map(Result::err);
+    let refused = (0..40).map(|_| append(&s, &spans(&[&big]))).find_map(Result::err);
     assert!(matches!(refused, Some(StorageError::Full { .. })), "{refused:?}");
     let all = s.disk_bytes();
     s.done(&marks);
@@ -120,7 +154,7 @@ fn damaged_and_cut_records_are_counted_and_the_rest_replayed() {
     {
         let (s, _) = Storage::open(&config(&dir, 64 << 20)).unwrap();
         for n in ["one", "two", "three", "four"] {
-            s.append(&spans(&[n])).unwrap();
+            append(&s, &spans(&[n])).unwrap();
         }
     }
     let path = &segments(&dir)[0];
