@@ -134,6 +134,24 @@ fn spans_metrics_and_logs_arrive_upstream_exactly_over_grpc_and_http() {
     assert_eq!(points.iter().filter(|p| p.metric == "otelapp.requests").count(), 10);
 }
 
+#[test]
+fn a_lone_request_leaves_at_once_not_after_batch_timeout() {
+    let (dir, sink_out, sink_proc, sink_port) = sink("lone");
+    let config = dir.join("gort.yaml");
+    // A batch that waited for its timer would arrive after 30 s.
+    std::fs::write(&config, "exporter:\n  batch_timeout: 30s\n").unwrap();
+    let p = ports();
+    let gort = start_gort_to(&p, Some(&config), &format!("http://127.0.0.1:{sink_port}"));
+    let report = emit("grpc", p.grpc, "lone", 20);
+    // The SDK's exports are answered before it exits.
+    let exited = Instant::now();
+    wait_until(Duration::from_secs(10), "the spans upstream", || arrived(&sink_out, "span").len() == 20);
+    eprintln!("20 spans upstream {:?} after the service's last export was answered", exited.elapsed());
+    assert_exact_spans(&sink_out, &expected_ids(&[&report]));
+    stop(gort);
+    sink_proc.terminate();
+}
+
 fn fault_config(dir: &Path, queue_items: u64) -> PathBuf {
     let path = dir.join("gort.yaml");
     std::fs::write(

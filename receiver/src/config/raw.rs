@@ -199,9 +199,11 @@ pub struct RawExporter {
     /// Queue bound, in MiB of requests as encoded protobuf: what bounds
     /// gort's memory whatever the items' size.
     pub queue_mib: Option<u64>,
-    /// A batch is sent once it holds this many items...
+    /// A batch is sent once it holds this many items, or as soon as no
+    /// other batch is being sent...
     pub batch_items: Option<u64>,
-    /// ...or once its first item waited this long.
+    /// ...or, while others are being sent (or retried), once its first item
+    /// waited this long.
     pub batch_timeout: Option<String>,
     pub retry_initial_interval: Option<String>,
     pub retry_max_interval: Option<String>,

@@ -334,6 +334,8 @@ impl Forwarder {
             ));
         }
         let permits = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_REQUESTS));
+        // A delivery ended: what waited for it may leave now.
+        let finished = Arc::new(tokio::sync::Notify::new());
         let queue = &self.shared.queue;
         loop {
             let stopping = *stop.borrow();
@@ -341,16 +343,22 @@ impl Forwarder {
                 self.start_drain();
             }
             let (waiting, oldest) = queue.waiting();
+            // A batch leaves when it is full, when nothing is being sent
+            // (so a lone request waits for no timer, and under load a batch
+            // gathers what arrives during one send), or at `batch_timeout`
+            // while sends are slow or retried.
+            let idle = permits.available_permits() == CONCURRENT_REQUESTS;
             let due = waiting >= self.config.batch_items
                 || oldest.is_some_and(|age| age >= self.config.batch_timeout)
-                || (stopping && waiting > 0);
+                || (waiting > 0 && (idle || stopping));
             if due {
                 let Ok(permit) = permits.clone().acquire_owned().await else { break };
                 if let Some(batch) = queue.take(self.config.batch_items) {
-                    let (me, stop) = (self.clone(), stop.clone());
+                    let (me, stop, finished) = (self.clone(), stop.clone(), finished.clone());
                     tokio::spawn(async move {
                         me.deliver(batch, stop).await;
                         drop(permit);
+                        finished.notify_one();
                     });
                 }
                 continue;
@@ -368,6 +376,7 @@ impl Forwarder {
             let nap = oldest.map_or(IDLE, |age| self.config.batch_timeout.saturating_sub(age));
             tokio::select! {
                 () = queue.wait_push(nap.max(Duration::from_millis(1))) => {}
+                () = finished.notified() => {}
                 _ = stop.changed() => {}
             }
         }
