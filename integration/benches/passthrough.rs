@@ -1,7 +1,8 @@
 //! gort as an OTLP pass-through against the same real Collector configured
 //! as a pure pass-through (collector-config/relay.yaml: otlp receiver → otlp
-//! exporter, no processors), gort with its defaults and with batching off,
-//! with the same load generator and the same last
+//! exporter, no processors), gort with its defaults, with batching off and
+//! with its persistent queue (`exporter.storage`, synced each second and
+//! before each answer), with the same load generator and the same last
 //! hop, side by side in one run; and the generator straight to the last hop,
 //! which gives the latency the middle adds.
 //!
@@ -48,6 +49,10 @@ enum Middle {
     /// comes (merged only with what is already waiting), as the Collector
     /// without a batch processor does.
     GortUnbatched,
+    /// gort with the persistent queue (`exporter.storage`), synced every
+    /// second (its default) or before every answer (`sync_interval: 0s`).
+    GortStorage,
+    GortStorageSynced,
     Collector,
 }
 
@@ -57,7 +62,26 @@ impl Middle {
             Self::Direct => "direct (no middle)",
             Self::Gort => "gort (defaults)",
             Self::GortUnbatched => "gort (batch_timeout 0s)",
+            Self::GortStorage => "gort (storage, sync 1s)",
+            Self::GortStorageSynced => "gort (storage, sync 0s)",
             Self::Collector => "Collector v0.160.0",
+        }
+    }
+
+    fn is_gort(self) -> bool {
+        matches!(self, Self::Gort | Self::GortUnbatched | Self::GortStorage | Self::GortStorageSynced)
+    }
+
+    /// gort's configuration file for this middle, if not its defaults.
+    fn gort_config(self, storage: &std::path::Path) -> Option<String> {
+        let dir = storage.display();
+        match self {
+            Self::GortUnbatched => Some("exporter:\n  batch_timeout: 0s\n".to_owned()),
+            Self::GortStorage => Some(format!("exporter:\n  storage:\n    directory: {dir}\n")),
+            Self::GortStorageSynced => {
+                Some(format!("exporter:\n  storage:\n    directory: {dir}\n    sync_interval: 0s\n"))
+            }
+            _ => None,
         }
     }
 }
@@ -191,18 +215,21 @@ fn run(middle: Middle, rate: u64) -> Sample {
         .and_then(|p| p.parse().ok())
         .unwrap();
     let port = free_port();
+    // On the disk the service's would be on (here / is one ext4 disk).
+    let storage = std::env::temp_dir().join(format!("gort-passthrough-wal-{}", std::process::id()));
     let (mut gort, mut collector) = (None, None);
     let (target, pid) = match middle {
         Middle::Direct => (sink_port, None),
-        Middle::Gort | Middle::GortUnbatched => {
+        m if m.is_gort() => {
             let mut cmd = Command::new(gort_binary());
             cmd.args(["run", "--otlp", "--otlp-http", "off", "--telemetry", "off"])
                 .args(["--otlp-grpc", &format!("127.0.0.1:{port}")])
                 .args(["--upstream", &format!("http://127.0.0.1:{sink_port}")]);
-            if middle == Middle::GortUnbatched {
+            let _ = std::fs::remove_dir_all(&storage);
+            if let Some(yaml) = m.gort_config(&storage) {
                 let config =
                     std::env::temp_dir().join(format!("gort-passthrough-{}.yaml", std::process::id()));
-                std::fs::write(&config, "exporter:\n  batch_timeout: 0s\n").unwrap();
+                std::fs::write(&config, yaml).unwrap();
                 cmd.arg("--config").arg(config);
             }
             let mut g = Proc::spawn(cmd, "");
@@ -211,7 +238,7 @@ fn run(middle: Middle, rate: u64) -> Sample {
             gort = Some(g);
             (port, Some(pid))
         }
-        Middle::Collector => {
+        _ => {
             let c = start_collector(port, sink_port);
             let pid = c.id();
             collector = Some(c);
@@ -233,6 +260,7 @@ fn run(middle: Middle, rate: u64) -> Sample {
     if let Some(mut g) = gort {
         let _ = Command::new("kill").args(["-TERM", &g.pid().to_string()]).status();
         g.wait_exit(Duration::from_secs(30));
+        let _ = std::fs::remove_dir_all(&storage);
     }
     drop(collector);
     let _ = Command::new("kill").args(["-TERM", &sink.pid().to_string()]).status();
@@ -262,7 +290,14 @@ fn main() {
         .filter_map(|r| r.trim().parse().ok())
         .collect();
     let reps: usize = std::env::var("GORT_BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
-    let middles = [Middle::Direct, Middle::Gort, Middle::GortUnbatched, Middle::Collector];
+    let middles = [
+        Middle::Direct,
+        Middle::Gort,
+        Middle::GortUnbatched,
+        Middle::GortStorage,
+        Middle::GortStorageSynced,
+        Middle::Collector,
+    ];
     println!("machine: {} CPUs; {SPANS_PER_REQUEST} spans per request; medians of {reps} runs", {
         std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
     });
@@ -306,7 +341,7 @@ fn main() {
                 of(m, |s| s.p50_ms)
             );
         }
-        for g in [Middle::Gort, Middle::GortUnbatched] {
+        for g in middles.into_iter().filter(|m| m.is_gort()) {
             let ratio = |f: fn(&Sample) -> f64| of(g, f) / of(Middle::Collector, f);
             println!(
                 "{} / Collector: spans per core {:.2}x, peak RSS {:.2}x",

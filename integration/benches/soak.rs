@@ -92,7 +92,7 @@ fn main() {
     let mut lost = 0u64;
     let mut rows = Vec::new();
     println!(
-        "minute  rss_MiB  fds  lag_s  held_spans  waiting_accounts  accounts_expired  ringbuf_lost  accepted  sent  dropped"
+        "minute  rss_MiB  fds  lag_s  held_spans  waiting_accounts  accounts_expired  ringbuf_lost  accepted  stall_spans  sent  dropped"
     );
     for minute in 1..=total.as_secs() / 60 {
         let until = started + Duration::from_secs(60 * minute);
