@@ -110,7 +110,7 @@ fn a_saturated_host_keeps_gorts_lag_bounded_and_its_reports_on_time() {
     eprintln!(
         "{seconds} s with {HOGS} CPU hogs beside the loaded service: {done}; gort's lag (oldest undelivered request) \
          at most {lag_max:.2} s; age of a request's oldest span at the upstream p99 {age_p99:.2} s, max {age_max:.2} s \
-         (the SDK's and gort's 200 ms batching included); reports: latest {:.3} s after due, {} late, {} skipped; \
+         (the SDK's batching included); reports: latest {:.3} s after due, {} late, {} skipped; \
          spans accepted {accepted} (and {children} child spans of gort's), sent {sent}, dropped {dropped}; the sink counted {}",
         late.0, late.1, late.2, counted["spans"]
     );
