@@ -313,8 +313,8 @@ impl Forwarder {
 
     /// The instant retries stop, fixed by the first to see shutdown begin:
     /// the forwarder's loop or a delivery woken from its retry wait.
-    fn start_drain(&self) -> Instant {
-        *self.drain_deadline.get_or_init(|| Instant::now() + self.config.shutdown_timeout)
+    fn start_drain(&self) {
+        self.drain_deadline.get_or_init(|| Instant::now() + self.config.shutdown_timeout);
     }
 
     /// Takes batches while the pipeline runs; after `stop`, drains what is

@@ -204,18 +204,20 @@ impl Storage {
     /// request may be acknowledged.
     pub fn append(&self, payload: &Payload, body_len: u64) -> Result<Mark, StorageError> {
         let body = usize::try_from(body_len).unwrap_or(usize::MAX);
-        let size = record::size(body) as u64;
-        // Encoded and checksummed before the lock: concurrent requests
+        let record_len = record::size(body);
+        let size = record_len as u64;
+        // A full log refuses before any encoding: while it stays full, every
+        // request is refused, and that is when gort has least CPU to spare.
+        self.check_room(&self.lock(), size)?;
+        // Encoded and checksummed outside the lock: concurrent requests
         // share only the write. Their sequence numbers are taken in the
         // order they start, so two of them may be written the other way round.
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let mut buf = Vec::with_capacity(record::size(body));
+        let mut buf = Vec::with_capacity(record_len);
         record::encode(&mut buf, seq, signal_code(payload.signal()), body, |out| encode(payload, out));
         let mut state = self.lock();
-        // One record alone always fits an empty log, as in the queue.
-        if state.disk_bytes > 0 && state.disk_bytes + size > self.max_bytes {
-            return Err(StorageError::Full { held: state.disk_bytes, max: self.max_bytes });
-        }
+        // Again: another request may have taken the room meanwhile.
+        self.check_room(&state, size)?;
         let full = state
             .current
             .as_ref()
@@ -253,6 +255,14 @@ impl Storage {
             s.live += 1;
         }
         Ok(Mark(id))
+    }
+
+    /// One record alone always fits an empty log, as in the queue.
+    fn check_room(&self, state: &State, size: u64) -> Result<(), StorageError> {
+        match state.disk_bytes > 0 && state.disk_bytes + size > self.max_bytes {
+            true => Err(StorageError::Full { held: state.disk_bytes, max: self.max_bytes }),
+            false => Ok(()),
+        }
     }
 
     fn write_failed(&self, path: PathBuf, source: std::io::Error) -> StorageError {
