@@ -441,6 +441,13 @@ pub fn wait_for_port(port: u16, timeout: Duration) {
 }
 
 /// The last metric named `name` in OTLP/JSON metrics request lines.
+/// The number `text` starts with, and what follows it: for counts read
+/// back from gort's log lines.
+pub fn leading_number(text: &str) -> Option<(u64, &str)> {
+    let digits = text.len() - text.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    Some((text[..digits].parse().ok()?, &text[digits..]))
+}
+
 pub fn last_metric<'a>(requests: &'a [serde_json::Value], name: &str) -> Option<&'a serde_json::Value> {
     requests
         .iter()

@@ -21,7 +21,7 @@ use std::{
 };
 
 use gort_integration::{
-    DelayProxy, Proc, free_port, gort_binary, peak_rss_mb, rss_kib,
+    DelayProxy, Proc, free_port, gort_binary, leading_number, peak_rss_mb, rss_kib,
     scratch::Scratch,
     selfmetrics::{gauge, self_metric, wait_until},
     start_sink_with,
@@ -170,8 +170,7 @@ fn overload_keeps_memory_bounded_refusals_retryable_and_the_books_exact() {
     // "refused a request of N spans: ..." once, then "requests refused for
     // want of room (spans): TIMES in the last 10s, ITEMS spans; ...".
     let (mut lines, mut logged_times, mut logged_items) = (0, 0, 0);
-    let leading =
-        |text: &str| -> u64 { text.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap() };
+    let leading = |text: &str| leading_number(text).unwrap().0;
     for line in std::fs::read_to_string(&log).unwrap().lines() {
         // A summary quotes the last refusal's line: it is looked for first.
         if let Some((_, rest)) = line.split_once("requests refused for want of room (spans): ") {

@@ -22,7 +22,7 @@ use std::{
 };
 
 use gort_integration::{
-    Proc, cpu_seconds, free_port, gort_binary, http_request, run_otelapp,
+    Proc, cpu_seconds, free_port, gort_binary, http_request, leading_number, run_otelapp,
     scratch::Scratch,
     selfmetrics::{self_metric, signal_gauge, wait_until},
     sink, start_sink_with,
@@ -287,18 +287,18 @@ fn a_retry_wait_ends_at_shutdown_and_what_was_not_delivered_is_counted() {
     let took = stopped.elapsed();
     let log = std::fs::read_to_string(&log).unwrap();
     // Said at once for the first drop of a signal: "dropping N spans: ...".
-    let dropped: u64 =
-        log.lines().filter_map(|l| leading_count(l.split_once("dropping ")?.1, " spans")).sum();
+    let dropped: u64 = log
+        .lines()
+        .filter_map(|l| {
+            leading_number(l.split_once("dropping ")?.1)
+                .filter(|(_, unit)| unit.starts_with(" spans"))
+                .map(|(n, _)| n)
+        })
+        .sum();
     eprintln!("{accepted} spans accepted; gort stopped {took:?} after SIGTERM; {dropped} spans said dropped");
     assert_eq!(accepted, u64::from(SPANS));
     assert_eq!(dropped, accepted, "every span not delivered is counted as dropped:\n{log}");
     // The drain deadline and one export attempt, not the 30 s wait.
     assert!(took < SHUTDOWN_TIMEOUT + Duration::from_secs(3), "stopping took {took:?}");
     assert!(!log.contains("did not stop"), "{log}");
-}
-
-/// The number `text` starts with, when `unit` follows it.
-fn leading_count(text: &str, unit: &str) -> Option<u64> {
-    let digits = text.len() - text.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-    text[digits..].starts_with(unit).then(|| text[..digits].parse().ok()).flatten()
 }

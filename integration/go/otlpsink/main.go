@@ -180,11 +180,6 @@ func main() {
 		}
 		return
 	}
-	f, err := os.Create(*out)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -200,6 +195,12 @@ func main() {
 		fmt.Printf("{\"event\":\"ready\",\"addr\":%q}\n", ln.Addr().String())
 		count(srv, func() { srv.Serve(ln) })
 		return
+	}
+	// Only a sink that writes creates its file: -count leaves nothing behind.
+	f, err := os.Create(*out)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	s := &sink{enc: json.NewEncoder(f), f: f}
 	coltrace.RegisterTraceServiceServer(srv, s)
