@@ -28,9 +28,11 @@ pub(crate) fn atomic_add(slot: *mut u64, value: u64) {
 #[inline(always)]
 pub(crate) fn add_per_cpu(map: &PerCpuArray<u64>, index: u32, value: u64) {
     if let Some(slot) = map.get_ptr_mut(index) {
-        // SAFETY: a per-CPU slot is only touched by the program running on this
-        // CPU, and BPF programs are not preempted mid-run on their CPU.
-        unsafe { *slot += value };
+        // Atomic even on this CPU's own slot: a uprobe program runs with
+        // migration disabled, not preemption, so on a preemptible kernel
+        // (preempt=full or lazy) another task's program can run on this CPU
+        // between a plain load and store, and one of the two adds is lost.
+        atomic_add(slot, value);
     }
 }
 
