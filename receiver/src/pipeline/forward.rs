@@ -14,13 +14,12 @@ use std::{
 };
 
 use gort_proto::{
-    logs_service::logs_service_client::LogsServiceClient,
-    metrics_service::metrics_service_client::MetricsServiceClient,
-    profiles_service::{ExportProfilesServiceRequest, profiles_service_client::ProfilesServiceClient},
-    trace_service::trace_service_client::TraceServiceClient,
+    logs_service::ExportLogsServiceResponse, metrics_service::ExportMetricsServiceResponse,
+    profiles_service::ExportProfilesServiceResponse, trace_service::ExportTraceServiceResponse,
 };
 use tonic::{
-    Code, Status,
+    Code, GrpcMethod, Status,
+    client::Grpc,
     codec::CompressionEncoding,
     metadata::{MetadataKey, MetadataValue},
     service::interceptor::InterceptedService,
@@ -28,7 +27,12 @@ use tonic::{
 };
 use tonic_types::StatusExt;
 
-use super::{Payload, PipelineError, Shared, notices::Kind, queue::Batch};
+use super::{
+    PipelineError, Shared, Signal,
+    encoded::{Encoded, PreEncoded, Rejected},
+    notices::Kind,
+    queue::Batch,
+};
 use crate::config::{ExporterConfig, Tls};
 
 /// Batches sent at once: enough to hide the upstream's latency.
@@ -50,13 +54,11 @@ impl tonic::service::Interceptor for AddHeaders {
 
 type Svc = InterceptedService<Channel, AddHeaders>;
 
-/// The four clients over one channel; replaced whole when TLS files change.
+/// One gRPC client over one channel for the four signals (their requests
+/// go out already encoded); replaced whole when TLS files change.
 #[derive(Clone)]
 struct Clients {
-    traces: TraceServiceClient<Svc>,
-    metrics: MetricsServiceClient<Svc>,
-    logs: LogsServiceClient<Svc>,
-    profiles: ProfilesServiceClient<Svc>,
+    grpc: Grpc<Svc>,
 }
 
 #[derive(Clone)]
@@ -153,24 +155,12 @@ impl Clients {
         let headers: Headers =
             config.headers.iter().filter_map(|(k, v)| Some((k.parse().ok()?, v.parse().ok()?))).collect();
         let svc = InterceptedService::new(channel, AddHeaders(Arc::new(headers)));
-        let (mut traces, mut metrics, mut logs, mut profiles) = (
-            TraceServiceClient::new(svc.clone()),
-            MetricsServiceClient::new(svc.clone()),
-            LogsServiceClient::new(svc.clone()),
-            ProfilesServiceClient::new(svc),
-        );
         // grpc-go answers in the encoding of the request: accept it always.
-        traces = traces.accept_compressed(CompressionEncoding::Gzip);
-        metrics = metrics.accept_compressed(CompressionEncoding::Gzip);
-        logs = logs.accept_compressed(CompressionEncoding::Gzip);
-        profiles = profiles.accept_compressed(CompressionEncoding::Gzip);
+        let mut grpc = Grpc::new(svc).accept_compressed(CompressionEncoding::Gzip);
         if config.gzip {
-            traces = traces.send_compressed(CompressionEncoding::Gzip);
-            metrics = metrics.send_compressed(CompressionEncoding::Gzip);
-            logs = logs.send_compressed(CompressionEncoding::Gzip);
-            profiles = profiles.send_compressed(CompressionEncoding::Gzip);
+            grpc = grpc.send_compressed(CompressionEncoding::Gzip);
         }
-        Ok(Self { traces, metrics, logs, profiles })
+        Ok(Self { grpc })
     }
 }
 
@@ -196,43 +186,40 @@ impl Forwarder {
 
     /// Sends one request; on success, the items the upstream rejected
     /// (partial success) and its message.
-    async fn export(&self, payload: &Payload) -> Result<(u64, String), Status> {
-        let Clients { mut traces, mut metrics, mut logs, mut profiles } = self.clients();
-        Ok(match payload {
-            Payload::Traces(r) => {
-                let p = traces.export(r.clone()).await?.into_inner().partial_success.unwrap_or_default();
-                (u64::try_from(p.rejected_spans).unwrap_or(0), p.error_message)
-            }
-            Payload::Metrics(r) => {
-                let p = metrics.export(r.clone()).await?.into_inner().partial_success.unwrap_or_default();
-                (u64::try_from(p.rejected_data_points).unwrap_or(0), p.error_message)
-            }
-            Payload::Logs(r) => {
-                let p = logs.export(r.clone()).await?.into_inner().partial_success.unwrap_or_default();
-                (u64::try_from(p.rejected_log_records).unwrap_or(0), p.error_message)
-            }
-            Payload::Profiles(r) => {
-                let p = profiles
-                    .export(ExportProfilesServiceRequest::clone(r))
-                    .await?
-                    .into_inner()
-                    .partial_success
-                    .unwrap_or_default();
-                (u64::try_from(p.rejected_profiles).unwrap_or(0), p.error_message)
-            }
-        })
+    async fn export(&self, request: &Encoded) -> Result<(u64, String), Status> {
+        match request.signal {
+            Signal::Traces => self.send::<ExportTraceServiceResponse>(request).await,
+            Signal::Metrics => self.send::<ExportMetricsServiceResponse>(request).await,
+            Signal::Logs => self.send::<ExportLogsServiceResponse>(request).await,
+            Signal::Profiles => self.send::<ExportProfilesServiceResponse>(request).await,
+        }
+    }
+
+    async fn send<R: Rejected>(&self, request: &Encoded) -> Result<(u64, String), Status> {
+        let Clients { mut grpc } = self.clients();
+        grpc.ready().await.map_err(|e| Status::unavailable(format!("upstream not ready: {e}")))?;
+        let (service, path) = request.method();
+        // A clone of the bytes is a reference count: a retry sends them again.
+        let mut req = tonic::Request::new(request.body.clone());
+        req.extensions_mut().insert(GrpcMethod::new(service, "Export"));
+        let answer =
+            grpc.unary(req, http::uri::PathAndQuery::from_static(path), PreEncoded::<R>::default()).await?;
+        Ok(answer.into_inner().rejected())
     }
 
     /// Sends a batch until it is delivered or must be dropped; releases its
     /// items from the queue either way.
-    async fn deliver(self, batch: Batch, mut stop: tokio::sync::watch::Receiver<bool>) {
+    async fn deliver(self, mut batch: Batch, mut stop: tokio::sync::watch::Receiver<bool>) {
         let signal = batch.payload.signal();
+        // Encoded once, and the decoded batch freed: every attempt sends
+        // these bytes.
+        let request = Encoded::new(&batch.take_payload());
         let shared = self.shared.clone();
         let counters = &shared.counters;
         let started = Instant::now();
         let mut delay = self.config.retry_initial;
         loop {
-            match self.export(&batch.payload).await {
+            match self.export(&request).await {
                 Ok((rejected, message)) => {
                     shared.upstream.succeeded(signal);
                     counters.sent(signal, batch.items);

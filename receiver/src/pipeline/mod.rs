@@ -17,6 +17,7 @@
 //! deadline leaves stays in the log rather than being dropped.
 
 pub mod auth;
+pub mod encoded;
 pub mod forward;
 pub mod grpc;
 pub mod http;
@@ -118,6 +119,16 @@ pub enum Payload {
 }
 
 impl Payload {
+    /// A request of `signal` with nothing in it.
+    pub fn empty(signal: Signal) -> Self {
+        match signal {
+            Signal::Traces => Self::Traces(ExportTraceServiceRequest::default()),
+            Signal::Metrics => Self::Metrics(ExportMetricsServiceRequest::default()),
+            Signal::Logs => Self::Logs(ExportLogsServiceRequest::default()),
+            Signal::Profiles => Self::Profiles(Box::default()),
+        }
+    }
+
     pub fn signal(&self) -> Signal {
         match self {
             Self::Traces(_) => Signal::Traces,

@@ -65,6 +65,15 @@ pub struct Batch {
     token: u64,
 }
 
+impl Batch {
+    /// The batch's requests, leaving an empty one of the same signal: what
+    /// is sent no longer needs them, and the books need only the counts.
+    pub fn take_payload(&mut self) -> Payload {
+        let signal = self.payload.signal();
+        std::mem::replace(&mut self.payload, Payload::empty(signal))
+    }
+}
+
 impl Queue {
     pub fn new(capacity: Room) -> Self {
         Self {
