@@ -165,3 +165,48 @@ fn unprivileged_gort_attaches_reads_memory_and_exports() {
     assert!(metrics.contains("go.memory.used"), "the runtime's statistics were not read");
     assert!(metrics.contains("go.schedule.duration"), "the probes' histograms did not arrive");
 }
+
+/// `--probes none` puts nothing into the kernel: as `nobody` with
+/// CAP_SYS_PTRACE alone, gort reads the root-owned service's memory and
+/// exports the runtime's own statistics; without it, one sentence names it.
+#[test]
+fn without_probes_ptrace_alone_is_enough() {
+    if !require_root("without_probes_ptrace_alone_is_enough") {
+        return;
+    }
+    let dir = scratch("no-probes");
+    let mut svc = service();
+    let _ = svc.listen_addr();
+    let out_path = dir.join("export.jsonl");
+    let args: Vec<String> = [
+        "run",
+        "--pid",
+        &svc.pid().to_string(),
+        "--probes",
+        "none",
+        "--for",
+        "2s",
+        "--interval",
+        "500ms",
+        "--otlp-json",
+        out_path.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let out = as_nobody(dir.path(), &["sys_ptrace"], &args).stdin(Stdio::null()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("sys_ptrace alone: exit {:?}, stderr {stderr:?}", out.status.code());
+    assert!(out.status.success(), "gort --probes none failed with CAP_SYS_PTRACE alone: {stderr}");
+    assert!(!stderr.contains("WARN"), "gort ran degraded: {stderr}");
+    let exported = std::fs::read_to_string(&out_path).unwrap();
+    assert!(exported.contains("go.memory.used"), "the runtime's statistics were not exported");
+    assert!(!exported.contains("gort.probe.hits"), "probe figures exported without probes");
+
+    let out = as_nobody(dir.path(), &[], &args).stdin(Stdio::null()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("no capability: exit {:?}, stderr {stderr:?}", out.status.code());
+    assert!(!out.status.success(), "gort read a root process's memory with no capability");
+    assert_names(&stderr, "CAP_SYS_PTRACE");
+    drop(svc);
+}

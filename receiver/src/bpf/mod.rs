@@ -49,6 +49,8 @@ pub enum BpfError {
     Stats(#[source] aya::sys::SyscallError),
     #[error("cannot read gort's own pid namespace (/proc/self/ns/pid): {0}")]
     PidNamespace(#[source] std::io::Error),
+    #[error("no probes are loaded (run.probes: none), so {0} cannot be attached")]
+    NotLoaded(&'static str),
 }
 
 /// The inode of the initial pid namespace (the kernel's PROC_PID_INIT_INO).
@@ -178,15 +180,21 @@ fn object() -> Result<&'static [u8], BpfError> {
     Err(BpfError::NotEmbedded)
 }
 
-/// Loaded probes. Dropping it detaches everything.
+/// The probes, loaded into the kernel, or none at all (`run.probes:
+/// none`, which needs no BPF privilege): then every read answers as for
+/// probes that never ran. Dropping it detaches everything.
 pub struct Probes {
+    loaded: Option<Loaded>,
+    slots: TargetSlots,
+    /// gort's pid namespace, as `pid_namespace` gives it.
+    pidns: (u64, u64),
+}
+
+struct Loaded {
     ebpf: Ebpf,
     /// Taken out of `ebpf` once: constructing it maps the buffer's pages.
     events: RingBuf<MapData>,
     span_events: RingBuf<MapData>,
-    slots: TargetSlots,
-    /// gort's pid namespace, as `pid_namespace` gives it.
-    pidns: (u64, u64),
 }
 
 /// A record of the span ring buffer.
@@ -281,7 +289,20 @@ impl Probes {
         let ns = std::fs::metadata("/proc/self/ns/pid").map_err(BpfError::PidNamespace)?;
         let pidns =
             pid_namespace(std::os::unix::fs::MetadataExt::dev(&ns), std::os::unix::fs::MetadataExt::ino(&ns));
-        Ok(Self { ebpf, events, span_events, slots: TargetSlots::default(), pidns })
+        Ok(Self { loaded: Some(Loaded { ebpf, events, span_events }), slots: TargetSlots::default(), pidns })
+    }
+
+    /// No probes: nothing goes into the kernel.
+    pub fn none() -> Self {
+        Self { loaded: None, slots: TargetSlots::default(), pidns: (0, 0) }
+    }
+
+    fn ebpf(&self) -> Result<&Ebpf, BpfError> {
+        self.loaded.as_ref().map(|l| &l.ebpf).ok_or(BpfError::NotLoaded("a map"))
+    }
+
+    fn ebpf_mut(&mut self) -> Result<&mut Ebpf, BpfError> {
+        self.loaded.as_mut().map(|l| &mut l.ebpf).ok_or(BpfError::NotLoaded("a map"))
     }
 
     /// Tells the probes about a target process before attaching to it (and
@@ -289,6 +310,9 @@ impl Probes {
     /// target tables until removed.
     pub fn add_target(&mut self, pid: u32, config: TargetConfig) -> Result<(), BpfError> {
         let (slot, new) = self.slots.take(pid).ok_or(BpfError::TooManyTargets(pid))?;
+        if self.loaded.is_none() {
+            return Ok(());
+        }
         if new {
             // The books of the slot's previous process are not this one's.
             let map = names::MAP_TARGET_GC;
@@ -308,6 +332,9 @@ impl Probes {
     /// (run-time addresses). Returns how many fitted: the map is shared by
     /// every target, and what does not fit is counted as the application's.
     pub fn add_runtime_entries(&mut self, pid: u32, entries: &[u64]) -> Result<usize, BpfError> {
+        if self.loaded.is_none() {
+            return Ok(0);
+        }
         let map = names::MAP_RUNTIME_ENTRIES;
         let mut table: HashMap<_, EntryKeyPod, u8> = self.map_mut(map)?;
         let mut added = 0;
@@ -324,7 +351,11 @@ impl Probes {
     /// Forgets a target: its per-goroutine entries and its configuration.
     pub fn remove_target(&mut self, pid: u32) -> Result<(), BpfError> {
         // Already gone is fine: removal is idempotent.
-        if let Some(slot) = self.slots.free(pid) {
+        let slot = self.slots.free(pid);
+        if self.loaded.is_none() {
+            return Ok(());
+        }
+        if let Some(slot) = slot {
             let map = names::MAP_TARGETS;
             self.array_mut::<TargetSlotPod>(map)?
                 .set(slot, &TargetSlotPod(TargetSlot::default()), 0)
@@ -353,6 +384,9 @@ impl Probes {
 
     /// How many entries the per-process maps hold now.
     pub fn map_entries(&mut self) -> Result<MapEntries, BpfError> {
+        if self.loaded.is_none() {
+            return Ok(MapEntries::default());
+        }
         let map = names::MAP_TARGETS;
         let slots = self.array::<TargetSlotPod>(map)?;
         let targets = (0..MAX_TARGETS).filter(|i| slots.get(i, 0).is_ok_and(|s| s.0.tgid != 0)).count();
@@ -398,7 +432,9 @@ impl Probes {
                 location: UProbeAttachLocation::AbsoluteOffset(offset),
                 cookie: Some(u64::from(slot)),
             }];
-            match uprobe(&mut self.ebpf, program)?.attach(location, exe, scope) {
+            match uprobe(self.ebpf_mut().map_err(|_| BpfError::NotLoaded(program))?, program)?
+                .attach(location, exe, scope)
+            {
                 Ok(link) => attachment.links.push(link),
                 Err(source) => {
                     let _ = self.detach(attachment);
@@ -411,7 +447,10 @@ impl Probes {
 
     pub fn detach(&mut self, attachment: Attachment) -> Result<(), BpfError> {
         let Attachment { program, links } = attachment;
-        let probe = uprobe(&mut self.ebpf, program)?;
+        if links.is_empty() {
+            return Ok(());
+        }
+        let probe = uprobe(self.ebpf_mut()?, program)?;
         for link in links {
             probe.detach(link).map_err(|source| BpfError::Program { program, source })?;
         }
@@ -419,11 +458,14 @@ impl Probes {
     }
 
     fn per_cpu_array(&self, map: &'static str) -> Result<PerCpuArray<&MapData, u64>, BpfError> {
-        PerCpuArray::try_from(self.ebpf.map(map).ok_or(BpfError::Missing { kind: "map", name: map })?)
+        PerCpuArray::try_from(self.ebpf()?.map(map).ok_or(BpfError::Missing { kind: "map", name: map })?)
             .map_err(|source| BpfError::Map { map, source })
     }
 
     fn per_cpu_sum(&self, map: &'static str, index: u32) -> Result<u64, BpfError> {
+        if self.loaded.is_none() {
+            return Ok(0);
+        }
         let values =
             self.per_cpu_array(map)?.get(&index, 0).map_err(|source| BpfError::Map { map, source })?;
         Ok(values.iter().sum())
@@ -433,7 +475,7 @@ impl Probes {
     /// The kernel's run-time statistics of `program` (zero unless
     /// `BpfStats` is held).
     pub fn program_stats(&self, program: &'static str) -> Result<ProgramStats, BpfError> {
-        let p = self.ebpf.program(program).ok_or(BpfError::Missing { kind: "program", name: program })?;
+        let p = self.ebpf()?.program(program).ok_or(BpfError::Missing { kind: "program", name: program })?;
         let info = p.info().map_err(|source| BpfError::Program { program, source })?;
         let run_ns = u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX);
         Ok(ProgramStats { run_ns, runs: info.run_count() })
@@ -460,6 +502,9 @@ impl Probes {
 
     /// The SLOTS values of the histogram starting at `base`.
     pub fn histogram_at(&self, base: u32) -> Result<Vec<u64>, BpfError> {
+        if self.loaded.is_none() {
+            return Ok(vec![0; time_hist::SLOTS as usize]);
+        }
         let map = names::MAP_HISTOGRAMS;
         let array = self.per_cpu_array(map)?;
         (base..base + time_hist::SLOTS)
@@ -470,20 +515,25 @@ impl Probes {
     /// Takes the notable events waiting in the ring buffer (at most `max`,
     /// so one drain cannot stall the loop); undecodable records are counted.
     pub fn drain_events(&mut self, max: usize) -> (Vec<Event>, u64) {
-        drain(&mut self.events, max, decode_event)
+        self.loaded.as_mut().map_or_else(Default::default, |l| drain(&mut l.events, max, decode_event))
     }
 
     /// Takes the span records waiting (at most `max`); undecodable ones are
     /// counted.
     pub fn drain_span_records(&mut self, max: usize) -> (Vec<SpanRecord>, u64) {
-        drain(&mut self.span_events, max, decode_span_record)
+        self.loaded
+            .as_mut()
+            .map_or_else(Default::default, |l| drain(&mut l.span_events, max, decode_span_record))
     }
 
     /// Goroutine ids the probes saw in `pid`, with how often each was seen.
     pub fn goroutines_seen(&self, pid: u32) -> Result<Vec<(u64, u64)>, BpfError> {
+        if self.loaded.is_none() {
+            return Ok(Vec::new());
+        }
         let map = names::MAP_GOIDS_SEEN;
         let goids: HashMap<&MapData, GoroutineKeyPod, u64> =
-            HashMap::try_from(self.ebpf.map(map).ok_or(BpfError::Missing { kind: "map", name: map })?)
+            HashMap::try_from(self.ebpf()?.map(map).ok_or(BpfError::Missing { kind: "map", name: map })?)
                 .map_err(|source| BpfError::Map { map, source })?;
         let mut seen: Vec<(u64, u64)> = goids
             .iter()
@@ -502,6 +552,9 @@ impl Probes {
     /// longer match). Up to two reads of the goroutine table and one of the
     /// span table per goroutine, each a syscall; the target is not touched.
     pub fn active_spans(&self, pid: u32, gs: &[u64]) -> Result<Vec<Option<ActiveSpanIds>>, BpfError> {
+        if self.loaded.is_none() {
+            return Ok(vec![None; gs.len()]);
+        }
         let (gstate_map, spans_map) = (names::MAP_GSTATE, names::MAP_SPANS);
         let gstate = self.array::<GoroutineSlotPod>(gstate_map)?;
         let spans = self.array::<SpanAccountPod>(spans_map)?;
@@ -531,12 +584,12 @@ impl Probes {
     }
 
     fn array<V: Pod>(&self, map: &'static str) -> Result<Array<&MapData, V>, BpfError> {
-        Array::try_from(self.ebpf.map(map).ok_or(BpfError::Missing { kind: "map", name: map })?)
+        Array::try_from(self.ebpf()?.map(map).ok_or(BpfError::Missing { kind: "map", name: map })?)
             .map_err(|source| BpfError::Map { map, source })
     }
 
     fn array_mut<V: Pod>(&mut self, map: &'static str) -> Result<Array<&mut MapData, V>, BpfError> {
-        Array::try_from(self.ebpf.map_mut(map).ok_or(BpfError::Missing { kind: "map", name: map })?)
+        Array::try_from(self.ebpf_mut()?.map_mut(map).ok_or(BpfError::Missing { kind: "map", name: map })?)
             .map_err(|source| BpfError::Map { map, source })
     }
 
@@ -544,7 +597,7 @@ impl Probes {
         &mut self,
         map: &'static str,
     ) -> Result<HashMap<&mut MapData, K, V>, BpfError> {
-        HashMap::try_from(self.ebpf.map_mut(map).ok_or(BpfError::Missing { kind: "map", name: map })?)
+        HashMap::try_from(self.ebpf_mut()?.map_mut(map).ok_or(BpfError::Missing { kind: "map", name: map })?)
             .map_err(|source| BpfError::Map { map, source })
     }
 }

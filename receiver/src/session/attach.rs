@@ -163,7 +163,7 @@ impl Session {
         let _ = probes.drain_events(usize::MAX);
         let map_entries_at_attach = probes.map_entries()?;
         probes.add_target(process.pid, config)?;
-        if let Some(entries) = &runtime_entries {
+        if let Some(entries) = runtime_entries.as_ref().filter(|_| options.probes) {
             let added = probes.add_runtime_entries(process.pid, entries)?;
             if added < entries.len() {
                 log::warn!(

@@ -225,10 +225,17 @@ fn late_report(session: &Session, interval: Duration, due: cadence::Due) {
 /// Runs until the deadline, Ctrl-C, or (for a pid) the target's exit.
 pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
     let mut signals = StopSignals::install()?;
-    crate::privileges::check_probes_load(crate::privileges::Capabilities::of_self())?;
-    let mut probes = Probes::load()?;
+    // Without probes nothing goes into the kernel: reading the target's
+    // memory needs CAP_SYS_PTRACE alone.
+    let mut probes = match options.probes {
+        true => {
+            crate::privileges::check_probes_load(crate::privileges::Capabilities::of_self())?;
+            Probes::load()?
+        }
+        false => Probes::none(),
+    };
     // Held for the whole run: the statistics are on while it lives.
-    let _stats = options.bpf_stats.then(crate::bpf::BpfStats::enable).transpose()?;
+    let _stats = (options.bpf_stats && options.probes).then(crate::bpf::BpfStats::enable).transpose()?;
     let mut outputs = Outputs::open(&options)?;
     let started = Instant::now();
     let deadline = options.duration.map(|d| started + d);
