@@ -65,32 +65,23 @@ pub trait Rejected: Message + Default + Send + 'static {
     fn rejected(self) -> (u64, String);
 }
 
-impl Rejected for ExportTraceServiceResponse {
-    fn rejected(self) -> (u64, String) {
-        let p = self.partial_success.unwrap_or_default();
-        (u64::try_from(p.rejected_spans).unwrap_or(0), p.error_message)
-    }
+/// Each answer names its rejected items its own way.
+macro_rules! rejected {
+    ($($answer:ty => $field:ident),* $(,)?) => {$(
+        impl Rejected for $answer {
+            fn rejected(self) -> (u64, String) {
+                let p = self.partial_success.unwrap_or_default();
+                (u64::try_from(p.$field).unwrap_or(0), p.error_message)
+            }
+        }
+    )*};
 }
 
-impl Rejected for ExportMetricsServiceResponse {
-    fn rejected(self) -> (u64, String) {
-        let p = self.partial_success.unwrap_or_default();
-        (u64::try_from(p.rejected_data_points).unwrap_or(0), p.error_message)
-    }
-}
-
-impl Rejected for ExportLogsServiceResponse {
-    fn rejected(self) -> (u64, String) {
-        let p = self.partial_success.unwrap_or_default();
-        (u64::try_from(p.rejected_log_records).unwrap_or(0), p.error_message)
-    }
-}
-
-impl Rejected for ExportProfilesServiceResponse {
-    fn rejected(self) -> (u64, String) {
-        let p = self.partial_success.unwrap_or_default();
-        (u64::try_from(p.rejected_profiles).unwrap_or(0), p.error_message)
-    }
+rejected! {
+    ExportTraceServiceResponse => rejected_spans,
+    ExportMetricsServiceResponse => rejected_data_points,
+    ExportLogsServiceResponse => rejected_log_records,
+    ExportProfilesServiceResponse => rejected_profiles,
 }
 
 /// Sends bytes already encoded; decodes the answer as `R`.
