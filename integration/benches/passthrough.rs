@@ -14,8 +14,16 @@
 //! CPU-second (spans/s per core), p50/p99 end-to-end delay and what the
 //! middle adds to the direct p99, and the middle's peak RSS. No root.
 //!
+//! Then a saturation run, where the middle is the bottleneck: the middle
+//! pinned to one CPU, the generator and the last hop to the other, and the
+//! generator offering far more than any middle takes (up to MAX_IN_FLIGHT
+//! requests outstanding), each request the same bytes encoded once so the
+//! generator's own cost stays small. It prints what each middle delivered per second
+//! and per CPU-second; latencies are the queue's there, so none are printed.
+//!
 //! `cargo bench -p gort-integration --bench passthrough`
-//! (GORT_BENCH_RATES, spans/s, default "10000,40000"; GORT_BENCH_REPS, default 2)
+//! (GORT_BENCH_RATES, spans/s, default "10000,40000"; GORT_BENCH_REPS,
+//! default 2; GORT_BENCH_SATURATE=0 skips the saturation run)
 
 use std::{
     process::Command,
@@ -26,13 +34,24 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+use gort::pipeline::{
+    Payload,
+    encoded::{Encoded, PreEncoded},
+};
 use gort_integration::{Proc, cpu_seconds, free_port, go_program, gort_binary, peak_rss_mb, start_collector};
 use gort_proto::{
     common::InstrumentationScope,
     kv_int, kv_str,
     resource::Resource,
     trace::{ResourceSpans, ScopeSpans, Span, span::SpanKind},
-    trace_service::{ExportTraceServiceRequest, trace_service_client::TraceServiceClient},
+    trace_service::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse, trace_service_client::TraceServiceClient,
+    },
+};
+use tonic::{
+    client::Grpc,
+    codegen::{Bytes, http::uri::PathAndQuery},
+    transport::Channel,
 };
 
 const SPANS_PER_REQUEST: usize = 500;
@@ -40,6 +59,8 @@ const WARMUP: Duration = Duration::from_secs(2);
 const MEASURE: Duration = Duration::from_secs(10);
 /// Requests the generator lets be outstanding before it counts itself late.
 const MAX_IN_FLIGHT: u64 = 256;
+/// What the saturation run offers: more than any middle here takes on one CPU.
+const SATURATING_RATE: u64 = 400_000;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Middle {
@@ -97,6 +118,8 @@ struct Sample {
     rss_mb: f64,
     /// Requests the middle failed, or the generator could not send in time.
     refused: u64,
+    /// Requests the middle refused or failed.
+    failed: u64,
 }
 
 /// One export request shaped like a busy HTTP service's: 500 server spans
@@ -147,23 +170,40 @@ fn stamped(template: &ExportTraceServiceRequest, start_ns: u64) -> ExportTraceSe
     r
 }
 
+/// What the generator sent and what was acknowledged.
+struct Sent {
+    /// Spans acknowledged of those sent in the measured part.
+    measured: u64,
+    /// Spans acknowledged, the warm-up's included: all must arrive.
+    acknowledged: u64,
+    /// Requests not sent (the generator at MAX_IN_FLIGHT) or failed.
+    refused: u64,
+    /// Requests the middle answered with an error.
+    failed: u64,
+}
+
 /// Sends at `rate` spans/s to `port` for WARMUP + MEASURE; calls
-/// `measuring` when the measured part begins. Returns (measured spans sent,
-/// all spans sent including the warm-up's, requests refused or not sent).
-fn generate(port: u16, rate: u64, measuring: impl FnOnce()) -> (u64, u64, u64) {
+/// `measuring` when the measured part begins. `saturate`: every request is
+/// the same bytes, encoded once, with no start time to measure delay by,
+/// so the generator costs little beside the middle it saturates.
+fn generate(port: u16, rate: u64, saturate: bool, measuring: impl FnOnce()) -> Sent {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     rt.block_on(async move {
         let client = TraceServiceClient::connect(format!("http://127.0.0.1:{port}")).await.expect("connect");
         let client = client.max_decoding_message_size(64 << 20);
         let template = Arc::new(template());
+        let encoded = Encoded::new(&Payload::Traces(template.as_ref().clone()));
+        let channel =
+            Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await.unwrap();
         let period = Duration::from_secs_f64(SPANS_PER_REQUEST as f64 / rate as f64);
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let in_flight = Arc::new(AtomicU64::new(0));
         let refused = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let (measured, acknowledged) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let started = Instant::now();
         let mut measuring = Some(measuring);
-        let (mut sent, mut all) = (0, 0);
         let mut tasks = Vec::new();
         loop {
             tick.tick().await;
@@ -171,27 +211,47 @@ fn generate(port: u16, rate: u64, measuring: impl FnOnce()) -> (u64, u64, u64) {
             if elapsed >= WARMUP + MEASURE {
                 break;
             }
-            let measured = elapsed >= WARMUP;
-            if measured && let Some(m) = measuring.take() {
+            let in_window = elapsed >= WARMUP;
+            if in_window && let Some(m) = measuring.take() {
                 m();
             }
             if in_flight.load(Ordering::Relaxed) >= MAX_IN_FLIGHT {
                 refused.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            all += SPANS_PER_REQUEST as u64;
-            let start_ns = if measured {
-                sent += SPANS_PER_REQUEST as u64;
+            let start_ns = if in_window {
                 SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
             } else {
                 0
             };
-            let (mut client, template, in_flight, refused) =
-                (client.clone(), template.clone(), in_flight.clone(), refused.clone());
+            let (mut client, grpc, body, template, in_flight, refused, failed, measured, acknowledged) = (
+                client.clone(),
+                Grpc::new(channel.clone()),
+                encoded.body.clone(),
+                template.clone(),
+                in_flight.clone(),
+                refused.clone(),
+                failed.clone(),
+                measured.clone(),
+                acknowledged.clone(),
+            );
             in_flight.fetch_add(1, Ordering::Relaxed);
             tasks.push(tokio::spawn(async move {
-                if client.export(stamped(&template, start_ns)).await.is_err() {
-                    refused.fetch_add(1, Ordering::Relaxed);
+                let answer = match saturate {
+                    false => client.export(stamped(&template, start_ns)).await.map(|_| ()),
+                    true => send_bytes(grpc, body).await,
+                };
+                match answer {
+                    Ok(_) => {
+                        acknowledged.fetch_add(SPANS_PER_REQUEST as u64, Ordering::Relaxed);
+                        if in_window {
+                            measured.fetch_add(SPANS_PER_REQUEST as u64, Ordering::Relaxed);
+                        }
+                    }
+                    Err(_) => {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 in_flight.fetch_sub(1, Ordering::Relaxed);
             }));
@@ -199,15 +259,45 @@ fn generate(port: u16, rate: u64, measuring: impl FnOnce()) -> (u64, u64, u64) {
         for t in tasks {
             let _ = t.await;
         }
-        (sent, all, refused.load(Ordering::Relaxed))
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Sent {
+            measured: load(&measured),
+            acknowledged: load(&acknowledged),
+            refused: load(&refused),
+            failed: load(&failed),
+        }
     })
 }
 
-fn run(middle: Middle, rate: u64) -> Sample {
+/// One export of bytes already encoded.
+async fn send_bytes(mut grpc: Grpc<Channel>, body: Bytes) -> Result<(), tonic::Status> {
+    grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let path = PathAndQuery::from_static("/opentelemetry.proto.collector.trace.v1.TraceService/Export");
+    grpc.unary(tonic::Request::new(body), path, PreEncoded::<ExportTraceServiceResponse>::default()).await?;
+    Ok(())
+}
+
+/// Pins every thread of `pid` (threads made later inherit it) to `cpus`.
+fn pin(pid: u32, cpus: &str) {
+    let ok = Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "taskset could not pin pid {pid} to CPUs {cpus}");
+}
+
+/// One run of `middle` at `rate`; `saturate`: the middle alone on CPU 1,
+/// everything else on CPU 0.
+fn run(middle: Middle, rate: u64, saturate: bool) -> Sample {
     let sink_bin = go_program("otlpsink", "default", &[], &[]);
     let mut cmd = Command::new(sink_bin);
     cmd.arg("-count");
     let mut sink = Proc::spawn(cmd, "");
+    if saturate {
+        pin(sink.pid(), "0");
+        pin(std::process::id(), "0");
+    }
     let ready = sink.wait_line(Duration::from_secs(30), |l| l.contains("\"ready\""));
     let sink_port: u16 = serde_json::from_str::<serde_json::Value>(&ready).unwrap()["addr"]
         .as_str()
@@ -245,10 +335,13 @@ fn run(middle: Middle, rate: u64) -> Sample {
             (port, Some(pid))
         }
     };
+    if saturate && let Some(pid) = pid {
+        pin(pid, "1");
+    }
     let cpu_at = |pid: Option<u32>| pid.map_or(0.0, cpu_seconds);
     let mut cpu_start = 0.0;
     let mut measure_start = Instant::now();
-    let (sent, all_sent, refused) = generate(target, rate, || {
+    let sent = generate(target, rate, saturate, || {
         cpu_start = cpu_at(pid);
         measure_start = Instant::now();
     });
@@ -266,15 +359,21 @@ fn run(middle: Middle, rate: u64) -> Sample {
     let _ = Command::new("kill").args(["-TERM", &sink.pid().to_string()]).status();
     let line = sink.wait_line(Duration::from_secs(30), |l| l.contains("\"counted\""));
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    if saturate {
+        let cpus =
+            format!("0-{}", std::thread::available_parallelism().map_or(1, std::num::NonZero::get) - 1);
+        pin(std::process::id(), &cpus);
+    }
     Sample {
-        // Warm-up and measured spans alike must all arrive.
-        lost: all_sent.saturating_sub(v["spans"].as_u64().unwrap()),
-        spans_per_s: sent as f64 / wall,
+        // Warm-up and measured spans alike: what was acknowledged must arrive.
+        lost: sent.acknowledged.saturating_sub(v["spans"].as_u64().unwrap()),
+        spans_per_s: sent.measured as f64 / wall,
         cpu_cores: cpu / wall,
         p50_ms: v["p50_ms"].as_f64().unwrap(),
         p99_ms: v["p99_ms"].as_f64().unwrap(),
         rss_mb,
-        refused,
+        refused: sent.refused,
+        failed: sent.failed,
     }
 }
 
@@ -305,7 +404,7 @@ fn main() {
         let mut samples: Vec<(Middle, Sample)> = Vec::new();
         for _ in 0..reps {
             for m in middles {
-                let s = run(m, rate);
+                let s = run(m, rate, false);
                 eprintln!("  {} @ {rate}/s: {s:?}", m.label());
                 samples.push((m, s));
             }
@@ -350,5 +449,49 @@ fn main() {
                 ratio(|s| s.rss_mb)
             );
         }
+    }
+    if std::env::var("GORT_BENCH_SATURATE").is_ok_and(|v| v == "0") {
+        return;
+    }
+    saturation(&middles[1..], reps);
+}
+
+/// Each middle alone on one CPU, offered more than it takes.
+fn saturation(middles: &[Middle], reps: usize) {
+    let mut samples: Vec<(Middle, Sample)> = Vec::new();
+    for _ in 0..reps {
+        for &m in middles {
+            let s = run(m, SATURATING_RATE, true);
+            eprintln!("  {} saturated: {s:?}", m.label());
+            samples.push((m, s));
+        }
+    }
+    let of = |m: Middle, f: fn(&Sample) -> f64| {
+        median(samples.iter().filter(|(x, _)| *x == m).map(|(_, s)| f(s)).collect())
+    };
+    println!("\nsaturation: the middle alone on one CPU, offered {SATURATING_RATE} spans/s");
+    println!(
+        "| middle | spans/s delivered | middle CPU (cores) | spans/s per core | peak RSS MB | lost | requests refused |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for &m in middles {
+        let lost: u64 = samples.iter().filter(|(x, _)| *x == m).map(|(_, s)| s.lost).sum();
+        let failed: u64 = samples.iter().filter(|(x, _)| *x == m).map(|(_, s)| s.failed).sum();
+        println!(
+            "| {} | {:.0} | {:.3} | {:.0} | {:.1} | {lost} | {failed} |",
+            m.label(),
+            of(m, |s| s.spans_per_s),
+            of(m, |s| s.cpu_cores),
+            of(m, |s| s.spans_per_s / s.cpu_cores),
+            of(m, |s| s.rss_mb)
+        );
+    }
+    for g in middles.iter().copied().filter(|m| m.is_gort()) {
+        println!(
+            "{} / Collector at saturation: spans/s {:.2}x, spans per core {:.2}x",
+            g.label(),
+            of(g, |s| s.spans_per_s) / of(Middle::Collector, |s| s.spans_per_s),
+            of(g, |s| s.spans_per_s / s.cpu_cores) / of(Middle::Collector, |s| s.spans_per_s / s.cpu_cores)
+        );
     }
 }
