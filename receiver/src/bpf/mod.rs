@@ -49,7 +49,7 @@ pub enum BpfError {
     Stats(#[source] aya::sys::SyscallError),
     #[error("cannot read gort's own pid namespace (/proc/self/ns/pid): {0}")]
     PidNamespace(#[source] std::io::Error),
-    #[error("no probes are loaded (run.probes: none), so {0} cannot be attached")]
+    #[error("{0} is not available: no probes are loaded (run.probes: none)")]
     NotLoaded(&'static str),
 }
 
