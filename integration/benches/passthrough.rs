@@ -193,6 +193,7 @@ fn generate(port: u16, rate: u64, saturate: bool, measuring: impl FnOnce()) -> S
         let client = client.max_decoding_message_size(64 << 20);
         let template = Arc::new(template());
         let encoded = Encoded::new(&Payload::Traces(template.as_ref().clone()));
+        let path = encoded.method().1;
         let channel =
             Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await.unwrap();
         let period = Duration::from_secs_f64(SPANS_PER_REQUEST as f64 / rate as f64);
@@ -239,7 +240,7 @@ fn generate(port: u16, rate: u64, saturate: bool, measuring: impl FnOnce()) -> S
             tasks.push(tokio::spawn(async move {
                 let answer = match saturate {
                     false => client.export(stamped(&template, start_ns)).await.map(|_| ()),
-                    true => send_bytes(grpc, body).await,
+                    true => send_bytes(grpc, path, body).await,
                 };
                 match answer {
                     Ok(_) => {
@@ -269,10 +270,10 @@ fn generate(port: u16, rate: u64, saturate: bool, measuring: impl FnOnce()) -> S
     })
 }
 
-/// One export of bytes already encoded.
-async fn send_bytes(mut grpc: Grpc<Channel>, body: Bytes) -> Result<(), tonic::Status> {
+/// One export of trace bytes already encoded, to `path`.
+async fn send_bytes(mut grpc: Grpc<Channel>, path: &'static str, body: Bytes) -> Result<(), tonic::Status> {
     grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-    let path = PathAndQuery::from_static("/opentelemetry.proto.collector.trace.v1.TraceService/Export");
+    let path = PathAndQuery::from_static(path);
     grpc.unary(tonic::Request::new(body), path, PreEncoded::<ExportTraceServiceResponse>::default()).await?;
     Ok(())
 }

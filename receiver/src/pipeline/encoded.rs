@@ -27,12 +27,8 @@ pub struct Encoded {
 
 impl Encoded {
     pub fn new(payload: &Payload) -> Self {
-        let body = match payload {
-            Payload::Traces(r) => r.encode_to_vec(),
-            Payload::Metrics(r) => r.encode_to_vec(),
-            Payload::Logs(r) => r.encode_to_vec(),
-            Payload::Profiles(r) => r.encode_to_vec(),
-        };
+        let mut body = Vec::with_capacity(usize::try_from(payload.encoded_len()).unwrap_or(0));
+        payload.encode(&mut body);
         Self { signal: payload.signal(), body: Bytes::from(body) }
     }
 

@@ -182,6 +182,19 @@ impl Payload {
         n as u64
     }
 
+    /// Appends the request's protobuf encoding to `out`: the bytes sent
+    /// upstream and written to the persistent queue.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        use prost::Message;
+        // Encoding into a Vec cannot run out of room.
+        let _ = match self {
+            Self::Traces(r) => r.encode(out),
+            Self::Metrics(r) => r.encode(out),
+            Self::Logs(r) => r.encode(out),
+            Self::Profiles(r) => r.encode(out),
+        };
+    }
+
     /// Appends `other` (of the same signal) to this request: batching.
     /// Returns `other` back when the signals differ, and for profiles,
     /// whose indices point into their own request's dictionary.

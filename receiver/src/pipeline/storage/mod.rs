@@ -214,7 +214,7 @@ impl Storage {
         // order they start, so two of them may be written the other way round.
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let mut buf = Vec::with_capacity(record_len);
-        record::encode(&mut buf, seq, signal_code(payload.signal()), body, |out| encode(payload, out));
+        record::encode(&mut buf, seq, signal_code(payload.signal()), body, |out| payload.encode(out));
         let mut state = self.lock();
         // Again: another request may have taken the room meanwhile.
         self.check_room(&state, size)?;
@@ -376,16 +376,6 @@ impl Storage {
     pub fn recovered(&self, signal: Signal, items: u64) {
         self.stats.recovered[signal.index()].fetch_add(items, Ordering::Relaxed);
     }
-}
-
-fn encode(payload: &Payload, out: &mut Vec<u8>) {
-    // Encoding into a Vec cannot run out of room.
-    let _ = match payload {
-        Payload::Traces(r) => r.encode(out),
-        Payload::Metrics(r) => r.encode(out),
-        Payload::Logs(r) => r.encode(out),
-        Payload::Profiles(r) => r.encode(out),
-    };
 }
 
 #[cfg(test)]
