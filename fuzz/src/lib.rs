@@ -49,6 +49,12 @@ pub fn drain_and_check(signal: Signal, accepted_before: u64) {
     let mut queued = 0;
     while let Some(batch) = shared.queue.take(u64::MAX) {
         assert_eq!(batch.payload.signal(), signal, "a request landed under the wrong signal");
+        // What would be sent upstream (bytes kept as they arrived, or
+        // encoded) is a request of the signal holding the items counted.
+        let mut sent = Vec::new();
+        batch.payload.encode(&mut sent);
+        let again = gort::pipeline::raw::decode_request(signal, &sent).expect("what is forwarded decodes");
+        assert_eq!(again.items(), batch.items, "the items forwarded are the items counted");
         queued += batch.items;
         shared.queue.release(&batch);
     }

@@ -8,74 +8,22 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use gort_proto::{
-    logs_service::{
-        ExportLogsServiceRequest, ExportLogsServiceResponse,
-        logs_service_server::{LogsService, LogsServiceServer},
-    },
-    metrics_service::{
-        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-        metrics_service_server::{MetricsService, MetricsServiceServer},
-    },
-    profiles_service::{
-        ExportProfilesServiceRequest, ExportProfilesServiceResponse,
-        profiles_service_server::{ProfilesService, ProfilesServiceServer},
-    },
-    trace_service::{
-        ExportTraceServiceRequest, ExportTraceServiceResponse,
-        trace_service_server::{TraceService, TraceServiceServer},
-    },
+use gort_proto::profiles_service::{
+    ExportProfilesServiceRequest, ExportProfilesServiceResponse,
+    profiles_service_server::{ProfilesService, ProfilesServiceServer},
 };
 use tonic::{Request, Response, Status, codec::CompressionEncoding, transport::Server};
 
-use super::{Counters, Payload, PipelineError, Shared};
+use super::{
+    Counters, Payload, PipelineError, Shared,
+    grpc_export::{ExportServer, Logs, Metrics, Traces},
+};
 use crate::config::ReceiverConfig;
 
+/// Profiles, which gort only passes on: the generated service (traces,
+/// metrics and logs keep their bytes: `grpc_export`).
 #[derive(Clone)]
 struct Receiver(Arc<Shared>);
-
-impl Receiver {
-    fn take(&self, payload: Payload) -> Result<(), Status> {
-        if self.0.offer(payload) {
-            Ok(())
-        } else {
-            Err(Status::unavailable("gort's queue is full or shutting down; retry later"))
-        }
-    }
-}
-
-#[tonic::async_trait]
-impl TraceService for Receiver {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        self.take(Payload::Traces(request.into_inner()))?;
-        Ok(Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
-#[tonic::async_trait]
-impl MetricsService for Receiver {
-    async fn export(
-        &self,
-        request: Request<ExportMetricsServiceRequest>,
-    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        self.take(Payload::Metrics(request.into_inner()))?;
-        Ok(Response::new(ExportMetricsServiceResponse::default()))
-    }
-}
-
-#[tonic::async_trait]
-impl LogsService for Receiver {
-    async fn export(
-        &self,
-        request: Request<ExportLogsServiceRequest>,
-    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        self.take(Payload::Logs(request.into_inner()))?;
-        Ok(Response::new(ExportLogsServiceResponse::default()))
-    }
-}
 
 #[tonic::async_trait]
 impl ProfilesService for Receiver {
@@ -83,7 +31,9 @@ impl ProfilesService for Receiver {
         &self,
         request: Request<ExportProfilesServiceRequest>,
     ) -> Result<Response<ExportProfilesServiceResponse>, Status> {
-        self.take(Payload::Profiles(Box::new(request.into_inner())))?;
+        if !self.0.offer(Payload::Profiles(Box::new(request.into_inner()))) {
+            return Err(Status::unavailable("gort's queue is full or shutting down; retry later"));
+        }
         Ok(Response::new(ExportProfilesServiceResponse::default()))
     }
 }
@@ -112,24 +62,14 @@ pub fn account_refusal<B>(counters: &Counters, mut response: http::Response<B>) 
 /// The four OTLP services, decoding with the size limit: what the server
 /// runs, also callable in-process (the fuzz target drives it).
 pub fn routes(shared: Arc<Shared>, limit: usize) -> tonic::service::Routes {
-    let r = Receiver(shared);
-    let traces = TraceServiceServer::new(r.clone())
+    let profiles = ProfilesServiceServer::new(Receiver(shared.clone()))
         .max_decoding_message_size(limit)
         .accept_compressed(CompressionEncoding::Gzip)
         .accept_compressed(CompressionEncoding::Zstd);
-    let metrics = MetricsServiceServer::new(r.clone())
-        .max_decoding_message_size(limit)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Zstd);
-    let logs = LogsServiceServer::new(r.clone())
-        .max_decoding_message_size(limit)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Zstd);
-    let profiles = ProfilesServiceServer::new(r)
-        .max_decoding_message_size(limit)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Zstd);
-    tonic::service::Routes::new(traces).add_service(metrics).add_service(logs).add_service(profiles)
+    tonic::service::Routes::new(ExportServer::<Traces>::new(shared.clone(), limit))
+        .add_service(ExportServer::<Metrics>::new(shared.clone(), limit))
+        .add_service(ExportServer::<Logs>::new(shared, limit))
+        .add_service(profiles)
 }
 
 pub async fn serve(

@@ -73,8 +73,17 @@ impl Identities {
             Payload::Metrics(r) => r.resource_metrics.first().and_then(|r| r.resource.as_ref()),
             Payload::Logs(r) => r.resource_logs.first().and_then(|r| r.resource.as_ref()),
             Payload::Profiles(r) => r.resource_profiles.first().and_then(|r| r.resource.as_ref()),
+            // Observed when it arrived, from its first resource (`offer_bytes`).
+            Payload::Raw(_) => None,
         };
-        let Some(identity) = resource.and_then(Identity::of) else { return };
+        if let Some(resource) = resource {
+            self.observe_resource(resource);
+        }
+    }
+
+    /// Notes the identity a resource gives.
+    pub fn observe_resource(&self, resource: &Resource) {
+        let Some(identity) = Identity::of(resource) else { return };
         let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if seen.first() == Some(&identity) {
             return;

@@ -1,7 +1,11 @@
 //! The OTLP pipeline: receivers (gRPC and HTTP) put what the Go service
 //! exports into one bounded queue; the forwarder takes batches from it and
 //! sends them upstream over one long-lived HTTP/2 channel, retrying what the
-//! OTLP specification calls retryable.
+//! OTLP specification calls retryable. What gort does not change (the
+//! service's metrics and logs, its spans when no linkage enriches them) is
+//! checked and counted on arrival by walking its bytes against the OTLP
+//! schema (`walk`), never decoded, and travels as the bytes it arrived in
+//! (`raw`); batches of them are those bytes end to end.
 //!
 //! Backpressure policy: the queue holds at most `exporter.queue_items` items
 //! (spans, data points, log records), counting those in flight. A request
@@ -20,11 +24,13 @@ pub mod auth;
 pub mod encoded;
 pub mod forward;
 pub mod grpc;
+pub mod grpc_export;
 pub mod http;
 pub mod identity;
 pub mod linkage;
 pub mod notices;
 pub mod queue;
+pub mod raw;
 pub mod report_timing;
 pub mod storage;
 pub mod tap;
@@ -32,6 +38,7 @@ pub mod telemetry;
 pub mod tls_server;
 pub mod upstream;
 pub mod wait_profile;
+pub mod walk;
 pub mod watch;
 
 use std::sync::{
@@ -116,6 +123,9 @@ pub enum Payload {
     Logs(ExportLogsServiceRequest),
     /// Boxed: a request with its dictionary is several times the others' size.
     Profiles(Box<ExportProfilesServiceRequest>),
+    /// Requests of any signal but profiles forwarded unchanged, as the bytes
+    /// they arrived in.
+    Raw(raw::Raw),
 }
 
 impl Payload {
@@ -135,6 +145,7 @@ impl Payload {
             Self::Metrics(_) => Signal::Metrics,
             Self::Logs(_) => Signal::Logs,
             Self::Profiles(_) => Signal::Profiles,
+            Self::Raw(r) => r.signal(),
         }
     }
 
@@ -165,6 +176,7 @@ impl Payload {
                     None => 0,
                 })
                 .sum(),
+            Self::Raw(r) => return r.items(),
         };
         n as u64
     }
@@ -178,6 +190,7 @@ impl Payload {
             Self::Metrics(r) => r.encoded_len(),
             Self::Logs(r) => r.encoded_len(),
             Self::Profiles(r) => r.encoded_len(),
+            Self::Raw(r) => return r.encoded_len(),
         };
         n as u64
     }
@@ -192,20 +205,41 @@ impl Payload {
             Self::Metrics(r) => r.encode(out),
             Self::Logs(r) => r.encode(out),
             Self::Profiles(r) => r.encode(out),
+            Self::Raw(r) => {
+                r.write(out);
+                Ok(())
+            }
         };
     }
 
     /// Appends `other` (of the same signal) to this request: batching.
     /// Returns `other` back when the signals differ, and for profiles,
-    /// whose indices point into their own request's dictionary.
+    /// whose indices point into their own request's dictionary. A decoded
+    /// request meeting one kept as bytes is encoded, once, to join it.
     pub fn merge(&mut self, other: Payload) -> Result<(), Payload> {
-        match (self, other) {
+        if self.signal() != other.signal() || other.signal() == Signal::Profiles {
+            return Err(other);
+        }
+        match (&mut *self, other) {
             (Self::Traces(a), Self::Traces(b)) => a.resource_spans.extend(b.resource_spans),
             (Self::Metrics(a), Self::Metrics(b)) => a.resource_metrics.extend(b.resource_metrics),
             (Self::Logs(a), Self::Logs(b)) => a.resource_logs.extend(b.resource_logs),
-            (_, other) => return Err(other),
+            (Self::Raw(a), other) => a.append(other.into_raw()),
+            (this, other) => {
+                let mut bytes = raw::Raw::encode(this);
+                bytes.append(other.into_raw());
+                *this = Self::Raw(bytes);
+            }
         }
         Ok(())
+    }
+
+    /// The request as bytes: itself if it is kept as bytes, else encoded.
+    fn into_raw(self) -> raw::Raw {
+        match self {
+            Self::Raw(r) => r,
+            decoded => raw::Raw::encode(&decoded),
+        }
     }
 }
 
@@ -414,6 +448,26 @@ impl Shared {
     pub fn offer(&self, payload: Payload) -> bool {
         self.identities.observe(&payload);
         self.offer_own(payload)
+    }
+
+    /// Whether requests of `signal` travel as the bytes they arrived in:
+    /// all but profiles, and spans only when no linkage may enrich them.
+    pub fn keeps_bytes(&self, signal: Signal) -> bool {
+        walk::walkable(signal) && !(signal == Signal::Traces && self.linkage.is_some())
+    }
+
+    /// `offer` for a request kept as its protobuf `body`, which `walk`
+    /// checked and counted (`walked`): it goes on as those bytes.
+    pub fn offer_bytes(&self, signal: Signal, body: bytes::Bytes, walked: &walk::Walked) -> bool {
+        if !walked.first_resource.is_empty() {
+            use prost::Message;
+            let mut resource = gort_proto::resource::Resource::default();
+            // Checked by the walk: it merges.
+            if walked.first_resource.iter().all(|r| resource.merge(&body[r.clone()]).is_ok()) {
+                self.identities.observe_resource(&resource);
+            }
+        }
+        self.offer_own(Payload::Raw(raw::Raw::new(signal, walked.items, body)))
     }
 
     /// `offer` for what gort itself exports (its metrics): it says nothing

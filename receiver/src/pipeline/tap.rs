@@ -29,11 +29,30 @@ impl JsonTap {
     pub fn write(&self, payload: &Payload) {
         let mut out = self.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(w) = out.as_mut() else { return };
+        // Bytes forwarded unchanged are decoded again for the copy alone.
+        let decoded;
+        let payload = match payload {
+            Payload::Raw(r) => match r.decode() {
+                Some(p) => {
+                    decoded = p;
+                    &decoded
+                }
+                None => {
+                    log::error!(
+                        "{}: a request kept as bytes no longer decodes; not copied",
+                        self.path.display()
+                    );
+                    return;
+                }
+            },
+            p => p,
+        };
         let written = match payload {
             Payload::Traces(r) => gort_proto::write_json_line(w, r),
             Payload::Metrics(r) => gort_proto::write_json_line(w, r),
             Payload::Logs(r) => gort_proto::write_json_line(w, r),
             Payload::Profiles(r) => gort_proto::write_profiles_json_line(w, r),
+            Payload::Raw(_) => Ok(()),
         }
         .and_then(|()| w.flush());
         if let Err(e) = written {

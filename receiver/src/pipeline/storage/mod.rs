@@ -31,7 +31,6 @@ use std::{
     },
 };
 
-use prost::Message;
 use thiserror::Error;
 
 use super::{Payload, SIGNALS, Signal};
@@ -143,12 +142,7 @@ fn signal_code(s: Signal) -> u8 {
 }
 
 fn decode(signal: u8, body: &[u8]) -> Option<Payload> {
-    Some(match Signal::ALL.get(usize::from(signal))? {
-        Signal::Traces => Payload::Traces(Message::decode(body).ok()?),
-        Signal::Metrics => Payload::Metrics(Message::decode(body).ok()?),
-        Signal::Logs => Payload::Logs(Message::decode(body).ok()?),
-        Signal::Profiles => Payload::Profiles(Box::new(Message::decode(body).ok()?)),
-    })
+    super::raw::decode_request(*Signal::ALL.get(usize::from(signal))?, body)
 }
 
 impl Storage {

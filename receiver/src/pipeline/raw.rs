@@ -1,0 +1,208 @@
+//! Requests gort forwards unchanged, kept as the protobuf bytes they arrived
+//! in: the service's metrics and logs, and its spans when no linkage
+//! enriches them. A request is still decoded once when it arrives (that is
+//! what validates it, counts its items and reads who sent it), but the
+//! decoding is dropped there: the queue holds the bytes, which take a
+//! fraction of the decoded request's memory, and the forwarder sends them
+//! without encoding anything again.
+//!
+//! Requests of one signal batch by concatenation: in protobuf, two encoded
+//! `Export*ServiceRequest`s written one after the other are one request
+//! holding both lists of resources (repeated fields merge).
+
+use bytes::Bytes;
+use gort_proto::{
+    logs_service::ExportLogsServiceRequest, metrics_service::ExportMetricsServiceRequest,
+    profiles_service::ExportProfilesServiceRequest, trace_service::ExportTraceServiceRequest,
+};
+use prost::Message;
+
+use super::{Payload, Signal};
+
+/// One or more encoded requests of one signal, in arrival order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Raw {
+    signal: Signal,
+    items: u64,
+    chunks: Vec<Bytes>,
+}
+
+impl Raw {
+    /// A request of `signal` holding `items` items, as the bytes `body`
+    /// (which decoded as that signal's request: the caller checked).
+    pub fn new(signal: Signal, items: u64, body: Bytes) -> Self {
+        Self { signal, items, chunks: vec![body] }
+    }
+
+    /// A decoded request, encoded: so that it can join a batch of bytes.
+    pub fn encode(payload: &Payload) -> Self {
+        let mut body = Vec::with_capacity(payload.encoded_len() as usize);
+        payload.encode(&mut body);
+        Self::new(payload.signal(), payload.items(), Bytes::from(body))
+    }
+
+    pub fn signal(&self) -> Signal {
+        self.signal
+    }
+
+    pub fn items(&self) -> u64 {
+        self.items
+    }
+
+    /// Its size in bytes: the room it takes in the queue.
+    pub fn encoded_len(&self) -> u64 {
+        self.chunks.iter().map(|c| c.len() as u64).sum()
+    }
+
+    /// Appends the requests' bytes to `out`: one request holding them all.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        out.reserve(self.encoded_len() as usize);
+        for c in &self.chunks {
+            out.extend_from_slice(c);
+        }
+    }
+
+    /// Appends `other`'s requests; they must be of the same signal.
+    pub fn append(&mut self, other: Raw) {
+        debug_assert_eq!(self.signal, other.signal);
+        self.items += other.items;
+        self.chunks.extend(other.chunks);
+    }
+
+    /// The requests decoded: for `--otlp-json`, which writes what is
+    /// forwarded as JSON. None if the bytes do not decode, which the check
+    /// at arrival rules out.
+    pub fn decode(&self) -> Option<Payload> {
+        let mut body = Vec::new();
+        self.write(&mut body);
+        decode_request(self.signal, &body)
+    }
+}
+
+/// `body` decoded as an export request of `signal`; None if it does not
+/// decode.
+pub fn decode_request(signal: Signal, body: &[u8]) -> Option<Payload> {
+    Some(match signal {
+        Signal::Traces => Payload::Traces(ExportTraceServiceRequest::decode(body).ok()?),
+        Signal::Metrics => Payload::Metrics(ExportMetricsServiceRequest::decode(body).ok()?),
+        Signal::Logs => Payload::Logs(ExportLogsServiceRequest::decode(body).ok()?),
+        Signal::Profiles => Payload::Profiles(Box::new(ExportProfilesServiceRequest::decode(body).ok()?)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use gort_proto::{
+        logs::{LogRecord, ResourceLogs, ScopeLogs},
+        metrics::{Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data},
+    };
+
+    use super::*;
+
+    fn logs(records: usize, body: &str) -> ExportLogsServiceRequest {
+        let record = LogRecord {
+            time_unix_nano: 1,
+            body: Some(gort_proto::common::AnyValue {
+                value: Some(gort_proto::common::any_value::Value::StringValue(body.into())),
+            }),
+            ..Default::default()
+        };
+        ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs { log_records: vec![record; records], ..Default::default() }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    fn gauge(points: usize) -> ExportMetricsServiceRequest {
+        let metric = Metric {
+            name: "g".into(),
+            data: Some(Data::Gauge(Gauge { data_points: vec![NumberDataPoint::default(); points] })),
+            ..Default::default()
+        };
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics { metrics: vec![metric], ..Default::default() }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    fn raw(p: &Payload) -> Raw {
+        Raw::new(p.signal(), p.items(), Bytes::from(p.clone_encoded()))
+    }
+
+    impl Payload {
+        fn clone_encoded(&self) -> Vec<u8> {
+            let mut out = Vec::new();
+            self.encode(&mut out);
+            out
+        }
+    }
+
+    #[test]
+    fn concatenated_requests_are_the_merged_request() {
+        let (a, b) = (Payload::Logs(logs(2, "a")), Payload::Logs(logs(3, "b")));
+        let mut merged = a.clone();
+        merged.merge(b.clone()).unwrap();
+        let mut batch = raw(&a);
+        batch.append(raw(&b));
+        assert_eq!(batch.items(), 5);
+        assert_eq!(batch.decode(), Some(merged.clone()));
+        let mut written = Vec::new();
+        batch.write(&mut written);
+        assert_eq!(batch.encoded_len(), written.len() as u64);
+        assert_eq!(written, merged.clone_encoded());
+    }
+
+    #[test]
+    fn a_decoded_request_joins_a_batch_of_bytes_and_the_other_way_round() {
+        let (received, own) = (Payload::Metrics(gauge(4)), Payload::Metrics(gauge(2)));
+        let mut expected = received.clone();
+        expected.merge(own.clone()).unwrap();
+
+        let mut bytes_first = Payload::Raw(raw(&received));
+        bytes_first.merge(own.clone()).unwrap();
+        assert_eq!(bytes_first.items(), 6);
+        assert_eq!(bytes_first.clone_encoded(), expected.clone_encoded());
+
+        let mut decoded_first = received.clone();
+        decoded_first.merge(Payload::Raw(raw(&own))).unwrap();
+        assert_eq!(decoded_first.items(), 6);
+        assert_eq!(decoded_first.clone_encoded(), expected.clone_encoded());
+        assert_eq!(decoded_first.encoded_len(), expected.encoded_len());
+    }
+
+    #[test]
+    fn a_request_gort_does_not_change_is_forwarded_as_the_bytes_it_arrived_in() {
+        let shared = super::super::Shared::new(&crate::config::PipelineConfig::default());
+        let mut body = Payload::Logs(logs(2, "kept")).clone_encoded();
+        // A field this gort's schema does not know (a newer OTLP's): decoding
+        // and encoding again would drop it; the bytes keep it.
+        body.extend_from_slice(&[0xf8, 0x01, 0x07]);
+        let offer = |body: Vec<u8>| {
+            let walked = super::super::walk::walk(Signal::Logs, &body).unwrap();
+            shared.offer_bytes(Signal::Logs, Bytes::from(body), &walked)
+        };
+        assert!(offer(body.clone()));
+        assert!(offer(logs(1, "b").encode_to_vec()));
+        let mut batch = shared.queue.take(100).unwrap();
+        assert_eq!(batch.items, 3);
+        let payload = batch.take_payload();
+        assert!(matches!(payload, Payload::Raw(_)), "kept as bytes");
+        let mut sent = Vec::new();
+        payload.encode(&mut sent);
+        assert_eq!(&sent[..body.len()], body.as_slice());
+        assert_eq!(shared.counters.get(Signal::Logs).accepted, 3);
+    }
+
+    #[test]
+    fn requests_of_different_signals_do_not_merge() {
+        let mut logs = Payload::Raw(raw(&Payload::Logs(logs(1, "x"))));
+        let metrics = Payload::Raw(raw(&Payload::Metrics(gauge(1))));
+        assert_eq!(logs.merge(metrics.clone()), Err(metrics));
+        assert_eq!(logs.merge(Payload::Metrics(gauge(1))), Err(Payload::Metrics(gauge(1))));
+        assert_eq!(logs.items(), 1);
+    }
+}
