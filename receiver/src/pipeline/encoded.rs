@@ -16,7 +16,10 @@ use tonic::{
     codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
 };
 
-use super::{Payload, Signal};
+use super::{
+    Payload, Signal,
+    grpc_export::{Export, Logs, Metrics, Traces},
+};
 
 /// One batch as the bytes of its `Export*ServiceRequest`.
 #[derive(Clone, Debug)]
@@ -34,19 +37,13 @@ impl Encoded {
 
     /// The OTLP service and the gRPC path its export is sent to.
     pub fn method(&self) -> (&'static str, &'static str) {
+        fn of<E: Export>() -> (&'static str, &'static str) {
+            (E::NAME, E::PATH)
+        }
         match self.signal {
-            Signal::Traces => (
-                "opentelemetry.proto.collector.trace.v1.TraceService",
-                "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-            ),
-            Signal::Metrics => (
-                "opentelemetry.proto.collector.metrics.v1.MetricsService",
-                "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
-            ),
-            Signal::Logs => (
-                "opentelemetry.proto.collector.logs.v1.LogsService",
-                "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
-            ),
+            Signal::Traces => of::<Traces>(),
+            Signal::Metrics => of::<Metrics>(),
+            Signal::Logs => of::<Logs>(),
             Signal::Profiles => (
                 "opentelemetry.proto.collector.profiles.v1development.ProfilesService",
                 "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export",
