@@ -58,6 +58,12 @@ impl Linkage {
         self.lock().set_linked(linked);
     }
 
+    /// Whether spans arriving now may be enriched (a target with linkage is
+    /// attached): only then are they decoded rather than forwarded as bytes.
+    pub fn is_linked(&self) -> bool {
+        self.lock().is_linked()
+    }
+
     /// Holds an admitted request (its room is taken) for its probe data, or
     /// gives it back when no linked target is attached.
     pub fn hold(

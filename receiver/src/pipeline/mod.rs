@@ -451,9 +451,11 @@ impl Shared {
     }
 
     /// Whether requests of `signal` travel as the bytes they arrived in:
-    /// all but profiles, and spans only when no linkage may enrich them.
+    /// all but profiles, and spans only while no linked target is attached
+    /// (none could enrich them: `Linkage::hold` would give them back).
     pub fn keeps_bytes(&self, signal: Signal) -> bool {
-        walk::walkable(signal) && !(signal == Signal::Traces && self.linkage.is_some())
+        walk::walkable(signal)
+            && !(signal == Signal::Traces && self.linkage.as_ref().is_some_and(Linkage::is_linked))
     }
 
     /// `offer` for a request kept as its protobuf `body`, which `walk`

@@ -197,6 +197,20 @@ mod tests {
         assert_eq!(shared.counters.get(Signal::Logs).accepted, 3);
     }
 
+    /// Spans are decoded only while a linked target could enrich them.
+    #[test]
+    fn spans_are_kept_as_bytes_unless_a_linked_target_is_attached() {
+        let shared = super::super::Shared::new(&crate::config::PipelineConfig::default());
+        let linkage = shared.linkage.as_ref().expect("linkage is on by default");
+        assert!(shared.keeps_bytes(Signal::Traces));
+        linkage.set_linked(true);
+        assert!(!shared.keeps_bytes(Signal::Traces));
+        assert!(shared.keeps_bytes(Signal::Metrics) && shared.keeps_bytes(Signal::Logs));
+        assert!(!shared.keeps_bytes(Signal::Profiles));
+        linkage.set_linked(false);
+        assert!(shared.keeps_bytes(Signal::Traces));
+    }
+
     #[test]
     fn requests_of_different_signals_do_not_merge() {
         let mut logs = Payload::Raw(raw(&Payload::Logs(logs(1, "x"))));
