@@ -45,41 +45,32 @@ pub trait Export: Send + Sync + 'static {
     fn payload(request: Self::Request) -> Payload;
 }
 
-pub struct Traces;
-pub struct Metrics;
-pub struct Logs;
+/// A service's `Export` impl: its signal (also the payload's variant), its
+/// gRPC name and its messages.
+macro_rules! export {
+    ($($export:ident: $service:literal, $request:ty => $response:ty;)*) => {$(
+        pub struct $export;
 
-impl Export for Traces {
-    const SIGNAL: Signal = Signal::Traces;
-    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
-    const PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-    type Request = ExportTraceServiceRequest;
-    type Response = ExportTraceServiceResponse;
-    fn payload(request: Self::Request) -> Payload {
-        Payload::Traces(request)
-    }
+        impl Export for $export {
+            const SIGNAL: Signal = Signal::$export;
+            const NAME: &'static str = $service;
+            const PATH: &'static str = concat!("/", $service, "/Export");
+            type Request = $request;
+            type Response = $response;
+            fn payload(request: Self::Request) -> Payload {
+                Payload::$export(request)
+            }
+        }
+    )*};
 }
 
-impl Export for Metrics {
-    const SIGNAL: Signal = Signal::Metrics;
-    const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
-    const PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
-    type Request = ExportMetricsServiceRequest;
-    type Response = ExportMetricsServiceResponse;
-    fn payload(request: Self::Request) -> Payload {
-        Payload::Metrics(request)
-    }
-}
-
-impl Export for Logs {
-    const SIGNAL: Signal = Signal::Logs;
-    const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
-    const PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
-    type Request = ExportLogsServiceRequest;
-    type Response = ExportLogsServiceResponse;
-    fn payload(request: Self::Request) -> Payload {
-        Payload::Logs(request)
-    }
+export! {
+    Traces: "opentelemetry.proto.collector.trace.v1.TraceService",
+        ExportTraceServiceRequest => ExportTraceServiceResponse;
+    Metrics: "opentelemetry.proto.collector.metrics.v1.MetricsService",
+        ExportMetricsServiceRequest => ExportMetricsServiceResponse;
+    Logs: "opentelemetry.proto.collector.logs.v1.LogsService",
+        ExportLogsServiceRequest => ExportLogsServiceResponse;
 }
 
 /// A request as it arrived: its bytes (decompressed) and what walking them
