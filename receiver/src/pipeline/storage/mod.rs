@@ -141,8 +141,16 @@ fn signal_code(s: Signal) -> u8 {
     s.index() as u8
 }
 
-fn decode(signal: u8, body: &[u8]) -> Option<Payload> {
-    super::raw::decode_request(*Signal::ALL.get(usize::from(signal))?, body)
+/// A record's request, from the segment's bytes: kept as those bytes
+/// (walked, not decoded) where gort forwards it unchanged, as when it was
+/// received; None if it is not a valid request.
+fn decode(signal: u8, segment: &bytes::Bytes, body: std::ops::Range<usize>) -> Option<Payload> {
+    let signal = *Signal::ALL.get(usize::from(signal))?;
+    if !super::walk::walkable(signal) {
+        return super::raw::decode_request(signal, &segment[body]);
+    }
+    let walked = super::walk::walk(signal, &segment[body.clone()]).ok()?;
+    Some(Payload::Raw(super::raw::Raw::new(signal, walked.items, segment.slice(body))))
 }
 
 impl Storage {
@@ -324,10 +332,12 @@ impl Storage {
             }
         };
         let scan = record::scan(&bytes);
+        // The requests replayed share the segment's buffer.
+        let bytes = bytes::Bytes::from(bytes);
         let mut out = Vec::with_capacity(scan.records.len());
         let mut undecodable = 0;
         for r in &scan.records {
-            match decode(r.signal, &bytes[r.body.clone()]) {
+            match decode(r.signal, &bytes, r.body.clone()) {
                 Some(p) => out.push((Mark(id), p)),
                 None => undecodable += 1,
             }
