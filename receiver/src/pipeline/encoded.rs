@@ -30,9 +30,7 @@ pub struct Encoded {
 
 impl Encoded {
     pub fn new(payload: &Payload) -> Self {
-        let mut body = Vec::with_capacity(usize::try_from(payload.encoded_len()).unwrap_or(0));
-        payload.encode(&mut body);
-        Self { signal: payload.signal(), body: Bytes::from(body) }
+        Self { signal: payload.signal(), body: payload.to_bytes() }
     }
 
     /// The OTLP service and the gRPC path its export is sent to.

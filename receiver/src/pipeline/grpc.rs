@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status, codec::CompressionEncoding, transport::Se
 
 use super::{
     Counters, Payload, PipelineError, Shared,
-    grpc_export::{ExportServer, Logs, Metrics, Traces},
+    grpc_export::{ExportServer, Logs, Metrics, Traces, queue_full},
 };
 use crate::config::ReceiverConfig;
 
@@ -32,7 +32,7 @@ impl ProfilesService for Receiver {
         request: Request<ExportProfilesServiceRequest>,
     ) -> Result<Response<ExportProfilesServiceResponse>, Status> {
         if !self.0.offer(Payload::Profiles(Box::new(request.into_inner()))) {
-            return Err(Status::unavailable("gort's queue is full or shutting down; retry later"));
+            return Err(queue_full());
         }
         Ok(Response::new(ExportProfilesServiceResponse::default()))
     }

@@ -130,6 +130,12 @@ impl<E: Export> Encoder for AnswerEncoder<E> {
     }
 }
 
+/// The answer to a request the queue has no room for (retryable: the SDK
+/// keeps it and tries again), from every service.
+pub fn queue_full() -> Status {
+    Status::unavailable("gort's queue is full or shutting down; retry later")
+}
+
 /// The service `E`, taking requests into the pipeline.
 pub struct ExportServer<E> {
     shared: Arc<Shared>,
@@ -168,7 +174,7 @@ impl<E: Export> UnaryService<Received<E::Request>> for Handler<E> {
         std::future::ready(if accepted {
             Ok(Response::new(E::Response::default()))
         } else {
-            Err(Status::unavailable("gort's queue is full or shutting down; retry later"))
+            Err(queue_full())
         })
     }
 }

@@ -212,6 +212,29 @@ impl Payload {
         };
     }
 
+    /// The request's protobuf encoding in one buffer: a request kept as one
+    /// piece of bytes is that piece, not a copy.
+    pub fn to_bytes(&self) -> bytes::Bytes {
+        if let Self::Raw(r) = self
+            && let Some(only) = r.single()
+        {
+            return only.clone();
+        }
+        let mut body = Vec::with_capacity(usize::try_from(self.encoded_len()).unwrap_or(0));
+        self.encode(&mut body);
+        bytes::Bytes::from(body)
+    }
+
+    /// The request decoded: itself, or its bytes decoded (None if they do
+    /// not decode, which the walk on arrival rules out). For what must read
+    /// a request's contents, such as `--otlp-json`.
+    pub fn decoded(&self) -> Option<std::borrow::Cow<'_, Payload>> {
+        match self {
+            Self::Raw(r) => r.decode().map(std::borrow::Cow::Owned),
+            decoded => Some(std::borrow::Cow::Borrowed(decoded)),
+        }
+    }
+
     /// Appends `other` (of the same signal) to this request: batching.
     /// Returns `other` back when the signals differ, and for profiles,
     /// whose indices point into their own request's dictionary. A decoded

@@ -1,9 +1,8 @@
 //! Requests gort forwards unchanged, kept as the protobuf bytes they arrived
-//! in: the service's metrics and logs, and its spans when no linkage
-//! enriches them. A request is still decoded once when it arrives (that is
-//! what validates it, counts its items and reads who sent it), but the
-//! decoding is dropped there: the queue holds the bytes, which take a
-//! fraction of the decoded request's memory, and the forwarder sends them
+//! in: the service's metrics and logs, and its spans while no linked target
+//! is attached. A request is not decoded: `walk` checks it, counts its
+//! items and finds who sent it; the queue holds the bytes, which take a
+//! fraction of a decoded request's memory, and the forwarder sends them
 //! without encoding anything again.
 //!
 //! Requests of one signal batch by concatenation: in protobuf, two encoded
@@ -36,9 +35,15 @@ impl Raw {
 
     /// A decoded request, encoded: so that it can join a batch of bytes.
     pub fn encode(payload: &Payload) -> Self {
-        let mut body = Vec::with_capacity(payload.encoded_len() as usize);
-        payload.encode(&mut body);
-        Self::new(payload.signal(), payload.items(), Bytes::from(body))
+        Self::new(payload.signal(), payload.items(), payload.to_bytes())
+    }
+
+    /// Its bytes, when they are one piece (one request, not yet batched).
+    pub fn single(&self) -> Option<&Bytes> {
+        match self.chunks.as_slice() {
+            [only] => Some(only),
+            _ => None,
+        }
     }
 
     pub fn signal(&self) -> Signal {
@@ -130,14 +135,12 @@ mod tests {
     }
 
     fn raw(p: &Payload) -> Raw {
-        Raw::new(p.signal(), p.items(), Bytes::from(p.clone_encoded()))
+        Raw::new(p.signal(), p.items(), p.to_bytes())
     }
 
     impl Payload {
         fn clone_encoded(&self) -> Vec<u8> {
-            let mut out = Vec::new();
-            self.encode(&mut out);
-            out
+            self.to_bytes().to_vec()
         }
     }
 

@@ -30,28 +30,16 @@ impl JsonTap {
         let mut out = self.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(w) = out.as_mut() else { return };
         // Bytes forwarded unchanged are decoded again for the copy alone.
-        let decoded;
-        let payload = match payload {
-            Payload::Raw(r) => match r.decode() {
-                Some(p) => {
-                    decoded = p;
-                    &decoded
-                }
-                None => {
-                    log::error!(
-                        "{}: a request kept as bytes no longer decodes; not copied",
-                        self.path.display()
-                    );
-                    return;
-                }
-            },
-            p => p,
+        let Some(payload) = payload.decoded() else {
+            log::error!("{}: a request kept as bytes no longer decodes; not copied", self.path.display());
+            return;
         };
-        let written = match payload {
+        let written = match payload.as_ref() {
             Payload::Traces(r) => gort_proto::write_json_line(w, r),
             Payload::Metrics(r) => gort_proto::write_json_line(w, r),
             Payload::Logs(r) => gort_proto::write_json_line(w, r),
             Payload::Profiles(r) => gort_proto::write_profiles_json_line(w, r),
+            // `decoded` returns no bytes.
             Payload::Raw(_) => Ok(()),
         }
         .and_then(|()| w.flush());

@@ -25,15 +25,8 @@ fn append(s: &Storage, p: &Payload) -> Result<Mark, StorageError> {
 
 fn names(p: &Payload) -> Vec<String> {
     // Replayed requests come back as their bytes.
-    let decoded;
-    let p = match p {
-        Payload::Raw(r) => {
-            decoded = r.decode().expect("a replayed request decodes");
-            &decoded
-        }
-        p => p,
-    };
-    let Payload::Traces(r) = p else { panic!("not traces") };
+    let p = p.decoded().expect("a replayed request decodes");
+    let Payload::Traces(r) = p.as_ref() else { panic!("not traces") };
     r.resource_spans
         .iter()
         .flat_map(|r| &r.scope_spans)
