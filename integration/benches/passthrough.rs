@@ -34,10 +34,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use gort::pipeline::{
-    Payload,
-    encoded::{Encoded, PreEncoded},
-};
+use gort::pipeline::{Payload, encoded::Encoded, unary};
 use gort_integration::{Proc, cpu_seconds, free_port, go_program, gort_binary, peak_rss_mb, start_collector};
 use gort_proto::{
     common::InstrumentationScope,
@@ -48,11 +45,7 @@ use gort_proto::{
         ExportTraceServiceRequest, ExportTraceServiceResponse, trace_service_client::TraceServiceClient,
     },
 };
-use tonic::{
-    client::Grpc,
-    codegen::{Bytes, http::uri::PathAndQuery},
-    transport::Channel,
-};
+use tonic::{codegen::http::HeaderMap, transport::Channel};
 
 const SPANS_PER_REQUEST: usize = 500;
 const WARMUP: Duration = Duration::from_secs(2);
@@ -192,8 +185,8 @@ fn generate(port: u16, rate: u64, saturate: bool, measuring: impl FnOnce()) -> S
         let client = TraceServiceClient::connect(format!("http://127.0.0.1:{port}")).await.expect("connect");
         let client = client.max_decoding_message_size(64 << 20);
         let template = Arc::new(template());
-        let encoded = Encoded::new(&Payload::Traces(template.as_ref().clone()));
-        let path = encoded.method().1;
+        // Uncompressed, as the SDK's default exporter sends.
+        let encoded = Encoded::new(&Payload::Traces(template.as_ref().clone()), false).expect("a small request");
         let channel =
             Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await.unwrap();
         let period = Duration::from_secs_f64(SPANS_PER_REQUEST as f64 / rate as f64);
@@ -225,10 +218,10 @@ fn generate(port: u16, rate: u64, saturate: bool, measuring: impl FnOnce()) -> S
             } else {
                 0
             };
-            let (mut client, grpc, body, template, in_flight, refused, failed, measured, acknowledged) = (
+            let (mut client, channel, encoded, template, in_flight, refused, failed, measured, acknowledged) = (
                 client.clone(),
-                Grpc::new(channel.clone()),
-                encoded.body.clone(),
+                channel.clone(),
+                encoded.clone(),
                 template.clone(),
                 in_flight.clone(),
                 refused.clone(),
@@ -240,7 +233,9 @@ fn generate(port: u16, rate: u64, saturate: bool, measuring: impl FnOnce()) -> S
             tasks.push(tokio::spawn(async move {
                 let answer = match saturate {
                     false => client.export(stamped(&template, start_ns)).await.map(|_| ()),
-                    true => send_bytes(grpc, path, body).await,
+                    true => unary::export::<ExportTraceServiceResponse>(&channel, &HeaderMap::new(), &encoded)
+                        .await
+                        .map(|_| ()),
                 };
                 match answer {
                     Ok(_) => {
@@ -268,14 +263,6 @@ fn generate(port: u16, rate: u64, saturate: bool, measuring: impl FnOnce()) -> S
             failed: load(&failed),
         }
     })
-}
-
-/// One export of trace bytes already encoded, to `path`.
-async fn send_bytes(mut grpc: Grpc<Channel>, path: &'static str, body: Bytes) -> Result<(), tonic::Status> {
-    grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-    let path = PathAndQuery::from_static(path);
-    grpc.unary(tonic::Request::new(body), path, PreEncoded::<ExportTraceServiceResponse>::default()).await?;
-    Ok(())
 }
 
 /// Pins every thread of `pid` (threads made later inherit it) to `cpus`.

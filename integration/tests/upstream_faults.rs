@@ -5,7 +5,9 @@
 //! and retried, and connection resets and a name that does not resolve are
 //! retried without a busy loop (gort's CPU and the connections it opens,
 //! printed and bounded), a retry wait ends when gort is stopped (what it
-//! could not deliver by the drain deadline counted as dropped); `/health` and
+//! could not deliver by the drain deadline counted as dropped), a partial
+//! success is counted as the upstream's rejection and not retried, and the
+//! configured headers reach the upstream with every export; `/health` and
 //! `gort_exporter_upstream_failing_seconds` say so meanwhile. The service
 //! is the OTel Go SDK (`otelapp`), the upstream `otlpsink -fault`.
 
@@ -87,16 +89,50 @@ impl Gort {
     }
 }
 
-/// The sink's trace export attempts: (answer, unix ns).
-fn attempts(sink: &mut Proc) -> Vec<(String, u64)> {
+/// The sink's trace export attempts as it announced them, once it stopped.
+fn attempt_events(sink: &mut Proc) -> Vec<serde_json::Value> {
     sink.terminate();
     let _ = sink.wait_exit(Duration::from_secs(10));
     sink.seen
         .iter()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["event"] == "attempt")
+        .collect()
+}
+
+/// The sink's trace export attempts: (answer, unix ns).
+fn attempts(sink: &mut Proc) -> Vec<(String, u64)> {
+    attempt_events(sink)
+        .iter()
         .map(|v| (v["answer"].as_str().unwrap().to_owned(), v["t_ns"].as_u64().unwrap()))
         .collect()
+}
+
+#[test]
+fn a_partial_success_is_counted_and_the_configured_headers_arrive() {
+    let dir = Scratch::new("faults-partial");
+    let (mut sink, port) = start_sink_with(&dir.join("sink.jsonl"), &["-fault", "partial"]);
+    let headers = "headers: {authorization: \"Bearer s3cret\"}";
+    let (cmd, grpc, telemetry) = gort_command(&dir, &format!("http://127.0.0.1:{port}"), headers);
+    let mut proc = Proc::spawn(cmd, "[gort]");
+    proc.wait_line(Duration::from_secs(60), |l| l.contains("OTLP pipeline running"));
+    let gort = Gort { proc, grpc, telemetry };
+    let report = run_otelapp("grpc", gort.grpc, "faults-partial", SPANS, &[]);
+    assert_eq!(report.spans.len(), SPANS as usize);
+    wait_until(Duration::from_secs(10), "the spans to be sent", || {
+        gort.spans("gort_exporter_sent_items_total") == u64::from(SPANS)
+    });
+    let rejected = gort.spans("gort_exporter_upstream_rejected_items_total");
+    assert_eq!(gort.spans("gort_exporter_retries_total"), 0, "a partial success is not retried");
+    assert_eq!(gort.spans("gort_exporter_dropped_items_total"), 0);
+    gort.stop();
+    let tried = attempt_events(&mut sink);
+    eprintln!("{} attempt(s), {rejected} span(s) rejected: {tried:?}", tried.len());
+    // The sink rejects one span of every export.
+    assert_eq!(rejected, tried.len() as u64);
+    assert!(tried.iter().all(|v| v["auth"] == "Bearer s3cret"), "{tried:?}");
+    let arrived = std::fs::read_to_string(dir.join("sink.jsonl")).unwrap();
+    assert_eq!(arrived.lines().filter(|l| l.contains("\"kind\":\"span\"")).count(), SPANS as usize);
 }
 
 #[test]

@@ -2,10 +2,12 @@ package main
 
 // An upstream that misbehaves on purpose, for gort's retry tests: the first
 // -faults trace exports (all with -faults -1) get the -fault answer, a gRPC
-// status code by name, with a RetryInfo of -retry-after when set, or
-// "stall": the request is taken and never answered. Every trace export is
-// announced on stdout with its answer and time, so a test can count
-// attempts and the gaps between them.
+// status code by name, with a RetryInfo of -retry-after when set,
+// "stall": the request is taken and never answered, or "partial": the spans
+// are kept and the answer is a partial success rejecting one of them. Every
+// trace export is announced on stdout with its answer, time and
+// authorization header, so a test can count attempts and the gaps between
+// them and see what the exporter sent.
 
 import (
 	"context"
@@ -17,8 +19,11 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 )
 
 const traceExport = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -34,7 +39,7 @@ type faults struct {
 
 func newFaults(answer string, count int, retryAfter time.Duration) (*faults, error) {
 	f := &faults{answer: answer, left: count, retryAfter: retryAfter}
-	if answer == "stall" || answer == "" {
+	if answer == "stall" || answer == "partial" || answer == "" {
 		return f, nil
 	}
 	for c := codes.OK; c <= codes.Unauthenticated; c++ {
@@ -43,7 +48,7 @@ func newFaults(answer string, count int, retryAfter time.Duration) (*faults, err
 			return f, nil
 		}
 	}
-	return nil, fmt.Errorf("-fault %q: not a gRPC code name nor stall", answer)
+	return nil, fmt.Errorf("-fault %q: not a gRPC code name, stall nor partial", answer)
 }
 
 // next numbers an attempt and says whether it gets the fault.
@@ -69,9 +74,17 @@ func (f *faults) intercept(ctx context.Context, req any, info *grpc.UnaryServerI
 	if faulty {
 		answer = f.answer
 	}
-	fmt.Printf("{\"event\":\"attempt\",\"n\":%d,\"answer\":%q,\"t_ns\":%d}\n", n, answer, time.Now().UnixNano())
+	auth := strings.Join(metadata.ValueFromIncomingContext(ctx, "authorization"), ",")
+	fmt.Printf("{\"event\":\"attempt\",\"n\":%d,\"answer\":%q,\"t_ns\":%d,\"auth\":%q}\n", n, answer, time.Now().UnixNano(), auth)
 	if !faulty {
 		return handler(ctx, req)
+	}
+	if f.answer == "partial" {
+		if _, err := handler(ctx, req); err != nil {
+			return nil, err
+		}
+		return &coltrace.ExportTraceServiceResponse{PartialSuccess: &coltrace.ExportTracePartialSuccess{
+			RejectedSpans: 1, ErrorMessage: "injected partial success"}}, nil
 	}
 	if f.answer == "stall" {
 		<-ctx.Done()

@@ -1,6 +1,7 @@
 //! The forwarder: batches from the queue to the upstream Collector over one
 //! lazily connected, long-lived HTTP/2 channel (tonic multiplexes every
-//! request on it), gzip-compressed by default, with the configured headers
+//! request on it), each batch framed and gzip-compressed once (`encoded`)
+//! and sent as it is by every attempt (`unary`), with the configured headers
 //! and timeout. Failures the OTLP specification calls retryable are retried
 //! with exponential backoff, jittered so that batches that failed together
 //! do not return together, honouring the server's RetryInfo; the rest, and
@@ -17,48 +18,31 @@ use gort_proto::{
     logs_service::ExportLogsServiceResponse, metrics_service::ExportMetricsServiceResponse,
     profiles_service::ExportProfilesServiceResponse, trace_service::ExportTraceServiceResponse,
 };
+use http::HeaderMap;
 use tonic::{
-    Code, GrpcMethod, Status,
-    client::Grpc,
-    codec::CompressionEncoding,
-    metadata::{MetadataKey, MetadataValue},
-    service::interceptor::InterceptedService,
+    Code, Status,
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
 };
 use tonic_types::StatusExt;
 
 use super::{
     PipelineError, Shared, Signal,
-    encoded::{Encoded, PreEncoded, Rejected},
+    encoded::{Encoded, Rejected},
     notices::Kind,
     queue::Batch,
+    unary,
 };
 use crate::config::{ExporterConfig, Tls};
 
 /// Batches sent at once: enough to hide the upstream's latency.
 const CONCURRENT_REQUESTS: usize = 4;
 
-type Headers = Vec<(MetadataKey<tonic::metadata::Ascii>, MetadataValue<tonic::metadata::Ascii>)>;
-
-#[derive(Clone)]
-struct AddHeaders(Arc<Headers>);
-
-impl tonic::service::Interceptor for AddHeaders {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        for (k, v) in self.0.iter() {
-            request.metadata_mut().insert(k.clone(), v.clone());
-        }
-        Ok(request)
-    }
-}
-
-type Svc = InterceptedService<Channel, AddHeaders>;
-
-/// One gRPC client over one channel for the four signals (their requests
-/// go out already encoded); replaced whole when TLS files change.
+/// One channel for the four signals, and the configured headers every
+/// request carries; replaced whole when TLS files change.
 #[derive(Clone)]
 struct Clients {
-    grpc: Grpc<Svc>,
+    channel: Channel,
+    headers: Arc<HeaderMap>,
 }
 
 #[derive(Clone)]
@@ -152,15 +136,13 @@ impl Clients {
             endpoint = endpoint.tls_config(client_tls(tls)?).map_err(|e| bad(e.to_string()))?;
         }
         let channel = endpoint.connect_lazy();
-        let headers: Headers =
-            config.headers.iter().filter_map(|(k, v)| Some((k.parse().ok()?, v.parse().ok()?))).collect();
-        let svc = InterceptedService::new(channel, AddHeaders(Arc::new(headers)));
-        // grpc-go answers in the encoding of the request: accept it always.
-        let mut grpc = Grpc::new(svc).accept_compressed(CompressionEncoding::Gzip);
-        if config.gzip {
-            grpc = grpc.send_compressed(CompressionEncoding::Gzip);
-        }
-        Ok(Self { grpc })
+        // Checked at start-up (config): none is left out here.
+        let headers: HeaderMap = config
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.parse::<http::HeaderName>().ok()?, v.parse().ok()?)))
+            .collect();
+        Ok(Self { channel, headers: Arc::new(headers) })
     }
 }
 
@@ -196,24 +178,24 @@ impl Forwarder {
     }
 
     async fn send<R: Rejected>(&self, request: &Encoded) -> Result<(u64, String), Status> {
-        let Clients { mut grpc } = self.clients();
-        grpc.ready().await.map_err(|e| Status::unavailable(format!("upstream not ready: {e}")))?;
-        let (service, path) = request.method();
-        // A clone of the bytes is a reference count: a retry sends them again.
-        let mut req = tonic::Request::new(request.body.clone());
-        req.extensions_mut().insert(GrpcMethod::new(service, "Export"));
-        let answer =
-            grpc.unary(req, http::uri::PathAndQuery::from_static(path), PreEncoded::<R>::default()).await?;
-        Ok(answer.into_inner().rejected())
+        let Clients { channel, headers } = self.clients();
+        Ok(unary::export::<R>(&channel, &headers, request).await?.rejected())
     }
 
     /// Sends a batch until it is delivered or must be dropped; releases its
     /// items from the queue either way.
     async fn deliver(self, mut batch: Batch, mut stop: tokio::sync::watch::Receiver<bool>) {
         let signal = batch.payload.signal();
-        // Encoded once, and the decoded batch freed: every attempt sends
-        // these bytes.
-        let request = Encoded::new(&batch.take_payload());
+        // Encoded and compressed once, and the decoded batch freed: every
+        // attempt sends this message.
+        let request = match Encoded::new(&batch.take_payload(), self.config.gzip) {
+            Ok(request) => request,
+            Err(e) => {
+                self.drop_batch(&batch, format!("dropping {} {}: {e}", batch.items, signal.items()));
+                self.shared.release(&batch);
+                return;
+            }
+        };
         let shared = self.shared.clone();
         let counters = &shared.counters;
         let started = Instant::now();
@@ -243,11 +225,8 @@ impl Forwarder {
                         return;
                     }
                     if started.elapsed() + wait > self.config.retry_max_elapsed || past_drain {
-                        counters.dropped(signal, batch.items);
-                        shared.notices.note(
-                            Kind::Dropped,
-                            signal.items(),
-                            batch.items,
+                        self.drop_batch(
+                            &batch,
                             format!(
                                 "dropping {} {}: upstream still failing after {:?} ({})",
                                 batch.items,
@@ -278,11 +257,8 @@ impl Forwarder {
                 }
                 Err(status) => {
                     shared.upstream.failed(signal, describe(&status));
-                    counters.dropped(signal, batch.items);
-                    shared.notices.note(
-                        Kind::Dropped,
-                        signal.items(),
-                        batch.items,
+                    self.drop_batch(
+                        &batch,
                         format!(
                             "dropping {} {}: upstream answered {:?} ({}), which is not retryable",
                             batch.items,
@@ -296,6 +272,13 @@ impl Forwarder {
             }
         }
         self.shared.release(&batch);
+    }
+
+    /// Counts `batch` as dropped and says why.
+    fn drop_batch(&self, batch: &Batch, why: String) {
+        let signal = batch.payload.signal();
+        self.shared.counters.dropped(signal, batch.items);
+        self.shared.notices.note(Kind::Dropped, signal.items(), batch.items, why);
     }
 
     /// The instant retries stop, fixed by the first to see shutdown begin:

@@ -36,6 +36,7 @@ pub mod storage;
 pub mod tap;
 pub mod telemetry;
 pub mod tls_server;
+pub mod unary;
 pub mod upstream;
 pub mod wait_profile;
 pub mod walk;
