@@ -179,7 +179,13 @@ impl Forwarder {
 
     async fn send<R: Rejected>(&self, request: &Encoded) -> Result<(u64, String), Status> {
         let Clients { channel, headers } = self.clients();
-        Ok(unary::export::<R>(&channel, &headers, request).await?.rejected())
+        // The channel's timeout ends at the answer's headers; this one also
+        // covers an answer whose body never comes.
+        let limit = self.config.timeout + Duration::from_millis(100);
+        match tokio::time::timeout(limit, unary::export::<R>(&channel, &headers, request)).await {
+            Ok(answer) => Ok(answer?.rejected()),
+            Err(_) => Err(Status::deadline_exceeded(format!("no whole answer within {limit:?}"))),
+        }
     }
 
     /// Sends a batch until it is delivered or must be dropped; releases its
