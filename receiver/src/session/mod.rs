@@ -285,7 +285,8 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
                             report(&mut session, &probes, &mut outputs, options.service_name.as_deref())?;
                         late_report(&session, options.interval, due);
                         // Its memory may have gone while the report read it:
-                        // a second report after the exit would say less.
+                        // a second report after the exit would say less (the
+                        // summary reads only the probes' books again).
                         if !session.process.is_alive() {
                             last = Some(snap);
                             break Wait::Exited;
@@ -301,7 +302,7 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
         };
         session.drain(&mut probes)?;
         let snap = match last {
-            Some(snap) => snap,
+            Some(snap) => session.with_final_probe_books(&probes, snap)?,
             None => report(&mut session, &probes, &mut outputs, options.service_name.as_deref())?,
         };
         let exited = matches!(reason, Wait::Exited);

@@ -40,20 +40,50 @@ pub(super) struct Snapshot {
     pub(super) runtime_stats: Option<RuntimeStats>,
 }
 
+/// The part of a snapshot the probes' maps hold.
+struct ProbeBooks {
+    hits: Vec<u64>,
+    runtime: RuntimeCounts,
+    sampling: SamplingSummary,
+}
+
 impl Session {
     /// Collects the in-kernel aggregates once for every output of one report
     /// (hundreds of map lookups each time).
     pub(super) fn snapshot(&mut self, probes: &Probes) -> Result<Snapshot, RunError> {
-        let (runtime, strata) = self.estimate(probes)?;
-        let now = hit_counts(probes)?;
-        let sampling = self.sampling_summary(&strata);
+        let ProbeBooks { hits, runtime, sampling } = self.probe_books(probes)?;
         Ok(Snapshot {
-            hits: now.iter().zip(&self.baseline).map(|(n, b)| n.wrapping_sub(*b)).collect(),
+            hits,
             runtime,
             sampling_ratio: self.sampler.ratio(),
             sampling,
             live: self.take_census(probes),
             runtime_stats: self.read_runtime_stats(),
+        })
+    }
+
+    /// `snap`, taken while the target was exiting, with the probes' books
+    /// read again. They are final only once it has exited: what ran between
+    /// the first read and the exit (the last round trips, the last stalls,
+    /// whose events are drained after) is in them now. What `snap` read from
+    /// the process's memory cannot be read again, and is kept.
+    pub(super) fn with_final_probe_books(
+        &self,
+        probes: &Probes,
+        snap: Snapshot,
+    ) -> Result<Snapshot, RunError> {
+        let ProbeBooks { hits, runtime, sampling } = self.probe_books(probes)?;
+        Ok(Snapshot { hits, runtime, sampling, ..snap })
+    }
+
+    /// What the probes counted since attach, from the kernel's maps.
+    fn probe_books(&self, probes: &Probes) -> Result<ProbeBooks, RunError> {
+        let (runtime, strata) = self.estimate(probes)?;
+        let now = hit_counts(probes)?;
+        Ok(ProbeBooks {
+            hits: now.iter().zip(&self.baseline).map(|(n, b)| n.wrapping_sub(*b)).collect(),
+            runtime,
+            sampling: self.sampling_summary(&strata),
         })
     }
 
