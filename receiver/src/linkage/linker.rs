@@ -125,6 +125,12 @@ impl Linker {
         self.linked_targets > 0
     }
 
+    /// Nothing held and no account waiting: `release` has nothing to do
+    /// until `hold` or `add_account` is called.
+    pub fn is_idle(&self) -> bool {
+        self.held.is_empty() && self.order.is_empty()
+    }
+
     /// A span ended in the target: its account waits for the span.
     pub fn add_account(&mut self, pid: u32, ids: SpanIds, mut account: Account, now: Instant) {
         if let Some(stalls) = self.pending_stalls.remove(&(pid, ids.1)) {

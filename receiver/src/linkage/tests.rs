@@ -109,16 +109,21 @@ fn spans_never_seen_go_on_unchanged_after_the_hold_and_late_data_expires() {
     let mut l = Linker::new(settings());
     let t0 = Instant::now();
     let original = request(vec![span(9, 1, 2)]);
+    assert!(l.is_idle(), "nothing to look at: the stage may sleep");
     l.hold(original.clone(), 1, 100, Some(7), t0);
+    assert!(!l.is_idle(), "a held request must be looked at again");
     assert!(l.release(t0 + Duration::from_millis(499), false).is_empty());
     let out = l.release(t0 + Duration::from_millis(500), false);
     assert_eq!(out, vec![Released { request: original, items: 1, bytes: 100, children: 0, record: Some(7) }]);
     assert_eq!(l.counts().unmatched, 1);
+    assert!(l.is_idle());
     // Its data arrives too late: kept until the TTL, then counted.
     l.add_account(1, ids(9), Account::default(), t0 + Duration::from_secs(1));
+    assert!(!l.is_idle(), "a waiting account must be expired in time");
     l.release(t0 + Duration::from_secs(40), false);
     assert_eq!(l.counts().accounts_expired, 1);
     assert_eq!(l.counts().waiting_accounts, 0);
+    assert!(l.is_idle());
 }
 
 #[test]

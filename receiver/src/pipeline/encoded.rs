@@ -21,9 +21,9 @@ use super::{
 };
 
 /// gzip's fastest level. The upstream is a Collector next door or across a
-/// data-centre link, where CPU is what a sidecar pays for on every
-/// instance: on OTLP spans level 1 costs a fraction of tonic's fixed level 6
-/// for output a few percent larger (README, "Pass-through").
+/// data-centre link, and CPU is what a sidecar pays for on every instance:
+/// on a batch of 8,000 SDK-like spans level 1 took 3.1 ms where tonic's
+/// fixed level 6 took 11.0, for output 13% larger (README, "Pass-through").
 pub const GZIP_LEVEL: u32 = 1;
 
 /// The gRPC message header: a compressed flag and a big-endian length.

@@ -16,8 +16,11 @@ use crate::{
     telemetry::exemplars::Exemplars,
 };
 
-/// How often held spans are looked at (besides when probe data arrives).
+/// How often held spans and waiting accounts are looked at (besides when
+/// probe data arrives); with neither, the stage sleeps until one comes.
 const TICK: Duration = Duration::from_millis(20);
+/// The wait of an idle stage: only a wake-up ends it.
+const IDLE: Duration = Duration::from_secs(3600);
 
 /// What the probes saw in one drain, for the join.
 #[derive(Debug, Default)]
@@ -34,7 +37,7 @@ pub struct Probed {
 pub struct Linkage {
     state: Mutex<Linker>,
     /// Woken when probe data arrives, so held spans go on without waiting
-    /// for the next tick.
+    /// for the next tick, and when an idle stage is given something to hold.
     arrived: tokio::sync::Notify,
 }
 
@@ -76,7 +79,11 @@ impl Linkage {
         if !linker.is_linked() {
             return Err(request);
         }
+        let was_idle = linker.is_idle();
         linker.hold(request, room.items, room.bytes, mark.map(Mark::raw), Instant::now());
+        if was_idle {
+            self.arrived.notify_one();
+        }
         Ok(())
     }
 
@@ -119,9 +126,9 @@ pub(super) async fn run(shared: Arc<Shared>, mut stop: tokio::sync::watch::Recei
     let Some(linkage) = &shared.linkage else { return };
     loop {
         let stopping = *stop.borrow();
-        let (released, silence) = {
+        let (released, silence, idle) = {
             let mut linker = linkage.lock();
-            (linker.release(Instant::now(), stopping), linker.take_silence())
+            (linker.release(Instant::now(), stopping), linker.take_silence(), linker.is_idle())
         };
         if let Some(s) = silence {
             log::warn!(
@@ -149,8 +156,11 @@ pub(super) async fn run(shared: Arc<Shared>, mut stop: tokio::sync::watch::Recei
         if stopping {
             return;
         }
+        // Idle, a tick would find nothing: a sidecar's idle CPU is paid on
+        // every instance.
+        let tick = if idle { IDLE } else { TICK };
         tokio::select! {
-            () = tokio::time::sleep(TICK) => {}
+            () = tokio::time::sleep(tick) => {}
             () = linkage.arrived.notified() => {}
             _ = stop.changed() => {}
         }
