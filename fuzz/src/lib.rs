@@ -5,7 +5,7 @@ use std::sync::{Arc, LazyLock};
 
 use gort::{
     config::PipelineConfig,
-    pipeline::{Shared, Signal},
+    pipeline::{Shared, Signal, queue::Room},
 };
 
 pub static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
@@ -47,7 +47,7 @@ pub fn zstd(data: &[u8]) -> Vec<u8> {
 pub fn drain_and_check(signal: Signal, accepted_before: u64) {
     let shared = &*SHARED;
     let mut queued = 0;
-    while let Some(batch) = shared.queue.take(u64::MAX) {
+    while let Some(batch) = shared.queue.take(Room::ALL) {
         assert_eq!(batch.payload.signal(), signal, "a request landed under the wrong signal");
         // What would be sent upstream (bytes kept as they arrived, or
         // encoded) is a request of the signal holding the items counted.

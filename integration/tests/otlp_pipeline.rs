@@ -18,6 +18,12 @@ use gort_integration::{
     selfmetrics::{gauge, self_metric, wait_until},
     sink as items, start_collector, start_collector_with, start_sink,
 };
+use gort_proto::{
+    kv_str,
+    resource::Resource,
+    trace::{ResourceSpans, ScopeSpans, Span},
+    trace_service::{ExportTraceServiceRequest, trace_service_client::TraceServiceClient},
+};
 
 struct Ports {
     grpc: u16,
@@ -210,6 +216,76 @@ fn an_upstream_outage_loses_nothing_within_queue_capacity() {
     stop_child(collector);
     drop(sink);
     assert_exact_spans(&out, &expected_ids(&[&report]));
+}
+
+/// A backlog of large requests, queued while the upstream was down, leaves
+/// in batches the upstream takes: a real Collector refuses a message over
+/// 4 MiB (its receiver's default), and not retryably, so one batch merging
+/// the backlog (eight 1.5 MB requests sent at once here) would be lost.
+#[test]
+fn a_backlog_of_large_requests_leaves_in_batches_the_upstream_takes() {
+    const REQUESTS: u64 = 8;
+    let p = ports();
+    let (dir, out, sink, sink_port) = sink("large-backlog");
+    let config = fault_config(&dir, 100_000);
+    let gort = start_gort(&p, Some(&config));
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = TraceServiceClient::connect(format!("http://127.0.0.1:{}", p.grpc)).await.unwrap();
+        // At once: they wait together for the first request's retries.
+        let sends: Vec<_> = (0..REQUESTS)
+            .map(|i| {
+                let mut client = client.clone();
+                tokio::spawn(async move { client.export(large_request(i)).await.map(|_| ()) })
+            })
+            .collect();
+        for sent in sends {
+            sent.await.unwrap().expect("gort takes a 1.5 MB request");
+        }
+    });
+    assert_eq!(self_metric(p.telemetry, "gort_receiver_accepted_items_total", "spans"), REQUESTS);
+    let collector = start_collector(p.upstream, sink_port);
+    let done = || {
+        self_metric(p.telemetry, "gort_exporter_sent_items_total", "spans")
+            + self_metric(p.telemetry, "gort_exporter_dropped_items_total", "spans")
+    };
+    wait_until(Duration::from_secs(60), "the backlog to leave", || done() == REQUESTS);
+    assert_eq!(
+        self_metric(p.telemetry, "gort_exporter_dropped_items_total", "spans"),
+        0,
+        "a batch the upstream refused"
+    );
+    wait_until(Duration::from_secs(10), "the sink to flush", || {
+        arrived(&out, "span").iter().filter(|s| s.name == "large").count() as u64 == REQUESTS
+    });
+    stop(gort);
+    stop_child(collector);
+    drop(sink);
+}
+
+/// One span with a 1.5 MB attribute.
+fn large_request(i: u64) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv_str("service.name", "large")],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span {
+                    trace_id: u128::from(i + 1).to_be_bytes().to_vec(),
+                    span_id: (i + 1).to_be_bytes().to_vec(),
+                    name: "large".into(),
+                    start_time_unix_nano: 1,
+                    end_time_unix_nano: 2,
+                    attributes: vec![kv_str("large", "x".repeat(1_500_000))],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
 }
 
 /// A queue too small for what the service sends while the upstream is down:

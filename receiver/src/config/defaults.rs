@@ -65,6 +65,9 @@ pub const DEFAULT_STORAGE_MAX_MIB: u64 = 256;
 pub const DEFAULT_STORAGE_SYNC_INTERVAL: &str = "1s";
 /// A batch is sent once it holds this many items...
 pub const DEFAULT_BATCH_ITEMS: u64 = 8_192;
+/// A batch holds at most this many KiB of encoded requests: a Collector's
+/// OTLP/gRPC receiver takes messages up to 4 MiB by default.
+pub const DEFAULT_BATCH_KIB: u64 = 4 << 10;
 /// ...or once its first item waited this long.
 pub const DEFAULT_BATCH_TIMEOUT: &str = "200ms";
 /// First retry delay; doubled per attempt up to the maximum.

@@ -45,6 +45,8 @@ pub struct ExporterConfig {
     /// `exporter.queue_mib` in bytes.
     pub queue_bytes: u64,
     pub batch_items: u64,
+    /// `exporter.batch_kib` in bytes.
+    pub batch_bytes: u64,
     pub batch_timeout: Duration,
     pub retry_initial: Duration,
     pub retry_max: Duration,
@@ -234,6 +236,7 @@ impl RawConfig {
             queue_items: e.queue_items.unwrap_or(DEFAULT_QUEUE_ITEMS),
             queue_bytes: e.queue_mib.unwrap_or(DEFAULT_QUEUE_MIB).saturating_mul(1 << 20),
             batch_items: e.batch_items.unwrap_or(DEFAULT_BATCH_ITEMS),
+            batch_bytes: e.batch_kib.unwrap_or(DEFAULT_BATCH_KIB).saturating_mul(1 << 10),
             batch_timeout: duration(
                 "exporter.batch_timeout",
                 e.batch_timeout.as_deref(),
@@ -267,6 +270,9 @@ impl RawConfig {
         }
         if exporter.queue_bytes == 0 {
             return Err(invalid("exporter.queue_mib", "must be at least 1"));
+        }
+        if exporter.batch_bytes == 0 {
+            return Err(invalid("exporter.batch_kib", "must be at least 1"));
         }
         if exporter.timeout.is_zero() {
             return Err(invalid("exporter.timeout", "must be more than 0"));

@@ -202,6 +202,11 @@ pub struct RawExporter {
     /// A batch is sent once it holds this many items, or as soon as no
     /// other batch is being sent...
     pub batch_items: Option<u64>,
+    /// A batch holds at most this many KiB of encoded requests (one larger
+    /// request goes alone): the message an upstream takes is bounded, 4 MiB
+    /// in a Collector's OTLP/gRPC receiver unless `max_recv_msg_size_mib`
+    /// raises it, and a larger one is refused, not retried.
+    pub batch_kib: Option<u64>,
     /// ...or, while others are being sent (or retried), once its first item
     /// waited this long.
     pub batch_timeout: Option<String>,

@@ -29,7 +29,7 @@ use super::{
     PipelineError, Shared, Signal,
     encoded::{Encoded, Rejected},
     notices::Kind,
-    queue::Batch,
+    queue::{Batch, Room},
     unary,
 };
 use crate::config::{ExporterConfig, Tls};
@@ -319,17 +319,19 @@ impl Forwarder {
                 self.start_drain();
             }
             let (waiting, oldest) = queue.waiting();
+            let max = Room { items: self.config.batch_items, bytes: self.config.batch_bytes };
             // A batch leaves when it is full, when nothing is being sent
             // (so a lone request waits for no timer, and under load a batch
             // gathers what arrives during one send), or at `batch_timeout`
             // while sends are slow or retried.
             let idle = permits.available_permits() == CONCURRENT_REQUESTS;
-            let due = waiting >= self.config.batch_items
+            let due = waiting.items >= max.items
+                || waiting.bytes >= max.bytes
                 || oldest.is_some_and(|age| age >= self.config.batch_timeout)
-                || (waiting > 0 && (idle || stopping));
+                || (waiting.items > 0 && (idle || stopping));
             if due {
                 let Ok(permit) = permits.clone().acquire_owned().await else { break };
-                if let Some(batch) = queue.take(self.config.batch_items) {
+                if let Some(batch) = queue.take(max) {
                     let (me, stop, finished) = (self.clone(), stop.clone(), finished.clone());
                     tokio::spawn(async move {
                         me.deliver(batch, stop).await;
@@ -364,7 +366,7 @@ impl Forwarder {
         let _ = tokio::time::timeout(left + self.config.timeout, permits.acquire_many(all)).await;
         // Whatever is still waiting at the deadline stays in the persistent
         // queue, or is lost: say how much.
-        while let Some(batch) = queue.take(u64::MAX) {
+        while let Some(batch) = queue.take(Room::ALL) {
             let signal = batch.payload.signal();
             if self.shared.keep_at_shutdown(&batch) {
                 continue;

@@ -9,6 +9,7 @@ use std::{
 };
 
 use gort_proto::trace_service::ExportTraceServiceRequest;
+use prost::Message;
 
 use super::{Payload, Shared, queue::Room, storage::Mark};
 use crate::{
@@ -143,13 +144,15 @@ pub(super) async fn run(shared: Arc<Shared>, mut stop: tokio::sync::watch::Recei
         for r in released {
             // The children are gort's own items: room is made for them (they
             // are never refused: their parent was accepted), and they are
-            // sent and counted like the service's.
-            // Their bytes are not counted: a child is a few hundred bytes
-            // and is bounded by its parent's items.
-            shared.queue.add_reserved(Room { items: r.children, bytes: 0 });
+            // sent and counted like the service's. So are the bytes the
+            // enrichment added, children and attributes: a batch's bytes
+            // must be the size of the message sent, which the upstream
+            // bounds.
+            let bytes = (r.request.encoded_len() as u64).max(r.bytes);
+            shared.queue.add_reserved(Room { items: r.children, bytes: bytes - r.bytes });
             shared.enqueue_reserved(
                 Payload::Traces(r.request),
-                Room { items: r.items + r.children, bytes: r.bytes },
+                Room { items: r.items + r.children, bytes },
                 r.record.map(Mark::from_raw),
             );
         }

@@ -30,6 +30,11 @@ pub struct Room {
     pub bytes: u64,
 }
 
+impl Room {
+    /// No bound: what a drain at shutdown takes.
+    pub const ALL: Room = Room { items: u64::MAX, bytes: u64::MAX };
+}
+
 struct Entry {
     payload: Payload,
     room: Room,
@@ -147,10 +152,14 @@ impl Queue {
         self.held_bytes.load(Ordering::Relaxed)
     }
 
-    /// (items waiting, age of the oldest waiting request).
-    pub fn waiting(&self) -> (u64, Option<Duration>) {
+    /// (room the waiting requests take, age of the oldest of them).
+    pub fn waiting(&self) -> (Room, Option<Duration>) {
         let w = self.lock();
-        (w.iter().map(|e| e.room.items).sum(), w.front().map(|e| e.enqueued.elapsed()))
+        let room = w.iter().fold(Room::default(), |sum, e| Room {
+            items: sum.items + e.room.items,
+            bytes: sum.bytes + e.room.bytes,
+        });
+        (room, w.front().map(|e| e.enqueued.elapsed()))
     }
 
     fn flights(&self) -> std::sync::MutexGuard<'_, Vec<(u64, Instant)>> {
@@ -165,9 +174,11 @@ impl Queue {
         waiting.max(flying)
     }
 
-    /// Takes up to `max_items` (at least one request) of the signal at the
-    /// front, merged into one request.
-    pub fn take(&self, max_items: u64) -> Option<Batch> {
+    /// Takes up to `max` items and encoded bytes (at least one request) of
+    /// the signal at the front, merged into one request: its bytes are the
+    /// size of the message sent, which an upstream bounds (4 MiB in a
+    /// Collector's default OTLP/gRPC receiver).
+    pub fn take(&self, max: Room) -> Option<Batch> {
         let mut w = self.lock();
         let first = w.pop_front()?;
         let signal: Signal = first.payload.signal();
@@ -181,7 +192,10 @@ impl Queue {
             token,
         };
         while let Some(next) = w.front() {
-            if next.payload.signal() != signal || batch.items + next.room.items > max_items {
+            if next.payload.signal() != signal
+                || batch.items + next.room.items > max.items
+                || batch.bytes + next.room.bytes > max.bytes
+            {
                 break;
             }
             let Some(next) = w.pop_front() else { break };
@@ -244,7 +258,7 @@ mod tests {
         let q = Queue::new(room(10, 1 << 20));
         assert_eq!(q.push(spans(6), room(6, 60)), Ok(()));
         assert_eq!(q.push(spans(5), room(5, 50)), Err(Full));
-        let batch = q.take(100).unwrap();
+        let batch = q.take(room(100, u64::MAX)).unwrap();
         assert_eq!(batch.items, 6);
         // Taken but not yet sent: still held.
         assert_eq!(q.push(spans(5), room(5, 50)), Err(Full));
@@ -262,7 +276,7 @@ mod tests {
         assert_eq!(q.push(spans(1), room(1, 150)), Ok(()));
         // ...and nothing more until it has gone.
         assert_eq!(q.push(spans(1), room(1, 1)), Err(Full));
-        let b = q.take(1000).unwrap();
+        let b = q.take(room(1000, u64::MAX)).unwrap();
         q.release(&b);
         assert_eq!(q.push(spans(2), room(2, 60)), Ok(()));
         assert_eq!(q.push(spans(2), room(2, 40)), Ok(()));
@@ -271,7 +285,7 @@ mod tests {
             Err(Full),
             "100 bytes held of 100: full, with 4 items of 1000"
         );
-        let b = q.take(1000).unwrap();
+        let b = q.take(room(1000, u64::MAX)).unwrap();
         assert_eq!(
             (b.items, b.bytes),
             (4, 100),
@@ -287,8 +301,23 @@ mod tests {
         for _ in 0..3 {
             q.push(spans(4), room(4, 40)).unwrap();
         }
-        let b = q.take(8).unwrap();
+        let b = q.take(room(8, u64::MAX)).unwrap();
         assert_eq!((b.items, b.bytes, b.payload.items()), (8, 80, 8));
-        assert_eq!(q.waiting().0, 4);
+        assert_eq!(q.waiting().0.items, 4);
+    }
+
+    #[test]
+    fn batches_stay_within_the_bytes_an_upstream_takes() {
+        let q = Queue::new(room(100, 1 << 20));
+        for _ in 0..3 {
+            q.push(spans(4), room(4, 40)).unwrap();
+        }
+        assert_eq!(q.waiting().0, room(12, 120));
+        let b = q.take(room(100, 99)).unwrap();
+        assert_eq!((b.items, b.bytes), (8, 80), "a third request would make 120 bytes");
+        // One request larger than the bound still goes, alone.
+        let b = q.take(room(100, 10)).unwrap();
+        assert_eq!((b.items, b.bytes), (4, 40));
+        assert!(q.take(Room::ALL).is_none());
     }
 }

@@ -190,7 +190,7 @@ mod tests {
         };
         assert!(offer(body.clone()));
         assert!(offer(logs(1, "b").encode_to_vec()));
-        let mut batch = shared.queue.take(100).unwrap();
+        let mut batch = shared.queue.take(super::super::queue::Room::ALL).unwrap();
         assert_eq!(batch.items, 3);
         let payload = batch.take_payload();
         assert!(matches!(payload, Payload::Raw(_)), "kept as bytes");
