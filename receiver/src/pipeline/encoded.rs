@@ -39,36 +39,29 @@ pub struct Encoded {
     pub signal: Signal,
     /// The whole length-prefixed message, header included.
     pub message: Bytes,
-    /// Whether the message is gzip-compressed (its flag says so too).
-    pub gzip: bool,
 }
 
 impl Encoded {
+    /// The batch's bytes are written once, into the compressor or after
+    /// the header's room: never copied whole before.
     pub fn new(payload: &Payload, gzip: bool) -> Result<Self, TooLarge> {
-        let body = payload.to_bytes();
-        let framed = if gzip { compressed(&body) } else { None };
-        let (message, gzip) = match framed {
+        let len = usize::try_from(payload.encoded_len()).unwrap_or(0);
+        let compressed = if gzip { compressed(payload, len) } else { None };
+        let (message, gzip) = match compressed {
             Some(message) => (message, true),
             None => {
-                let mut message = Vec::with_capacity(HEADER + body.len());
+                let mut message = Vec::with_capacity(HEADER + len);
                 message.extend_from_slice(&[0; HEADER]);
-                message.extend_from_slice(&body);
+                payload.encode(&mut message);
                 (message, false)
             }
         };
-        Ok(Self { signal: payload.signal(), message: frame(message, gzip)?, gzip })
+        Ok(Self { signal: payload.signal(), message: frame(message, gzip)? })
     }
 
-    /// The protobuf bytes of the request, uncompressed (for tests and
-    /// benches: a copy when the message is compressed).
-    pub fn body(&self) -> Option<Vec<u8>> {
-        let body = self.message.get(HEADER..)?;
-        if !self.gzip {
-            return Some(body.to_vec());
-        }
-        let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(body), &mut out).ok()?;
-        Some(out)
+    /// Whether the message is gzip-compressed, as its flag says.
+    pub fn gzip(&self) -> bool {
+        self.message.first() == Some(&1)
     }
 
     /// The OTLP service and the gRPC path its export is sent to.
@@ -88,15 +81,23 @@ impl Encoded {
     }
 }
 
-/// `body` gzipped after a header's room. None if compression fails, which
-/// writing into memory does not: the batch then goes uncompressed rather
-/// than not at all.
-fn compressed(body: &[u8]) -> Option<Vec<u8>> {
+/// `payload` (`len` bytes encoded) gzipped after a header's room. None if
+/// compression fails, which writing into memory does not: the batch then
+/// goes uncompressed rather than not at all.
+fn compressed(payload: &Payload, len: usize) -> Option<Vec<u8>> {
     // OTLP compresses several times over: a quarter is room enough.
-    let mut out = Vec::with_capacity(HEADER + body.len() / 4);
+    let mut out = Vec::with_capacity(HEADER + len / 4);
     out.extend_from_slice(&[0; HEADER]);
     let mut gz = GzEncoder::new(out, Compression::new(GZIP_LEVEL));
-    gz.write_all(body).ok()?;
+    match payload {
+        // The requests' bytes as they arrived, straight into the compressor.
+        Payload::Raw(raw) => {
+            for chunk in raw.chunks() {
+                gz.write_all(chunk).ok()?;
+            }
+        }
+        decoded => gz.write_all(&decoded.to_bytes()).ok()?,
+    }
     gz.finish().ok()
 }
 
@@ -177,13 +178,32 @@ mod tests {
         assert_eq!(ExportTraceServiceRequest::decode(&plain.message[5..]).unwrap(), batch);
 
         let gzipped = Encoded::new(&Payload::Traces(batch.clone()), true).unwrap();
-        assert!(gzipped.gzip);
+        assert!(gzipped.gzip());
         assert_eq!(gzipped.message[0], 1, "compressed flag");
         let compressed_len = u32::from_be_bytes(gzipped.message[1..5].try_into().unwrap());
         assert_eq!(compressed_len as usize, gzipped.message.len() - 5);
         assert!(gzipped.message.len() < len / 4, "{} bytes gzipped to {}", len, gzipped.message.len());
-        let body = gzipped.body().unwrap();
-        assert_eq!(ExportTraceServiceRequest::decode(body.as_slice()).unwrap(), batch);
+        assert_eq!(
+            ExportTraceServiceRequest::decode(gunzip(&gzipped.message[5..]).as_slice()).unwrap(),
+            batch
+        );
+
+        // A batch of requests kept as bytes is compressed piece by piece.
+        let mut raw = crate::pipeline::raw::Raw::encode(&Payload::Traces(request(2)));
+        raw.append(crate::pipeline::raw::Raw::encode(&Payload::Traces(request(3))));
+        let gzipped = Encoded::new(&Payload::Raw(raw), true).unwrap();
+        let mut both = request(2);
+        both.resource_spans.extend(request(3).resource_spans);
+        assert_eq!(
+            ExportTraceServiceRequest::decode(gunzip(&gzipped.message[5..]).as_slice()).unwrap(),
+            both
+        );
+    }
+
+    fn gunzip(compressed: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(compressed), &mut out).unwrap();
+        out
     }
 
     #[test]

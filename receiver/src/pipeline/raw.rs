@@ -46,6 +46,11 @@ impl Raw {
         }
     }
 
+    /// Its requests' bytes, in order: concatenated, one request.
+    pub fn chunks(&self) -> &[Bytes] {
+        &self.chunks
+    }
+
     pub fn signal(&self) -> Signal {
         self.signal
     }

@@ -37,11 +37,11 @@ pub async fn export<R: Rejected>(
     *http.method_mut() = Method::POST;
     *http.uri_mut() = Uri::from_static(path);
     let h = http.headers_mut();
-    h.extend(headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+    h.extend(headers.clone());
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     h.insert(header::TE, HeaderValue::from_static("trailers"));
     h.insert("grpc-accept-encoding", HeaderValue::from_static("gzip"));
-    if request.gzip {
+    if request.gzip() {
         h.insert("grpc-encoding", HeaderValue::from_static("gzip"));
     }
     let answer = channel.call(http).await.map_err(|e| Status::from_error(Box::new(e)))?;
