@@ -9,9 +9,8 @@ use std::{
 };
 
 use gort_proto::trace_service::ExportTraceServiceRequest;
-use prost::Message;
 
-use super::{Payload, Shared, queue::Room, storage::Mark};
+use super::{Payload, Shared, queue::Room, raw::Raw, storage::Mark};
 use crate::{
     linkage::{Account, LinkCounts, Linker, Settings, SpanIds, Stall},
     telemetry::exemplars::Exemplars,
@@ -148,10 +147,13 @@ pub(super) async fn run(shared: Arc<Shared>, mut stop: tokio::sync::watch::Recei
             // enrichment added, children and attributes: a batch's bytes
             // must be the size of the message sent, which the upstream
             // bounds.
-            let bytes = (r.request.encoded_len() as u64).max(r.bytes);
+            // Encoded here, once: the length is then known exactly, and
+            // the forwarder sends these bytes as they are.
+            let raw = Raw::encode(&Payload::Traces(r.request));
+            let bytes = raw.encoded_len().max(r.bytes);
             shared.queue.add_reserved(Room { items: r.children, bytes: bytes - r.bytes });
             shared.enqueue_reserved(
-                Payload::Traces(r.request),
+                Payload::Raw(raw),
                 Room { items: r.items + r.children, bytes },
                 r.record.map(Mark::from_raw),
             );
