@@ -142,12 +142,22 @@ fn check_version(variant: &str, env: &[(&str, &str)]) {
     }
 }
 
-/// Three instants of one process started with `run_env`.
+/// The most instants that may be taken again because the program's own
+/// two reads saw a collection between them.
+const MAX_RETAKEN: usize = 3;
+
+/// Three instants of one process started with `run_env`. Under a tight
+/// memory limit the one line the program prints between its reads can
+/// start a collection; the program's own reads then differ in
+/// `/gc/cycles/total`, so they do not bound one instant, and the instant is
+/// taken again (at most `MAX_RETAKEN` times in all).
 fn check_instants(binary: &Path, what: &str, run_env: &[(&str, &str)]) -> Stats {
     let mut p = spawn_with(binary, run_env);
     let mut last = None;
+    let mut retaken = 0;
     {
-        for _ in 0..3 {
+        let mut done = 0;
+        while done < 3 {
             p.send_line("go");
             let before: Instant =
                 serde_json::from_str(&p.wait_line(Duration::from_secs(30), |l| l.contains("\"before\"")))
@@ -168,8 +178,17 @@ fn check_instants(binary: &Path, what: &str, run_env: &[(&str, &str)]) -> Stats 
                 ours.memory_used,
                 ours.schedule_latency.counts.iter().sum::<u64>()
             );
+            let cycles = |i: &Instant| i.scalars["/gc/cycles/total:gc-cycles"];
+            if cycles(&before) != cycles(&after) && retaken < MAX_RETAKEN {
+                // Still bounded by the program's reads, counted or not.
+                between("/gc/cycles/total:gc-cycles", cycles(&before), ours.gc_cycles, cycles(&after));
+                retaken += 1;
+                eprintln!("{what}: a collection between the program's two reads; the instant is taken again");
+                continue;
+            }
             check_instant(&format!("{} ({what})", before.go_version), &before, &ours, &after);
             last = Some(ours);
+            done += 1;
         }
         p.send_line("exit");
         assert!(p.wait_exit(Duration::from_secs(10)).success());
@@ -191,8 +210,9 @@ fn runtime_stats_match_what_the_program_reads_itself() {
 /// GOGC and a memory limit set: GOGC=400 alone would aim at 16 MiB (the
 /// runtime's 4 MiB minimum heap, scaled by GOGC/100); a 12 MiB limit, most
 /// of it taken by memory outside the heap, decides a lower goal
-/// (`memoryLimitHeapGoal`), with room above the live heap so that printing
-/// one line starts no collection between the program's two reads.
+/// (`memoryLimitHeapGoal`), with little room above the live heap: printing
+/// one line between the program's two reads now and then starts a
+/// collection, and that instant is taken again (`check_instants`).
 #[test]
 fn runtime_stats_follow_gogc_and_the_memory_limit() {
     if !require_root("runtime_stats_follow_gogc_and_the_memory_limit") {
