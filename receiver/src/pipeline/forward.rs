@@ -37,6 +37,10 @@ use crate::config::{ExporterConfig, Tls};
 /// Batches sent at once: enough to hide the upstream's latency.
 const CONCURRENT_REQUESTS: usize = 4;
 
+/// How long past `timeout` an attempt may take: the channel's timeout ends
+/// at the answer's headers, this bound also covers its body.
+const ANSWER_SLACK: Duration = Duration::from_millis(100);
+
 /// One channel for the four signals, and the configured headers every
 /// request carries; replaced whole when TLS files change.
 #[derive(Clone)]
@@ -181,7 +185,7 @@ impl Forwarder {
         let Clients { channel, headers } = self.clients();
         // The channel's timeout ends at the answer's headers; this one also
         // covers an answer whose body never comes.
-        let limit = self.config.timeout + Duration::from_millis(100);
+        let limit = self.config.timeout + ANSWER_SLACK;
         match tokio::time::timeout(limit, unary::export::<R>(&channel, &headers, request)).await {
             Ok(answer) => Ok(answer?.rejected()),
             Err(_) => Err(Status::deadline_exceeded(format!("no whole answer within {limit:?}"))),
@@ -189,17 +193,29 @@ impl Forwarder {
     }
 
     /// Sends a batch until it is delivered or must be dropped; releases its
-    /// items from the queue either way.
-    async fn deliver(self, mut batch: Batch, mut stop: tokio::sync::watch::Receiver<bool>) {
+    /// items from the queue either way. Aborted at exit, it still counts
+    /// the batch (`Delivery`).
+    async fn deliver(self, batch: Batch, stop: tokio::sync::watch::Receiver<bool>) {
+        let mut delivery = Delivery { batch, shared: self.shared.clone(), settled: false };
+        if !self.attempts(&mut delivery.batch, stop).await {
+            self.shared.release(&delivery.batch);
+        }
+        delivery.settled = true;
+    }
+
+    /// Sends `batch` until it is sent, dropped or kept in the persistent
+    /// queue at shutdown (then true: its room is released already), and
+    /// counts it. No await follows a count, so a delivery aborted at an
+    /// await has counted nothing.
+    async fn attempts(&self, batch: &mut Batch, mut stop: tokio::sync::watch::Receiver<bool>) -> bool {
         let signal = batch.payload.signal();
         // Encoded and compressed once, and the decoded batch freed: every
         // attempt sends this message.
         let request = match Encoded::new(&batch.take_payload(), self.config.gzip) {
             Ok(request) => request,
             Err(e) => {
-                self.drop_batch(&batch, format!("dropping {} {}: {e}", batch.items, signal.items()));
-                self.shared.release(&batch);
-                return;
+                self.drop_batch(batch, format!("dropping {} {}: {e}", batch.items, signal.items()));
+                return false;
             }
         };
         let shared = self.shared.clone();
@@ -227,12 +243,12 @@ impl Forwarder {
                     // together: the server's delay is kept, ours jittered.
                     let wait = retry_delay(&status).unwrap_or_else(|| jittered(delay));
                     let past_drain = self.drain_deadline.get().is_some_and(|d| Instant::now() + wait > *d);
-                    if past_drain && self.shared.keep_at_shutdown(&batch) {
-                        return;
+                    if past_drain && self.shared.keep_at_shutdown(batch) {
+                        return true;
                     }
                     if started.elapsed() + wait > self.config.retry_max_elapsed || past_drain {
                         self.drop_batch(
-                            &batch,
+                            batch,
                             format!(
                                 "dropping {} {}: upstream still failing after {:?} ({})",
                                 batch.items,
@@ -264,7 +280,7 @@ impl Forwarder {
                 Err(status) => {
                     shared.upstream.failed(signal, describe(&status));
                     self.drop_batch(
-                        &batch,
+                        batch,
                         format!(
                             "dropping {} {}: upstream answered {:?} ({}), which is not retryable",
                             batch.items,
@@ -277,7 +293,7 @@ impl Forwarder {
                 }
             }
         }
-        self.shared.release(&batch);
+        false
     }
 
     /// Counts `batch` as dropped and says why.
@@ -310,10 +326,12 @@ impl Forwarder {
             ));
         }
         let permits = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_REQUESTS));
+        let mut deliveries = tokio::task::JoinSet::new();
         // A delivery ended: what waited for it may leave now.
         let finished = Arc::new(tokio::sync::Notify::new());
         let queue = &self.shared.queue;
         loop {
+            while deliveries.try_join_next().is_some() {}
             let stopping = *stop.borrow();
             if stopping {
                 self.start_drain();
@@ -333,7 +351,7 @@ impl Forwarder {
                 let Ok(permit) = permits.clone().acquire_owned().await else { break };
                 if let Some(batch) = queue.take(max) {
                     let (me, stop, finished) = (self.clone(), stop.clone(), finished.clone());
-                    tokio::spawn(async move {
+                    deliveries.spawn(async move {
                         me.deliver(batch, stop).await;
                         drop(permit);
                         finished.notify_one();
@@ -359,11 +377,21 @@ impl Forwarder {
             }
         }
         // Let deliveries in flight finish: they stop retrying at the
-        // deadline, and an attempt begun before it ends within `timeout`.
+        // deadline, and an attempt begun before it ends within `timeout`
+        // and the answer's slack. One still running past that is aborted,
+        // and its batch counted (`Delivery`), not left out of the books.
         let left =
             self.drain_deadline.get().map_or(Duration::ZERO, |d| d.saturating_duration_since(Instant::now()));
-        let all = u32::try_from(CONCURRENT_REQUESTS).unwrap_or(u32::MAX);
-        let _ = tokio::time::timeout(left + self.config.timeout, permits.acquire_many(all)).await;
+        let bound = left + self.config.timeout + ANSWER_SLACK;
+        let drained = tokio::time::timeout(bound, async { while deliveries.join_next().await.is_some() {} });
+        if drained.await.is_err() {
+            log::error!(
+                "{} deliveries still in flight {bound:?} after the drain began: abandoned",
+                deliveries.len()
+            );
+            deliveries.abort_all();
+            while deliveries.join_next().await.is_some() {}
+        }
         // Whatever is still waiting at the deadline stays in the persistent
         // queue, or is lost: say how much.
         while let Some(batch) = queue.take(Room::ALL) {
@@ -380,9 +408,63 @@ impl Forwarder {
     }
 }
 
+/// A batch in delivery. Dropped unsettled (its delivery aborted at exit),
+/// it keeps the batch in the persistent queue or counts it as dropped.
+struct Delivery {
+    batch: Batch,
+    shared: Arc<Shared>,
+    settled: bool,
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        if self.settled || self.shared.keep_at_shutdown(&self.batch) {
+            return;
+        }
+        let signal = self.batch.payload.signal();
+        if self.batch.items > 0 {
+            self.shared.counters.dropped(signal, self.batch.items);
+            log::error!("shutdown: dropping {} {} still being delivered", self.batch.items, signal.items());
+        }
+        self.shared.release(&self.batch);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A delivery aborted at exit counts its batch as dropped and gives its
+    /// room back; a settled one leaves the books to what it counted.
+    #[test]
+    fn an_abandoned_delivery_is_counted_as_dropped() {
+        use gort_proto::{
+            logs::{LogRecord, ResourceLogs, ScopeLogs},
+            logs_service::ExportLogsServiceRequest,
+        };
+        let request = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![LogRecord::default(); 3],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let shared = Shared::new(&crate::config::PipelineConfig::default());
+        for (settled, dropped) in [(true, 0), (false, 3)] {
+            assert!(shared.offer(super::super::Payload::Logs(request.clone())));
+            let batch = shared.queue.take(Room::ALL).expect("the request waits");
+            assert_eq!(shared.queue.held(), 3);
+            let delivery = Delivery { batch, shared: shared.clone(), settled };
+            if settled {
+                shared.release(&delivery.batch);
+            }
+            drop(delivery);
+            assert_eq!(shared.queue.held(), 0);
+            assert_eq!(shared.counters.get(Signal::Logs).dropped, dropped);
+        }
+    }
 
     #[test]
     fn jitter_keeps_between_half_and_all_of_the_delay() {
