@@ -35,7 +35,9 @@ use std::{
 };
 
 use gort::pipeline::{Payload, encoded::Encoded, unary};
-use gort_integration::{Proc, cpu_seconds, free_port, go_program, gort_binary, peak_rss_mb, start_collector};
+use gort_integration::{
+    Proc, cpu_seconds, free_port, go_program, gort_binary, peak_rss_mb, scratch::Scratch, start_collector,
+};
 use gort_proto::{
     common::InstrumentationScope,
     kv_int, kv_str,
@@ -294,7 +296,8 @@ fn run(middle: Middle, rate: u64, saturate: bool) -> Sample {
         .unwrap();
     let port = free_port();
     // On the disk the service's would be on (here / is one ext4 disk).
-    let storage = std::env::temp_dir().join(format!("gort-passthrough-wal-{}", std::process::id()));
+    let scratch = Scratch::new("passthrough");
+    let storage = scratch.join("wal");
     let (mut gort, mut collector) = (None, None);
     let (target, pid) = match middle {
         Middle::Direct => (sink_port, None),
@@ -303,10 +306,8 @@ fn run(middle: Middle, rate: u64, saturate: bool) -> Sample {
             cmd.args(["run", "--otlp", "--otlp-http", "off", "--telemetry", "off"])
                 .args(["--otlp-grpc", &format!("127.0.0.1:{port}")])
                 .args(["--upstream", &format!("http://127.0.0.1:{sink_port}")]);
-            let _ = std::fs::remove_dir_all(&storage);
             if let Some(yaml) = m.gort_config(&storage) {
-                let config =
-                    std::env::temp_dir().join(format!("gort-passthrough-{}.yaml", std::process::id()));
+                let config = scratch.join("gort.yaml");
                 std::fs::write(&config, yaml).unwrap();
                 cmd.arg("--config").arg(config);
             }
@@ -341,7 +342,6 @@ fn run(middle: Middle, rate: u64, saturate: bool) -> Sample {
     if let Some(mut g) = gort {
         let _ = Command::new("kill").args(["-TERM", &g.pid().to_string()]).status();
         g.wait_exit(Duration::from_secs(30));
-        let _ = std::fs::remove_dir_all(&storage);
     }
     drop(collector);
     let _ = Command::new("kill").args(["-TERM", &sink.pid().to_string()]).status();
