@@ -1,7 +1,7 @@
 //! Differential: the walk that checks and counts a request gort forwards as
 //! its bytes against prost's decoding, which it replaces. Both must accept
-//! and refuse the same inputs, count the same items, and name the same
-//! first resource. Input: [signal, request...].
+//! and refuse the same inputs, count the same items, and find the same
+//! resources. Input: [signal, request...].
 #![no_main]
 
 use gort::pipeline::{Payload, raw::decode_request, walk::walk};
@@ -19,24 +19,32 @@ fuzz_target!(|data: &[u8]| {
     match (walked, decoded) {
         (Ok(w), Some(p)) => {
             assert_eq!(w.items, p.items(), "items counted");
-            let mut resource = Resource::default();
-            for r in &w.first_resource {
-                resource.merge(&body[r.clone()]).expect("a walked resource decodes");
-            }
-            assert_eq!(resource, first_resource(p), "the first resource");
+            let walked: Vec<Resource> = w
+                .resources
+                .iter()
+                .map(|fields| {
+                    let mut resource = Resource::default();
+                    for r in fields {
+                        resource.merge(&body[r.clone()]).expect("a walked resource decodes");
+                    }
+                    resource
+                })
+                .collect();
+            assert_eq!(walked, resources(p), "the resources");
         }
         (Err(_), None) => {}
         (w, p) => panic!("walk says {w:?}, prost decodes: {}", p.is_some()),
     }
 });
 
-/// The first resource of a decoded request (none: an empty one).
-fn first_resource(decoded: Payload) -> Resource {
-    let resource = match decoded {
-        Payload::Traces(r) => r.resource_spans.into_iter().next().and_then(|r| r.resource),
-        Payload::Metrics(r) => r.resource_metrics.into_iter().next().and_then(|r| r.resource),
-        Payload::Logs(r) => r.resource_logs.into_iter().next().and_then(|r| r.resource),
-        _ => None,
+/// The resource of each resource-level message of a decoded request (an
+/// empty one where it has none).
+fn resources(decoded: Payload) -> Vec<Resource> {
+    let resources: Vec<Option<Resource>> = match decoded {
+        Payload::Traces(r) => r.resource_spans.into_iter().map(|r| r.resource).collect(),
+        Payload::Metrics(r) => r.resource_metrics.into_iter().map(|r| r.resource).collect(),
+        Payload::Logs(r) => r.resource_logs.into_iter().map(|r| r.resource).collect(),
+        _ => Vec::new(),
     };
-    resource.unwrap_or_default()
+    resources.into_iter().map(Option::unwrap_or_default).collect()
 }

@@ -44,7 +44,14 @@ struct Run {
     /// attached: a span that ended before the first cannot have been seen,
     /// one that started after the second must have been.
     attach: (u64, u64),
+    /// A second service's spans (`Options::bystander`) by id, with how many
+    /// times each arrived, and the ids it ended.
+    bystander: (HashMap<String, (Item, usize)>, HashSet<String>),
 }
+
+/// The service name of the bystander: an OTel-SDK program gort does not
+/// watch, exporting to the same gort.
+const BYSTANDER: &str = "bystander";
 
 struct Options<'a> {
     binary: &'a Path,
@@ -52,6 +59,9 @@ struct Options<'a> {
     /// Start the load this long before gort attaches (spans gort never saw).
     late_attach: Option<Duration>,
     through_collector: bool,
+    /// After the load, a second service (`otelapp`, not watched) exports
+    /// 200 spans to the same gort.
+    bystander: bool,
 }
 
 /// One run at a time: each service has the only P it is given, and
@@ -128,6 +138,11 @@ fn run(o: &Options<'_>) -> Run {
     }
     load.wait_line(Duration::from_secs(60), |l| l.contains("load-done"));
     assert!(load.wait_exit(Duration::from_secs(10)).success());
+    let bystander_ended: HashSet<String> = if o.bystander {
+        gort_integration::run_otelapp("grpc", gort_port, BYSTANDER, 200, &[]).spans.into_iter().collect()
+    } else {
+        HashSet::new()
+    };
     // The service flushes its spans at exit and then writes what it ended.
     unsafe_kill(svc.pid(), "TERM");
     svc.wait_line(Duration::from_secs(90), |l| l.contains("\"stopped\""));
@@ -143,12 +158,16 @@ fn run(o: &Options<'_>) -> Run {
     let _ = sink.wait_exit(Duration::from_secs(10));
 
     let mut spans: HashMap<String, (Item, usize)> = HashMap::new();
+    let mut bystander: HashMap<String, (Item, usize)> = HashMap::new();
     let mut children: HashMap<String, Vec<Item>> = HashMap::new();
     let mut exemplars = Vec::new();
     let mut metric_services = Vec::new();
     for item in sink::read(&sink_out) {
         match item.kind.as_str() {
             "span" if item.is_gorts_span() => children.entry(item.parent.clone()).or_default().push(item),
+            "span" if item.service == BYSTANDER => {
+                bystander.entry(item.id.clone()).or_insert((item, 0)).1 += 1;
+            }
             "span" => spans.entry(item.id.clone()).or_insert((item, 0)).1 += 1,
             "point" => {
                 if item.metric == "go.schedule.duration" {
@@ -186,6 +205,7 @@ fn run(o: &Options<'_>) -> Run {
         metric_services,
         json_copy: (enriched_in_copy, metric_requests),
         attach,
+        bystander: (bystander, bystander_ended),
     }
 }
 
@@ -441,7 +461,13 @@ fn stalls_are_charged_to_the_spans_that_suffered_them() {
         return;
     }
     let binary = service("default", &[]);
-    let r = run(&Options { binary: &binary, processor: "batch", late_attach: None, through_collector: true });
+    let r = run(&Options {
+        binary: &binary,
+        processor: "batch",
+        late_attach: None,
+        through_collector: true,
+        bystander: false,
+    });
     assert_eq!(r.target.linkage.as_ref().expect("linkage was on").offset_source, "dwarf");
     assert_stalls_are_on_the_spans_that_suffered_them(&r);
     assert_no_single_step_on_a_hot_path(&r);
@@ -463,8 +489,13 @@ fn stalls_are_charged_in_a_stripped_service_too() {
         return;
     }
     let binary = service("stripped", &["-ldflags=-s -w"]);
-    let r =
-        run(&Options { binary: &binary, processor: "batch", late_attach: None, through_collector: false });
+    let r = run(&Options {
+        binary: &binary,
+        processor: "batch",
+        late_attach: None,
+        through_collector: false,
+        bystander: false,
+    });
     // No DWARF, no symbols: the pclntab and the SDK offsets table serve.
     assert_eq!(r.target.linkage.as_ref().expect("linkage was on").offset_source, "table");
     assert_stalls_are_on_the_spans_that_suffered_them(&r);
@@ -478,13 +509,28 @@ fn spans_that_reach_gort_before_their_probe_data_are_held_and_enriched() {
     let binary = service("default", &[]);
     // The simple processor exports each span inside its End, before gort
     // has read the span's record from the ring buffer.
-    let r =
-        run(&Options { binary: &binary, processor: "simple", late_attach: None, through_collector: false });
+    let r = run(&Options {
+        binary: &binary,
+        processor: "simple",
+        late_attach: None,
+        through_collector: false,
+        bystander: true,
+    });
     assert_each_span_once(&r, 50);
     let enriched = r.spans.values().filter(|(s, _)| s.has("go.runtime.runnable.duration")).count();
     eprintln!("{} spans, {enriched} enriched; books {:?}", r.spans.len(), counts(&r));
     assert_eq!(enriched, r.spans.len(), "a span that came first waited for its data");
     assert_exemplars_point_at_exported_spans(&r);
+    // Another service exporting to the same gort, once the watched one has
+    // named itself: its spans arrive once each, unchanged, and never enter
+    // the join (linkage received the watched service's spans only).
+    let (others, ended) = &r.bystander;
+    let arrived: HashSet<String> = others.keys().cloned().collect();
+    assert_eq!(ended.len(), 200);
+    assert_eq!(&arrived, ended, "the bystander's spans, each once");
+    assert!(others.values().all(|(s, n)| *n == 1 && !s.has("go.runtime.runnable.duration")));
+    assert!(others.keys().all(|id| !r.children.contains_key(id)));
+    assert_eq!(counts(&r).spans_received, r.spans.len() as u64, "only the watched service's spans were held");
 }
 
 #[test]
@@ -501,6 +547,7 @@ fn spans_gort_never_saw_arrive_once_unchanged() {
         processor: "batch",
         late_attach: Some(Duration::from_millis(1500)),
         through_collector: false,
+        bystander: false,
     });
     assert_each_span_once(&r, 500);
     let (spawned, attached) = r.attach;

@@ -6,7 +6,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use gort_proto::{common::InstrumentationScope, trace::ScopeSpans, trace_service::ExportTraceServiceRequest};
+use gort_proto::{
+    common::{InstrumentationScope, any_value},
+    resource::Resource,
+    trace::ScopeSpans,
+    trace_service::ExportTraceServiceRequest,
+};
 
 use super::{
     LinkCounts, Settings, SpanIds,
@@ -38,6 +43,8 @@ struct Held {
 
 /// An account waiting for its span.
 struct Waiting {
+    /// The process the span ended in.
+    pid: u32,
     trace_id: [u8; 16],
     account: Account,
     arrived: Instant,
@@ -58,8 +65,11 @@ pub struct Linker {
     held: VecDeque<Held>,
     exemplars: Exemplars,
     counts: LinkCounts,
-    /// Targets with linkage attached now: with none, nothing is held.
-    linked_targets: usize,
+    /// Targets with linkage attached now, by pid, each with the
+    /// `service.name` of the resource its first enriched span came under
+    /// (None until then): with none attached, nothing is held; once every
+    /// one has a name, spans of other services pass by (`may_enrich`).
+    linked: HashMap<u32, Option<String>>,
     /// When a span last arrived from the service.
     last_span: Option<Instant>,
     /// The service seems not to export to gort, not yet told.
@@ -73,6 +83,16 @@ pub struct Silence {
     /// Span ends seen by the probes whose spans never came.
     pub spans: u64,
     pub waited: Duration,
+}
+
+/// The `service.name` of `resource`, if it has a non-empty string one: what
+/// tells a linked target's spans from other services' (`may_enrich`).
+pub fn service_name(resource: &Resource) -> Option<&str> {
+    let kv = resource.attributes.iter().find(|kv| kv.key == "service.name")?;
+    match kv.value.as_ref()?.value.as_ref()? {
+        any_value::Value::StringValue(s) if !s.is_empty() => Some(s.as_str()),
+        _ => None,
+    }
 }
 
 /// How long recent GC pauses are remembered: longer than any hold plus
@@ -90,7 +110,7 @@ impl Linker {
             held: VecDeque::new(),
             exemplars: Exemplars::default(),
             counts: LinkCounts::default(),
-            linked_targets: 0,
+            linked: HashMap::new(),
             last_span: None,
             silence: None,
             silence_told: false,
@@ -112,17 +132,34 @@ impl Linker {
         self.settings
     }
 
-    /// A target with linkage attached (`true`) or detached.
-    pub fn set_linked(&mut self, linked: bool) {
+    /// Target `pid` with linkage attached (`true`) or detached.
+    pub fn set_linked(&mut self, pid: u32, linked: bool) {
         if linked {
-            self.linked_targets += 1;
+            self.linked.entry(pid).or_default();
         } else {
-            self.linked_targets = self.linked_targets.saturating_sub(1);
+            self.linked.remove(&pid);
         }
     }
 
     pub fn is_linked(&self) -> bool {
-        self.linked_targets > 0
+        !self.linked.is_empty()
+    }
+
+    /// Every linked target has named its service: which spans it may
+    /// enrich can be told from their resources (`may_enrich`).
+    pub fn knows_services(&self) -> bool {
+        self.is_linked() && self.linked.values().all(Option::is_some)
+    }
+
+    /// Whether spans under resources named `services` (`None`: a resource
+    /// without `service.name`) may come from a linked target, so that a
+    /// request of theirs is worth decoding and holding. Until every linked
+    /// target has named its service, any may.
+    pub fn may_enrich<'a>(&self, mut services: impl Iterator<Item = Option<&'a str>>) -> bool {
+        if !self.knows_services() {
+            return self.is_linked();
+        }
+        services.any(|name| name.is_none_or(|n| self.linked.values().any(|l| l.as_deref() == Some(n))))
     }
 
     /// Nothing held and no account waiting: `release` has nothing to do
@@ -146,7 +183,7 @@ impl Linker {
                 }
             }
             _ => {
-                self.accounts.insert(span_id, Waiting { trace_id, account, arrived: now });
+                self.accounts.insert(span_id, Waiting { pid, trace_id, account, arrived: now });
                 self.order.push_back((now, span_id));
             }
         }
@@ -267,16 +304,18 @@ impl Linker {
         let mut added = 0;
         for resource in &mut request.resource_spans {
             let mut children = Vec::new();
+            let mut from = None;
             for scope in &mut resource.scope_spans {
                 for span in &mut scope.spans {
                     let Some(ids) = ids_of(span) else {
                         self.counts.unmatched += 1;
                         continue;
                     };
-                    let Some(account) = self.take_account(ids) else {
+                    let Some((pid, account)) = self.take_account(ids) else {
                         self.counts.unmatched += 1;
                         continue;
                     };
+                    from = Some(pid);
                     self.counts.enriched += 1;
                     let pauses = self.pauses_within(span.start_time_unix_nano, span.end_time_unix_nano);
                     self.offer_exemplars(ids, &account, &pauses);
@@ -302,6 +341,11 @@ impl Linker {
                     }
                 }
             }
+            if let Some(pid) = from
+                && let Some(name @ None) = self.linked.get_mut(&pid)
+            {
+                *name = resource.resource.as_ref().and_then(service_name).map(str::to_owned);
+            }
             if !children.is_empty() {
                 self.counts.stall_spans += children.len() as u64;
                 added += children.len() as u64;
@@ -323,8 +367,9 @@ impl Linker {
         self.accounts.get(&span_id).is_some_and(|w| w.trace_id == trace_id)
     }
 
-    fn take_account(&mut self, ids: SpanIds) -> Option<Account> {
-        self.has_account(ids).then(|| self.accounts.remove(&ids.1)).flatten().map(|w| w.account)
+    /// The account of span `ids`, and the process it ended in.
+    fn take_account(&mut self, ids: SpanIds) -> Option<(u32, Account)> {
+        self.has_account(ids).then(|| self.accounts.remove(&ids.1)).flatten().map(|w| (w.pid, w.account))
     }
 
     /// The GC pauses overlapping [start, end], clipped to it.

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 pub use self::{
     kinds::{DEFAULT_CHILD_SPAN_KINDS, STALL_KIND_NAMES, StallKind, StallKinds, WAIT_SLOT_NAMES, wait_slot},
-    linker::{Linker, Released, Silence},
+    linker::{Linker, Released, Silence, service_name},
     records::{
         Account, MAX_STACKTRACE_FRAMES, ReasonNamer, Stall, StallSite, mono_to_unix, stall_from_record,
     },

@@ -267,3 +267,38 @@ fn the_runtime_s_assist_reasons_land_in_the_kernel_s_assist_slot() {
         gort_common::GC_ASSIST_WAIT_SLOT
     );
 }
+
+fn named(mut r: ExportTraceServiceRequest, service: &str) -> ExportTraceServiceRequest {
+    r.resource_spans[0].resource = Some(gort_proto::resource::Resource {
+        attributes: vec![gort_proto::kv_str("service.name", service)],
+        ..Default::default()
+    });
+    r
+}
+
+/// A linked target names its service with the first span of it enriched;
+/// once every linked target has, other services' spans are not for linkage.
+#[test]
+fn linked_targets_name_their_services_and_other_services_pass_by() {
+    let mut l = Linker::new(settings());
+    let t0 = Instant::now();
+    assert!(!l.may_enrich([Some("a")].into_iter()), "nothing linked");
+    l.set_linked(7, true);
+    l.set_linked(8, true);
+    assert!(l.is_linked() && !l.knows_services());
+    assert!(l.may_enrich([Some("other")].into_iter()), "unnamed targets: any service may be theirs");
+    for (pid, n, service) in [(7, 1, "a"), (8, 2, "b")] {
+        l.add_account(pid, ids(n), mutex_account(), t0);
+        l.hold(named(request(vec![span(n, 1_000 * MS, 1_040 * MS)]), service), 1, 100, None, t0);
+        assert_eq!(l.release(t0, false).len(), 1, "{service}: its data was there");
+    }
+    assert!(l.knows_services());
+    assert!(l.may_enrich([Some("a")].into_iter()) && l.may_enrich([Some("other"), Some("b")].into_iter()));
+    assert!(!l.may_enrich([Some("other")].into_iter()), "no linked target is named other");
+    assert!(l.may_enrich([None].into_iter()), "a resource without a name may be anyone's");
+    // A target that restarts is named again by its new process.
+    l.set_linked(8, false);
+    assert!(!l.may_enrich([Some("b")].into_iter()));
+    l.set_linked(9, true);
+    assert!(!l.knows_services() && l.may_enrich([Some("other")].into_iter()));
+}

@@ -31,7 +31,7 @@ use tonic::{
 };
 
 use super::{
-    Payload, Shared, Signal,
+    Keep, Payload, Shared, Signal,
     walk::{self, Walked},
 };
 
@@ -80,10 +80,11 @@ enum Received<M> {
     Decoded(M),
 }
 
-/// Walks a request and keeps its bytes (`keep`), or decodes it; encodes the
-/// answer.
+/// Walks a request and keeps its bytes, or decodes it (`keep`); encodes
+/// the answer.
 struct Requests<E> {
-    keep: bool,
+    keep: Keep,
+    shared: Arc<Shared>,
     _export: PhantomData<fn() -> E>,
 }
 
@@ -98,7 +99,7 @@ impl<E: Export> Codec for Requests<E> {
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        Requests { keep: self.keep, _export: PhantomData }
+        Requests { keep: self.keep, shared: self.shared.clone(), _export: PhantomData }
     }
 }
 
@@ -108,12 +109,17 @@ impl<E: Export> Decoder for Requests<E> {
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
         // INTERNAL, as tonic answers a message its own codec cannot decode.
-        if self.keep {
-            let body = src.copy_to_bytes(src.remaining());
-            let walked = walk::walk(E::SIGNAL, &body).map_err(|e| Status::internal(e.to_string()))?;
+        if self.keep == Keep::Decoded {
+            return E::Request::decode(src)
+                .map(|m| Some(Received::Decoded(m)))
+                .map_err(|e| Status::internal(e.to_string()));
+        }
+        let body = src.copy_to_bytes(src.remaining());
+        let walked = walk::walk(E::SIGNAL, &body).map_err(|e| Status::internal(e.to_string()))?;
+        if self.keep == Keep::Bytes || self.shared.keeps_spans_of(&body, &walked) {
             return Ok(Some(Received::Bytes { body, walked }));
         }
-        E::Request::decode(src)
+        E::Request::decode(body)
             .map(|m| Some(Received::Decoded(m)))
             .map_err(|e| Status::internal(e.to_string()))
     }
@@ -195,7 +201,11 @@ impl<E: Export> Service<http::Request<Body>> for ExportServer<E> {
         let mut accept = EnabledCompressionEncodings::default();
         accept.enable(CompressionEncoding::Gzip);
         accept.enable(CompressionEncoding::Zstd);
-        let codec = Requests::<E> { keep: self.shared.keeps_bytes(E::SIGNAL), _export: PhantomData };
+        let codec = Requests::<E> {
+            keep: self.shared.keeps(E::SIGNAL),
+            shared: self.shared.clone(),
+            _export: PhantomData,
+        };
         let mut grpc = Grpc::new(codec)
             .apply_compression_config(accept, EnabledCompressionEncodings::default())
             .apply_max_message_size_config(Some(self.limit), None);

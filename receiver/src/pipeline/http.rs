@@ -22,7 +22,7 @@ use gort_proto::{
 };
 use prost::Message;
 
-use super::{Payload, PipelineError, Shared, Signal, walk};
+use super::{Keep, Payload, PipelineError, Shared, Signal, walk};
 use crate::config::ReceiverConfig;
 
 /// Seconds a refused client is asked to wait before retrying.
@@ -159,11 +159,18 @@ fn respond(signal: Signal, format: Format) -> Response {
 async fn handle(ctx: &Ctx, signal: Signal, headers: &HeaderMap, body: &[u8]) -> Result<Response, Refusal> {
     let format = format_of(headers)?;
     let raw = decompress(headers, body, ctx.limit)?;
-    let accepted = if matches!(format, Format::Protobuf) && ctx.shared.keeps_bytes(signal) {
-        let walked = walk::walk(signal, &raw).map_err(|e| Refusal::Malformed(format!("protobuf: {e}")))?;
-        ctx.shared.offer_bytes(signal, Bytes::from(raw), &walked)
-    } else {
-        ctx.shared.offer(decode(signal, format, &raw)?)
+    let keep = if matches!(format, Format::Protobuf) { ctx.shared.keeps(signal) } else { Keep::Decoded };
+    let accepted = match keep {
+        Keep::Decoded => ctx.shared.offer(decode(signal, format, &raw)?),
+        Keep::Bytes | Keep::ByService => {
+            let walked =
+                walk::walk(signal, &raw).map_err(|e| Refusal::Malformed(format!("protobuf: {e}")))?;
+            if keep == Keep::Bytes || ctx.shared.keeps_spans_of(&raw, &walked) {
+                ctx.shared.offer_bytes(signal, Bytes::from(raw), &walked)
+            } else {
+                ctx.shared.offer(decode(signal, format, &raw)?)
+            }
+        }
     };
     if !accepted {
         return Err(Refusal::Busy);

@@ -12,7 +12,7 @@ use gort_proto::trace_service::ExportTraceServiceRequest;
 
 use super::{Payload, Shared, queue::Room, raw::Raw, storage::Mark};
 use crate::{
-    linkage::{Account, LinkCounts, Linker, Settings, SpanIds, Stall},
+    linkage::{Account, LinkCounts, Linker, Settings, SpanIds, Stall, service_name},
     telemetry::exemplars::Exemplars,
 };
 
@@ -56,15 +56,28 @@ impl Linkage {
         self.lock().settings()
     }
 
-    /// Whether a target with linkage is attached: only then are spans held.
-    pub fn set_linked(&self, linked: bool) {
-        self.lock().set_linked(linked);
+    /// Target `pid` with linkage attached (`true`) or detached: spans are
+    /// held only while one is.
+    pub fn set_linked(&self, pid: u32, linked: bool) {
+        self.lock().set_linked(pid, linked);
     }
 
     /// Whether spans arriving now may be enriched (a target with linkage is
     /// attached): only then are they decoded rather than forwarded as bytes.
     pub fn is_linked(&self) -> bool {
         self.lock().is_linked()
+    }
+
+    /// Whether every linked target has named its service, so that a
+    /// request's resources tell whether it may be enriched (`may_enrich`).
+    pub fn knows_services(&self) -> bool {
+        self.lock().knows_services()
+    }
+
+    /// Whether spans under resources named `services` may be a linked
+    /// target's (see `Linker::may_enrich`).
+    pub fn may_enrich<'a>(&self, services: impl Iterator<Item = Option<&'a str>>) -> bool {
+        self.lock().may_enrich(services)
     }
 
     /// Holds an admitted request (its room is taken) for its probe data, or
@@ -76,7 +89,10 @@ impl Linkage {
         mark: Option<Mark>,
     ) -> Result<(), ExportTraceServiceRequest> {
         let mut linker = self.lock();
-        if !linker.is_linked() {
+        // Another service's spans (a request decoded as JSON, say) go on at
+        // once: nothing will come to enrich them.
+        let services = request.resource_spans.iter().map(|r| r.resource.as_ref().and_then(service_name));
+        if !linker.may_enrich(services) {
             return Err(request);
         }
         let was_idle = linker.is_idle();

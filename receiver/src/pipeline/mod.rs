@@ -78,6 +78,18 @@ async fn bind(
     tokio::net::TcpListener::bind(addr).await.map_err(|source| PipelineError::Listen { addr, what, source })
 }
 
+/// How a request is taken in (`Shared::keeps`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// Walked, and kept as the bytes it arrived in.
+    Bytes,
+    /// Decoded: gort may change it.
+    Decoded,
+    /// Walked, then kept as its bytes unless a linked target's service sent
+    /// it (`Shared::keeps_spans_of`), and decoded then.
+    ByService,
+}
+
 /// Resolves once `stop` turns true: a server's graceful-shutdown signal.
 async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
@@ -474,24 +486,41 @@ impl Shared {
         self.offer_own(payload)
     }
 
-    /// Whether requests of `signal` travel as the bytes they arrived in:
-    /// all but profiles, and spans only while no linked target is attached
-    /// (none could enrich them: `Linkage::hold` would give them back).
-    pub fn keeps_bytes(&self, signal: Signal) -> bool {
-        walk::walkable(signal)
-            && !(signal == Signal::Traces && self.linkage.as_ref().is_some_and(Linkage::is_linked))
+    /// How requests of `signal` arriving now are taken: as the bytes they
+    /// arrived in, all but profiles; spans decoded while a linked target is
+    /// attached (with none, `Linkage::hold` would give them back), or, once
+    /// every linked target has named its service, only those a linked
+    /// service sent.
+    pub fn keeps(&self, signal: Signal) -> Keep {
+        if !walk::walkable(signal) {
+            return Keep::Decoded;
+        }
+        match &self.linkage {
+            Some(linkage) if signal == Signal::Traces && linkage.is_linked() => {
+                if linkage.knows_services() {
+                    Keep::ByService
+                } else {
+                    Keep::Decoded
+                }
+            }
+            _ => Keep::Bytes,
+        }
+    }
+
+    /// For `Keep::ByService`: whether a walked trace request came from no
+    /// linked target's service, and so goes on as its bytes.
+    pub fn keeps_spans_of(&self, body: &[u8], walked: &walk::Walked) -> bool {
+        let Some(linkage) = &self.linkage else { return true };
+        let resources: Vec<_> = walked.resources.iter().map(|fields| walk::resource(body, fields)).collect();
+        let services = resources.iter().map(|r| r.as_ref().and_then(crate::linkage::service_name));
+        !linkage.may_enrich(services)
     }
 
     /// `offer` for a request kept as its protobuf `body`, which `walk`
     /// checked and counted (`walked`): it goes on as those bytes.
     pub fn offer_bytes(&self, signal: Signal, body: bytes::Bytes, walked: &walk::Walked) -> bool {
-        if !walked.first_resource.is_empty() {
-            use prost::Message;
-            let mut resource = gort_proto::resource::Resource::default();
-            // Checked by the walk: it merges.
-            if walked.first_resource.iter().all(|r| resource.merge(&body[r.clone()]).is_ok()) {
-                self.identities.observe_resource(&resource);
-            }
+        if let Some(resource) = walked.resources.first().and_then(|fields| walk::resource(&body, fields)) {
+            self.identities.observe_resource(&resource);
         }
         self.offer_own(Payload::Raw(raw::Raw::new(signal, walked.items, body)))
     }

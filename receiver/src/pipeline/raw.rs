@@ -205,18 +205,70 @@ mod tests {
         assert_eq!(shared.counters.get(Signal::Logs).accepted, 3);
     }
 
-    /// Spans are decoded only while a linked target could enrich them.
+    /// Spans are decoded only while a linked target could enrich them, and
+    /// once it has named its service (its first span enriched), only those
+    /// of that service: another service's go on as their bytes.
     #[test]
-    fn spans_are_kept_as_bytes_unless_a_linked_target_is_attached() {
+    fn spans_are_kept_as_bytes_unless_a_linked_target_may_enrich_them() {
+        use gort_proto::{
+            resource::Resource,
+            trace::{ResourceSpans, ScopeSpans, Span},
+            trace_service::ExportTraceServiceRequest,
+        };
+
+        use super::super::{Keep, linkage::Probed};
         let shared = super::super::Shared::new(&crate::config::PipelineConfig::default());
         let linkage = shared.linkage.as_ref().expect("linkage is on by default");
-        assert!(shared.keeps_bytes(Signal::Traces));
-        linkage.set_linked(true);
-        assert!(!shared.keeps_bytes(Signal::Traces));
-        assert!(shared.keeps_bytes(Signal::Metrics) && shared.keeps_bytes(Signal::Logs));
-        assert!(!shared.keeps_bytes(Signal::Profiles));
-        linkage.set_linked(false);
-        assert!(shared.keeps_bytes(Signal::Traces));
+        assert_eq!(shared.keeps(Signal::Traces), Keep::Bytes);
+        linkage.set_linked(7, true);
+        assert_eq!(shared.keeps(Signal::Traces), Keep::Decoded);
+        assert_eq!((shared.keeps(Signal::Metrics), shared.keeps(Signal::Logs)), (Keep::Bytes, Keep::Bytes));
+        assert_eq!(shared.keeps(Signal::Profiles), Keep::Decoded);
+
+        let from = |service: &str, n: u8| ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![gort_proto::kv_str("service.name", service)],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span { trace_id: vec![n; 16], span_id: vec![n; 8], ..Default::default() }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let account = crate::linkage::Account { start_seen: true, ..Default::default() };
+        linkage.feed(Probed { accounts: vec![(7, ([1; 16], [1; 8]), account)], ..Default::default() });
+        assert!(shared.offer(Payload::Traces(from("checkout", 1))));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        rt.block_on(async {
+            let stage = tokio::spawn(super::super::linkage::run(shared.clone(), stopped));
+            for _ in 0..100 {
+                if linkage.knows_services() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            let _ = stop.send(true);
+            let _ = stage.await;
+        });
+        assert_eq!(linkage.counts().enriched, 1);
+        assert_eq!(shared.keeps(Signal::Traces), Keep::ByService);
+        for (service, bytes) in [("checkout", false), ("billing", true)] {
+            let mut body = from(service, 2).encode_to_vec();
+            // An unknown field: decoding and encoding again would drop it.
+            body.extend_from_slice(&[0xf8, 0x01, 0x07]);
+            let walked = super::super::walk::walk(Signal::Traces, &body).unwrap();
+            assert_eq!(shared.keeps_spans_of(&body, &walked), bytes, "{service}");
+        }
+        // A request decoded all the same (OTLP/JSON) from another service
+        // is not held: nothing will come to enrich it.
+        assert!(shared.offer(Payload::Traces(from("billing", 3))));
+        assert_eq!(linkage.counts().held_spans, 0);
+        linkage.set_linked(7, false);
+        assert_eq!(shared.keeps(Signal::Traces), Keep::Bytes);
     }
 
     #[test]

@@ -47,9 +47,11 @@ pub enum Invalid {
 pub struct Walked {
     /// Spans, data points or log records, as `Payload::items` counts them.
     pub items: u64,
-    /// Where the first resource's `resource` field occurs (its bytes, in
-    /// order: more than one merge): who sent the request.
-    pub first_resource: Vec<Range<usize>>,
+    /// Each resource-level message's `resource` field, in order: where it
+    /// occurs (its bytes, in order: more than one merge). Who sent the
+    /// request: the first names the service, all of them decide whether
+    /// linkage may enrich its spans.
+    pub resources: Vec<Vec<Range<usize>>>,
 }
 
 /// How deep prost lets messages nest below the request.
@@ -286,10 +288,18 @@ pub fn walk(signal: Signal, body: &[u8]) -> Result<Walked, Invalid> {
         Signal::Logs => &LOGS,
         Signal::Profiles => return Ok(Walked::default()),
     };
-    let mut walker = Walker { buf: body, first: None };
+    let mut walker = Walker { buf: body, levels: Vec::new() };
     let items = walker.message(0..body.len(), schema, RECURSION_LIMIT)?;
-    let first_resource = walker.first.map(|r| resource_fields(body, r)).unwrap_or_default();
-    Ok(Walked { items, first_resource })
+    let resources = walker.levels.into_iter().map(|r| resource_fields(body, r)).collect();
+    Ok(Walked { items, resources })
+}
+
+/// The resource whose `fields` a walk of `body` found (None where they do
+/// not merge, which a walked request's do).
+pub fn resource(body: &[u8], fields: &[Range<usize>]) -> Option<gort_proto::resource::Resource> {
+    use prost::Message;
+    let mut resource = gort_proto::resource::Resource::default();
+    fields.iter().all(|r| body.get(r.clone()).is_some_and(|b| resource.merge(b).is_ok())).then_some(resource)
 }
 
 /// The `resource` fields of a (valid) resource-level message at `within`.
@@ -317,8 +327,8 @@ fn resource_fields(buf: &[u8], within: Range<usize>) -> Vec<Range<usize>> {
 
 struct Walker<'a> {
     buf: &'a [u8],
-    /// The first resource-level message of the request.
-    first: Option<Range<usize>>,
+    /// The request's resource-level messages.
+    levels: Vec<Range<usize>>,
 }
 
 impl Walker<'_> {
@@ -355,8 +365,8 @@ impl Walker<'_> {
                         return Err(Invalid::TooDeep);
                     }
                     let body = delimited(self.buf, &mut at, end)?;
-                    if top && self.first.is_none() {
-                        self.first = Some(body.clone());
+                    if top {
+                        self.levels.push(body.clone());
                     }
                     let held = self.message(body, inner, depth - 1)?;
                     match schema.items {
@@ -555,8 +565,9 @@ mod tests {
         let walked = agree(Signal::Traces, &body).unwrap();
         assert_eq!(walked.items, 4);
         let resource: Vec<Resource> =
-            walked.first_resource.iter().map(|r| Resource::decode(&body[r.clone()]).unwrap()).collect();
+            walked.resources[0].iter().map(|r| Resource::decode(&body[r.clone()]).unwrap()).collect();
         assert_eq!(resource, vec![traces(0).resource_spans[0].resource.clone().unwrap()]);
+        assert_eq!(walked.resources.len(), traces(0).resource_spans.len());
 
         let point = NumberDataPoint::default();
         let histogram = HistogramDataPoint {

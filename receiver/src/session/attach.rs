@@ -251,14 +251,14 @@ impl Session {
         // A first census now: a short-lived target may be gone by the first report.
         session.take_census(probes);
         if let Some(l) = session.linker() {
-            l.set_linked(true);
+            l.set_linked(session.process.pid, true);
         }
         Ok(session)
     }
 
     pub(super) fn detach(mut self, probes: &mut Probes) {
         if let Some(l) = self.linker() {
-            l.set_linked(false);
+            l.set_linked(self.process.pid, false);
         }
         if let Err(e) = self.set_attached(probes, |_| true, false) {
             log::warn!("pid {}: detaching: {e}", self.process.pid);
