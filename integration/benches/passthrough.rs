@@ -188,7 +188,7 @@ fn generate(port: u16, rate: u64, saturate: bool, measuring: impl FnOnce()) -> S
         let client = client.max_decoding_message_size(64 << 20);
         let template = Arc::new(template());
         // Uncompressed, as the SDK's default exporter sends.
-        let encoded = Encoded::new(&Payload::Traces(template.as_ref().clone()), false).expect("a small request");
+        let encoded = Encoded::new(&Payload::Traces(template.as_ref().clone()), None).expect("a small request");
         let channel =
             Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await.unwrap();
         let period = Duration::from_secs_f64(SPANS_PER_REQUEST as f64 / rate as f64);

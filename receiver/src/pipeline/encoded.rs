@@ -4,10 +4,7 @@
 //! same message. Nothing of the decoded batch is cloned or kept while it is
 //! in flight, and no attempt compresses again.
 
-use std::io::Write;
-
 use bytes::Bytes;
-use flate2::{Compression, write::GzEncoder};
 use gort_proto::{
     logs_service::ExportLogsServiceResponse, metrics_service::ExportMetricsServiceResponse,
     profiles_service::ExportProfilesServiceResponse, trace_service::ExportTraceServiceResponse,
@@ -18,13 +15,8 @@ use thiserror::Error;
 use super::{
     Payload, Signal,
     grpc_export::{Export, Logs, Metrics, Traces},
+    gzip::Compressors,
 };
-
-/// gzip's fastest level. The upstream is a Collector next door or across a
-/// data-centre link, and CPU is what a sidecar pays for on every instance:
-/// on a batch of 8,000 SDK-like spans level 1 took 3.1 ms where tonic's
-/// fixed level 6 took 11.0, for output 13% larger (README, "Pass-through").
-pub const GZIP_LEVEL: u32 = 1;
 
 /// The gRPC message header: a compressed flag and a big-endian length.
 const HEADER: usize = 5;
@@ -43,10 +35,11 @@ pub struct Encoded {
 
 impl Encoded {
     /// The batch's bytes are written once, into the compressor or after
-    /// the header's room: never copied whole before.
-    pub fn new(payload: &Payload, gzip: bool) -> Result<Self, TooLarge> {
+    /// the header's room: never copied whole before. Compressed with
+    /// `gzip`'s states, if given.
+    pub fn new(payload: &Payload, gzip: Option<&Compressors>) -> Result<Self, TooLarge> {
         let len = usize::try_from(payload.encoded_len()).unwrap_or(0);
-        let compressed = if gzip { compressed(payload, len) } else { None };
+        let compressed = gzip.and_then(|gzip| compressed(gzip, payload, len));
         let (message, gzip) = match compressed {
             Some(message) => (message, true),
             None => {
@@ -84,21 +77,17 @@ impl Encoded {
 /// `payload` (`len` bytes encoded) gzipped after a header's room. None if
 /// compression fails, which writing into memory does not: the batch then
 /// goes uncompressed rather than not at all.
-fn compressed(payload: &Payload, len: usize) -> Option<Vec<u8>> {
-    // OTLP compresses several times over: a quarter is room enough.
-    let mut out = Vec::with_capacity(HEADER + len / 4);
+fn compressed(gzip: &Compressors, payload: &Payload, len: usize) -> Option<Vec<u8>> {
+    // OTLP compresses several times over, but spans' random ids do not: at
+    // a quarter the buffer grew (and was copied) once per batch on the
+    // pass-through bench's spans. Room never written is never resident.
+    let mut out = Vec::with_capacity(HEADER + len / 2);
     out.extend_from_slice(&[0; HEADER]);
-    let mut gz = GzEncoder::new(out, Compression::new(GZIP_LEVEL));
     match payload {
         // The requests' bytes as they arrived, straight into the compressor.
-        Payload::Raw(raw) => {
-            for chunk in raw.chunks() {
-                gz.write_all(chunk).ok()?;
-            }
-        }
-        decoded => gz.write_all(&decoded.to_bytes()).ok()?,
+        Payload::Raw(raw) => gzip.gzip(out, raw.chunks().iter().map(AsRef::as_ref)).ok(),
+        decoded => gzip.gzip(out, [decoded.to_bytes().as_ref()]).ok(),
     }
-    gz.finish().ok()
 }
 
 /// Writes the header into the room left for it at the start of `message`.
@@ -168,7 +157,8 @@ mod tests {
     #[test]
     fn the_message_sent_is_the_batch_framed_once() {
         let batch = request(300);
-        let plain = Encoded::new(&Payload::Traces(batch.clone()), false).unwrap();
+        let gzip = Compressors::default();
+        let plain = Encoded::new(&Payload::Traces(batch.clone()), None).unwrap();
         assert_eq!(plain.signal, Signal::Traces);
         assert_eq!(plain.method().1, "/opentelemetry.proto.collector.trace.v1.TraceService/Export");
         let len = batch.encoded_len();
@@ -177,7 +167,7 @@ mod tests {
         assert_eq!(plain.message.len(), 5 + len);
         assert_eq!(ExportTraceServiceRequest::decode(&plain.message[5..]).unwrap(), batch);
 
-        let gzipped = Encoded::new(&Payload::Traces(batch.clone()), true).unwrap();
+        let gzipped = Encoded::new(&Payload::Traces(batch.clone()), Some(&gzip)).unwrap();
         assert!(gzipped.gzip());
         assert_eq!(gzipped.message[0], 1, "compressed flag");
         let compressed_len = u32::from_be_bytes(gzipped.message[1..5].try_into().unwrap());
@@ -191,7 +181,7 @@ mod tests {
         // A batch of requests kept as bytes is compressed piece by piece.
         let mut raw = crate::pipeline::raw::Raw::encode(&Payload::Traces(request(2)));
         raw.append(crate::pipeline::raw::Raw::encode(&Payload::Traces(request(3))));
-        let gzipped = Encoded::new(&Payload::Raw(raw), true).unwrap();
+        let gzipped = Encoded::new(&Payload::Raw(raw), Some(&gzip)).unwrap();
         let mut both = request(2);
         both.resource_spans.extend(request(3).resource_spans);
         assert_eq!(

@@ -28,6 +28,7 @@ use tonic_types::StatusExt;
 use super::{
     PipelineError, Shared, Signal,
     encoded::{Encoded, Rejected},
+    gzip::Compressors,
     notices::Kind,
     queue::{Batch, Room},
     unary,
@@ -56,6 +57,8 @@ pub struct Forwarder {
     config: ExporterConfig,
     /// Set when shutdown begins: retries stop after it.
     drain_deadline: Arc<OnceLock<Instant>>,
+    /// Deflate states for batches, if the exporter compresses.
+    gzip: Option<Arc<Compressors>>,
 }
 
 fn read(what: &'static str, path: &std::path::Path) -> Result<Vec<u8>, PipelineError> {
@@ -153,7 +156,8 @@ impl Clients {
 impl Forwarder {
     pub fn new(config: &ExporterConfig, shared: Arc<Shared>) -> Result<Self, PipelineError> {
         let clients = Arc::new(RwLock::new(Clients::connect(config)?));
-        Ok(Self { clients, shared, config: config.clone(), drain_deadline: Arc::default() })
+        let gzip = config.gzip.then(Arc::default);
+        Ok(Self { clients, shared, config: config.clone(), drain_deadline: Arc::default(), gzip })
     }
 
     fn clients(&self) -> Clients {
@@ -211,7 +215,7 @@ impl Forwarder {
         let signal = batch.payload.signal();
         // Encoded and compressed once, and the decoded batch freed: every
         // attempt sends this message.
-        let request = match Encoded::new(&batch.take_payload(), self.config.gzip) {
+        let request = match Encoded::new(&batch.take_payload(), self.gzip.as_deref()) {
             Ok(request) => request,
             Err(e) => {
                 self.drop_batch(batch, format!("dropping {} {}: {e}", batch.items, signal.items()));

@@ -25,6 +25,7 @@ pub mod encoded;
 pub mod forward;
 pub mod grpc;
 pub mod grpc_export;
+pub mod gzip;
 pub mod http;
 pub mod identity;
 pub mod linkage;
