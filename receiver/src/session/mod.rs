@@ -30,7 +30,7 @@ pub use self::{
     summary::{EndReason, GoroutineSeen, LinkageSummary, ProbeSummary, Summary, TargetSummary},
 };
 use self::{
-    report::{Outputs, Snapshot, report},
+    report::{Outputs, Snapshot, publish, report},
     sampling::{Sampler, Schedule, StratumCount},
     signals::{StopSignals, Wait, Wake, find_process, wait},
 };
@@ -281,16 +281,17 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
                     session.tick(&mut probes)?;
                     session.drain(&mut probes)?;
                     if let Some(due) = cadence.due(Instant::now()) {
-                        let snap =
-                            report(&mut session, &probes, &mut outputs, options.service_name.as_deref())?;
+                        let snap = session.snapshot(&probes)?;
                         late_report(&session, options.interval, due);
-                        // Its memory may have gone while the report read it:
-                        // a second report after the exit would say less (the
-                        // summary reads only the probes' books again).
+                        // Its memory may have gone while the snapshot read
+                        // it, and the probes' books are final only now: the
+                        // report goes out below, once, with them read again
+                        // (a second report after the exit would say less).
                         if !session.process.is_alive() {
                             last = Some(snap);
                             break Wait::Exited;
                         }
+                        publish(&mut session, &probes, &mut outputs, &snap, options.service_name.as_deref())?;
                     }
                 }
                 Some(Wake::Deep) => {
@@ -302,7 +303,11 @@ pub async fn run(options: RunOptions) -> Result<Summary, RunError> {
         };
         session.drain(&mut probes)?;
         let snap = match last {
-            Some(snap) => session.with_final_probe_books(&probes, snap)?,
+            Some(snap) => {
+                let snap = session.with_final_probe_books(&probes, snap)?;
+                publish(&mut session, &probes, &mut outputs, &snap, options.service_name.as_deref())?;
+                snap
+            }
             None => report(&mut session, &probes, &mut outputs, options.service_name.as_deref())?,
         };
         let exited = matches!(reason, Wait::Exited);

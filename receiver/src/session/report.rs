@@ -355,10 +355,22 @@ pub(super) fn report(
     service: Option<&str>,
 ) -> Result<Snapshot, RunError> {
     let snap = session.snapshot(probes)?;
-    report_line(session, probes, &snap)?;
-    outputs.write_metrics(session, &snap, service)?;
-    outputs.write_profile(session, service);
+    publish(session, probes, outputs, &snap, service)?;
     Ok(snap)
+}
+
+/// Prints and exports `snap` as a report.
+pub(super) fn publish(
+    session: &mut Session,
+    probes: &Probes,
+    outputs: &mut Outputs,
+    snap: &Snapshot,
+    service: Option<&str>,
+) -> Result<(), RunError> {
+    report_line(session, probes, snap)?;
+    outputs.write_metrics(session, snap, service)?;
+    outputs.write_profile(session, service);
+    Ok(())
 }
 
 pub(super) fn report_line(session: &Session, probes: &Probes, snap: &Snapshot) -> Result<(), RunError> {
