@@ -133,6 +133,7 @@ mod tests {
     };
 
     use super::*;
+    use crate::pipeline::gzip::gunzip;
 
     fn request(spans: usize) -> ExportTraceServiceRequest {
         let span = |i: usize| Span {
@@ -188,12 +189,6 @@ mod tests {
             ExportTraceServiceRequest::decode(gunzip(&gzipped.message[5..]).as_slice()).unwrap(),
             both
         );
-    }
-
-    fn gunzip(compressed: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(compressed), &mut out).unwrap();
-        out
     }
 
     #[test]

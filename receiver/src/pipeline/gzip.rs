@@ -67,17 +67,17 @@ impl Compressors {
     }
 }
 
+/// One gzip stream's contents, for tests of what gort compresses.
+#[cfg(test)]
+pub(crate) fn gunzip(compressed: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    io::Read::read_to_end(&mut flate2::read::GzDecoder::new(compressed), &mut out).unwrap();
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use std::io::Read;
-
     use super::*;
-
-    fn gunzip(bytes: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(bytes).read_to_end(&mut out).unwrap();
-        out
-    }
 
     #[test]
     fn each_batch_is_one_whole_gzip_member_and_the_state_is_reused() {
