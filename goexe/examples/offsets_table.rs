@@ -27,7 +27,7 @@ fn main() -> anyhow::Result<()> {
     let mut layouts: Vec<Layout> = Vec::new();
     for path in args {
         let bytes = std::fs::read(&path)?;
-        let request = Request { functions: &[], fields: &fields };
+        let request = Request { functions: &[], fields: &fields, callers: &[] };
         let a = goexe::analyse(&bytes[..], &request).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
         anyhow::ensure!(a.has_dwarf, "{path}: built without DWARF");
         let version = match module {

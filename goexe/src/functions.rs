@@ -43,3 +43,7 @@ pub const INSPECTED_FUNCTIONS: &[&str] = &[
 
 /// Struct fields `gort inspect` reports: every field of the one list.
 pub const INSPECTED_FIELDS: &[crate::Field] = crate::Field::ALL;
+
+/// Of the inspected functions, those whose every call site `gort inspect`
+/// lists (gort probes the calls of `casgstatus`, not its entry).
+pub const INSPECTED_CALLERS: &[&str] = &["runtime.casgstatus"];

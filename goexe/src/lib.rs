@@ -9,6 +9,7 @@
 
 pub mod allgs;
 pub mod buildinfo;
+pub mod callers;
 pub mod dwarf;
 pub mod functions;
 pub mod goroutines;
@@ -28,6 +29,7 @@ use thiserror::Error;
 
 pub use self::{
     buildinfo::BuildInfo,
+    callers::CallSite,
     goroutines::{is_runtime_entry, runtime_goroutine_entries},
     sites::{Arch, CodeFacts, DirectCall, ProbeSite, RETURN_SITE_KIND, SiteKind},
     symbols::data_symbols,
@@ -130,6 +132,9 @@ pub struct Analysis {
     pub has_symbols: bool,
     pub has_dwarf: bool,
     pub functions: BTreeMap<String, Function>,
+    /// For each function of `Request::callers` found: every direct call of
+    /// it from its package, in address order.
+    pub calls: BTreeMap<String, Vec<CallSite>>,
     /// Requested functions the binary does not contain as functions of their own.
     pub missing_functions: Vec<String>,
     /// Of those, the ones that exist only inlined, with the functions they
@@ -162,6 +167,9 @@ fn serialize_fields<S: serde::Serializer>(
 pub struct Request<'a> {
     pub functions: &'a [&'a str],
     pub fields: &'a [Field],
+    /// Functions (also named in `functions`) whose call sites are wanted
+    /// (`Analysis::calls`).
+    pub callers: &'a [&'a str],
 }
 
 /// Analyses a Go ELF executable: `data` is its bytes in memory, or an
@@ -226,6 +234,18 @@ pub fn analyse<'data, R: ReadRef<'data>>(data: R, request: &Request<'_>) -> Resu
         functions.insert(name.to_owned(), f);
     }
 
+    let mut warnings = Vec::new();
+    let mut calls = BTreeMap::new();
+    for &name in request.callers {
+        let Some(callee) = functions.get(name) else { continue };
+        match callers::calls_to(data, &file, arch, pcln.as_ref().ok(), name, callee.address) {
+            Ok(sites) => {
+                calls.insert(name.to_owned(), sites);
+            }
+            Err(e) => warnings.push(format!("the calls of {name} cannot be listed: {e}")),
+        }
+    }
+
     let has_dwarf = dwarf::has_dwarf(&file);
     let mut fields: BTreeMap<Field, FieldOffset> = if has_dwarf && !request.fields.is_empty() {
         dwarf::field_offsets(&file, request.fields)?
@@ -235,7 +255,6 @@ pub fn analyse<'data, R: ReadRef<'data>>(data: R, request: &Request<'_>) -> Resu
     } else {
         BTreeMap::new()
     };
-    let mut warnings = Vec::new();
     for module in Module::ALL {
         let wanted: Vec<Field> = request
             .fields
@@ -273,6 +292,7 @@ pub fn analyse<'data, R: ReadRef<'data>>(data: R, request: &Request<'_>) -> Resu
         has_symbols,
         has_dwarf,
         functions,
+        calls,
         missing_functions,
         inlined_only,
         unprobeable,
@@ -363,7 +383,7 @@ mod tests {
 
     #[test]
     fn non_elf_input_is_a_clear_error() {
-        let request = Request { functions: &[], fields: &[] };
+        let request = Request { functions: &[], fields: &[], callers: &[] };
         let err = analyse(&b"#!/bin/sh\necho hi\n"[..], &request).unwrap_err();
         assert!(matches!(err, AnalysisError::NotElf(_)), "{err}");
         let err = analyse(&[][..], &request).unwrap_err();

@@ -219,7 +219,7 @@ fn arm64_may_write_entry_state(word: u32) -> bool {
 }
 
 /// The target of a BL (branch with link, imm26 words from the instruction).
-fn arm64_bl_target(word: u32, pc: u64) -> Option<u64> {
+pub(crate) fn arm64_bl_target(word: u32, pc: u64) -> Option<u64> {
     if word & 0xfc00_0000 != 0x9400_0000 {
         return None;
     }

@@ -12,6 +12,8 @@ pub struct Inspect {
     pub has_symbols: bool,
     pub has_dwarf: bool,
     pub functions: BTreeMap<String, Function>,
+    /// Every direct call of each function gort lists the calls of.
+    pub calls: BTreeMap<String, Vec<CallSite>>,
     pub missing_functions: Vec<String>,
     pub inlined_only: BTreeMap<String, Vec<String>>,
     pub unprobeable: BTreeMap<String, String>,
@@ -56,6 +58,18 @@ pub struct Site {
     pub kind: String,
     pub instruction: String,
     pub args_intact: bool,
+}
+
+#[derive(Debug, PartialEq, Eq, Deserialize)]
+pub struct CallSite {
+    pub caller: String,
+    pub address: u64,
+    pub offset: u64,
+    pub file_offset: u64,
+    /// `emulated` or `single_stepped`.
+    pub kind: String,
+    /// RAX, RBX, RCX (amd64) when set from a constant just before the call.
+    pub constant_args: Vec<Option<u64>>,
 }
 
 #[derive(Debug, PartialEq, Eq, Deserialize)]

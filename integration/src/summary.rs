@@ -95,7 +95,7 @@ impl Target {
 pub struct Probe {
     pub name: String,
     pub hits: u64,
-    /// `after_entry`, `returns` or `call_to` (absent before gort said it).
+    /// `after_entry`, `returns`, `call_to` or `every_call` (absent before gort said it).
     #[serde(default)]
     pub site: Option<String>,
     #[serde(default)]

@@ -54,7 +54,7 @@ struct Sites {
 
 fn sites(binary: &Path) -> Sites {
     let bytes = std::fs::read(binary).expect("read trapbench");
-    let request = gort_goexe::Request { functions: &["main.probed"], fields: &[] };
+    let request = gort_goexe::Request { functions: &["main.probed"], fields: &[], callers: &[] };
     let analysis = gort_goexe::analyse(&bytes[..], &request).expect("analyse trapbench");
     let f = analysis.functions.get("main.probed").expect("main.probed in trapbench");
     assert_eq!(f.code.site.kind, gort_goexe::sites::SiteKind::Emulated, "site of main.probed: {f:?}");

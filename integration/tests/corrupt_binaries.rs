@@ -12,7 +12,7 @@ use std::{
 
 use gort_goexe::{
     self as analysis, Request,
-    functions::{INSPECTED_FIELDS, INSPECTED_FUNCTIONS},
+    functions::{INSPECTED_CALLERS, INSPECTED_FIELDS, INSPECTED_FUNCTIONS},
 };
 use gort_integration::go_program;
 use object::{Object, ObjectSection};
@@ -38,7 +38,8 @@ fn survives(case: &str, bytes: Vec<u8>) -> String {
     let (tx, rx) = mpsc::channel();
     let started = Instant::now();
     std::thread::spawn(move || {
-        let request = Request { functions: INSPECTED_FUNCTIONS, fields: INSPECTED_FIELDS };
+        let request =
+            Request { functions: INSPECTED_FUNCTIONS, fields: INSPECTED_FIELDS, callers: INSPECTED_CALLERS };
         let outcome = std::panic::catch_unwind(|| match analysis::analyse(&bytes[..], &request) {
             Ok(_) => String::new(),
             Err(e) => e.to_string(),

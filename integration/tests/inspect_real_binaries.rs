@@ -60,6 +60,25 @@ fn objdump(version: &str, binary: &Path, function: &str) -> Vec<(u64, String)> {
         .collect()
 }
 
+/// `go tool objdump` of the runtime: the address of every direct call of
+/// `callee` (CALL on amd64, BL on arm64).
+fn runtime_calls_of(version: &str, binary: &Path, callee: &str) -> Vec<u64> {
+    let target = format!("{callee}(SB)");
+    go_tool(version, &["objdump", "-s", "^runtime\\.", binary.to_str().unwrap()])
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').map(str::trim).filter(|s| !s.is_empty()).collect();
+            let insn: Vec<&str> = f.get(3)?.split_whitespace().collect();
+            match insn.as_slice() {
+                ["CALL" | "BL", t] if *t == target => {
+                    u64::from_str_radix(f[1].trim_start_matches("0x"), 16).ok()
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 fn check(version: &str, goarch: &str, variant: &str, flags: &[&str], env: &[(&str, &str)]) {
     let mut env: Vec<(&str, &str)> = env.to_vec();
     env.extend([("GOTOOLCHAIN", version), ("GOARCH", goarch)]);
@@ -111,6 +130,32 @@ fn check(version: &str, goarch: &str, variant: &str, flags: &[&str], env: &[(&st
         assert!(f.site.args_intact, "{tag}: {name}");
         let rets: Vec<u64> = code.iter().filter(|(_, m)| m == "RET").map(|(a, _)| a - addr).collect();
         assert_eq!(f.returns, rets, "{tag}: {name}: RETs differ from go tool objdump");
+    }
+
+    // Every call of casgstatus, where gort probes goroutine state changes:
+    // the same from the stripped build's .gopclntab as from the symbols,
+    // every one the Go disassembler shows, each emulated. On amd64 the
+    // stack growth's two calls carry their statuses as constants (running
+    // <-> copystack, which gort leaves unprobed), and so does execute's
+    // runnable -> running, which it probes.
+    let calls = &got.calls["runtime.casgstatus"];
+    assert_eq!(calls, &reference.calls["runtime.casgstatus"], "{tag}");
+    let addresses: Vec<u64> = calls.iter().map(|c| c.address).collect();
+    assert_eq!(addresses, runtime_calls_of(version, &twin, "runtime.casgstatus"), "{tag}");
+    assert!(calls.len() >= 20, "{tag}: {} calls", calls.len());
+    assert!(calls.iter().all(|c| c.kind == "emulated" && c.offset > 0), "{tag}");
+    let args_in = |caller: &str| -> Vec<Vec<Option<u64>>> {
+        calls.iter().filter(|c| c.caller == caller).map(|c| c.constant_args[1..].to_vec()).collect()
+    };
+    if goarch == "amd64" {
+        assert_eq!(
+            args_in("runtime.newstack"),
+            vec![vec![Some(2), Some(8)], vec![Some(8), Some(2)]],
+            "{tag}"
+        );
+        assert_eq!(args_in("runtime.execute"), vec![vec![Some(1), Some(2)]], "{tag}");
+    } else {
+        assert!(calls.iter().all(|c| c.constant_args.iter().all(Option::is_none)), "{tag}");
     }
 
     // Where the runtime's own goroutines start, from the stripped build's

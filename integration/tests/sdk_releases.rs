@@ -79,7 +79,11 @@ fn every_sdk_release_hands_the_new_span_to_set_attributes_at_an_emulated_call() 
         for arch in ["amd64", "arm64"] {
             let bin = sdkspan(release, arch);
             let bytes = std::fs::read(&bin).unwrap();
-            let request = Request { functions: &[SDK_NEW_RECORDING_SPAN, SDK_SET_ATTRIBUTES], fields: &[] };
+            let request = Request {
+                functions: &[SDK_NEW_RECORDING_SPAN, SDK_SET_ATTRIBUTES],
+                fields: &[],
+                callers: &[],
+            };
             let a =
                 analysis::analyse(&bytes[..], &request).unwrap_or_else(|e| panic!("{release} {arch}: {e}"));
             assert_eq!(a.arch, if arch == "amd64" { Arch::Amd64 } else { Arch::Arm64 });

@@ -69,19 +69,9 @@ pub fn gort_casgstatus(ctx: ProbeContext) -> u32 {
         return 0;
     };
     count_hit(ProbeId::Casgstatus);
-    let old = go_arg(&ctx, 1) as u32 & !gstatus::SCAN;
-    let new = go_arg(&ctx, 2) as u32 & !gstatus::SCAN;
-    // Go 1.27: a leaked goroutine is still parked where it was (its wait
-    // goes on), and a dead one on an extra M is dead.
-    if old == gstatus::WAITING && new == gstatus::LEAKED {
+    let Some((old, new)) = gstatus::normalise(go_arg(&ctx, 1) as u32, go_arg(&ctx, 2) as u32) else {
         return 0;
-    }
-    let old = match old {
-        gstatus::LEAKED => gstatus::WAITING,
-        gstatus::DEADEXTRA => gstatus::DEAD,
-        other => other,
     };
-    let new = if new == gstatus::DEADEXTRA { gstatus::DEAD } else { new };
     let now = now_ns();
     // Outside the window userspace announced (still attached while it
     // attaches or detaches) nothing is recorded, so the window the estimate
@@ -91,10 +81,9 @@ pub fn gort_casgstatus(ctx: ProbeContext) -> u32 {
     }
     // Transitions that neither end a wait gort measures nor start one
     // (running <-> syscall, the copystack dance of a running goroutine)
-    // need nothing: no lookup.
-    let ends = old == gstatus::RUNNABLE || old == gstatus::WAITING || old == gstatus::DEAD;
-    let starts = new == gstatus::RUNNABLE || new == gstatus::WAITING || new == gstatus::DEAD;
-    if !ends && !starts {
+    // need nothing: no lookup. Where the runtime's call site says so in
+    // constants, userspace does not even probe it.
+    if !gstatus::measured(old) && !gstatus::measured(new) {
         return 0;
     }
     let gp = go_arg(&ctx, 0);

@@ -232,6 +232,12 @@ impl<'data> Pclntab<'data> {
     /// Entries (link-time addresses) of every function whose name `keep`
     /// accepts, in table order.
     pub fn entries_where(&self, keep: impl Fn(&[u8]) -> bool) -> Result<Vec<u64>, PclntabError> {
+        Ok(self.functions_where(keep)?.into_iter().map(|f| f.entry).collect())
+    }
+
+    /// Every function whose name `keep` accepts, in table order (an ABI
+    /// wrapper too, under its body's name).
+    pub fn functions_where(&self, keep: impl Fn(&[u8]) -> bool) -> Result<Vec<PclnFunc>, PclntabError> {
         let mut out = Vec::new();
         for i in 0..self.nfunc {
             let rec = self.func_record(i).ok_or(PclntabError::Corrupt("funcoff"))?;
@@ -239,7 +245,12 @@ impl<'data> Pclntab<'data> {
             let Some(name) = self.name_at(name_off) else { continue };
             if keep(name) {
                 let (entry_off, _) = self.functab(i).ok_or(PclntabError::Corrupt("functab"))?;
-                out.push(self.module.text.wrapping_add(u64::from(entry_off)));
+                let (next_off, _) = self.functab(i + 1).ok_or(PclntabError::Corrupt("functab"))?;
+                out.push(PclnFunc {
+                    name: String::from_utf8_lossy(name).into_owned(),
+                    entry: self.module.text.wrapping_add(u64::from(entry_off)),
+                    size: u64::from(next_off.saturating_sub(entry_off)),
+                });
             }
         }
         Ok(out)

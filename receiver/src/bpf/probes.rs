@@ -2,7 +2,7 @@
 //! which site, runs which eBPF program, and whether gort can work without it.
 //! The analysis resolves every symbol and field named here; attach walks it.
 
-use gort_common::{ProbeId, names};
+use gort_common::{ProbeId, gstatus, names};
 use gort_goexe::{
     Field,
     functions::{SDK_NEW_RECORDING_SPAN, SDK_SET_ATTRIBUTES, SDK_SPAN_END},
@@ -23,6 +23,12 @@ pub enum Site {
     /// so a value the function hands on is seen cheaply. Falls back to
     /// `Returns`, with a warning, when the function has no such call.
     CallTo(&'static str),
+    /// Every direct CALL of the function from its package (an emulated
+    /// trap each, the callee's arguments in their registers), except the
+    /// calls whose constant arguments the filter says the program ignores:
+    /// those cost nothing. Falls back to `AfterEntry` when the calls cannot
+    /// be listed.
+    EveryCall(CallFilter),
 }
 
 impl Site {
@@ -32,6 +38,33 @@ impl Site {
             Self::AfterEntry => "after_entry",
             Self::Returns => "returns",
             Self::CallTo(_) => "call_to",
+            Self::EveryCall(_) => "every_call",
+        }
+    }
+}
+
+/// Which calls of an `EveryCall` probe's function need no probe, by their
+/// constant arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallFilter {
+    /// `casgstatus(gp, oldval, newval)`: a transition the program does
+    /// nothing for (`gstatus::matters`), such as running <-> copystack
+    /// around a stack growth or running <-> syscall before Go 1.26.
+    StatusChange,
+}
+
+impl CallFilter {
+    /// Whether a call with these argument registers (None: not a known
+    /// constant) can go unprobed.
+    pub fn needless(self, args: &[Option<u64>]) -> bool {
+        match self {
+            Self::StatusChange => match (args.get(1).copied().flatten(), args.get(2).copied().flatten()) {
+                (Some(old), Some(new)) => match (u32::try_from(old), u32::try_from(new)) {
+                    (Ok(old), Ok(new)) => !gstatus::matters(old, new),
+                    _ => false,
+                },
+                _ => false,
+            },
         }
     }
 }
@@ -124,7 +157,7 @@ pub const PROBES: &[ProbeSpec] = &[
         id: ProbeId::Casgstatus,
         name: "casgstatus",
         symbol: "runtime.casgstatus",
-        site: Site::AfterEntry,
+        site: Site::EveryCall(CallFilter::StatusChange),
         program: names::PROG_CASGSTATUS,
         need: Need::Optional,
         heat: Heat::Sampled,
@@ -213,6 +246,43 @@ pub fn symbols() -> Vec<&'static str> {
     all
 }
 
+/// Every function whose call sites the probes need listed.
+pub fn callers() -> Vec<&'static str> {
+    PROBES.iter().filter(|p| matches!(p.site, Site::EveryCall(_))).map(|p| p.symbol).collect()
+}
+
 pub fn fields() -> Vec<Field> {
     FIELDS.iter().map(|(f, _)| *f).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use gort_common::gstatus::*;
+
+    use super::*;
+
+    #[test]
+    fn only_calls_with_constant_transitions_the_probe_ignores_are_needless() {
+        let f = CallFilter::StatusChange;
+        let call =
+            |old: Option<u32>, new: Option<u32>| f.needless(&[None, old.map(u64::from), new.map(u64::from)]);
+        // newstack's stack copy and the syscall transitions: nothing measured.
+        assert!(call(Some(RUNNING), Some(COPYSTACK)));
+        assert!(call(Some(COPYSTACK), Some(RUNNING)));
+        assert!(call(Some(RUNNING), Some(SYSCALL)));
+        assert!(call(Some(SYSCALL), Some(RUNNING)));
+        assert!(call(Some(WAITING), Some(LEAKED)));
+        // Anything that starts or ends a wait, or a goroutine, is probed.
+        assert!(!call(Some(SYSCALL), Some(RUNNABLE)));
+        assert!(!call(Some(RUNNABLE), Some(RUNNING)));
+        assert!(!call(Some(RUNNING), Some(WAITING)));
+        assert!(!call(Some(DEADEXTRA), Some(SYSCALL)));
+        assert!(!call(Some(LEAKED), Some(RUNNABLE)));
+        assert!(!call(Some(0), Some(DEAD)));
+        // Unknown arguments, or not statuses at all: probed.
+        assert!(!call(None, Some(RUNNING)));
+        assert!(!call(Some(RUNNING), None));
+        assert!(!f.needless(&[None, Some(2), Some(1 << 40)]));
+        assert!(!f.needless(&[]));
+    }
 }

@@ -48,7 +48,7 @@ pub fn goroutines(pid: u32, format: Format, all: bool) -> anyhow::Result<()> {
     let exe = process.exe.display().to_string();
     let file = std::fs::File::open(process.image_path()).with_context(|| format!("cannot read {exe}"))?;
     let cache = object::ReadCache::new(file);
-    let request = Request { functions: &[], fields: FIELDS };
+    let request = Request { functions: &[], fields: FIELDS, callers: &[] };
     let found = analysis::analyse(&cache, &request).with_context(|| exe.clone())?;
     if found.arch != Arch::Amd64 {
         bail!("{exe}: goroutine stacks are walked on amd64 only (this is {:?})", found.arch);

@@ -6,13 +6,14 @@ use anyhow::Context as _;
 use gort_common::field::{Module, OTEL_SDK_MODULE};
 use gort_goexe::{
     self as analysis, Request,
-    functions::{INSPECTED_FIELDS, INSPECTED_FUNCTIONS},
+    functions::{INSPECTED_CALLERS, INSPECTED_FIELDS, INSPECTED_FUNCTIONS},
 };
 
 pub fn inspect(path: &Path, json: bool) -> anyhow::Result<()> {
     let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let cache = object::ReadCache::new(file);
-    let request = Request { functions: INSPECTED_FUNCTIONS, fields: INSPECTED_FIELDS };
+    let request =
+        Request { functions: INSPECTED_FUNCTIONS, fields: INSPECTED_FIELDS, callers: INSPECTED_CALLERS };
     let mut analysis = analysis::analyse(&cache, &request).with_context(|| path.display().to_string())?;
     // The SDK's functions and fields are only missing from a program that
     // uses the SDK; for any other, they are not worth a mention.
@@ -49,6 +50,29 @@ pub fn inspect(path: &Path, json: bool) -> anyhow::Result<()> {
             f.code.returns,
             analysis::RETURN_SITE_KIND
         );
+    }
+    for (name, calls) in &analysis.calls {
+        let emulated = calls.iter().filter(|c| c.kind == analysis::SiteKind::Emulated).count();
+        let constant = calls.iter().filter(|c| c.constant_args.iter().skip(1).all(Option::is_some)).count();
+        outln!(
+            out,
+            "  {name:<24} called at {} sites ({emulated} emulated, {} single-stepped), {constant} with constant 2nd and 3rd arguments",
+            calls.len(),
+            calls.len() - emulated
+        );
+        for c in calls {
+            let args: Vec<String> =
+                c.constant_args.iter().map(|a| a.map_or_else(|| "?".to_owned(), |v| v.to_string())).collect();
+            outln!(
+                out,
+                "    {:#x} {}+{:#x} {:?} args ({})",
+                c.address,
+                c.caller,
+                c.offset,
+                c.kind,
+                args.join(", ")
+            );
+        }
     }
     for name in &analysis.missing_functions {
         match analysis.inlined_only.get(name) {

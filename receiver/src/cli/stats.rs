@@ -19,7 +19,7 @@ pub fn stats(pid: u32, json: bool) -> anyhow::Result<()> {
     let file = std::fs::File::open(process.image_path()).with_context(|| format!("cannot read {exe}"))?;
     let cache = object::ReadCache::new(file);
     let fields = runtime_stats::fields();
-    let request = Request { functions: &[], fields: &fields };
+    let request = Request { functions: &[], fields: &fields, callers: &[] };
     let analysis = analysis::analyse(&cache, &request).with_context(|| exe.clone())?;
     let (base, symbols) =
         analysis::data_symbols(&cache, runtime_stats::SYMBOLS).with_context(|| exe.clone())?;

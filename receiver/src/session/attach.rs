@@ -50,13 +50,19 @@ impl Session {
         let key = file.metadata().ok().map(|m| FileKey::of(&m));
         let cache = object::ReadCache::new(file);
         let symbols = probe_table::symbols();
+        let callers = probe_table::callers();
         let mut fields = probe_table::fields();
         let mut memory_fields = runtime_stats::fields();
         // Where goroutines park, for the census.
         memory_fields.extend(PARK_FIELDS.iter().filter(|f| !fields.contains(f)));
         fields.extend_from_slice(&memory_fields);
         let analysis = analyses
-            .get_or(key, || analysis::analyse(&cache, &Request { functions: &symbols, fields: &fields }))
+            .get_or(key, || {
+                analysis::analyse(
+                    &cache,
+                    &Request { functions: &symbols, fields: &fields, callers: &callers },
+                )
+            })
             .map_err(|source| RunError::Analysis { exe: exe.clone(), source })?;
         for spec in PROBES.iter().filter(|p| p.need == Need::Required) {
             if let Some(reason) = analysis.unprobeable.get(spec.symbol) {
@@ -189,14 +195,16 @@ impl Session {
                 );
                 continue;
             };
-            let Some(place) = placement::place(spec, function, &analysis.functions, options.site_mode) else {
+            let Some(place) =
+                placement::place(spec, function, &analysis.functions, &analysis.calls, options.site_mode)
+            else {
                 log::warn!("{}: no RET to probe; {} disabled", spec.symbol, crate::features::feeds(spec.id));
                 continue;
             };
             if let Some(why) = &place.fallback {
-                log::warn!("{}: {why} (about 5 µs per hit)", exe.display());
+                log::warn!("{}: {why}", exe.display());
             }
-            let file_offsets = place.file_offsets(function);
+            let file_offsets = place.file_offsets.clone();
             planned.push(Planned { spec, function: function.clone(), place, file_offsets, attachment: None });
         }
         // One naming of the executable's pcs for the census and the stalls.

@@ -4,15 +4,20 @@
 
 use std::collections::BTreeMap;
 
-use gort_goexe::{self as analysis, Function, SiteKind};
+use gort_goexe::{self as analysis, CallSite, Function, SiteKind};
 
 use crate::bpf::probes::{ProbeSpec, Site, SiteMode};
 
 /// The instructions one probe is attached at.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Placement {
-    /// Offsets from the function's entry, one per uprobe.
+    /// The site used (`Site::name`): the spec's, or the one fallen back to.
+    pub site: &'static str,
+    /// Offsets from the entry of the function each uprobe is in, one per
+    /// uprobe (for the calls of a function, in their callers).
     pub offsets: Vec<u64>,
+    /// File offsets, one per uprobe: what is attached.
+    pub file_offsets: Vec<u64>,
     /// How the kernel runs them (the same for all of one placement).
     pub kind: SiteKind,
     /// For humans: `jbe 0x44cc4b`, `ret`, `call ...SetAttributes`.
@@ -21,60 +26,119 @@ pub(super) struct Placement {
     pub fallback: Option<String>,
 }
 
-impl Placement {
-    pub fn file_offsets(&self, f: &Function) -> Vec<u64> {
-        self.offsets.iter().map(|o| f.file_offset + o).collect()
+fn in_function(
+    f: &Function,
+    site: Site,
+    offsets: Vec<u64>,
+    kind: SiteKind,
+    instruction: String,
+) -> Placement {
+    Placement {
+        site: site.name(),
+        file_offsets: offsets.iter().map(|o| f.file_offset + o).collect(),
+        offsets,
+        kind,
+        instruction,
+        fallback: None,
     }
 }
 
 fn returns(f: &Function, fallback: Option<String>) -> Option<Placement> {
     (!f.code.returns.is_empty()).then(|| Placement {
-        offsets: f.code.returns.clone(),
-        kind: analysis::RETURN_SITE_KIND,
-        instruction: "ret".to_owned(),
         fallback,
+        ..in_function(f, Site::Returns, f.code.returns.clone(), analysis::RETURN_SITE_KIND, "ret".to_owned())
+    })
+}
+
+/// The calls of `f` the filter does not leave out; None when there are
+/// none to probe.
+fn every_call(
+    f: &Function,
+    calls: Option<&Vec<CallSite>>,
+    filter: crate::bpf::probes::CallFilter,
+    site: Site,
+) -> Option<Placement> {
+    let (needless, probed): (Vec<&CallSite>, Vec<&CallSite>) =
+        calls?.iter().partition(|c| filter.needless(&c.constant_args));
+    if probed.is_empty() {
+        return None;
+    }
+    let kind = match probed.iter().all(|c| c.kind == SiteKind::Emulated) {
+        true => SiteKind::Emulated,
+        false => SiteKind::SingleStepped,
+    };
+    let mut left_out: Vec<&str> = needless.iter().map(|c| c.caller.as_str()).collect();
+    left_out.dedup();
+    let callers = {
+        let mut c: Vec<&str> = probed.iter().map(|c| c.caller.as_str()).collect();
+        c.sort_unstable();
+        c.dedup();
+        c.len()
+    };
+    Some(Placement {
+        site: site.name(),
+        offsets: probed.iter().map(|c| c.offset).collect(),
+        file_offsets: probed.iter().map(|c| c.file_offset).collect(),
+        kind,
+        instruction: format!(
+            "call {} at {} sites in {callers} functions; {} calls left out by their constant arguments{}",
+            f.name,
+            probed.len(),
+            needless.len(),
+            if left_out.is_empty() { String::new() } else { format!(" (in {})", left_out.join(", ")) }
+        ),
+        fallback: None,
     })
 }
 
 /// The placement of `spec` in `f` (`functions`: every function the analysis
-/// resolved, callees included), or None when the function offers none (no
-/// RET to probe).
+/// resolved, callees included; `calls`: the call sites it listed), or None
+/// when the function offers none (no RET to probe).
 pub(super) fn place(
     spec: &ProbeSpec,
     f: &Function,
     functions: &BTreeMap<String, Function>,
+    calls: &BTreeMap<String, Vec<CallSite>>,
     mode: SiteMode,
 ) -> Option<Placement> {
-    let after_entry = || Placement {
-        offsets: vec![f.code.site.offset],
-        kind: f.code.site.kind,
-        instruction: f.code.site.instruction.clone(),
-        fallback: None,
+    let after_entry = || {
+        in_function(
+            f,
+            Site::AfterEntry,
+            vec![f.code.site.offset],
+            f.code.site.kind,
+            f.code.site.instruction.clone(),
+        )
     };
     match (spec.site, mode) {
         (Site::AfterEntry, SiteMode::Auto) => Some(after_entry()),
-        (Site::AfterEntry, SiteMode::Entry) => Some(Placement {
-            offsets: vec![0],
-            kind: SiteKind::SingleStepped,
-            instruction: "entry, benchmark only".to_owned(),
-            fallback: None,
-        }),
+        (Site::AfterEntry | Site::EveryCall(_), SiteMode::Entry) => Some(in_function(
+            f,
+            Site::AfterEntry,
+            vec![0],
+            SiteKind::SingleStepped,
+            "entry, benchmark only".to_owned(),
+        )),
         (Site::Returns, _) => returns(f, None),
+        (Site::EveryCall(filter), SiteMode::Auto) => every_call(f, calls.get(&f.name), filter, spec.site).or_else(|| {
+            Some(Placement {
+                fallback: Some(format!(
+                    "the calls of {} could not be listed; probing after its entry, where every call traps, the needless ones too",
+                    f.name
+                )),
+                ..after_entry()
+            })
+        }),
         (Site::CallTo(callee), _) => {
             let call = functions.get(callee).and_then(|c| f.code.first_call_to(c.address));
             match call {
-                Some(call) => Some(Placement {
-                    offsets: vec![call.offset],
-                    kind: call.kind,
-                    instruction: format!("call {callee}"),
-                    fallback: None,
-                }),
+                Some(call) => Some(in_function(f, spec.site, vec![call.offset], call.kind, format!("call {callee}"))),
                 // A release that inlined the callee, or stopped calling it:
                 // the RETs still hand the span over, at a single step each.
                 None => returns(
                     f,
                     Some(format!(
-                        "{} does not call {callee}; probing its RETs instead, which the kernel single-steps",
+                        "{} does not call {callee}; probing its RETs instead, which the kernel single-steps (about 5 µs per hit)",
                         f.name
                     )),
                 ),
@@ -130,16 +194,61 @@ mod tests {
             DirectCall { offset: 30, target: 0x40_2000, kind: SiteKind::Emulated },
         ];
         let caller = function("caller", 0x40_1000, calls);
-        let p = place(&SPEC, &caller, &functions, SiteMode::Auto).unwrap();
+        let p = place(&SPEC, &caller, &functions, &BTreeMap::new(), SiteMode::Auto).unwrap();
         assert_eq!(p.offsets, vec![20]);
         assert_eq!(p.kind, SiteKind::Emulated);
         assert_eq!(p.fallback, None);
-        assert_eq!(p.file_offsets(&caller), vec![0x1000 + 20]);
+        assert_eq!(p.file_offsets, vec![0x1000 + 20]);
+        assert_eq!(p.site, "call_to");
 
         let lonely = function("caller", 0x40_1000, vec![]);
-        let p = place(&SPEC, &lonely, &functions, SiteMode::Auto).unwrap();
+        let p = place(&SPEC, &lonely, &functions, &BTreeMap::new(), SiteMode::Auto).unwrap();
         assert_eq!(p.offsets, vec![40, 60]);
+        assert_eq!(p.site, "returns");
         assert_eq!(p.kind, SiteKind::SingleStepped);
         assert!(p.fallback.unwrap().contains("single-steps"));
+    }
+
+    #[test]
+    fn every_call_but_the_needless_ones_else_after_the_entry() {
+        use gort_common::gstatus::{COPYSTACK, RUNNABLE, RUNNING};
+
+        use crate::bpf::probes::CallFilter;
+        let spec = ProbeSpec { symbol: "callee", site: Site::EveryCall(CallFilter::StatusChange), ..SPEC };
+        let callee = function("callee", 0x40_2000, vec![]);
+        let site = |caller: &str, file_offset, old: u32, new: u32| CallSite {
+            caller: caller.to_owned(),
+            address: file_offset + 0x40_0000,
+            offset: 0x20,
+            file_offset,
+            kind: SiteKind::Emulated,
+            constant_args: [None, Some(u64::from(old)), Some(u64::from(new))],
+        };
+        let mut unknown = site("c", 0x3000, 0, 0);
+        unknown.constant_args = [None; 3];
+        let calls = BTreeMap::from([(
+            "callee".to_owned(),
+            vec![
+                site("a", 0x1000, RUNNABLE, RUNNING),
+                site("grow", 0x1100, RUNNING, COPYSTACK),
+                site("grow", 0x1200, COPYSTACK, RUNNING),
+                site("b", 0x2000, RUNNING, RUNNABLE),
+                unknown,
+            ],
+        )]);
+        let p = place(&spec, &callee, &BTreeMap::new(), &calls, SiteMode::Auto).unwrap();
+        assert_eq!(p.file_offsets, vec![0x1000, 0x2000, 0x3000]);
+        assert_eq!((p.site, p.kind, p.fallback), ("every_call", SiteKind::Emulated, None));
+        assert!(
+            p.instruction.contains("3 sites in 3 functions; 2 calls left out")
+                && p.instruction.contains("(in grow)")
+        );
+
+        // No calls listed: the emulated site after the entry, said so.
+        let p = place(&spec, &callee, &BTreeMap::new(), &BTreeMap::new(), SiteMode::Auto).unwrap();
+        assert_eq!((p.site, p.file_offsets), ("after_entry", vec![0x2000 + 4]));
+        assert!(p.fallback.unwrap().contains("could not be listed"));
+        let p = place(&spec, &callee, &BTreeMap::new(), &calls, SiteMode::Entry).unwrap();
+        assert_eq!((p.file_offsets, p.kind), (vec![0x2000], SiteKind::SingleStepped));
     }
 }

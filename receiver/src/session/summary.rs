@@ -6,7 +6,7 @@ use gort_goexe::{self as analysis, Field};
 
 use super::*;
 use crate::{
-    bpf::{Probes, probes::Site},
+    bpf::Probes,
     linkage::LinkCounts,
     pipeline::{self},
     telemetry::{
@@ -29,10 +29,13 @@ pub struct ProbeSummary {
     pub symbol: &'static str,
     pub address: u64,
     pub file_offset: u64,
-    /// `after_entry` (one site past the entry), `returns` (every RET) or
-    /// `call_to` (a call inside it; `returns` when it fell back).
+    /// `after_entry` (one site past the entry), `returns` (every RET),
+    /// `call_to` (a call inside it; `returns` when it fell back) or
+    /// `every_call` (each call of it that matters, in its callers;
+    /// `after_entry` when they could not be listed).
     pub site: &'static str,
-    /// Offset of the site from the entry (the first RET's for `returns`).
+    /// Offset of the site from the entry (the first RET's for `returns`;
+    /// the first call's from its caller's entry for `every_call`).
     pub site_offset: u64,
     /// Whether the kernel emulates the probed instruction or single-steps it.
     pub site_kind: analysis::SiteKind,
@@ -196,7 +199,7 @@ impl Session {
                     symbol: spec.symbol,
                     address: f.address,
                     file_offset: f.file_offset,
-                    site: if place.fallback.is_some() { Site::Returns.name() } else { spec.site.name() },
+                    site: place.site,
                     site_offset: place.offsets.first().copied().unwrap_or(0),
                     site_kind: place.kind,
                     instruction: place.instruction.clone(),
