@@ -12,6 +12,8 @@ pub const MAP_EVENTS: &str = "GORT_EVENTS";
 pub const PROG_EXECUTE: &str = "gort_execute";
 pub const PROG_READY: &str = "gort_ready";
 pub const PROG_CASGSTATUS: &str = "gort_casgstatus";
+/// The same program as a multi-uprobe (`uprobe.multi`) program.
+pub const PROG_CASGSTATUS_MULTI: &str = "gort_casgstatus_multi";
 pub const PROG_STW_START: &str = "gort_stw_start";
 pub const PROG_STW_END: &str = "gort_stw_end";
 pub const PROG_STW_ARGS: &str = "gort_stw_args";

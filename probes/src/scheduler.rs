@@ -65,11 +65,26 @@ pub fn gort_ready(ctx: ProbeContext) -> u32 {
 /// for a notable event.
 #[uprobe]
 pub fn gort_casgstatus(ctx: ProbeContext) -> u32 {
-    let Some(Target { tgid, config, .. }) = current_target(&ctx) else {
+    on_casgstatus(&ctx)
+}
+
+/// `gort_casgstatus` as a multi-uprobe program: every call site of
+/// `casgstatus` in one link, attached and detached in one step at each
+/// sampling window's edges (one link per site took long enough to detach
+/// that the probe kept firing well past the window). Userspace loads it
+/// where the kernel filters such links by process, else the one above.
+#[uprobe(multi)]
+pub fn gort_casgstatus_multi(ctx: ProbeContext) -> u32 {
+    on_casgstatus(&ctx)
+}
+
+#[inline(always)]
+fn on_casgstatus(ctx: &ProbeContext) -> u32 {
+    let Some(Target { tgid, config, .. }) = current_target(ctx) else {
         return 0;
     };
     count_hit(ProbeId::Casgstatus);
-    let Some((old, new)) = gstatus::normalise(go_arg(&ctx, 1) as u32, go_arg(&ctx, 2) as u32) else {
+    let Some((old, new)) = gstatus::normalise(go_arg(ctx, 1) as u32, go_arg(ctx, 2) as u32) else {
         return 0;
     };
     let now = now_ns();
@@ -86,7 +101,7 @@ pub fn gort_casgstatus(ctx: ProbeContext) -> u32 {
     if !gstatus::measured(old) && !gstatus::measured(new) {
         return 0;
     }
-    let gp = go_arg(&ctx, 0);
+    let gp = go_arg(ctx, 0);
     let state = if new == gstatus::DEAD { gstate_if_seen(tgid, gp) } else { gstate(tgid, gp) };
     let Some(st) = state else {
         if new == gstatus::DEAD {
@@ -150,13 +165,13 @@ pub fn gort_casgstatus(ctx: ProbeContext) -> u32 {
             st.parked_reason = reason | flag;
             // Go 1.23+ can create a goroutine parked.
             if old == gstatus::DEAD {
-                inherit_span(config, tgid, current_g(&ctx), gp, st);
+                inherit_span(config, tgid, current_g(ctx), gp, st);
             }
         }
         gstatus::RUNNABLE => {
             if old == gstatus::DEAD {
                 count(CounterId::GoroutinesCreated);
-                inherit_span(config, tgid, current_g(&ctx), gp, st);
+                inherit_span(config, tgid, current_g(ctx), gp, st);
             }
             st.runnable_since = now;
         }

@@ -192,6 +192,9 @@ pub struct Probes {
 
 struct Loaded {
     ebpf: Ebpf,
+    /// Whether the probes with a multi-uprobe twin run as that twin (the
+    /// kernel filters multi-uprobe links by process).
+    multi: bool,
     /// Taken out of `ebpf` once: constructing it maps the buffer's pages.
     events: RingBuf<MapData>,
     span_events: RingBuf<MapData>,
@@ -275,7 +278,13 @@ impl Probes {
     /// Loads the embedded object and verifies every program (no attach yet).
     pub fn load() -> Result<Self, BpfError> {
         let mut ebpf = Ebpf::load(object()?).map_err(BpfError::Load)?;
-        for program in probes::PROBES.iter().map(|p| p.program) {
+        // Kernels before process-wide filtering of multi-uprobe links fired
+        // them for one thread of the process only: the per-site program there.
+        let multi = aya::sys::is_uprobe_multi_supported(aya::sys::UProbeMultiFeature::ProcessScopedPidFilter)
+            .unwrap_or(false);
+        log::debug!("multi-uprobe links filtered by process: {multi}");
+        for spec in probes::PROBES {
+            let program = variant(spec, multi);
             uprobe(&mut ebpf, program)?.load().map_err(|source| BpfError::Program { program, source })?;
         }
         let map = names::MAP_EVENTS;
@@ -289,7 +298,17 @@ impl Probes {
         let ns = std::fs::metadata("/proc/self/ns/pid").map_err(BpfError::PidNamespace)?;
         let pidns =
             pid_namespace(std::os::unix::fs::MetadataExt::dev(&ns), std::os::unix::fs::MetadataExt::ino(&ns));
-        Ok(Self { loaded: Some(Loaded { ebpf, events, span_events }), slots: TargetSlots::default(), pidns })
+        Ok(Self {
+            loaded: Some(Loaded { ebpf, multi, events, span_events }),
+            slots: TargetSlots::default(),
+            pidns,
+        })
+    }
+
+    /// The program loaded for the probe whose table program is `program`.
+    fn loaded_program(&self, program: &'static str) -> &'static str {
+        let multi = self.loaded.as_ref().is_some_and(|l| l.multi);
+        probes::PROBES.iter().find(|p| p.program == program).map_or(program, |p| variant(p, multi))
     }
 
     /// No probes: nothing goes into the kernel.
@@ -416,7 +435,9 @@ impl Probes {
 
     /// Attaches `program` at each of `file_offsets` of `exe`, firing only
     /// for `pid`, with `pid`'s target slot as the cookie (`add_target`
-    /// first). On failure, what was attached is detached again.
+    /// first): one multi-uprobe link for all where the program has that
+    /// twin and the kernel filters it by process, else one link per site,
+    /// held as one (on failure, what was attached is detached again).
     pub fn attach(
         &mut self,
         program: &'static str,
@@ -424,25 +445,20 @@ impl Probes {
         file_offsets: &[u64],
         pid: u32,
     ) -> Result<Attachment, BpfError> {
+        let program = self.loaded_program(program);
         let scope = NonZeroU32::new(pid).map_or(UProbeScope::AllProcesses, UProbeScope::OneProcess);
         let slot = self.slots.of(pid).ok_or(BpfError::NoSlot(pid))?;
-        let mut attachment = Attachment { program, links: Vec::new() };
-        for &offset in file_offsets {
-            let location = [UProbeAttachPoint {
-                location: UProbeAttachLocation::AbsoluteOffset(offset),
-                cookie: Some(u64::from(slot)),
-            }];
-            match uprobe(self.ebpf_mut().map_err(|_| BpfError::NotLoaded(program))?, program)?
-                .attach(location, exe, scope)
-            {
-                Ok(link) => attachment.links.push(link),
-                Err(source) => {
-                    let _ = self.detach(attachment);
-                    return Err(BpfError::Program { program, source });
-                }
-            }
+        if file_offsets.is_empty() {
+            return Ok(Attachment { program, links: Vec::new() });
         }
-        Ok(attachment)
+        let points = file_offsets.iter().map(|&offset| UProbeAttachPoint {
+            location: UProbeAttachLocation::AbsoluteOffset(offset),
+            cookie: Some(u64::from(slot)),
+        });
+        let link = uprobe(self.ebpf_mut().map_err(|_| BpfError::NotLoaded(program))?, program)?
+            .attach(points, exe, scope)
+            .map_err(|source| BpfError::Program { program, source })?;
+        Ok(Attachment { program, links: vec![link] })
     }
 
     pub fn detach(&mut self, attachment: Attachment) -> Result<(), BpfError> {
@@ -475,6 +491,7 @@ impl Probes {
     /// The kernel's run-time statistics of `program` (zero unless
     /// `BpfStats` is held).
     pub fn program_stats(&self, program: &'static str) -> Result<ProgramStats, BpfError> {
+        let program = self.loaded_program(program);
         let p = self.ebpf()?.program(program).ok_or(BpfError::Missing { kind: "program", name: program })?;
         let info = p.info().map_err(|source| BpfError::Program { program, source })?;
         let run_ns = u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX);
@@ -620,6 +637,11 @@ pub fn monotonic_ns() -> u64 {
     // local; CLOCK_MONOTONIC always exists on Linux, so it cannot fail.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
+}
+
+/// The program that runs `spec`: its multi-uprobe twin where `multi`.
+fn variant(spec: &probes::ProbeSpec, multi: bool) -> &'static str {
+    spec.multi_program.filter(|_| multi).unwrap_or(spec.program)
 }
 
 fn uprobe<'a>(ebpf: &'a mut Ebpf, program: &'static str) -> Result<&'a mut UProbe, BpfError> {

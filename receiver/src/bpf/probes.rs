@@ -127,6 +127,11 @@ pub struct ProbeSpec {
     pub symbol: &'static str,
     pub site: Site,
     pub program: &'static str,
+    /// The same program built as a multi-uprobe (`uprobe.multi`): all of
+    /// the probe's sites in one link, attached and detached in one step.
+    /// Used where the kernel filters such links by process (`Probes::load`
+    /// checks), else `program`, one link per site.
+    pub multi_program: Option<&'static str>,
     pub need: Need,
     pub heat: Heat,
     pub go: GoRange,
@@ -139,6 +144,7 @@ pub const PROBES: &[ProbeSpec] = &[
         symbol: "runtime.execute",
         site: Site::AfterEntry,
         program: names::PROG_EXECUTE,
+        multi_program: None,
         need: Need::Optional,
         heat: Heat::DeepOnly,
         go: GoRange::ALL,
@@ -149,6 +155,7 @@ pub const PROBES: &[ProbeSpec] = &[
         symbol: "runtime.ready",
         site: Site::AfterEntry,
         program: names::PROG_READY,
+        multi_program: None,
         need: Need::Optional,
         heat: Heat::DeepOnly,
         go: GoRange::ALL,
@@ -159,6 +166,7 @@ pub const PROBES: &[ProbeSpec] = &[
         symbol: "runtime.casgstatus",
         site: Site::EveryCall(CallFilter::StatusChange),
         program: names::PROG_CASGSTATUS,
+        multi_program: Some(names::PROG_CASGSTATUS_MULTI),
         need: Need::Optional,
         heat: Heat::Sampled,
         go: GoRange::ALL,
@@ -169,6 +177,7 @@ pub const PROBES: &[ProbeSpec] = &[
         symbol: "runtime.stopTheWorldWithSema",
         site: Site::AfterEntry,
         program: names::PROG_STW_START,
+        multi_program: None,
         need: Need::Optional,
         // From 1.22 the runtime hands its own start time to
         // startTheWorldWithSema (stw_args below), which is exact.
@@ -181,6 +190,7 @@ pub const PROBES: &[ProbeSpec] = &[
         symbol: "runtime.startTheWorldWithSema",
         site: Site::AfterEntry,
         program: names::PROG_STW_ARGS,
+        multi_program: None,
         need: Need::Optional,
         heat: Heat::Cold,
         go: GoRange { since: Some((1, 22)), until: None },
@@ -191,6 +201,7 @@ pub const PROBES: &[ProbeSpec] = &[
         symbol: "runtime.startTheWorldWithSema",
         site: Site::Returns,
         program: names::PROG_STW_END,
+        multi_program: None,
         need: Need::Optional,
         heat: Heat::Cold,
         go: GoRange::ALL,
@@ -203,6 +214,7 @@ pub const PROBES: &[ProbeSpec] = &[
         // would hand over, without the single step on every span.
         site: Site::CallTo(SDK_SET_ATTRIBUTES),
         program: names::PROG_SPAN_START,
+        multi_program: None,
         need: Need::Optional,
         heat: Heat::Linked,
         go: GoRange::ALL,
@@ -213,6 +225,7 @@ pub const PROBES: &[ProbeSpec] = &[
         symbol: SDK_SPAN_END,
         site: Site::AfterEntry,
         program: names::PROG_SPAN_END,
+        multi_program: None,
         need: Need::Optional,
         heat: Heat::Linked,
         go: GoRange::ALL,

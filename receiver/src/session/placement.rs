@@ -180,6 +180,7 @@ mod tests {
         symbol: "caller",
         site: Site::CallTo("callee"),
         program: "p",
+        multi_program: None,
         need: crate::bpf::probes::Need::Optional,
         heat: crate::bpf::probes::Heat::Linked,
         go: crate::bpf::probes::GoRange::ALL,

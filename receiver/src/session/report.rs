@@ -205,7 +205,12 @@ impl Session {
             self.goid_offset()
         );
         for Planned { spec, place, file_offsets, .. } in &self.planned {
-            let offsets: Vec<String> = place.offsets.iter().map(|o| format!("+{o:#x}")).collect();
+            // The calls of a function are in other functions: their offsets
+            // say nothing without their callers, which the instruction names.
+            let offsets: Vec<String> = match place.site {
+                "every_call" => Vec::new(),
+                _ => place.offsets.iter().map(|o| format!("+{o:#x}")).collect(),
+            };
             let place = format!(" {} [{:?}: {}]", offsets.join(","), place.kind, place.instruction);
             let file_offsets = file_offsets.iter().map(|o| format!("{o:#x}")).collect::<Vec<_>>().join(",");
             out.push_str(&format!(
