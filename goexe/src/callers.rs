@@ -10,15 +10,14 @@
 use std::collections::HashSet;
 
 use iced_x86::{
-    Code, Decoder, DecoderOptions, FlowControl, Instruction, InstructionInfoFactory, OpAccess, OpKind,
-    Register,
+    Code, Decoder, DecoderOptions, FlowControl, Instruction, InstructionInfoFactory, OpKind, Register,
 };
 use object::{Object, ObjectSymbol, ReadRef};
 
 use crate::{
     code_at,
     pclntab::Pclntab,
-    sites::{Arch, SiteKind, amd64_emulated},
+    sites::{Arch, SiteKind, may_write},
 };
 
 /// Integer argument registers whose constants a call site records: the
@@ -187,18 +186,14 @@ fn amd64_calls_in(
         if insn.is_call_near() && insn.near_branch_target() == callee {
             let start = usize::try_from(insn.ip() - address).unwrap_or(usize::MAX);
             let bytes = code.get(start..start + insn.len()).unwrap_or_default();
-            let kind = if amd64_emulated(bytes) { SiteKind::Emulated } else { SiteKind::SingleStepped };
+            let kind = SiteKind::of_amd64(bytes);
             out.push((insn.ip(), kind, if certain { known } else { [None; CONSTANT_ARGS] }));
         }
         if let Some((index, value)) = constant_write(insn) {
             known[index] = Some(value);
         } else {
             for used in factory.info(insn).used_registers() {
-                let writes = !matches!(
-                    used.access(),
-                    OpAccess::Read | OpAccess::CondRead | OpAccess::None | OpAccess::NoMemAccess
-                );
-                if let (true, Some(index)) = (writes, arg_index(used.register())) {
+                if let (true, Some(index)) = (may_write(used.access()), arg_index(used.register())) {
                     known[index] = None;
                 }
             }

@@ -112,6 +112,13 @@ pub fn amd64_emulated(bytes: &[u8]) -> bool {
     }
 }
 
+impl SiteKind {
+    /// How the kernel runs a uprobe on the amd64 instruction `bytes`.
+    pub fn of_amd64(bytes: &[u8]) -> Self {
+        if amd64_emulated(bytes) { Self::Emulated } else { Self::SingleStepped }
+    }
+}
+
 /// How the kernel runs a uprobe on a RET: it does not emulate it.
 pub const RETURN_SITE_KIND: SiteKind = SiteKind::SingleStepped;
 
@@ -131,11 +138,17 @@ const AMD64_ENTRY_STATE: &[Register] = &[
     Register::R14,
 ];
 
+/// Whether an instruction may write a register it uses this way.
+pub(crate) fn may_write(access: OpAccess) -> bool {
+    !matches!(access, OpAccess::Read | OpAccess::CondRead | OpAccess::None | OpAccess::NoMemAccess)
+}
+
 fn writes_entry_state(factory: &mut InstructionInfoFactory, insn: &Instruction) -> bool {
-    factory.info(insn).used_registers().iter().any(|r| {
-        !matches!(r.access(), OpAccess::Read | OpAccess::CondRead | OpAccess::None | OpAccess::NoMemAccess)
-            && AMD64_ENTRY_STATE.contains(&r.register().full_register())
-    })
+    factory
+        .info(insn)
+        .used_registers()
+        .iter()
+        .any(|r| may_write(r.access()) && AMD64_ENTRY_STATE.contains(&r.register().full_register()))
 }
 
 fn analyse_amd64(address: u64, code: &[u8]) -> Result<CodeFacts, SiteError> {
@@ -177,7 +190,7 @@ fn analyse_amd64(address: u64, code: &[u8]) -> Result<CodeFacts, SiteError> {
                 prologue_open = false;
             }
             FlowControl::Call if insn.is_call_near() => {
-                let kind = if amd64_emulated(bytes) { SiteKind::Emulated } else { SiteKind::SingleStepped };
+                let kind = SiteKind::of_amd64(bytes);
                 calls.push(DirectCall { offset, target: insn.near_branch_target(), kind });
                 prologue_open = false;
             }

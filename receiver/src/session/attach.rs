@@ -204,8 +204,7 @@ impl Session {
             if let Some(why) = &place.fallback {
                 log::warn!("{}: {why}", exe.display());
             }
-            let file_offsets = place.file_offsets.clone();
-            planned.push(Planned { spec, function: function.clone(), place, file_offsets, attachment: None });
+            planned.push(Planned { spec, function: function.clone(), place, attachment: None });
         }
         // One naming of the executable's pcs for the census and the stalls.
         let names: Option<SharedPcNames> = image.as_ref().ok().map(|(bias, _)| {

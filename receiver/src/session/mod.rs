@@ -125,7 +125,6 @@ struct Planned {
     spec: &'static ProbeSpec,
     function: Function,
     place: placement::Placement,
-    file_offsets: Vec<u64>,
     attachment: Option<Attachment>,
 }
 

@@ -204,15 +204,16 @@ impl Session {
             self.analysis.build.go_version,
             self.goid_offset()
         );
-        for Planned { spec, place, file_offsets, .. } in &self.planned {
+        for Planned { spec, place, .. } in &self.planned {
             // The calls of a function are in other functions: their offsets
             // say nothing without their callers, which the instruction names.
             let offsets: Vec<String> = match place.site {
                 "every_call" => Vec::new(),
                 _ => place.offsets.iter().map(|o| format!("+{o:#x}")).collect(),
             };
+            let file_offsets =
+                place.file_offsets.iter().map(|o| format!("{o:#x}")).collect::<Vec<_>>().join(",");
             let place = format!(" {} [{:?}: {}]", offsets.join(","), place.kind, place.instruction);
-            let file_offsets = file_offsets.iter().map(|o| format!("{o:#x}")).collect::<Vec<_>>().join(",");
             out.push_str(&format!(
                 "gort:   probe {:<10} {}{} file offset {} ({})\n",
                 spec.name,

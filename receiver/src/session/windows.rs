@@ -30,7 +30,7 @@ impl Session {
         for (i, p) in self.planned.iter_mut().enumerate().filter(|(_, p)| which(p.spec.heat)) {
             match (on, p.attachment.take()) {
                 (true, None) => {
-                    match probes.attach(p.spec.program, &image, &p.file_offsets, self.process.pid) {
+                    match probes.attach(p.spec.program, &image, &p.place.file_offsets, self.process.pid) {
                         Ok(a) => p.attachment = Some(a),
                         // The target exited under us: nothing to warn about.
                         Err(_) if !self.process.is_alive() => {}
