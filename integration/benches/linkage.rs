@@ -10,7 +10,9 @@
 //! time per run, and its site kind: the body cost directly, the trap cost as
 //! hits x the per-hit trap cost of the site kind, measured in the same run on
 //! a Go function (`gort_integration::traps`). The two together are the
-//! cost model: what of linkage's added service CPU the probes explain.
+//! cost model: what of linkage's added service CPU the probes explain. A
+//! fourth mode, traps, puts tracefs uprobes with no program at every site
+//! the on run probed: the traps' cost in place, on the service itself.
 //!
 //! Then the realistic service: the same binary's `order` request, whose
 //! handler does 1 ms of CPU work (a calibrated, fixed amount of hashing),
@@ -25,7 +27,8 @@
 //!
 //! GORT_BENCH_RATE (requests/s, default 1000), GORT_BENCH_REPS (default 2),
 //! GORT_BENCH_BPF_STATS=0 (statistics off), GORT_BENCH_MODES (a comma list
-//! of none, off, on, stalls; default none, off, on), GORT_BENCH_TRAP_RUNS (runs per site
+//! of none, off, on, traps, stalls; default none, off, on, traps; traps
+//! needs on), GORT_BENCH_TRAP_RUNS (runs per site
 //! of the trap micro-benchmark, default 5), GORT_BENCH_ORDER_RATE (the
 //! realistic service's fixed rate, default 300 requests/s),
 //! GORT_BENCH_SERVICES (plain, order or both; default both).
@@ -44,6 +47,10 @@ enum Mode {
     NoGort,
     LinkageOff,
     LinkageOn,
+    /// No gort probes: tracefs uprobes (tracing off, no program) at every
+    /// site linkage on probed in an earlier run, so the service pays the
+    /// traps alone, in place, on its own code and caches.
+    TrapsOnly,
     /// Linkage on, every wait inside a span a stall record.
     LinkageOnEveryStall,
 }
@@ -59,6 +66,8 @@ struct Figures {
     probes: Vec<Probe>,
     /// Stall records the probes sent.
     stall_records: u64,
+    /// Traps taken at each probe's sites (TrapsOnly).
+    trap_hits: Vec<(String, u64)>,
 }
 
 /// GORT_BENCH_BPF_STATS=0 leaves the kernel's statistics off (for a gort
@@ -74,6 +83,7 @@ fn modes() -> Vec<Mode> {
         (Mode::NoGort, "none"),
         (Mode::LinkageOff, "off"),
         (Mode::LinkageOn, "on"),
+        (Mode::TrapsOnly, "traps"),
         (Mode::LinkageOnEveryStall, "stalls"),
     ];
     match std::env::var("GORT_BENCH_MODES") {
@@ -83,10 +93,17 @@ fn modes() -> Vec<Mode> {
                 .filter(|(_, n)| list.split(',').any(|w| w.trim() == *n))
                 .map(|(m, _)| *m)
                 .collect();
-            assert!(!picked.is_empty(), "GORT_BENCH_MODES={list:?}: name some of none, off, on, stalls");
+            assert!(
+                !picked.is_empty(),
+                "GORT_BENCH_MODES={list:?}: name some of none, off, on, traps, stalls"
+            );
+            assert!(
+                !picked.contains(&Mode::TrapsOnly) || picked.contains(&Mode::LinkageOn),
+                "GORT_BENCH_MODES={list:?}: traps takes its sites from an on run; name on too"
+            );
             picked
         }
-        Err(_) => all[..3].iter().map(|(m, _)| *m).collect(),
+        Err(_) => all[..4].iter().map(|(m, _)| *m).collect(),
     }
 }
 
@@ -104,8 +121,19 @@ fn service_wanted(service: &str) -> bool {
     std::env::var("GORT_BENCH_SERVICES").map_or(true, |list| list.split(',').any(|w| w.trim() == service))
 }
 
-fn run(mode: Mode, load: Load) -> Figures {
-    let binary = go_program("tracedsvc", "default", &[], &[]);
+/// Each probe that fired in a LinkageOn run, with the file offsets of its sites.
+type Sites = Vec<(String, Vec<u64>)>;
+
+/// One run in `mode`. A LinkageOn run leaves the sites of every probe that
+/// fired in `sites`, where a TrapsOnly run takes them from.
+fn run(mode: Mode, load: Load, sites: &mut Sites) -> Figures {
+    let built = go_program("tracedsvc", "default", &[], &[]);
+    // The service runs from its own copy in every mode: tracefs uprobes fire
+    // in every process of an executable, and the load and the downstream
+    // run tracedsvc too.
+    let svc_binary = std::env::temp_dir().join(format!("gort-bench-linkage-svc-{}", std::process::id()));
+    std::fs::copy(&built, &svc_binary).expect("copy tracedsvc for the service");
+    let binary = built;
     let sink_out = std::env::temp_dir().join(format!("gort-bench-linkage-{}.jsonl", std::process::id()));
     let (mut sink, sink_port) = start_sink(&sink_out);
     let gort_port = free_port();
@@ -118,7 +146,7 @@ fn run(mode: Mode, load: Load) -> Figures {
     });
     // One P, as the issue's measurements: the service saturates one CPU and
     // leaves the other to the load, the downstream and gort.
-    let mut svc = Command::new(&binary);
+    let mut svc = Command::new(&svc_binary);
     svc.env("GOMAXPROCS", "1").args(["-otlp", &format!("127.0.0.1:{gort_port}"), "-heap-mb", "8"]);
     if let Some(d) = downstream.as_mut() {
         svc.args(["-downstream", &d.listen_addr(), "-order-blocks", &load.order_blocks.to_string()]);
@@ -128,7 +156,7 @@ fn run(mode: Mode, load: Load) -> Figures {
     let config = std::env::temp_dir().join(format!("gort-bench-linkage-{}.yaml", std::process::id()));
     let summary_path = std::env::temp_dir().join(format!("gort-bench-linkage-{}.json", std::process::id()));
     let linkage = match mode {
-        Mode::NoGort | Mode::LinkageOff => "enabled: false",
+        Mode::NoGort | Mode::LinkageOff | Mode::TrapsOnly => "enabled: false",
         Mode::LinkageOn => "enabled: true",
         Mode::LinkageOnEveryStall => "enabled: true\n  child_span_threshold: 1us",
     };
@@ -138,7 +166,7 @@ fn run(mode: Mode, load: Load) -> Figures {
     let listen = format!("127.0.0.1:{gort_port}");
     c.args(["--otlp-grpc", &listen, "--otlp-http", "off", "--telemetry", "off"]);
     let mut gort = match mode {
-        Mode::NoGort => {
+        Mode::NoGort | Mode::TrapsOnly => {
             // Something must take the spans: gort's pipeline alone, no target.
             c.arg("--otlp");
             let g = Proc::spawn(c, "[gort]");
@@ -156,6 +184,11 @@ fn run(mode: Mode, load: Load) -> Figures {
             g
         }
     };
+    let traps = (mode == Mode::TrapsOnly).then(|| {
+        assert!(!sites.is_empty(), "a traps run needs the sites of an on run before it");
+        let offsets: Vec<u64> = sites.iter().flat_map(|(_, o)| o.iter().copied()).collect();
+        traps::SiteTraps::attach(&svc_binary, &offsets)
+    });
     let (svc_cpu0, gort_cpu0) = (cpu_seconds(svc.pid()), cpu_seconds(gort.pid()));
     let seconds = 10.0;
     let spec = load;
@@ -177,6 +210,14 @@ fn run(mode: Mode, load: Load) -> Figures {
     let done = load.wait_line(Duration::from_secs(60), |l| l.contains("load-done"));
     let (svc_cpu, gort_cpu) = (cpu_seconds(svc.pid()) - svc_cpu0, cpu_seconds(gort.pid()) - gort_cpu0);
     let gort_rss = peak_rss_mb(gort.pid());
+    let mut trap_hits = Vec::new();
+    if let Some(t) = &traps {
+        let mut hits = t.hits().into_iter();
+        for (name, offsets) in sites.iter() {
+            trap_hits.push((name.clone(), hits.by_ref().take(offsets.len()).sum()));
+        }
+    }
+    drop(traps);
     let _ = load.wait_exit(Duration::from_secs(10));
     let done: serde_json::Value = serde_json::from_str(&done).unwrap();
     for p in [&svc, &gort] {
@@ -192,14 +233,24 @@ fn run(mode: Mode, load: Load) -> Figures {
     let _ = sink.wait_exit(Duration::from_secs(10));
     let _ = std::fs::remove_file(&sink_out);
     let _ = std::fs::remove_file(&config);
+    let _ = std::fs::remove_file(&svc_binary);
     let requests = done["plain"].as_u64().unwrap();
     let (probes, stall_records) = match mode {
-        Mode::NoGort => (Vec::new(), 0),
+        Mode::NoGort | Mode::TrapsOnly => (Vec::new(), 0),
         _ => {
             let target = summary::take(&summary_path).targets.remove(0);
             (target.probes, target.linkage.map_or(0, |l| l.stalls))
         }
     };
+    if mode == Mode::LinkageOn {
+        // Deep mode's probes are attached only in its windows (one at
+        // start), not for the run.
+        *sites = probes
+            .iter()
+            .filter(|p| p.attached != "deep mode")
+            .map(|p| (p.name.clone(), p.site_file_offsets.clone()))
+            .collect();
+    }
     Figures {
         svc_cpu_us_per_request: svc_cpu / requests.max(1) as f64 * 1e6,
         p50_ms: done["p50_ms"].as_f64().unwrap(),
@@ -209,6 +260,7 @@ fn run(mode: Mode, load: Load) -> Figures {
         requests,
         probes,
         stall_records,
+        trap_hits,
     }
 }
 
@@ -218,17 +270,25 @@ fn main() {
     }
     let reps: usize = std::env::var("GORT_BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
     let modes = modes();
+    let trap_runs: usize =
+        std::env::var("GORT_BENCH_TRAP_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let traps = traps::measure(trap_runs.max(1), 200_000);
+    println!(
+        "trap cost per hit (tracefs uprobe on trapbench's main.probed, {} calls x {} interleaved runs, medians): \
+         emulated ({}) {:.0} ns, first instruction (single-stepped) {:.0} ns, RET (single-stepped) {:.0} ns\n",
+        traps.calls, traps.runs, traps.emulated_instruction, traps.emulated_ns, traps.entry_ns, traps.ret_ns
+    );
     if service_wanted("plain") {
-        plain_service(&modes, reps);
+        plain_service(&modes, reps, &traps);
     }
     if service_wanted("order") {
-        order_service(&modes, reps);
+        order_service(&modes, reps, &traps);
     }
 }
 
 /// The realistic service at a fixed rate and at saturation: CPU and p99 by
 /// mode, and throughput at saturation as a share of no gort's.
-fn order_service(modes: &[Mode], reps: usize) {
+fn order_service(modes: &[Mode], reps: usize, traps: &traps::TrapCosts) {
     let rate = std::env::var("GORT_BENCH_ORDER_RATE").unwrap_or_else(|_| "300".into());
     // Calibrated once: every run hashes the same amount, so what gort adds
     // shows as CPU, not as a different calibration.
@@ -250,10 +310,11 @@ fn order_service(modes: &[Mode], reps: usize) {
     );
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     let mut seen: Vec<(&str, Mode, Figures)> = Vec::new();
+    let mut sites = Sites::new();
     for (label, r) in [("fixed", rate.as_str()), ("saturation", "0")] {
         for _ in 0..reps {
             for &mode in modes {
-                let f = run(mode, Load { kind: "order", rate: r, order_blocks });
+                let f = run(mode, Load { kind: "order", rate: r, order_blocks }, &mut sites);
                 println!(
                     "| {label} | {mode:?} | {:.0} | {:.1} | {:.3} | {:.3} | {:.3} |",
                     f.requests as f64 / 10.0,
@@ -274,7 +335,9 @@ fn order_service(modes: &[Mode], reps: usize) {
     let fixed: Vec<(Mode, &Figures)> =
         seen.iter().filter(|(l, _, _)| *l == "fixed").map(|(_, m, f)| (*m, f)).collect();
     stall_record_cost("order at a fixed rate", &fixed);
-    for mode in [Mode::LinkageOff, Mode::LinkageOn] {
+    println!("\norder at {rate} requests/s:");
+    cost_model(&fixed, traps);
+    for mode in [Mode::LinkageOff, Mode::LinkageOn, Mode::TrapsOnly] {
         let cpu = (
             mean("fixed", mode, |f| f.svc_cpu_us_per_request),
             mean("fixed", Mode::NoGort, |f| f.svc_cpu_us_per_request),
@@ -330,7 +393,7 @@ fn stall_record_cost(load: &str, runs: &[(Mode, &Figures)]) {
 }
 
 /// tracedsvc's plain request at a fixed rate, with the per-probe cost model.
-fn plain_service(modes: &[Mode], reps: usize) {
+fn plain_service(modes: &[Mode], reps: usize, traps: &traps::TrapCosts) {
     let rate = std::env::var("GORT_BENCH_RATE").unwrap_or_else(|_| "1000".into());
     println!(
         "tracedsvc, {rate} requests/s over 8 clients for 10 s, one span per request; {reps} runs each, interleaved"
@@ -339,37 +402,54 @@ fn plain_service(modes: &[Mode], reps: usize) {
         "| mode | requests | service CPU per request (µs) | p50 (ms) | p99 (ms) | gort CPU (cores) | gort peak RSS (MB) |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- |");
-    let mut breakdowns = Vec::new();
-    let mut cpu: Vec<(Mode, f64)> = Vec::new();
+    let mut seen: Vec<(Mode, Figures)> = Vec::new();
+    let mut sites = Sites::new();
     for _ in 0..reps {
         for &mode in modes {
-            let f = run(mode, Load { kind: "plain", rate: &rate, order_blocks: 0 });
-            cpu.push((mode, f.svc_cpu_us_per_request));
+            let f = run(mode, Load { kind: "plain", rate: &rate, order_blocks: 0 }, &mut sites);
             println!(
                 "| {mode:?} | {} | {:.1} | {:.3} | {:.3} | {:.3} | {:.1} |",
                 f.requests, f.svc_cpu_us_per_request, f.p50_ms, f.p99_ms, f.gort_cpu_cores, f.gort_rss_mb
             );
-            if mode != Mode::NoGort {
-                breakdowns.push((mode, f));
-            }
+            seen.push((mode, f));
         }
     }
-    let trap_runs: usize =
-        std::env::var("GORT_BENCH_TRAP_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
-    let traps = traps::measure(trap_runs.max(1), 200_000);
+    cost_model(&seen.iter().map(|(m, f)| (*m, f)).collect::<Vec<_>>(), traps);
+    let with_gort: Vec<(Mode, &Figures)> = seen
+        .iter()
+        .filter(|(m, _)| !matches!(m, Mode::NoGort | Mode::TrapsOnly))
+        .map(|(m, f)| (*m, f))
+        .collect();
+    stall_record_cost("plain", &with_gort);
+    // In flight, each span holds one slot of the span table; the goroutines
+    // it runs on carry its id and slot in the per-goroutine state every
+    // goroutine has anyway (GORT_GSTATE); once ended and until its OTLP
+    // export arrives, one userspace account. Both tables are preallocated.
+    let span = size_of::<SpanAccount>();
+    let gstate = size_of::<GoroutineSlot>();
     println!(
-        "\ntrap cost per hit (tracefs uprobe on trapbench's main.probed, {} calls x {} interleaved runs, medians): \
-         emulated ({}) {:.0} ns, first instruction (single-stepped) {:.0} ns, RET (single-stepped) {:.0} ns",
-        traps.calls, traps.runs, traps.emulated_instruction, traps.emulated_ns, traps.entry_ns, traps.ret_ns
+        "memory per in-flight span: one {span} B slot of GORT_SPANS; per goroutine (spans or not): one {gstate} B slot of \
+         GORT_GSTATE; preallocated: {SPAN_SLOTS} span slots = {:.1} MiB, {GSTATE_SLOTS} goroutine slots = {:.1} MiB",
+        f64::from(SPAN_SLOTS) * span as f64 / (1024.0 * 1024.0),
+        f64::from(GSTATE_SLOTS) * gstate as f64 / (1024.0 * 1024.0)
     );
-    let mean_cpu = |m: Mode| {
-        let v: Vec<f64> = cpu.iter().filter(|(k, _)| *k == m).map(|(_, c)| *c).collect();
+    println!(
+        "after End, until the span's export arrives: one userspace account of {} B (+ its stalls, + hash entry)",
+        size_of::<gort::linkage::Account>() + 24 + 16
+    );
+}
+
+/// Per request, for each run with gort's probes: each probe's hits, program
+/// time (the kernel's statistics, ~20 ns per run of their own included)
+/// and site kind, and the traps at the per-hit costs of the micro-benchmark;
+/// against them, the service CPU each mode added over NoGort (means over
+/// the runs of each mode) and, with a traps run, the traps in place.
+fn cost_model(seen: &[(Mode, &Figures)], traps: &traps::TrapCosts) {
+    let mean = |m: Mode, pick: fn(&Figures) -> f64| {
+        let v: Vec<f64> = seen.iter().filter(|(k, _)| *k == m).map(|(_, f)| pick(f)).collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
-    // Per request: what each probe costs the service in program time (the
-    // kernel's statistics, ~20 ns per run of their own included) and how
-    // many traps of each site kind it takes.
-    for (mode, f) in &breakdowns {
+    for (mode, f) in seen.iter().filter(|(m, _)| !matches!(m, Mode::NoGort | Mode::TrapsOnly)) {
         println!("\n{mode:?}, per request ({} requests):", f.requests);
         println!("| probe | site | hits | program ns per run | program ns per request |");
         println!("| --- | --- | --- | --- | --- |");
@@ -404,28 +484,39 @@ fn plain_service(modes: &[Mode], reps: usize) {
              about {trap_us:.1} µs at the measured trap costs; together {:.1} µs",
             body + trap_us
         );
-        if let (Some(with), Some(without)) = (mean_cpu(*mode), mean_cpu(Mode::NoGort)) {
+        let cpu = |m: Mode| mean(m, |f| f.svc_cpu_us_per_request);
+        let (Some(with), Some(without)) = (cpu(*mode), cpu(Mode::NoGort)) else { continue };
+        println!(
+            "measured: {mode:?} adds {:.1} µs of service CPU per request over NoGort (means)",
+            with - without
+        );
+        // The traps in place: the same sites on the same service, no
+        // program behind them. What the micro-benchmark's per-hit figure
+        // misses (the service's caches and TLB after each trip through the
+        // kernel) shows here; what is left past traps and bodies is neither.
+        let traps_runs: Vec<&Figures> =
+            seen.iter().filter(|(m, _)| *m == Mode::TrapsOnly).map(|(_, f)| *f).collect();
+        if let (Mode::LinkageOn, Some(traps_only)) = (*mode, cpu(Mode::TrapsOnly)) {
+            let requests = traps_runs.iter().map(|f| f.requests).sum::<u64>().max(1) as f64;
+            let mut by_probe: Vec<(&str, u64)> = Vec::new();
+            for (name, hits) in traps_runs.iter().flat_map(|f| &f.trap_hits) {
+                match by_probe.iter_mut().find(|(n, _)| n == name) {
+                    Some((_, h)) => *h += hits,
+                    None => by_probe.push((name, *hits)),
+                }
+            }
+            let hits = by_probe.iter().map(|(_, h)| *h).sum::<u64>() as f64 / requests;
+            let each: Vec<String> =
+                by_probe.iter().map(|(n, h)| format!("{n} {:.2}", *h as f64 / requests)).collect();
+            let in_place = traps_only - without;
             println!(
-                "measured: {mode:?} adds {:.1} µs of service CPU per request over NoGort (means)",
-                with - without
+                "in place: the sites that fired, as tracefs uprobes with no program ({hits:.1} traps per request: {}) \
+                 add {in_place:.1} µs (means), {:.0} ns per trap; with the program bodies {:.1} µs; unexplained {:+.1} µs",
+                each.join(", "),
+                in_place * 1e3 / hits.max(f64::MIN_POSITIVE),
+                in_place + body,
+                with - without - in_place - body
             );
         }
     }
-    stall_record_cost("plain", &breakdowns.iter().map(|(m, f)| (*m, f)).collect::<Vec<_>>());
-    // In flight, each span holds one slot of the span table; the goroutines
-    // it runs on carry its id and slot in the per-goroutine state every
-    // goroutine has anyway (GORT_GSTATE); once ended and until its OTLP
-    // export arrives, one userspace account. Both tables are preallocated.
-    let span = size_of::<SpanAccount>();
-    let gstate = size_of::<GoroutineSlot>();
-    println!(
-        "memory per in-flight span: one {span} B slot of GORT_SPANS; per goroutine (spans or not): one {gstate} B slot of \
-         GORT_GSTATE; preallocated: {SPAN_SLOTS} span slots = {:.1} MiB, {GSTATE_SLOTS} goroutine slots = {:.1} MiB",
-        f64::from(SPAN_SLOTS) * span as f64 / (1024.0 * 1024.0),
-        f64::from(GSTATE_SLOTS) * gstate as f64 / (1024.0 * 1024.0)
-    );
-    println!(
-        "after End, until the span's export arrives: one userspace account of {} B (+ its stalls, + hash entry)",
-        size_of::<gort::linkage::Account>() + 24 + 16
-    );
 }

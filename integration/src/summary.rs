@@ -101,6 +101,12 @@ pub struct Probe {
     #[serde(default)]
     pub site_kind: Option<String>,
     pub site_offset: u64,
+    /// Every probed site's file offset in the executable.
+    #[serde(default)]
+    pub site_file_offsets: Vec<u64>,
+    /// `always`, `sampled`, `deep mode` or `trace linkage`.
+    #[serde(default)]
+    pub attached: String,
     #[serde(default)]
     pub instruction: String,
     /// The program's run time while attached (`--bpf-stats` only).

@@ -6,6 +6,8 @@
 //! handler finds the buffer off and returns at once: what remains is the
 //! trap, the kernel's uprobe dispatch and the emulation or the single step,
 //! the part of a BPF probe's cost its program statistics do not include.
+//! `SiteTraps` puts the same kind of probe at any set of sites of a real
+//! service, to measure the traps in place.
 
 use std::{
     fs::OpenOptions,
@@ -20,6 +22,8 @@ use crate::{Proc, go_program};
 const TRACEFS: &str = "/sys/kernel/tracing";
 const GROUP: &str = "gort_trapbench";
 const EVENT: &str = "site";
+/// The group of `SiteTraps`' events.
+const SITES_GROUP: &str = "gort_bench_sites";
 
 /// Nanoseconds one trap adds to a call of the probed function.
 #[derive(Clone, Debug)]
@@ -94,25 +98,27 @@ fn tracefs() -> PathBuf {
 /// A tracefs uprobe at `offset` of `binary`, enabled until dropped.
 struct Probe {
     root: PathBuf,
+    group: &'static str,
+    event: String,
 }
 
 impl Probe {
-    fn attach(root: &Path, binary: &Path, offset: u64) -> Self {
-        let spec = format!("p:{GROUP}/{EVENT} {}:{offset:#x}\n", binary.display());
+    fn attach(root: &Path, group: &'static str, event: &str, binary: &Path, offset: u64) -> Self {
+        let spec = format!("p:{group}/{event} {}:{offset:#x}\n", binary.display());
         write(root.join("uprobe_events"), &spec, true);
-        write(root.join(format!("events/{GROUP}/{EVENT}/enable")), "1", false);
-        Self { root: root.to_owned() }
+        write(root.join(format!("events/{group}/{event}/enable")), "1", false);
+        Self { root: root.to_owned(), group, event: event.to_owned() }
     }
 
     /// Hits of the event so far (`uprobe_profile`: path, event name, hits).
     fn hits(&self) -> u64 {
         let profile = std::fs::read_to_string(self.root.join("uprobe_profile")).unwrap_or_default();
+        let qualified = format!("{}/{}", self.group, self.event);
         profile
             .lines()
             .filter_map(|l| {
                 let f: Vec<&str> = l.split_whitespace().collect();
-                (f.len() >= 3 && (f[1] == EVENT || f[1] == format!("{GROUP}/{EVENT}")))
-                    .then(|| f[2].parse().unwrap_or(0))
+                (f.len() >= 3 && (f[1] == self.event || f[1] == qualified)).then(|| f[2].parse().unwrap_or(0))
             })
             .sum()
     }
@@ -120,8 +126,57 @@ impl Probe {
 
 impl Drop for Probe {
     fn drop(&mut self) {
-        write(self.root.join(format!("events/{GROUP}/{EVENT}/enable")), "0", false);
-        write(self.root.join("uprobe_events"), &format!("-:{GROUP}/{EVENT}\n"), true);
+        write(self.root.join(format!("events/{}/{}/enable", self.group, self.event)), "0", false);
+        write(self.root.join("uprobe_events"), &format!("-:{}/{}\n", self.group, self.event), true);
+    }
+}
+
+/// Tracing switched off until dropped, so a tracefs uprobe's handler finds
+/// the buffer off and returns at once.
+struct TracingOff {
+    path: PathBuf,
+    was: String,
+}
+
+impl TracingOff {
+    fn new(root: &Path) -> Self {
+        let path = root.join("tracing_on");
+        let was = std::fs::read_to_string(&path).unwrap_or_else(|_| "1".into());
+        write(&path, "0", false);
+        Self { path, was }
+    }
+}
+
+impl Drop for TracingOff {
+    fn drop(&mut self) {
+        write(&self.path, self.was.trim(), false);
+    }
+}
+
+/// Tracefs uprobes at every one of a set of sites of one binary, with
+/// tracing off: the traps a set of probe sites costs the process that hits
+/// them, with no BPF program behind them.
+pub struct SiteTraps {
+    probes: Vec<Probe>,
+    _tracing: TracingOff,
+}
+
+impl SiteTraps {
+    /// Needs root.
+    pub fn attach(binary: &Path, file_offsets: &[u64]) -> Self {
+        let root = tracefs();
+        let tracing = TracingOff::new(&root);
+        let probes = file_offsets
+            .iter()
+            .enumerate()
+            .map(|(i, &offset)| Probe::attach(&root, SITES_GROUP, &format!("site{i}"), binary, offset))
+            .collect();
+        Self { probes, _tracing: tracing }
+    }
+
+    /// Hits at each site so far, in the order the sites were given.
+    pub fn hits(&self) -> Vec<u64> {
+        self.probes.iter().map(Probe::hits).collect()
     }
 }
 
@@ -137,9 +192,7 @@ pub fn measure(runs: usize, calls: u64) -> TrapCosts {
     let binary = go_program("trapbench", "default", &[], &[]);
     let sites = sites(&binary);
     let root = tracefs();
-    let tracing_on = root.join("tracing_on");
-    let was_on = std::fs::read_to_string(&tracing_on).unwrap_or_else(|_| "1".into());
-    write(&tracing_on, "0", false);
+    let tracing = TracingOff::new(&root);
     let mut cmd = Command::new(&binary);
     cmd.args(["-calls", &calls.to_string()]);
     let mut prog = Proc::spawn(cmd, "[trapbench]");
@@ -155,7 +208,7 @@ pub fn measure(runs: usize, calls: u64) -> TrapCosts {
                 Site::Entry => Some(sites.entry),
                 Site::Ret => Some(sites.ret),
             };
-            let probe = offset.map(|o| Probe::attach(&root, &binary, o));
+            let probe = offset.map(|o| Probe::attach(&root, GROUP, EVENT, &binary, o));
             prog.send_line("go");
             let done = prog.wait_line(Duration::from_secs(120), |l| l.contains("\"done\""));
             let done: serde_json::Value = serde_json::from_str(&done).expect("trapbench report");
@@ -175,7 +228,7 @@ pub fn measure(runs: usize, calls: u64) -> TrapCosts {
     }
     prog.send_line("quit");
     let _ = prog.wait_exit(Duration::from_secs(10));
-    write(&tracing_on, was_on.trim(), false);
+    drop(tracing);
     let of = |s: Site| median(samples.iter().filter(|(k, _)| *k == s).map(|(_, e)| *e).collect());
     let base = of(Site::None);
     let per_call = |s: Site| (of(s) - base) / calls as f64;

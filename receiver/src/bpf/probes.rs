@@ -103,6 +103,18 @@ pub enum Heat {
     Linked,
 }
 
+impl Heat {
+    /// When the probe is attached, as gort's output says it.
+    pub const fn attached(self) -> &'static str {
+        match self {
+            Heat::Cold => "always",
+            Heat::Sampled => "sampled",
+            Heat::DeepOnly => "deep mode",
+            Heat::Linked => "trace linkage",
+        }
+    }
+}
+
 /// The Go releases a probe applies to: `[since, until)` as (major, minor).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GoRange {

@@ -12,7 +12,7 @@ use std::{
 
 use super::*;
 use crate::{
-    bpf::{Probes, probes::Heat},
+    bpf::Probes,
     export::{
         self,
         otlp_profiles::{self, ProfileWindow},
@@ -220,12 +220,7 @@ impl Session {
                 spec.symbol,
                 place,
                 file_offsets,
-                match spec.heat {
-                    Heat::Cold => "always",
-                    Heat::Sampled => "sampled",
-                    Heat::DeepOnly => "deep mode",
-                    Heat::Linked => "trace linkage",
-                }
+                spec.heat.attached()
             ));
         }
         out.push_str(&format!("gort:   mode: {}\n", self.mode()));

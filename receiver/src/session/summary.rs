@@ -37,6 +37,13 @@ pub struct ProbeSummary {
     /// Offset of the site from the entry (the first RET's for `returns`;
     /// the first call's from its caller's entry for `every_call`).
     pub site_offset: u64,
+    /// The file offset of every probed site in the executable (one per
+    /// call for `every_call`, one per RET for `returns`).
+    pub site_file_offsets: Vec<u64>,
+    /// When it is attached: `always`, `sampled` (in sampling windows;
+    /// continuously in deep mode or with trace linkage), `deep mode` or
+    /// `trace linkage`.
+    pub attached: &'static str,
     /// Whether the kernel emulates the probed instruction or single-steps it.
     pub site_kind: analysis::SiteKind,
     pub instruction: String,
@@ -201,6 +208,8 @@ impl Session {
                     file_offset: f.file_offset,
                     site: place.site,
                     site_offset: place.offsets.first().copied().unwrap_or(0),
+                    site_file_offsets: place.file_offsets.clone(),
+                    attached: spec.heat.attached(),
                     site_kind: place.kind,
                     instruction: place.instruction.clone(),
                     hits: hits[spec.id.index() as usize],
