@@ -88,7 +88,8 @@ pub enum CounterId {
     /// set: their open interval goes unmeasured.
     GoroutineStatesDisplaced = 6,
     /// Spans in flight whose account was displaced from the span table by a
-    /// newer span of the same set (all four ways busy): a span never ended
+    /// newer span: of the same set, all four ways busy, or at the same
+    /// address (so never ended: its object is gone). A span never ended
     /// makes room this way, and a displaced span ends without its totals.
     SpansDisplaced = 7,
 }

@@ -49,8 +49,8 @@ pub(crate) static GSTATE: Array<GoroutineSlot> = Array::with_max_entries(GSTATE_
 pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 
 /// Spans in flight and what the runtime did to them so far: a four-way
-/// set-associative table indexed by a hash of (tgid, span id)
-/// (`gort_common::span_set_first_slot`), each account written in place at
+/// set-associative table indexed by the span object's address (and tgid;
+/// `gort_common::span_set_first_slot`), each account written in place at
 /// start and freed at end, so no span pays a map insert or delete (an LRU
 /// insert and delete made most of span start and end's 2.4-2.9 µs).
 #[map(name = "GORT_SPANS")]

@@ -35,44 +35,56 @@ pub(crate) fn active_account(tgid: u32, active: ActiveSpan) -> Option<&'static m
     account.holds(tgid, active.span_id).then_some(account)
 }
 
-/// The slot of the account of span `span_id`, searched in its set.
+/// The account of span `span_id`, whose SDK object is at `span_ptr`,
+/// searched in the set of that address.
 #[inline(always)]
-fn find_account(tgid: u32, span_id: u64) -> Option<&'static mut SpanAccount> {
-    let first = span_set_first_slot(tgid, span_id);
+fn find_account(tgid: u32, span_ptr: u64, span_id: u64) -> Option<&'static mut SpanAccount> {
+    let first = span_set_first_slot(tgid, span_ptr);
     for way in 0..SPAN_WAYS {
         let Some(ptr) = SPANS.get_ptr_mut(first + way) else { continue };
         // SAFETY: as in active_account.
         let account = unsafe { &mut *ptr };
-        if account.holds(tgid, span_id) {
+        if account.holds(tgid, span_id) && account.span_ptr == span_ptr {
             return Some(account);
         }
     }
     None
 }
 
-/// A slot for the account of a new span: a free way of its set, else the
-/// way of its oldest span, displaced (counted): a span never ended cannot
-/// hold a slot for ever.
+/// A slot for the account of a new span whose SDK object is at `span_ptr`:
+/// the way of a span once at that address (never ended, or it would be free:
+/// its object is gone), else a free way, else the way of the set's oldest
+/// span. The first and last are displacements (counted): a span never ended
+/// cannot hold a slot for ever.
 #[inline(always)]
-fn claim_account(tgid: u32, span_id: u64) -> Option<(u32, &'static mut SpanAccount)> {
-    let first = span_set_first_slot(tgid, span_id);
-    let (mut oldest_slot, mut oldest_start) = (first, u64::MAX);
+fn claim_account(tgid: u32, span_ptr: u64) -> Option<(u32, &'static mut SpanAccount)> {
+    let first = span_set_first_slot(tgid, span_ptr);
+    let (mut free, mut oldest_slot, mut oldest_start) = (None, first, u64::MAX);
     for way in 0..SPAN_WAYS {
         let slot = first + way;
         let Some(ptr) = SPANS.get_ptr_mut(slot) else { continue };
         // SAFETY: as in active_account.
         let account = unsafe { &mut *ptr };
-        if account.span_id == 0 {
+        if account.was_at(tgid, span_ptr) {
+            count(CounterId::SpansDisplaced);
             return Some((slot, account));
         }
-        if account.start_ns < oldest_start {
+        if account.span_id == 0 {
+            free = free.or(Some(slot));
+        } else if account.start_ns < oldest_start {
             (oldest_slot, oldest_start) = (slot, account.start_ns);
         }
     }
-    count(CounterId::SpansDisplaced);
-    let ptr = SPANS.get_ptr_mut(oldest_slot)?;
+    let slot = match free {
+        Some(slot) => slot,
+        None => {
+            count(CounterId::SpansDisplaced);
+            oldest_slot
+        }
+    };
+    let ptr = SPANS.get_ptr_mut(slot)?;
     // SAFETY: as in active_account.
-    Some((oldest_slot, unsafe { &mut *ptr }))
+    Some((slot, unsafe { &mut *ptr }))
 }
 
 /// Charges a wait of goroutine `gp` (state `st`) from `since` to `now` to
@@ -307,30 +319,38 @@ pub fn gort_span_start(ctx: ProbeContext) -> u32 {
         return 0;
     };
     count_hit(ProbeId::SpanStart);
-    let g = current_g(&ctx);
-    let Some(goid) = read_goid(g, config) else {
+    let Some(st) = gstate(tgid, current_g(&ctx)) else {
         return 0;
     };
-    let Some(st) = gstate(tgid, g) else {
+    let span = go_arg0(&ctx);
+    let Some((ids, span_id)) = read_span_ids(span, config) else {
         return 0;
     };
-    let Some((ids, span_id)) = read_span_ids(go_arg0(&ctx), config) else {
-        return 0;
-    };
-    let Some((slot, account)) = claim_account(tgid, span_id) else {
+    let Some((slot, account)) = claim_account(tgid, span) else {
         return 0;
     };
     account.trace_id.copy_from_slice(&ids[..16]);
     account.prev = st.span;
     account.tgid = tgid;
     account._pad = 0;
-    account.start_goid = goid;
+    account.span_ptr = span;
     account.start_ns = now_ns();
     account.stw_at_start_ns = stw_total(target_slot);
     account.totals = SpanTotals::default();
     account.span_id = span_id;
     st.span = ActiveSpan { span_id, inherited: 0, slot };
     0
+}
+
+/// The account of the span at `span` if it is the span active on the
+/// goroutine whose state is `st`, started there: the common case, in which
+/// End needs no read of the span's ids from the target's memory.
+#[inline(always)]
+fn ending_active(tgid: u32, st: &GoroutineState, span: u64) -> Option<&'static mut SpanAccount> {
+    if st.span.inherited != 0 {
+        return None;
+    }
+    active_account(tgid, st.span).filter(|account| account.span_ptr == span)
 }
 
 /// Entry of the SDK's `(*recordingSpan).End`: RAX is the span, R14 the
@@ -342,11 +362,21 @@ pub fn gort_span_end(ctx: ProbeContext) -> u32 {
         return 0;
     };
     count_hit(ProbeId::SpanEnd);
-    let Some((ids, span_id)) = read_span_ids(go_arg0(&ctx), config) else {
-        return 0;
+    let span = go_arg0(&ctx);
+    let st = gstate_if_seen(tgid, current_g(&ctx));
+    // Ended elsewhere than on the goroutine it is active on (or its start
+    // unseen): found by its ids, read from the span.
+    let (span_id, trace_id, account) = match st.as_deref().and_then(|st| ending_active(tgid, st, span)) {
+        Some(account) => (account.span_id, account.trace_id, Some(account)),
+        None => {
+            let Some((ids, span_id)) = read_span_ids(span, config) else {
+                return 0;
+            };
+            let mut trace_id = [0u8; 16];
+            trace_id.copy_from_slice(&ids[..16]);
+            (span_id, trace_id, find_account(tgid, span, span_id))
+        }
     };
-    let g = current_g(&ctx);
-    let goid = read_goid(g, config).unwrap_or(0);
     let now = now_ns();
     let Some(mut entry) = SPAN_EVENTS.reserve::<SpanEnd>(0) else {
         count(CounterId::SpanEventsLost);
@@ -359,18 +389,17 @@ pub fn gort_span_end(ctx: ProbeContext) -> u32 {
         (*record).kind = span_record::END;
         (*record).tgid = tgid;
         (*record).span_id = span_id;
-        (*record).trace_id.copy_from_slice(&ids[..16]);
-        (*record).goid = goid;
+        (*record).trace_id = trace_id;
         (*record).end_ns = now;
         (*record)._pad = 0;
-        match find_account(tgid, span_id) {
+        match account {
             Some(account) => {
                 (*record).start_ns = account.start_ns;
                 (*record).flags = span_record::START_SEEN;
                 (*record).totals = account.totals;
                 let stw_now = stw_total(target_slot);
                 (*record).totals.stw_ns = stw_now.saturating_sub(account.stw_at_start_ns);
-                if let Some(st) = gstate_if_seen(tgid, g)
+                if let Some(st) = st
                     && st.span.span_id == span_id
                 {
                     st.span = account.prev;
