@@ -167,3 +167,32 @@ fn runtime_statistics_replace_the_probes_histograms_and_add_the_conventions_metr
     }
     assert!(!names(export_with(None, &[])).iter().any(|n| n == "go.schedule.duration"));
 }
+
+/// Linkage's own loss is exported only where its probes are planned.
+#[test]
+fn displaced_spans_are_counted_where_linkage_runs() {
+    let runtime = RuntimeCounts { spans_displaced: 3, ..Default::default() };
+    let exemplars = Exemplars::default();
+    let export = |planned: &[ProbeId]| {
+        metrics(&Report {
+            runtime: &runtime,
+            live: None,
+            runtime_stats: None,
+            probe_hits: &[],
+            planned,
+            sampling_ratio: 1.0,
+            coverage: 1.0,
+            exemplars: &exemplars,
+            window: Window { start: 1, now: 2 },
+        })
+    };
+    let displaced = |ms: &[Metric]| {
+        ms.iter().find(|m| m.name == "gort.linkage.spans_displaced").map(|m| match &m.data {
+            Some(metrics::metric::Data::Sum(s)) => s.data_points[0].value,
+            _ => panic!("not a sum"),
+        })
+    };
+    let linked = export(&[ProbeId::Casgstatus, ProbeId::SpanStart, ProbeId::SpanEnd]);
+    assert_eq!(displaced(&linked), Some(Some(metrics::number_data_point::Value::AsInt(3))));
+    assert_eq!(displaced(&export(&[ProbeId::Casgstatus])), None);
+}

@@ -137,6 +137,9 @@ pub struct RuntimeCounts {
     /// of theirs was open (gort's own loss, counted, never scaled): that
     /// interval went unmeasured.
     pub goroutine_states_displaced: u64,
+    /// Spans in flight whose account the span table gave to a newer span
+    /// (gort's own loss, counted, never scaled): they end without totals.
+    pub spans_displaced: u64,
     /// Time the application's goroutines spent parked, by the runtime's
     /// wait-reason name (reasons with nothing recorded are left out).
     pub blocked: BTreeMap<String, TimeHistogram>,
@@ -180,6 +183,7 @@ impl RuntimeCounts {
             goroutine_states_displaced: self
                 .goroutine_states_displaced
                 .wrapping_sub(b.goroutine_states_displaced),
+            spans_displaced: self.spans_displaced.wrapping_sub(b.spans_displaced),
             blocked: blocked_since(&self.blocked, &b.blocked),
             runtime_blocked: blocked_since(&self.runtime_blocked, &b.runtime_blocked),
         }
@@ -198,6 +202,7 @@ impl RuntimeCounts {
             goroutines_created: scale(self.goroutines_created),
             goroutines_exited: scale(self.goroutines_exited),
             goroutine_states_displaced: self.goroutine_states_displaced,
+            spans_displaced: self.spans_displaced,
             blocked: blocked_unweighted(&self.blocked, factor),
             runtime_blocked: blocked_unweighted(&self.runtime_blocked, factor),
         }
@@ -212,6 +217,7 @@ impl RuntimeCounts {
         self.goroutines_created += other.goroutines_created;
         self.goroutines_exited += other.goroutines_exited;
         self.goroutine_states_displaced += other.goroutine_states_displaced;
+        self.spans_displaced += other.spans_displaced;
         blocked_add(&mut self.blocked, &other.blocked);
         blocked_add(&mut self.runtime_blocked, &other.runtime_blocked);
     }
