@@ -105,17 +105,7 @@ fn runtime_statistics_replace_the_probes_histograms_and_add_the_conventions_metr
     (stats.memory_used, stats.memory_stacks, stats.gogc, stats.memory_limit) = (1000, 300, -1, i64::MAX);
     let exemplars = Exemplars::default();
     let export_with = |runtime_stats, planned: &[ProbeId]| {
-        metrics(&Report {
-            runtime: &probed,
-            live: None,
-            runtime_stats,
-            probe_hits: &[],
-            planned,
-            sampling_ratio: 1.0,
-            coverage: 1.0,
-            exemplars: &exemplars,
-            window: Window { start: 1, now: 2 },
-        })
+        metrics(&whole_report(&probed, runtime_stats, planned, &exemplars))
     };
     let export = |runtime_stats| export_with(runtime_stats, &ProbeId::ALL);
     let schedule = |ms: &[Metric]| {
@@ -173,19 +163,7 @@ fn runtime_statistics_replace_the_probes_histograms_and_add_the_conventions_metr
 fn displaced_spans_are_counted_where_linkage_runs() {
     let runtime = RuntimeCounts { spans_displaced: 3, ..Default::default() };
     let exemplars = Exemplars::default();
-    let export = |planned: &[ProbeId]| {
-        metrics(&Report {
-            runtime: &runtime,
-            live: None,
-            runtime_stats: None,
-            probe_hits: &[],
-            planned,
-            sampling_ratio: 1.0,
-            coverage: 1.0,
-            exemplars: &exemplars,
-            window: Window { start: 1, now: 2 },
-        })
-    };
+    let export = |planned: &[ProbeId]| metrics(&whole_report(&runtime, None, planned, &exemplars));
     let displaced = |ms: &[Metric]| {
         ms.iter().find(|m| m.name == "gort.linkage.spans_displaced").map(|m| match &m.data {
             Some(metrics::metric::Data::Sum(s)) => s.data_points[0].value,
@@ -195,4 +173,25 @@ fn displaced_spans_are_counted_where_linkage_runs() {
     let linked = export(&[ProbeId::Casgstatus, ProbeId::SpanStart, ProbeId::SpanEnd]);
     assert_eq!(displaced(&linked), Some(Some(metrics::number_data_point::Value::AsInt(3))));
     assert_eq!(displaced(&export(&[ProbeId::Casgstatus])), None);
+}
+
+/// A report of one window over `runtime`: no census, no hits, the hot probe
+/// attached throughout.
+fn whole_report<'a>(
+    runtime: &'a RuntimeCounts,
+    runtime_stats: Option<Option<&'a RuntimeStats>>,
+    planned: &'a [ProbeId],
+    exemplars: &'a Exemplars,
+) -> Report<'a> {
+    Report {
+        runtime,
+        live: None,
+        runtime_stats,
+        probe_hits: &[],
+        planned,
+        sampling_ratio: 1.0,
+        coverage: 1.0,
+        exemplars,
+        window: Window { start: 1, now: 2 },
+    }
 }
