@@ -121,11 +121,12 @@ fn service_wanted(service: &str) -> bool {
     std::env::var("GORT_BENCH_SERVICES").map_or(true, |list| list.split(',').any(|w| w.trim() == service))
 }
 
-/// Each probe that fired in a LinkageOn run, with the file offsets of its sites.
+/// Each probe a LinkageOn run kept attached (all but deep mode's), with the
+/// file offsets of its sites.
 type Sites = Vec<(String, Vec<u64>)>;
 
-/// One run in `mode`. A LinkageOn run leaves the sites of every probe that
-/// fired in `sites`, where a TrapsOnly run takes them from.
+/// One run in `mode`. A LinkageOn run leaves its probes' sites in `sites`,
+/// where a TrapsOnly run takes them from.
 fn run(mode: Mode, load: Load, sites: &mut Sites) -> Figures {
     let built = go_program("tracedsvc", "default", &[], &[]);
     // The service runs from its own copy in every mode: tracefs uprobes fire
@@ -494,9 +495,9 @@ fn cost_model(seen: &[(Mode, &Figures)], traps: &traps::TrapCosts) {
         // program behind them. What the micro-benchmark's per-hit figure
         // misses (the service's caches and TLB after each trip through the
         // kernel) shows here; what is left past traps and bodies is neither.
-        let traps_runs: Vec<&Figures> =
-            seen.iter().filter(|(m, _)| *m == Mode::TrapsOnly).map(|(_, f)| *f).collect();
         if let (Mode::LinkageOn, Some(traps_only)) = (*mode, cpu(Mode::TrapsOnly)) {
+            let traps_runs: Vec<&Figures> =
+                seen.iter().filter(|(m, _)| *m == Mode::TrapsOnly).map(|(_, f)| *f).collect();
             let requests = traps_runs.iter().map(|f| f.requests).sum::<u64>().max(1) as f64;
             let mut by_probe: Vec<(&str, u64)> = Vec::new();
             for (name, hits) in traps_runs.iter().flat_map(|f| &f.trap_hits) {
@@ -510,7 +511,7 @@ fn cost_model(seen: &[(Mode, &Figures)], traps: &traps::TrapCosts) {
                 by_probe.iter().map(|(n, h)| format!("{n} {:.2}", *h as f64 / requests)).collect();
             let in_place = traps_only - without;
             println!(
-                "in place: the sites that fired, as tracefs uprobes with no program ({hits:.1} traps per request: {}) \
+                "in place: linkage on's sites, as tracefs uprobes with no program ({hits:.1} traps per request: {}) \
                  add {in_place:.1} µs (means), {:.0} ns per trap; with the program bodies {:.1} µs; unexplained {:+.1} µs",
                 each.join(", "),
                 in_place * 1e3 / hits.max(f64::MIN_POSITIVE),
