@@ -96,9 +96,10 @@ impl Session {
                 Some(stats)
             }
             // The runtime's globals are unreadable only once the process is
-            // going away (a zombie still looks alive). What it did since the
-            // last read is unknown: no new point, rather than the last
-            // values stamped with a later time.
+            // going away, and then it no longer counts as alive: this report
+            // is its last. What it did since the last read is unknown: no
+            // new point, rather than the last values stamped with a later
+            // time.
             Err(e @ ReadError::Memory(_)) => {
                 log::debug!("pid {}: runtime statistics: {e}; none this report", self.process.pid);
                 None

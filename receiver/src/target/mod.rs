@@ -55,10 +55,26 @@ impl Process {
     }
 
     /// Whether the very process (not a later one with the same pid) still runs.
+    ///
+    /// A process that is exiting has released its address space before it
+    /// becomes a zombie, and that can take longer than a report interval on
+    /// a loaded machine: its memory is unreadable from the first moment, so
+    /// from then on it counts as gone.
     pub fn is_alive(&self) -> bool {
-        matches!(start_time(self.pid), Ok(Some(t)) if t == self.start_time) && !is_zombie(self.pid)
+        let Ok(Some(fields)) = stat_fields(self.pid) else { return false };
+        let field = |i: usize| fields.get(i).map(String::as_str);
+        field(START_TIME).and_then(|s| s.parse::<u64>().ok()) == Some(self.start_time)
+            && field(STATE) != Some("Z")
+            && field(VSIZE).and_then(|s| s.parse::<u64>().ok()).is_some_and(|v| v > 0)
     }
 }
+
+/// Indices into [`stat_fields`] (fields after "pid (comm)", so field N of
+/// /proc/PID/stat is index N - 3): the state, the start time, and the
+/// virtual memory size, 0 once the process's address space is gone.
+const STATE: usize = 0;
+const START_TIME: usize = 19;
+const VSIZE: usize = 20;
 
 /// The kernel's PF_KTHREAD in /proc/PID/stat's flags (field 9): a kernel
 /// thread has no executable to read.
@@ -74,7 +90,7 @@ fn is_kernel_thread(pid: u32) -> bool {
 }
 
 fn is_zombie(pid: u32) -> bool {
-    stat_fields(pid).ok().flatten().is_some_and(|f| f.first().is_some_and(|s| s == "Z"))
+    stat_fields(pid).ok().flatten().is_some_and(|f| f.get(STATE).is_some_and(|s| s == "Z"))
 }
 
 /// Fields of /proc/PID/stat after the command name, which may hold spaces
@@ -90,8 +106,7 @@ fn stat_fields(pid: u32) -> Result<Option<Vec<String>>, TargetError> {
 }
 
 fn start_time(pid: u32) -> Result<Option<u64>, TargetError> {
-    // Field 22 overall is index 19 after "pid (comm)".
-    Ok(stat_fields(pid)?.and_then(|f| f.get(19).and_then(|s| s.parse().ok())))
+    Ok(stat_fields(pid)?.and_then(|f| f.get(START_TIME).and_then(|s| s.parse().ok())))
 }
 
 /// The path each process's /proc/PID/exe link must read: the file's
@@ -137,6 +152,35 @@ mod tests {
         let mut other = me.clone();
         other.start_time += 1;
         assert!(!other.is_alive(), "a different start time means a different process");
+    }
+
+    #[test]
+    fn a_zombie_is_not_alive() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let zombie = Process::from_pid(child.id()).unwrap();
+        // Not reaped yet: it stays a zombie until `wait` below.
+        while !is_zombie(zombie.pid) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(!zombie.is_alive());
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn a_task_without_an_address_space_is_not_alive() {
+        // An exiting process looks like this between releasing its memory
+        // and becoming a zombie; a kernel thread always does (and is not a
+        // zombie, so only the address space can tell).
+        let kthread = fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .find(|&pid| is_kernel_thread(pid))
+            .expect("a kernel thread visible in /proc (the tests run on the host)");
+        let task =
+            Process { pid: kthread, start_time: start_time(kthread).unwrap().unwrap(), exe: "/".into() };
+        assert!(!is_zombie(kthread));
+        assert!(!task.is_alive());
     }
 
     #[test]
