@@ -58,6 +58,8 @@ pub struct MapEntries {
     pub targets: u32,
     pub goids_seen: u32,
     pub runtime_entries: u32,
+    pub goroutine_states: u32,
+    pub span_accounts: u32,
 }
 
 #[derive(Debug, Deserialize)]

@@ -186,7 +186,8 @@ fn a_hundred_restarts_are_each_attached_and_leave_nothing_behind() {
     assert_eq!((s.targets.len(), s.targets_omitted), (64, RESTARTS as u64 - 64));
     assert!(s.targets.iter().all(|t| t.exited));
     // Each instance found the kernel's per-process maps empty: the one
-    // before it, finished or killed, left no entry behind.
+    // before it, finished or killed, left no entry behind, not even the
+    // account of the span it died inside.
     for t in &s.targets {
         assert_eq!(t.bpf_map_entries_at_attach, summary::MapEntries::default(), "pid {}", t.pid);
     }

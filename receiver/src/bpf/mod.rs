@@ -3,17 +3,18 @@
 //! `unsafe` on the userspace side lives here.
 #![expect(
     unsafe_code,
-    reason = "Pod impls for map keys and values, byte copies out of ring buffers, clock_gettime"
+    reason = "Pod impls for map keys and values, byte copies out of ring buffers, clock_gettime, batch lookups"
 )]
 
+mod batch;
 pub mod probes;
 mod slots;
 
-use std::{num::NonZeroU32, path::Path};
+use std::{num::NonZeroU32, os::fd::AsFd, path::Path};
 
 use aya::{
     Ebpf, Pod,
-    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, IterableMap, MapData, PerCpuArray, RingBuf},
     programs::{
         UProbe,
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope},
@@ -21,8 +22,8 @@ use aya::{
 };
 use gort_common::{
     CounterId, EntryKey, Event, GSTATE_SLOTS, GSTATE_WAYS, GoroutineKey, GoroutineSlot, HistogramId,
-    MAX_TARGETS, ProbeId, SpanAccount, SpanEnd, SpanStall, TargetConfig, TargetGc, TargetSlot, gstate_set,
-    names, span_record, time_hist,
+    MAX_TARGETS, ProbeId, SPAN_SLOTS, SpanAccount, SpanEnd, SpanStall, TargetConfig, TargetGc, TargetSlot,
+    gstate_set, names, span_record, time_hist,
 };
 use slots::TargetSlots;
 use thiserror::Error;
@@ -41,6 +42,8 @@ pub enum BpfError {
     Program { program: &'static str, source: aya::programs::ProgramError },
     #[error("eBPF map {map}: {source}")]
     Map { map: &'static str, source: aya::maps::MapError },
+    #[error("eBPF map {map}: batch lookup: {source}")]
+    Batch { map: &'static str, source: std::io::Error },
     #[error("gort watches at most {MAX_TARGETS} processes at once; pid {0} is one too many")]
     TooManyTargets(u32),
     #[error("pid {0} has no target slot: its configuration must be written before its probes are attached")]
@@ -97,15 +100,16 @@ impl BpfStats {
 }
 
 /// Entries of the maps that hold per-process state: target slots in use,
-/// goroutines seen, runtime goroutine entry points. With one watched
-/// process, all are 0 just before it is attached: what an earlier process
-/// left behind would show here. (The goroutine and span tables, arrays
-/// too large to scan at every attach, are cleared by the same removal.)
+/// goroutines seen, runtime goroutine entry points, goroutine states and
+/// span accounts. With one watched process, all are 0 just before it is
+/// attached: what an earlier process left behind would show here.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct MapEntries {
     pub targets: u32,
     pub goids_seen: u32,
     pub runtime_entries: u32,
+    pub goroutine_states: u32,
+    pub span_accounts: u32,
 }
 
 /// Time and runs of one program since it was loaded, while statistics were on.
@@ -151,13 +155,13 @@ struct EntryKeyPod(EntryKey);
 unsafe impl Pod for EntryKeyPod {}
 
 #[repr(transparent)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct GoroutineSlotPod(GoroutineSlot);
 // SAFETY: as above: #[repr(C)] integers with explicit padding.
 unsafe impl Pod for GoroutineSlotPod {}
 
 #[repr(transparent)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct SpanAccountPod(SpanAccount);
 // SAFETY: as above: #[repr(C)] integers and byte arrays with explicit padding.
 unsafe impl Pod for SpanAccountPod {}
@@ -382,23 +386,54 @@ impl Probes {
         }
         self.remove_keys::<GoroutineKeyPod, u64>(names::MAP_GOIDS_SEEN, |k| k.0.tgid == pid)?;
         self.remove_keys::<EntryKeyPod, u8>(names::MAP_RUNTIME_ENTRIES, |k| k.0.tgid == pid)?;
-        self.free_goroutine_slots(pid)
+        self.free_slots(names::MAP_GSTATE, GSTATE_SLOTS, |s: &GoroutineSlotPod| {
+            s.0.tgid == pid && s.0.g != 0
+        })?;
+        self.free_slots(names::MAP_SPANS, SPAN_SLOTS, |s: &SpanAccountPod| {
+            s.0.tgid == pid && s.0.span_id != 0
+        })
     }
 
-    /// Frees the goroutine table's slots of `pid`: left behind, the open
-    /// intervals of a process that is gone would make its slots look busy to
-    /// every later goroutine of their sets.
-    fn free_goroutine_slots(&mut self, pid: u32) -> Result<(), BpfError> {
-        let map = names::MAP_GSTATE;
-        let mut table = self.array_mut::<GoroutineSlotPod>(map)?;
-        for index in 0..GSTATE_SLOTS {
-            if table.get(&index, 0).is_ok_and(|s| s.0.tgid == pid && s.0.g != 0) {
-                table
-                    .set(index, &GoroutineSlotPod(GoroutineSlot::default()), 0)
-                    .map_err(|source| BpfError::Map { map, source })?;
-            }
+    /// Frees the slots of an array table that `of_target` says are a
+    /// forgotten target's. Left behind, the open intervals of a process that
+    /// is gone would make its goroutine slots look busy to every later
+    /// goroutine of their sets, and its spans never ended would be evicted
+    /// by the next target's, counted as that target's displacements (or,
+    /// with its pid reused, taken for its own spans at the same address).
+    fn free_slots<V: Pod + Default>(
+        &mut self,
+        map: &'static str,
+        slots: u32,
+        of_target: impl Fn(&V) -> bool,
+    ) -> Result<(), BpfError> {
+        let stale = self.slots_where(map, slots, of_target)?;
+        let mut table = self.array_mut::<V>(map)?;
+        for index in stale {
+            table.set(index, &V::default(), 0).map_err(|source| BpfError::Map { map, source })?;
         }
         Ok(())
+    }
+
+    /// The slots of an array table whose values `pick` selects, read in
+    /// batches where the kernel can.
+    fn slots_where<V: Pod + Default>(
+        &self,
+        map: &'static str,
+        slots: u32,
+        pick: impl Fn(&V) -> bool,
+    ) -> Result<Vec<u32>, BpfError> {
+        let table = self.array::<V>(map)?;
+        let mut picked = Vec::new();
+        let batched = batch::for_each_slot(table.map().fd().as_fd(), slots, |i, v: &V| {
+            if pick(v) {
+                picked.push(i);
+            }
+        })
+        .map_err(|source| BpfError::Batch { map, source })?;
+        if !batched {
+            picked = (0..slots).filter(|i| table.get(i, 0).is_ok_and(|v| pick(&v))).collect();
+        }
+        Ok(picked)
     }
 
     /// How many entries the per-process maps hold now.
@@ -412,10 +447,16 @@ impl Probes {
         let goids_seen = self.map_mut::<GoroutineKeyPod, u64>(names::MAP_GOIDS_SEEN)?.keys().count();
         let runtime_entries = self.map_mut::<EntryKeyPod, u8>(names::MAP_RUNTIME_ENTRIES)?.keys().count();
         let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let goroutine_states =
+            self.slots_where(names::MAP_GSTATE, GSTATE_SLOTS, |s: &GoroutineSlotPod| s.0.g != 0)?.len();
+        let span_accounts =
+            self.slots_where(names::MAP_SPANS, SPAN_SLOTS, |s: &SpanAccountPod| s.0.span_id != 0)?.len();
         Ok(MapEntries {
             targets: count(targets),
             goids_seen: count(goids_seen),
             runtime_entries: count(runtime_entries),
+            goroutine_states: count(goroutine_states),
+            span_accounts: count(span_accounts),
         })
     }
 
