@@ -156,8 +156,10 @@ mod tests {
 
     #[test]
     fn a_zombie_is_not_alive() {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep").arg("60").spawn().unwrap();
         let zombie = Process::from_pid(child.id()).unwrap();
+        assert!(zombie.is_alive());
+        child.kill().unwrap();
         // Not reaped yet: it stays a zombie until `wait` below.
         while !is_zombie(zombie.pid) {
             std::thread::sleep(std::time::Duration::from_millis(5));
