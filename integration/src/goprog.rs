@@ -61,6 +61,9 @@ pub struct OtelappReport {
     /// The oversize span's export (`-big-span-bytes`).
     #[serde(default)]
     pub big_span: Option<BigSpan>,
+    /// The address of each span object `-unended` started and never ended.
+    #[serde(default)]
+    pub unended: Vec<u64>,
 }
 
 #[derive(Debug, Deserialize)]

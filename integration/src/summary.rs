@@ -193,6 +193,9 @@ pub struct Runtime {
     /// them apart).
     #[serde(default)]
     pub runtime_blocked: BTreeMap<String, Histogram>,
+    /// Span accounts the kernel's span table gave up to a newer span.
+    #[serde(default)]
+    pub spans_displaced: u64,
 }
 
 #[derive(Debug, Deserialize)]

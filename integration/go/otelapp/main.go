@@ -4,6 +4,10 @@
 // prints what it emitted (ids, counts) as one JSON line, so a test can look
 // for exactly those items downstream.
 //
+// With -unended N it then starts N spans it never ends, keeps them all
+// alive, and reports where each span object lies (the address gort's probes
+// index their span table by).
+//
 // With -open-span it does not shut down: it leaves one span open, prints its
 // report ("open") and waits for a line on stdin, then exits at once, as a
 // process that ends mid-span does (or is killed there by the test).
@@ -17,9 +21,11 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -36,6 +42,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+	otelTrace "go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -47,6 +54,8 @@ type report struct {
 	Metrics int      `json:"metric_points"`
 	Logs    int      `json:"log_records"`
 	Error   string   `json:"error,omitempty"`
+	// Unended holds the address of each span of -unended.
+	Unended []uint64 `json:"unended,omitempty"`
 }
 
 // bigSpan is what happened to the one oversize span (-big-span-bytes).
@@ -72,6 +81,7 @@ func main() {
 	caFile := flag.String("ca", "", "grpc only: connect over TLS, trusting this PEM CA (default: plaintext)")
 	processor := flag.String("processor", "batch", "span processor: batch, or simple (each span exported, and acknowledged, before its End returns)")
 	waitStart := flag.Bool("wait-start", false, "print {\"event\":\"ready\"} and emit nothing until a line arrives on stdin")
+	unended := flag.Int("unended", 0, "after emitting, start this many spans that are never ended and report their objects' addresses")
 	openSpan := flag.Bool("open-span", false, "after emitting, leave a span open, report (event \"open\") and exit without shutting down at the next stdin line")
 	flag.Parse()
 	// The simple processor reports a refused export only here: with it, any
@@ -155,7 +165,7 @@ func main() {
 		fmt.Println(`{"event":"ready"}`)
 		stdin.Scan()
 	}
-	r := report{Event: "done"}
+	r := report{Event: "done", Spans: []string{}}
 	if *big > 0 {
 		_, span := tracer.Start(ctx, "big")
 		span.SetAttributes(attribute.String("big", strings.Repeat("x", *big)))
@@ -186,6 +196,14 @@ func main() {
 	// Five counter series (bucket = i mod 5) and one histogram series.
 	r.Metrics = 5 + 1
 	r.Logs = *logs
+	var keep []otelTrace.Span
+	for i := 0; i < *unended; i++ {
+		_, span := tracer.Start(ctx, "unended")
+		keep = append(keep, span)
+		// The interface's data word: the SDK's *recordingSpan, which its
+		// span-start probe receives. Go's heap objects never move.
+		r.Unended = append(r.Unended, uint64((*[2]uintptr)(unsafe.Pointer(&span))[1]))
+	}
 	if *openSpan {
 		// Nothing ends it: the process exits inside it.
 		tracer.Start(ctx, "never ended")
@@ -202,6 +220,7 @@ func main() {
 		}
 	}
 	r.Error = simpleErr()
+	runtime.KeepAlive(keep)
 	out, _ := json.Marshal(r)
 	fmt.Println(string(out))
 }
