@@ -31,7 +31,8 @@
 //! needs on), GORT_BENCH_TRAP_RUNS (runs per site
 //! of the trap micro-benchmark, default 5), GORT_BENCH_ORDER_RATE (the
 //! realistic service's fixed rate, default 300 requests/s),
-//! GORT_BENCH_SERVICES (plain, order or both; default both).
+//! GORT_BENCH_SERVICES (plain, order or both; default both), GORT_BENCH_PIN=0
+//! (no CPU pinning; by default the service runs alone on CPU 1).
 
 use std::{process::Command, time::Duration};
 
@@ -121,6 +122,31 @@ fn service_wanted(service: &str) -> bool {
     std::env::var("GORT_BENCH_SERVICES").map_or(true, |list| list.split(',').any(|w| w.trim() == service))
 }
 
+/// GORT_BENCH_PIN=0 leaves every process free to run on any CPU. By default
+/// the service has CPU 1 to itself and the load, the downstream, the sink
+/// and gort share CPU 0: two runs of the same mode then differ less, the
+/// service no longer sharing its CPU and caches with whatever the scheduler
+/// put beside it.
+fn pinning() -> bool {
+    std::env::var("GORT_BENCH_PIN").map_or(true, |v| v != "0")
+        && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
+}
+
+/// Pins every thread of `pid` (and those it starts later) to `cpu`.
+fn pin(pid: u32, cpu: usize) {
+    if pinning() {
+        let ok = Command::new("taskset")
+            .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "taskset could not pin pid {pid} to CPU {cpu} (GORT_BENCH_PIN=0 runs unpinned)");
+    }
+}
+
+/// The service's CPU when pinned; everything else runs on CPU 0.
+const SERVICE_CPU: usize = 1;
+
 /// Each probe a LinkageOn run kept attached (all but deep mode's), with the
 /// file offsets of its sites.
 type Sites = Vec<(String, Vec<u64>)>;
@@ -137,13 +163,16 @@ fn run(mode: Mode, load: Load, sites: &mut Sites) -> Figures {
     let binary = built;
     let sink_out = std::env::temp_dir().join(format!("gort-bench-linkage-{}.jsonl", std::process::id()));
     let (mut sink, sink_port) = start_sink(&sink_out);
+    pin(sink.pid(), 0);
     let gort_port = free_port();
     // The order request's downstream: a second service, not watched, whose
     // spans go straight to the sink.
     let mut downstream = (load.kind == "order").then(|| {
         let mut d = Command::new(&binary);
         d.env("GOMAXPROCS", "1").args(["-otlp", &format!("127.0.0.1:{sink_port}"), "-heap-mb", "1"]);
-        Proc::spawn(d, "[downstream]")
+        let d = Proc::spawn(d, "[downstream]");
+        pin(d.pid(), 0);
+        d
     });
     // One P, as the measurements: the service saturates one CPU and
     // leaves the other to the load, the downstream and gort.
@@ -153,6 +182,7 @@ fn run(mode: Mode, load: Load, sites: &mut Sites) -> Figures {
         svc.args(["-downstream", &d.listen_addr(), "-order-blocks", &load.order_blocks.to_string()]);
     }
     let mut svc = Proc::spawn(svc, "[svc]");
+    pin(svc.pid(), SERVICE_CPU);
     let addr = svc.listen_addr();
     let config = std::env::temp_dir().join(format!("gort-bench-linkage-{}.yaml", std::process::id()));
     let summary_path = std::env::temp_dir().join(format!("gort-bench-linkage-{}.json", std::process::id()));
@@ -171,6 +201,7 @@ fn run(mode: Mode, load: Load, sites: &mut Sites) -> Figures {
             // Something must take the spans: gort's pipeline alone, no target.
             c.arg("--otlp");
             let g = Proc::spawn(c, "[gort]");
+            pin(g.pid(), 0);
             wait_for_port(gort_port, Duration::from_secs(30));
             g
         }
@@ -181,6 +212,7 @@ fn run(mode: Mode, load: Load, sites: &mut Sites) -> Figures {
                 c.arg("--bpf-stats");
             }
             let mut g = Proc::spawn(c, "[gort]");
+            pin(g.pid(), 0);
             g.wait_line(Duration::from_secs(30), |l| l.contains("mode:"));
             g
         }
@@ -208,6 +240,7 @@ fn run(mode: Mode, load: Load, sites: &mut Sites) -> Figures {
     ]);
     load.args(["-kind", spec.kind]);
     let mut load = Proc::spawn(load, "[load]");
+    pin(load.pid(), 0);
     let done = load.wait_line(Duration::from_secs(60), |l| l.contains("load-done"));
     let (svc_cpu, gort_cpu) = (cpu_seconds(svc.pid()) - svc_cpu0, cpu_seconds(gort.pid()) - gort_cpu0);
     let gort_rss = peak_rss_mb(gort.pid());
