@@ -42,7 +42,8 @@ pub(super) fn for_each_slot<V: Pod + Default>(
     let chunk = CHUNK.min(slots.max(1));
     let mut keys = vec![0u32; chunk as usize];
     let mut values = vec![V::default(); chunk as usize];
-    // The batch cursor of an array map is the next index.
+    // The cursor is the last key a call read: the next call starts after
+    // it (none: from the first slot).
     let (mut cursor_in, mut cursor_out) = (0u32, 0u32);
     let mut first = true;
     loop {

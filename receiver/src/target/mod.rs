@@ -70,9 +70,10 @@ impl Process {
 }
 
 /// Indices into [`stat_fields`] (fields after "pid (comm)", so field N of
-/// /proc/PID/stat is index N - 3): the state, the start time, and the
-/// virtual memory size, 0 once the process's address space is gone.
+/// /proc/PID/stat is index N - 3): the state, the flags, the start time,
+/// and the virtual memory size, 0 once the process's address space is gone.
 const STATE: usize = 0;
+const FLAGS: usize = 6;
 const START_TIME: usize = 19;
 const VSIZE: usize = 20;
 
@@ -81,11 +82,10 @@ const VSIZE: usize = 20;
 const PF_KTHREAD: u64 = 0x0020_0000;
 
 fn is_kernel_thread(pid: u32) -> bool {
-    // Field 9 overall is index 6 after "pid (comm)".
     stat_fields(pid)
         .ok()
         .flatten()
-        .and_then(|f| f.get(6)?.parse::<u64>().ok())
+        .and_then(|f| f.get(FLAGS)?.parse::<u64>().ok())
         .is_some_and(|flags| flags & PF_KTHREAD != 0)
 }
 
