@@ -201,7 +201,6 @@ fn run(mode: Mode, load: Load, sites: &mut Sites) -> Figures {
             // Something must take the spans: gort's pipeline alone, no target.
             c.arg("--otlp");
             let g = Proc::spawn(c, "[gort]");
-            pin(g.pid(), 0);
             wait_for_port(gort_port, Duration::from_secs(30));
             g
         }
@@ -212,11 +211,11 @@ fn run(mode: Mode, load: Load, sites: &mut Sites) -> Figures {
                 c.arg("--bpf-stats");
             }
             let mut g = Proc::spawn(c, "[gort]");
-            pin(g.pid(), 0);
             g.wait_line(Duration::from_secs(30), |l| l.contains("mode:"));
             g
         }
     };
+    pin(gort.pid(), 0);
     let traps = (mode == Mode::TrapsOnly).then(|| {
         assert!(!sites.is_empty(), "a traps run needs the sites of an on run before it");
         let offsets: Vec<u64> = sites.iter().flat_map(|(_, o)| o.iter().copied()).collect();
